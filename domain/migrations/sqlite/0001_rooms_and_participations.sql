@@ -1,0 +1,31 @@
+-- Rooms, participation records and revoked tokens. Times are Unix milliseconds.
+CREATE TABLE rooms (
+    name             TEXT    PRIMARY KEY,
+    created_at       INTEGER NOT NULL,
+    closed_at        INTEGER,
+    close_reason     TEXT,
+    max_participants INTEGER,
+    metadata         TEXT    NOT NULL DEFAULT ''
+);
+
+CREATE TABLE participations (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    room         TEXT    NOT NULL REFERENCES rooms(name),
+    identity     TEXT    NOT NULL,
+    display_name TEXT    NOT NULL,
+    role         TEXT    NOT NULL,
+    joined_at    INTEGER NOT NULL,
+    left_at      INTEGER,
+    leave_reason TEXT
+);
+CREATE INDEX participations_by_room ON participations (room, joined_at);
+CREATE INDEX participations_open ON participations (left_at) WHERE left_at IS NULL;
+
+CREATE TABLE revoked_tokens (
+    jti        TEXT    PRIMARY KEY,
+    room       TEXT    NOT NULL,
+    identity   TEXT    NOT NULL,
+    reason     TEXT    NOT NULL,
+    revoked_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);

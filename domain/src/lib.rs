@@ -1,0 +1,23 @@
+//! tiaojie's domain: who takes part in a mediation and what is kept about it.
+//!
+//! Map of the crate:
+//! - [`role`]: the roles a person holds in a room (mediator, party, agent, judge, observer, admin)
+//!   and the grants (publish, subscribe, moderate, record, admin) each role gets by default.
+//! - [`room`]: a room record (the place a session happens) and its lifecycle (open → closed).
+//! - [`participation`]: who was in a room, with which role, when they joined and left, and why.
+//! - [`store`]: [`store::Store`], the sqlx-backed storage for all of the above, on SQLite (the
+//!   embedded default) or PostgreSQL, with migrations applied at start; also revoked token ids.
+//! - [`clock`]: wall-clock milliseconds, the one time unit stored.
+//!
+//! Nothing here knows about sockets, tokens' wire format or media.
+
+pub mod clock;
+pub mod participation;
+pub mod role;
+pub mod room;
+pub mod store;
+
+pub use participation::{LeaveReason, Participation};
+pub use role::{Grant, Role};
+pub use room::{NewRoom, Room};
+pub use store::{Store, StoreError};

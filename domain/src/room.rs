@@ -1,0 +1,77 @@
+//! A room: where one mediation session's people meet. Created by an admin (or by the first valid
+//! join when `signaling.auto_create_rooms` is on), closed once; a closed room admits nobody.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest room name accepted.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// A stored room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Room {
+    /// Unique name, chosen by its creator (e.g. a case's session id); the join token names it.
+    pub name: String,
+    /// Creation time, Unix milliseconds.
+    pub created_at: i64,
+    /// Close time, Unix milliseconds; `None` while open.
+    pub closed_at: Option<i64>,
+    /// Why it was closed.
+    pub close_reason: Option<String>,
+    /// Room-specific participant cap; `None` uses the server's.
+    pub max_participants: Option<i64>,
+    /// Free text for the operator (e.g. the case number).
+    pub metadata: String,
+}
+
+impl Room {
+    /// Whether it still admits people.
+    pub fn is_open(&self) -> bool {
+        self.closed_at.is_none()
+    }
+}
+
+/// What creating a room needs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRoom {
+    /// Unique name: 1–128 characters of letters, digits, `-`, `_`, `.`, `:` (CJK letters allowed).
+    pub name: String,
+    /// Room-specific participant cap.
+    #[serde(default)]
+    pub max_participants: Option<i64>,
+    /// Free text for the operator.
+    #[serde(default)]
+    pub metadata: String,
+}
+
+/// Checks a room name; names appear in URLs, logs and file paths, so they stay plain.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+        return Err(format!("room name must be 1 to {MAX_NAME_LEN} characters"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+    {
+        return Err(format!("room name may not contain {c:?}"));
+    }
+    if name.starts_with('.') {
+        return Err("room name may not start with '.'".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name("case-2026-0012.s1").is_ok());
+        assert!(validate_name("调解室1").is_ok());
+        assert!(validate_name("").is_err());
+        assert!(validate_name("../etc").is_err());
+        assert!(validate_name("a b").is_err());
+        assert!(validate_name(&"x".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,505 @@
+//! Storage on SQLite or PostgreSQL through sqlx's `Any` driver.
+//!
+//! One code path serves both backends: SQL is written in the common dialect (`$n` parameters,
+//! `ON CONFLICT`, `RETURNING`, integers for times), and only the migrations differ per backend
+//! (`migrations/sqlite`, `migrations/postgres`), kept semantically identical.
+
+use crate::participation::{LeaveReason, Participation};
+use crate::room::{self, NewRoom, Room};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Which database is behind a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file (the embedded default).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration could not be applied.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL names no supported database.
+    #[error("unsupported database url (use sqlite: or postgres://)")]
+    UnsupportedUrl,
+    /// Creating the SQLite file's directory failed.
+    #[error("cannot create database directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A room with this name exists already.
+    #[error("room {0:?} already exists")]
+    RoomExists(String),
+    /// No room has this name.
+    #[error("room {0:?} not found")]
+    RoomNotFound(String),
+    /// The room was closed.
+    #[error("room {0:?} is closed")]
+    RoomClosed(String),
+    /// The input breaks a rule (e.g. a bad room name).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The storage handle; cheap to clone (a pool inside).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+// Column lists as macros: sqlx 0.9 accepts only static SQL, and `concat!` builds it at compile time.
+macro_rules! room_columns {
+    () => {
+        "name, created_at, closed_at, close_reason, max_participants, metadata"
+    };
+}
+macro_rules! participation_columns {
+    () => {
+        "id, room, identity, display_name, role, joined_at, left_at, leave_reason"
+    };
+}
+
+impl Store {
+    /// Connects, creating the SQLite file and its directory if needed, and applies migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//");
+            let file = path.split('?').next().unwrap_or(path);
+            if let Some(dir) = std::path::Path::new(file)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let url = if path.contains("mode=") {
+                format!("sqlite://{path}")
+            } else {
+                format!("sqlite://{path}{sep}mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; NORMAL sync is durable at
+                        // every checkpoint and safe against corruption; the busy timeout turns
+                        // writer contention into waiting instead of errors.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool, waiting for queries in flight; SQLite checkpoints its WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Creates a room; fails if the name is taken.
+    pub async fn create_room(&self, new: &NewRoom, now: i64) -> Result<Room, StoreError> {
+        room::validate_name(&new.name).map_err(StoreError::Invalid)?;
+        if matches!(new.max_participants, Some(n) if n < 1) {
+            return Err(StoreError::Invalid(
+                "max_participants must be at least 1".into(),
+            ));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO rooms (name, created_at, max_participants, metadata) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&new.name)
+        .bind(now)
+        .bind(new.max_participants)
+        .bind(&new.metadata)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::RoomExists(new.name.clone()));
+        }
+        self.room(&new.name).await
+    }
+
+    /// The room, creating it with defaults if absent (auto-created rooms); fails if it is closed.
+    pub async fn open_room(&self, name: &str, now: i64) -> Result<Room, StoreError> {
+        room::validate_name(name).map_err(StoreError::Invalid)?;
+        sqlx::query(
+            "INSERT INTO rooms (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let room = self.room(name).await?;
+        if !room.is_open() {
+            return Err(StoreError::RoomClosed(name.to_string()));
+        }
+        Ok(room)
+    }
+
+    /// One room.
+    pub async fn room(&self, name: &str) -> Result<Room, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            room_columns!(),
+            " FROM rooms WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(room_from_row(&row)?),
+            None => Err(StoreError::RoomNotFound(name.to_string())),
+        }
+    }
+
+    /// Rooms by creation time, newest first; closed ones only when asked.
+    pub async fn rooms(&self, include_closed: bool) -> Result<Vec<Room>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            room_columns!(),
+            " FROM rooms WHERE $1 OR closed_at IS NULL ORDER BY created_at DESC, name"
+        ))
+        .bind(include_closed)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(room_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(Into::into)
+    }
+
+    /// Closes a room. Closing a closed room is an error so that the caller's reason is not lost.
+    pub async fn close_room(&self, name: &str, reason: &str, now: i64) -> Result<Room, StoreError> {
+        let closed = sqlx::query("UPDATE rooms SET closed_at = $1, close_reason = $2 WHERE name = $3 AND closed_at IS NULL")
+            .bind(now)
+            .bind(reason)
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let room = self.room(name).await?;
+        if closed == 0 {
+            return Err(StoreError::RoomClosed(name.to_string()));
+        }
+        Ok(room)
+    }
+
+    /// Records a presence starting; returns its row id. Fails with [`StoreError::RoomClosed`]
+    /// if the room is not open at that instant, so no join slips past a concurrent close.
+    pub async fn record_join(
+        &self,
+        room: &str,
+        identity: &str,
+        display_name: &str,
+        role: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO participations (room, identity, display_name, role, joined_at) \
+             SELECT $1, $2, $3, $4, $5 WHERE EXISTS \
+               (SELECT 1 FROM rooms WHERE name = $1 AND closed_at IS NULL) \
+             RETURNING id",
+        )
+        .bind(room)
+        .bind(identity)
+        .bind(display_name)
+        .bind(role)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(row.try_get::<i64, _>(0)?),
+            None => Err(StoreError::RoomClosed(room.to_string())),
+        }
+    }
+
+    /// Records a presence ending. `detail` (e.g. an admin's reason) is kept after the reason name.
+    pub async fn record_leave(
+        &self,
+        id: i64,
+        reason: LeaveReason,
+        detail: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let reason = if detail.is_empty() {
+            reason.as_str().to_string()
+        } else {
+            format!("{}: {detail}", reason.as_str())
+        };
+        sqlx::query("UPDATE participations SET left_at = $1, leave_reason = $2 WHERE id = $3 AND left_at IS NULL")
+            .bind(now)
+            .bind(reason)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every open presence (at start: those a crash left open; at shutdown: everyone).
+    pub async fn end_open_participations(
+        &self,
+        reason: LeaveReason,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE participations SET left_at = $1, leave_reason = $2 WHERE left_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// A room's participation records, oldest first.
+    pub async fn participations(&self, room: &str) -> Result<Vec<Participation>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            participation_columns!(),
+            " FROM participations WHERE room = $1 ORDER BY joined_at, id"
+        ))
+        .bind(room)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Participation {
+                    id: row.try_get("id")?,
+                    room: row.try_get("room")?,
+                    identity: row.try_get("identity")?,
+                    display_name: row.try_get("display_name")?,
+                    role: row.try_get("role")?,
+                    joined_at: row.try_get("joined_at")?,
+                    left_at: row.try_get("left_at")?,
+                    leave_reason: row.try_get("leave_reason")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Revokes a token id (a removed participant's link) until it would have expired anyway.
+    pub async fn revoke_token(
+        &self,
+        jti: &str,
+        room: &str,
+        identity: &str,
+        reason: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO revoked_tokens (jti, room, identity, reason, revoked_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(room)
+        .bind(identity)
+        .bind(reason)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether a token id was revoked.
+    pub async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT 1 FROM revoked_tokens WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
+    /// Forgets revocations of tokens that have expired anyway.
+    pub async fn prune_revocations(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+}
+
+fn room_from_row(row: &AnyRow) -> Result<Room, sqlx::Error> {
+    Ok(Room {
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        closed_at: row.try_get("closed_at")?,
+        close_reason: row.try_get("close_reason")?,
+        max_participants: row.try_get("max_participants")?,
+        metadata: row.try_get("metadata")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn temp_store(tag: &str) -> (Store, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("tiaojie-store-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite://{}", dir.join("sub/t.db").display());
+        (Store::connect(&url, 2).await.expect("connect"), dir)
+    }
+
+    #[tokio::test]
+    async fn rooms_lifecycle_on_sqlite() {
+        let (store, dir) = temp_store("rooms").await;
+        let new = NewRoom {
+            name: "case-1".into(),
+            max_participants: Some(6),
+            metadata: "（2026）豫0502民调123号".into(),
+        };
+        let room = store.create_room(&new, 1000).await.expect("create");
+        assert_eq!(room.max_participants, Some(6));
+        assert!(matches!(
+            store.create_room(&new, 1001).await,
+            Err(StoreError::RoomExists(_))
+        ));
+        assert!(matches!(
+            store.room("nope").await,
+            Err(StoreError::RoomNotFound(_))
+        ));
+        store.open_room("auto-1", 1002).await.expect("auto create");
+        assert_eq!(store.rooms(false).await.expect("list").len(), 2);
+        let closed = store
+            .close_room("case-1", "done", 2000)
+            .await
+            .expect("close");
+        assert_eq!(closed.closed_at, Some(2000));
+        assert!(matches!(
+            store.close_room("case-1", "again", 2001).await,
+            Err(StoreError::RoomClosed(_))
+        ));
+        assert!(matches!(
+            store.open_room("case-1", 2002).await,
+            Err(StoreError::RoomClosed(_))
+        ));
+        assert_eq!(store.rooms(false).await.expect("list").len(), 1);
+        assert_eq!(store.rooms(true).await.expect("list").len(), 2);
+        assert!(matches!(
+            store
+                .create_room(
+                    &NewRoom {
+                        name: "a/b".into(),
+                        ..Default::default()
+                    },
+                    1
+                )
+                .await,
+            Err(StoreError::Invalid(_))
+        ));
+        store.close().await;
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn participations_and_revocations_on_sqlite() {
+        let (store, dir) = temp_store("parts").await;
+        store.open_room("r", 1).await.expect("room");
+        store
+            .create_room(
+                &NewRoom {
+                    name: "shut".into(),
+                    ..Default::default()
+                },
+                1,
+            )
+            .await
+            .expect("room");
+        store.close_room("shut", "done", 2).await.expect("close");
+        assert!(matches!(
+            store.record_join("shut", "x", "X", "party", 3).await,
+            Err(StoreError::RoomClosed(_))
+        ));
+        let a = store
+            .record_join("r", "alice", "Alice", "party", 10)
+            .await
+            .expect("join");
+        let b = store
+            .record_join("r", "bob", "Bob", "mediator", 11)
+            .await
+            .expect("join");
+        store
+            .record_leave(a, LeaveReason::Removed, "disruptive", 20)
+            .await
+            .expect("leave");
+        assert_eq!(
+            store
+                .end_open_participations(LeaveReason::ServerShutdown, 30)
+                .await
+                .expect("end"),
+            1
+        );
+        let rows = store.participations("r").await.expect("list");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].id, a);
+        assert_eq!(rows[0].leave_reason.as_deref(), Some("removed: disruptive"));
+        assert_eq!(rows[1].id, b);
+        assert_eq!(rows[1].left_at, Some(30));
+        assert_eq!(rows[1].leave_reason.as_deref(), Some("server_shutdown"));
+
+        assert!(!store.is_revoked("j1").await.expect("query"));
+        store
+            .revoke_token("j1", "r", "alice", "removed", 100, 50)
+            .await
+            .expect("revoke");
+        store
+            .revoke_token("j1", "r", "alice", "removed", 100, 51)
+            .await
+            .expect("idempotent");
+        assert!(store.is_revoked("j1").await.expect("query"));
+        assert_eq!(store.prune_revocations(101).await.expect("prune"), 1);
+        assert!(!store.is_revoked("j1").await.expect("query"));
+        store.close().await;
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

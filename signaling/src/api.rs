@@ -1,0 +1,590 @@
+//! The control API: REST + JSON under `/api/`, for admins (the `admin` grant).
+//!
+//! Every handler is annotated for the OpenAPI document served at `/api/openapi.json`, so the
+//! document is generated from the code it describes. Every failure is an [`ApiError`] with one
+//! JSON shape: `{"error": {"code": "...", "message": "..."}}`.
+
+use crate::app::AppState;
+use crate::hub::SignalError;
+use crate::protocol::{ErrorCode, MediaKind, ParticipantInfo};
+use crate::token::{Claims, KeyError, TokenRequest};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering::Relaxed;
+use tiaojie_domain::clock::now_millis;
+use tiaojie_domain::{Grant, NewRoom, Participation, Role, Room};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// The control API's routes, nested under `/api` by the app.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .route("/rooms", get(list_rooms).post(create_room))
+        .route("/rooms/{room}", get(get_room))
+        .route("/rooms/{room}/close", post(close_room))
+        .route("/rooms/{room}/participants", get(list_participants))
+        .route("/rooms/{room}/participations", get(list_participations))
+        .route(
+            "/rooms/{room}/participants/{identity}/remove",
+            post(remove_participant),
+        )
+        .route(
+            "/rooms/{room}/participants/{identity}/mute",
+            post(mute_participant),
+        )
+        .route(
+            "/rooms/{room}/participants/{identity}/grants",
+            put(update_grants),
+        )
+        .route("/tokens", post(create_token))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tiaojie control API",
+        description = "Admin operations on rooms, participants and join tokens. Every call needs a bearer token with the `admin` grant (`tiaojie token create --role admin`).",
+        version = "1"
+    ),
+    paths(
+        list_rooms,
+        create_room,
+        get_room,
+        close_room,
+        list_participants,
+        list_participations,
+        remove_participant,
+        mute_participant,
+        update_grants,
+        create_token
+    ),
+    components(schemas(ErrorBody, ErrorDetail, ErrorCode, RoomView, NewRoom, Room, CloseRoom, RemoveParticipant, MuteParticipant, UpdateGrants, ParticipantInfo, Participation, Role, Grant, MediaKind, CreateToken, TokenView)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document as JSON.
+pub fn openapi_document() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi_document(),
+    )
+        .into_response()
+}
+
+/// Every API error's body.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+/// A failed API call.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The HTTP status for a code.
+fn status_of(code: ErrorCode) -> StatusCode {
+    use ErrorCode::*;
+    match code {
+        TokenMalformed | TokenAlgorithm | TokenBadSignature | TokenExpired | TokenNotYetValid
+        | TokenWrongIssuer | TokenWrongRoom | TokenRevoked | Unauthorized => {
+            StatusCode::UNAUTHORIZED
+        }
+        Forbidden => StatusCode::FORBIDDEN,
+        RoomNotFound | ParticipantNotFound | NotFound => StatusCode::NOT_FOUND,
+        RoomExists | RoomClosed | RoomFull => StatusCode::CONFLICT,
+        PayloadTooLarge | MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        MediaUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl From<SignalError> for ApiError {
+    fn from(e: SignalError) -> Self {
+        ApiError::new(status_of(e.code), e.code, e.message)
+    }
+}
+
+impl From<tiaojie_domain::StoreError> for ApiError {
+    fn from(e: tiaojie_domain::StoreError) -> Self {
+        SignalError::from(e).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Counts an error by code for `/metrics` on its way out.
+async fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiError> {
+    state.hub.metrics.api_requests.fetch_add(1, Relaxed);
+    if let Err(e) = &result {
+        state.hub.metrics.error(e.code);
+    }
+    result
+}
+
+/// A JSON body whose rejections (bad JSON, too large) are [`ApiError`]s.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    let status = rejection.status();
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ErrorCode::PayloadTooLarge
+    } else {
+        ErrorCode::InvalidRequest
+    };
+    ApiError::new(status, code, rejection.body_text())
+}
+
+/// An authenticated caller holding the `admin` grant.
+pub struct Admin(pub Claims);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let result = async {
+            let token = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        ErrorCode::Unauthorized,
+                        "send an admin token as 'Authorization: Bearer <token>'",
+                    )
+                })?;
+            let claims = state.hub.authenticate(token, None).await?;
+            if !claims.has(Grant::Admin) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::Forbidden,
+                    "the control API needs the admin grant",
+                ));
+            }
+            Ok(Admin(claims))
+        }
+        .await;
+        if result.is_err() {
+            counted(state, result).await
+        } else {
+            result
+        }
+    }
+}
+
+/// A room with its live participant count.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RoomView {
+    /// The stored room.
+    #[serde(flatten)]
+    pub room: Room,
+    /// Participants present now (connected or within the resume grace period).
+    pub participants: usize,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct ListRoomsQuery {
+    /// Include closed rooms.
+    #[serde(default)]
+    include_closed: bool,
+}
+
+/// List rooms, newest first.
+#[utoipa::path(get, path = "/api/rooms", params(ListRoomsQuery), responses(
+    (status = 200, body = [RoomView]),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list_rooms(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(query): Query<ListRoomsQuery>,
+) -> Result<Json<Vec<RoomView>>, ApiError> {
+    let result = async {
+        let rooms = state.hub.store().rooms(query.include_closed).await?;
+        let counts = state.hub.live_counts().await;
+        Ok(Json(
+            rooms
+                .into_iter()
+                .map(|room| RoomView {
+                    participants: counts.get(&room.name).copied().unwrap_or(0),
+                    room,
+                })
+                .collect(),
+        ))
+    }
+    .await;
+    counted(&state, result).await
+}
+
+/// Create a room.
+#[utoipa::path(post, path = "/api/rooms", request_body = NewRoom, responses(
+    (status = 201, body = RoomView),
+    (status = 400, body = ErrorBody), (status = 409, description = "name taken", body = ErrorBody),
+    (status = 413, body = ErrorBody)))]
+async fn create_room(
+    State(state): State<AppState>,
+    _admin: Admin,
+    body: Result<ApiJson<NewRoom>, ApiError>,
+) -> Result<(StatusCode, Json<RoomView>), ApiError> {
+    let result = async {
+        let ApiJson(new) = body?;
+        let room = state.hub.store().create_room(&new, now_millis()).await?;
+        tracing::info!(room = %room.name, "room created");
+        Ok((
+            StatusCode::CREATED,
+            Json(RoomView {
+                room,
+                participants: 0,
+            }),
+        ))
+    }
+    .await;
+    counted(&state, result).await
+}
+
+/// Get one room.
+#[utoipa::path(get, path = "/api/rooms/{room}", params(("room" = String, Path)), responses(
+    (status = 200, body = RoomView), (status = 404, body = ErrorBody)))]
+async fn get_room(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(room): Path<String>,
+) -> Result<Json<RoomView>, ApiError> {
+    let result = async {
+        let record = state.hub.store().room(&room).await?;
+        let participants = state.hub.room_participants(&room).await?.len();
+        Ok(Json(RoomView {
+            room: record,
+            participants,
+        }))
+    }
+    .await;
+    counted(&state, result).await
+}
+
+/// Why a room is closed.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseRoom {
+    /// Shown to everyone in the room.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Close a room: everyone in it is told and disconnected; nobody can join it again.
+#[utoipa::path(post, path = "/api/rooms/{room}/close", params(("room" = String, Path)), request_body = CloseRoom,
+    responses((status = 200, body = RoomView), (status = 404, body = ErrorBody), (status = 409, description = "already closed", body = ErrorBody)))]
+async fn close_room(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(room): Path<String>,
+    body: Result<ApiJson<CloseRoom>, ApiError>,
+) -> Result<Json<RoomView>, ApiError> {
+    let result = async {
+        let ApiJson(body) = body?;
+        let reason = if body.reason.is_empty() {
+            "closed by an administrator".to_string()
+        } else {
+            body.reason
+        };
+        let record = state.hub.close_room(&room, &reason).await?;
+        Ok(Json(RoomView {
+            room: record,
+            participants: 0,
+        }))
+    }
+    .await;
+    counted(&state, result).await
+}
+
+/// Participants present in a room now.
+#[utoipa::path(get, path = "/api/rooms/{room}/participants", params(("room" = String, Path)), responses(
+    (status = 200, body = [ParticipantInfo]), (status = 404, body = ErrorBody)))]
+async fn list_participants(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(room): Path<String>,
+) -> Result<Json<Vec<ParticipantInfo>>, ApiError> {
+    let result = async { Ok(Json(state.hub.room_participants(&room).await?)) }.await;
+    counted(&state, result).await
+}
+
+/// The room's participation records: who was there, when, and why they left.
+#[utoipa::path(get, path = "/api/rooms/{room}/participations", params(("room" = String, Path)), responses(
+    (status = 200, body = [Participation]), (status = 404, body = ErrorBody)))]
+async fn list_participations(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(room): Path<String>,
+) -> Result<Json<Vec<Participation>>, ApiError> {
+    let result = async {
+        state.hub.store().room(&room).await?;
+        Ok(Json(state.hub.store().participations(&room).await?))
+    }
+    .await;
+    counted(&state, result).await
+}
+
+/// Why a participant is removed.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveParticipant {
+    /// Shown to the removed person and recorded.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Remove a participant: its socket is closed with the reason (code 4001) and its token revoked.
+#[utoipa::path(post, path = "/api/rooms/{room}/participants/{identity}/remove",
+    params(("room" = String, Path), ("identity" = String, Path)), request_body = RemoveParticipant,
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn remove_participant(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path((room, identity)): Path<(String, String)>,
+    body: Result<ApiJson<RemoveParticipant>, ApiError>,
+) -> Result<StatusCode, ApiError> {
+    let result = async {
+        let ApiJson(body) = body?;
+        let reason = if body.reason.is_empty() { "removed by an administrator".to_string() } else { body.reason };
+        state.hub.remove(&room, &identity, &reason).await?;
+        tracing::info!(room, participant = identity, by = %admin.sub, "participant removed via API");
+        Ok(StatusCode::NO_CONTENT)
+    }
+    .await;
+    counted(&state, result).await
+}
+
+/// Mute or unmute a participant's audio or video.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MuteParticipant {
+    /// Which media.
+    pub kind: MediaKind,
+    /// Muted or not.
+    pub muted: bool,
+}
+
+/// Mute or unmute a participant; everyone sees the change.
+#[utoipa::path(post, path = "/api/rooms/{room}/participants/{identity}/mute",
+    params(("room" = String, Path), ("identity" = String, Path)), request_body = MuteParticipant,
+    responses((status = 200, body = ParticipantInfo), (status = 404, body = ErrorBody)))]
+async fn mute_participant(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((room, identity)): Path<(String, String)>,
+    body: Result<ApiJson<MuteParticipant>, ApiError>,
+) -> Result<Json<ParticipantInfo>, ApiError> {
+    let result = async {
+        let ApiJson(body) = body?;
+        Ok(Json(
+            state
+                .hub
+                .moderate_mute(&room, &identity, body.kind, body.muted)
+                .await?,
+        ))
+    }
+    .await;
+    counted(&state, result).await
+}
+
+/// New grants for a participant.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateGrants {
+    /// The complete new set.
+    pub grants: Vec<Grant>,
+}
+
+/// Replace a participant's grants, effective at once.
+#[utoipa::path(put, path = "/api/rooms/{room}/participants/{identity}/grants",
+    params(("room" = String, Path), ("identity" = String, Path)), request_body = UpdateGrants,
+    responses((status = 200, body = ParticipantInfo), (status = 404, body = ErrorBody)))]
+async fn update_grants(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((room, identity)): Path<(String, String)>,
+    body: Result<ApiJson<UpdateGrants>, ApiError>,
+) -> Result<Json<ParticipantInfo>, ApiError> {
+    let result = async {
+        let ApiJson(body) = body?;
+        Ok(Json(
+            state
+                .hub
+                .update_grants(&room, &identity, body.grants)
+                .await?,
+        ))
+    }
+    .await;
+    counted(&state, result).await
+}
+
+/// What a join token should carry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// The room; omit only for an admin token.
+    #[serde(default)]
+    pub room: Option<String>,
+    /// The person's identity in the room.
+    pub identity: String,
+    /// Display name (default: the identity).
+    #[serde(default)]
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Grants (default: the role's).
+    #[serde(default)]
+    pub grants: Option<Vec<Grant>>,
+    /// Lifetime such as "2h" (default `auth.default_ttl`, at most `auth.max_ttl`).
+    #[serde(default)]
+    pub ttl: Option<String>,
+}
+
+/// An issued token.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenView {
+    /// The JWT.
+    pub token: String,
+    /// Its id (for audit).
+    pub token_id: String,
+    /// Expiry, Unix seconds.
+    pub expires_at: i64,
+    /// The personal join link for the web client.
+    pub join_url: Option<String>,
+}
+
+/// Issue a join token (or an admin token).
+#[utoipa::path(post, path = "/api/tokens", request_body = CreateToken, responses(
+    (status = 201, body = TokenView), (status = 400, body = ErrorBody)))]
+async fn create_token(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    body: Result<ApiJson<CreateToken>, ApiError>,
+) -> Result<(StatusCode, Json<TokenView>), ApiError> {
+    let result = async {
+        let ApiJson(body) = body?;
+        let ttl = body
+            .ttl
+            .as_deref()
+            .map(tiaojie_config::duration::parse)
+            .transpose()
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, format!("ttl: {e}")))?;
+        let request = TokenRequest {
+            identity: body.identity,
+            name: body.name,
+            room: body.room,
+            role: body.role,
+            grants: body.grants,
+            ttl,
+            not_before_secs: 0,
+        };
+        let (token, claims) = state.hub.keys().issue(&request).map_err(|e| match e {
+            KeyError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, m),
+            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, other.to_string()),
+        })?;
+        tracing::info!(room = ?claims.room, participant = %claims.sub, role = %claims.role, token_id = %claims.jti, by = %admin.sub, "token issued");
+        let join_url = claims
+            .room
+            .as_ref()
+            .map(|_| format!("{}/join?token={token}", state.config.server.public_base_url()));
+        Ok((
+            StatusCode::CREATED,
+            Json(TokenView {
+                token,
+                token_id: claims.jti,
+                expires_at: claims.exp,
+                join_url,
+            }),
+        ))
+    }
+    .await;
+    counted(&state, result).await
+}

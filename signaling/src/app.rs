@@ -1,0 +1,205 @@
+//! The HTTP application and the server's lifecycle.
+//!
+//! [`app`] builds the router (separate from start-up so tests can drive it); [`Server::start`]
+//! opens storage, recovers what a crash left open, binds, and serves; [`Server::shutdown`] tells
+//! every client, records every presence as ended, and closes the database cleanly.
+
+use crate::api;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::token::{KeyError, TokenKeys};
+use crate::ws;
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tiaojie_config::Config;
+use tiaojie_domain::clock::now_millis;
+use tiaojie_domain::{LeaveReason, Store, StoreError};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Live rooms and storage.
+    pub hub: Arc<Hub>,
+    /// The configuration in force.
+    pub config: Arc<Config>,
+}
+
+/// The router: `/ws`, `/api/*`, `/healthz`, `/metrics`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/ws", get(websocket))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .nest("/api", api::routes())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.config.api.max_body_bytes))
+        .with_state(state)
+}
+
+async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    let hard_limit = state.config.signaling.max_message_bytes * ws::HARD_LIMIT_FACTOR;
+    let hub = state.hub.clone();
+    upgrade
+        .read_buffer_size(ws::READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        .on_upgrade(move |socket| ws::serve(socket, hub))
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.hub.store().rooms(false).await {
+        Ok(_) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ok"})),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: storage unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "unavailable", "reason": "storage"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.hub.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(
+            serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint"}}),
+        ),
+    )
+        .into_response()
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Storage could not be opened or migrated.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// Token keys could not be loaded or created.
+    #[error("token keys: {0}")]
+    Keys(#[from] KeyError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+pub struct Server {
+    /// The bound address (the real port when configured with port 0).
+    pub addr: SocketAddr,
+    /// Live rooms, for in-process callers such as tests.
+    pub hub: Arc<Hub>,
+    config: Arc<Config>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Opens storage (applying migrations), ends presences a crash left open, loads keys,
+    /// binds and starts serving.
+    pub async fn start(config: Config) -> Result<Server, StartError> {
+        let config = Arc::new(config);
+        let store = Store::connect(&config.database_url(), config.database.max_connections).await?;
+        let now = now_millis();
+        let stale = store
+            .end_open_participations(LeaveReason::ServerRestart, now)
+            .await?;
+        if stale > 0 {
+            tracing::warn!(
+                count = stale,
+                "ended presences left open by an unclean stop"
+            );
+        }
+        store.prune_revocations(now).await?;
+        let keys = Arc::new(TokenKeys::from_config(
+            &config.auth,
+            &config.server.data_dir,
+        )?);
+        let metrics = Arc::new(Metrics::default());
+        let hub = Arc::new(Hub::new(store, keys, config.signaling.clone(), metrics));
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.server.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.server.listen,
+            source,
+        })?;
+        let router = app(AppState {
+            hub: hub.clone(),
+            config: config.clone(),
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, database = ?hub.store().backend(), "tiaojie serving");
+        Ok(Server {
+            addr,
+            hub,
+            config,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// Graceful shutdown: every participant is told (`server.shutdown`, close 1001) and
+    /// recorded as having left, the listener stops, connections get `server.shutdown_timeout`
+    /// to finish, and the database is closed cleanly.
+    pub async fn shutdown(mut self) {
+        tracing::info!("shutting down");
+        self.hub.shutdown("the server is shutting down").await;
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match tokio::time::timeout(self.config.server.shutdown_timeout, &mut self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "server ended with an error"),
+            Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+            Err(_) => {
+                tracing::warn!("connections still open after the shutdown timeout; closing them");
+                self.task.abort();
+            }
+        }
+        let _ = self
+            .hub
+            .store()
+            .end_open_participations(LeaveReason::ServerShutdown, now_millis())
+            .await;
+        self.hub.store().close().await;
+        tracing::info!("stopped");
+    }
+}

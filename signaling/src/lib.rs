@@ -1,0 +1,29 @@
+//! tiaojie's edge: HTTP, WebSocket signaling, the control API, and the server's lifecycle.
+//!
+//! Map of the crate (dependencies point down the list, never up):
+//! - [`app`]: the axum router (`/ws`, `/api/*`, `/healthz`, `/metrics`) and [`app::Server`],
+//!   which starts everything on embedded defaults and shuts it down gracefully.
+//! - [`api`]: the REST control API for admins, with its OpenAPI document generated from code.
+//! - [`ws`]: one WebSocket connection's task: rate limit, size limit, parse, dispatch, write.
+//! - [`hub`]: every live room and the operations on them (join, resume, leave, chat, mute,
+//!   remove, close, shutdown); keeps rooms' order of events and the database in step.
+//! - [`live_room`]: one room's in-memory state; delivery that never blocks; resume buffers.
+//! - [`protocol`]: the signaling protocol's messages and error codes (`docs/protocol.md`).
+//! - [`token`]: JWT join/admin tokens (HS256 or EdDSA), with a distinct error per failure.
+//! - [`rate_limit`], [`metrics`], [`ids`]: small helpers for the above.
+//!
+//! The `tiaojie` binary (`src/main.rs`) parses the command line and wires config, storage and
+//! this crate together; nothing else does.
+
+pub mod api;
+pub mod app;
+pub mod hub;
+pub mod ids;
+pub mod live_room;
+pub mod metrics;
+pub mod protocol;
+pub mod rate_limit;
+pub mod token;
+pub mod ws;
+
+pub use app::{Server, StartError};

@@ -1,0 +1,237 @@
+//! `tiaojie`: the mediation server's command line.
+//!
+//! - `tiaojie serve [--config FILE]`: run the server (SQLite in ./data, HTTP on 127.0.0.1:8080).
+//! - `tiaojie token create --room R --identity ID --name N --role ROLE [--ttl 2h]`: print a token.
+//! - `tiaojie keys generate --out DIR`: write an Ed25519 key pair for `auth.algorithm = "EdDSA"`.
+//! - `tiaojie config show [--config FILE]`: print the configuration in force (secrets hidden).
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use tiaojie_config::{Config, LogFormat};
+use tiaojie_domain::{Grant, Role};
+use tiaojie_signaling::token::{TokenKeys, TokenRequest, generate_ed25519_pem, write_private_file};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "tiaojie",
+    version,
+    about = "Court-connected online mediation server (调解)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// TOML configuration file (see config/tiaojie.toml); TIAOJIE_<SECTION>_<KEY> variables override it.
+    #[arg(long, short = 'c', env = "TIAOJIE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ConfigArg),
+    /// Join and admin tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a signed token (to standard output, nothing else).
+    Create {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Room the token admits to (omit only with --role admin).
+        #[arg(long)]
+        room: Option<String>,
+        /// The person's identity in the room.
+        #[arg(long)]
+        identity: String,
+        /// Display name (default: the identity).
+        #[arg(long, default_value = "")]
+        name: String,
+        /// mediator, party, agent, judge, observer or admin.
+        #[arg(long)]
+        role: Role,
+        /// Comma-separated grants instead of the role's defaults: publish,subscribe,moderate,record,admin.
+        #[arg(long, value_delimiter = ',')]
+        grants: Option<Vec<Grant>>,
+        /// Lifetime such as 30m, 2h, 7d (default auth.default_ttl).
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Write an Ed25519 key pair (tiaojie-ed25519.pem, mode 0600, and tiaojie-ed25519.pub.pem).
+    Generate {
+        /// Directory to write into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the configuration in force, as TOML, with secrets hidden.
+    Show(ConfigArg),
+}
+
+fn load_config(arg: &ConfigArg) -> anyhow::Result<Config> {
+    Ok(Config::load(arg.config.as_deref(), std::env::vars())?)
+}
+
+fn init_logging(config: &Config) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(arg) => {
+            let config = load_config(&arg)?;
+            init_logging(&config);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(serve(config))
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    config,
+                    room,
+                    identity,
+                    name,
+                    role,
+                    grants,
+                    ttl,
+                },
+        } => {
+            let config = load_config(&config)?;
+            let keys = TokenKeys::from_config(&config.auth, &config.server.data_dir)?;
+            let ttl = ttl
+                .as_deref()
+                .map(tiaojie_config::duration::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)
+                .context("--ttl")?;
+            let (token, claims) = keys.issue(&TokenRequest {
+                identity,
+                name,
+                room,
+                role,
+                grants,
+                ttl,
+                not_before_secs: 0,
+            })?;
+            println!("{token}");
+            if let Some(room) = &claims.room {
+                eprintln!(
+                    "room {room}, {} as {}, expires at Unix time {}; join link: {}/join?token=<the token>",
+                    claims.sub,
+                    claims.role,
+                    claims.exp,
+                    config.server.public_base_url()
+                );
+            }
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Generate { out },
+        } => {
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let (private, public) = generate_ed25519_pem()?;
+            let private_path = out.join("tiaojie-ed25519.pem");
+            let public_path = out.join("tiaojie-ed25519.pub.pem");
+            if private_path.exists() {
+                bail!(
+                    "{} exists; refusing to overwrite a key",
+                    private_path.display()
+                );
+            }
+            write_private_file(&private_path, private.as_bytes())
+                .with_context(|| format!("writing {}", private_path.display()))?;
+            std::fs::write(&public_path, public)
+                .with_context(|| format!("writing {}", public_path.display()))?;
+            println!(
+                "wrote {} and {}",
+                private_path.display(),
+                public_path.display()
+            );
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Show(arg),
+        } => {
+            let mut config = load_config(&arg)?;
+            if !config.auth.secret.is_empty() {
+                config.auth.secret = "(hidden)".into();
+            }
+            print!("{}", toml::to_string(&config)?);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = tiaojie_signaling::Server::start(config).await?;
+    eprintln!(
+        "tiaojie is listening on http://{}  (Ctrl-C to stop)",
+        server.addr
+    );
+    shutdown_signal().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

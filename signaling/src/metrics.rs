@@ -1,0 +1,142 @@
+//! Prometheus metrics in text exposition format, kept as atomics: no registry, no locks, and
+//! nothing on the message path costlier than an atomic add.
+
+use crate::protocol::ErrorCode;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// The server's counters and gauges.
+#[derive(Debug)]
+pub struct Metrics {
+    /// WebSocket connections accepted, ever.
+    pub connections_total: AtomicU64,
+    /// WebSocket connections open now.
+    pub connections_open: AtomicI64,
+    /// Live rooms (with someone present or within grace).
+    pub rooms_live: AtomicI64,
+    /// Participants present (connected or within grace).
+    pub participants: AtomicI64,
+    /// Client messages received.
+    pub messages_in: AtomicU64,
+    /// Messages queued to clients (events and replies).
+    pub messages_out: AtomicU64,
+    /// Joins that succeeded.
+    pub joins: AtomicU64,
+    /// Resumes that succeeded.
+    pub resumes: AtomicU64,
+    /// Control API requests served.
+    pub api_requests: AtomicU64,
+    errors: Vec<AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            connections_total: AtomicU64::new(0),
+            connections_open: AtomicI64::new(0),
+            rooms_live: AtomicI64::new(0),
+            participants: AtomicI64::new(0),
+            messages_in: AtomicU64::new(0),
+            messages_out: AtomicU64::new(0),
+            joins: AtomicU64::new(0),
+            resumes: AtomicU64::new(0),
+            api_requests: AtomicU64::new(0),
+            errors: ErrorCode::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts an error answered with `code` (WebSocket or API).
+    pub fn error(&self, code: ErrorCode) {
+        if let Some(i) = ErrorCode::ALL.iter().position(|c| *c == code) {
+            self.errors[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// How many errors with `code` were answered.
+    pub fn errors(&self, code: ErrorCode) -> u64 {
+        ErrorCode::ALL
+            .iter()
+            .position(|c| *c == code)
+            .map_or(0, |i| self.errors[i].load(Relaxed))
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "tiaojie_connections_total",
+            "counter",
+            "WebSocket connections accepted.",
+            self.connections_total.load(Relaxed).to_string(),
+        );
+        metric(
+            "tiaojie_connections_open",
+            "gauge",
+            "WebSocket connections open.",
+            self.connections_open.load(Relaxed).to_string(),
+        );
+        metric(
+            "tiaojie_rooms_live",
+            "gauge",
+            "Rooms with participants present.",
+            self.rooms_live.load(Relaxed).to_string(),
+        );
+        metric(
+            "tiaojie_participants",
+            "gauge",
+            "Participants present, connected or within the resume grace period.",
+            self.participants.load(Relaxed).to_string(),
+        );
+        metric(
+            "tiaojie_messages_in_total",
+            "counter",
+            "Client WebSocket messages received.",
+            self.messages_in.load(Relaxed).to_string(),
+        );
+        metric(
+            "tiaojie_messages_out_total",
+            "counter",
+            "WebSocket messages queued to clients.",
+            self.messages_out.load(Relaxed).to_string(),
+        );
+        metric(
+            "tiaojie_joins_total",
+            "counter",
+            "Successful joins.",
+            self.joins.load(Relaxed).to_string(),
+        );
+        metric(
+            "tiaojie_resumes_total",
+            "counter",
+            "Successful resumes.",
+            self.resumes.load(Relaxed).to_string(),
+        );
+        metric(
+            "tiaojie_api_requests_total",
+            "counter",
+            "Control API requests.",
+            self.api_requests.load(Relaxed).to_string(),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tiaojie_errors_total Errors answered, by code.\n# TYPE tiaojie_errors_total counter"
+        );
+        for (code, count) in ErrorCode::ALL.iter().zip(&self.errors) {
+            let _ = writeln!(
+                out,
+                "tiaojie_errors_total{{code=\"{}\"}} {}",
+                code.as_str(),
+                count.load(Relaxed)
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,576 @@
+//! The signaling protocol, version 1: JSON text messages over WebSocket, tagged by `type`.
+//! `docs/protocol.md` documents every message with an example; this file is its code.
+//!
+//! - Client → server messages are requests ([`ClientMessage`]); each may carry an `id`, echoed
+//!   in its reply, and every one gets exactly one reply: a typed success or an `error`.
+//! - Server → client events ([`Event`]) carry the room's sequence number `seq`, so a client that
+//!   resumes can say what it last saw and get what it missed.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tiaojie_domain::{Grant, Role};
+
+/// The protocol version this server speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest chat message, in characters.
+pub const MAX_CHAT_CHARS: usize = 4000;
+
+/// Longest SDP accepted, in bytes.
+pub const MAX_SDP_BYTES: usize = 32 * 1024;
+
+/// A client-chosen request id (a string or a number), echoed in the reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RequestId {
+    /// A numeric id.
+    Number(u64),
+    /// A string id.
+    Text(String),
+}
+
+/// Every `type` a client may send, for telling an unknown type from a malformed known one.
+pub const CLIENT_TYPES: [&str; 10] = [
+    "join",
+    "resume",
+    "leave",
+    "ping",
+    "participants",
+    "chat",
+    "mute",
+    "offer",
+    "answer",
+    "candidate",
+];
+
+/// A request from a client.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Enter a room with a join token.
+    Join {
+        /// Request id.
+        id: Option<RequestId>,
+        /// Protocol version the client speaks (default 1).
+        v: Option<u32>,
+        /// The room to enter; must match the token's.
+        room: String,
+        /// The join token.
+        token: String,
+    },
+    /// Continue a dropped session within the grace period.
+    Resume {
+        /// Request id.
+        id: Option<RequestId>,
+        /// Protocol version the client speaks (default 1).
+        v: Option<u32>,
+        /// The resume token from `joined` or the last `resumed`.
+        resume_token: String,
+        /// The highest event `seq` the client received.
+        #[serde(default)]
+        last_seq: u64,
+    },
+    /// Leave the room for good.
+    Leave {
+        /// Request id.
+        id: Option<RequestId>,
+    },
+    /// Liveness check.
+    Ping {
+        /// Request id.
+        id: Option<RequestId>,
+    },
+    /// Ask for the current participant list.
+    Participants {
+        /// Request id.
+        id: Option<RequestId>,
+    },
+    /// Send a chat message to the room, or to one participant.
+    Chat {
+        /// Request id.
+        id: Option<RequestId>,
+        /// The text, at most [`MAX_CHAT_CHARS`] characters.
+        text: String,
+        /// Recipient identity; the whole room if absent.
+        #[serde(default)]
+        to: Option<String>,
+    },
+    /// Mute or unmute one's own audio or video.
+    Mute {
+        /// Request id.
+        id: Option<RequestId>,
+        /// Which media.
+        kind: MediaKind,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// An SDP offer (media plane).
+    Offer {
+        /// Request id.
+        id: Option<RequestId>,
+        /// The SDP.
+        sdp: String,
+    },
+    /// An SDP answer to a server offer (media plane).
+    Answer {
+        /// Request id.
+        id: Option<RequestId>,
+        /// The SDP.
+        sdp: String,
+    },
+    /// A trickled ICE candidate; `candidate: null` ends the trickle (media plane).
+    Candidate {
+        /// Request id.
+        id: Option<RequestId>,
+        /// The candidate.
+        candidate: Option<IceCandidate>,
+    },
+}
+
+impl ClientMessage {
+    /// The request id, if any.
+    pub fn id(&self) -> Option<&RequestId> {
+        match self {
+            ClientMessage::Join { id, .. }
+            | ClientMessage::Resume { id, .. }
+            | ClientMessage::Leave { id }
+            | ClientMessage::Ping { id }
+            | ClientMessage::Participants { id }
+            | ClientMessage::Chat { id, .. }
+            | ClientMessage::Mute { id, .. }
+            | ClientMessage::Offer { id, .. }
+            | ClientMessage::Answer { id, .. }
+            | ClientMessage::Candidate { id, .. } => id.as_ref(),
+        }
+    }
+}
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaKind {
+    /// Microphone audio.
+    Audio,
+    /// Camera video.
+    Video,
+}
+
+/// An ICE candidate as browsers give it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceCandidate {
+    /// The `candidate:` line.
+    pub candidate: String,
+    /// Media section id.
+    #[serde(default)]
+    pub sdp_mid: Option<String>,
+    /// Media section index.
+    #[serde(default)]
+    pub sdp_m_line_index: Option<u32>,
+}
+
+/// Whether a participant's connection is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionState {
+    /// Connected now.
+    Connected,
+    /// Dropped, within the resume grace period.
+    Reconnecting,
+}
+
+/// What others know about a participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ParticipantInfo {
+    /// Identity (the token's subject), unique in the room.
+    pub identity: String,
+    /// Display name.
+    pub name: String,
+    /// Role in this room.
+    pub role: Role,
+    /// Current grants.
+    pub grants: Vec<Grant>,
+    /// Audio muted (by themselves or a moderator).
+    pub audio_muted: bool,
+    /// Video muted.
+    pub video_muted: bool,
+    /// When this presence began, Unix milliseconds.
+    pub joined_at: i64,
+    /// Connection state.
+    pub connection: ConnectionState,
+}
+
+/// A server → client event; `seq` orders events within a room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    /// Someone entered.
+    #[serde(rename = "participant.joined")]
+    ParticipantJoined {
+        /// Room sequence number.
+        seq: u64,
+        /// Who.
+        participant: ParticipantInfo,
+    },
+    /// Someone left for good.
+    #[serde(rename = "participant.left")]
+    ParticipantLeft {
+        /// Room sequence number.
+        seq: u64,
+        /// Who.
+        identity: String,
+        /// Why: `left`, `connection_lost`, `removed`, ...
+        reason: String,
+    },
+    /// Someone's state changed (mute, grants, connection).
+    #[serde(rename = "participant.updated")]
+    ParticipantUpdated {
+        /// Room sequence number.
+        seq: u64,
+        /// The new state.
+        participant: ParticipantInfo,
+    },
+    /// A chat message.
+    #[serde(rename = "chat")]
+    Chat {
+        /// Room sequence number.
+        seq: u64,
+        /// Unique message id.
+        message_id: String,
+        /// Sender identity.
+        from: String,
+        /// Recipient identity for a direct message.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// The text.
+        text: String,
+        /// Server time, Unix milliseconds.
+        at: i64,
+    },
+    /// You were removed; the connection closes next (code 4001).
+    #[serde(rename = "removed")]
+    Removed {
+        /// Room sequence number.
+        seq: u64,
+        /// The operator's reason, to show.
+        reason: String,
+    },
+    /// The room was closed; the connection closes next (code 4003).
+    #[serde(rename = "room.closed")]
+    RoomClosed {
+        /// Room sequence number.
+        seq: u64,
+        /// The operator's reason.
+        reason: String,
+    },
+    /// The server is shutting down; the connection closes next (code 1001).
+    #[serde(rename = "server.shutdown")]
+    ServerShutdown {
+        /// Room sequence number.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A reply to one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Reply {
+    /// `join` succeeded.
+    #[serde(rename = "joined")]
+    Joined {
+        /// Request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// Protocol version in use.
+        v: u32,
+        /// The room.
+        room: String,
+        /// You.
+        you: ParticipantInfo,
+        /// Everyone else present.
+        participants: Vec<ParticipantInfo>,
+        /// The room's current event sequence number.
+        seq: u64,
+        /// Present this to `resume` after a dropped connection.
+        resume_token: String,
+        /// How long a dropped session may be resumed, in milliseconds.
+        resume_grace_ms: u64,
+    },
+    /// `resume` succeeded.
+    #[serde(rename = "resumed")]
+    Resumed {
+        /// Request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// Protocol version in use.
+        v: u32,
+        /// The room.
+        room: String,
+        /// You.
+        you: ParticipantInfo,
+        /// Everyone else present, now.
+        participants: Vec<ParticipantInfo>,
+        /// The room's current event sequence number; missed events follow this reply.
+        seq: u64,
+        /// Some events after `last_seq` are no longer kept: rely on `participants`.
+        missed_events: bool,
+        /// The new resume token (the old one is spent).
+        resume_token: String,
+    },
+    /// `leave` done; the server closes the connection (code 1000).
+    #[serde(rename = "left")]
+    Left {
+        /// Request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+    },
+    /// Answer to `ping`.
+    #[serde(rename = "pong")]
+    Pong {
+        /// Request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// Server time, Unix milliseconds.
+        at: i64,
+    },
+    /// Answer to `participants`.
+    #[serde(rename = "participants")]
+    Participants {
+        /// Request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// Everyone present, including you.
+        participants: Vec<ParticipantInfo>,
+        /// The room's current event sequence number.
+        seq: u64,
+    },
+    /// A chat message was delivered.
+    #[serde(rename = "chat.sent")]
+    ChatSent {
+        /// Request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// Its id.
+        message_id: String,
+        /// Its `seq`.
+        seq: u64,
+        /// Server time, Unix milliseconds.
+        at: i64,
+    },
+    /// A request without other data succeeded.
+    #[serde(rename = "ok")]
+    Ok {
+        /// Request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+    },
+    /// A request failed; the connection stays up unless said otherwise.
+    #[serde(rename = "error")]
+    Error {
+        /// Request id, when the request had a readable one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// Stable error code (see [`ErrorCode`]).
+        code: ErrorCode,
+        /// Human-readable detail.
+        message: String,
+    },
+}
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal ),* $(,)?) => {
+        /// Stable error codes, shared by the WebSocket protocol and the control API.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        pub enum ErrorCode {
+            $( $(#[$doc])* #[serde(rename = $name)] $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, for metrics.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),*];
+
+            /// The code's wire name.
+            pub fn as_str(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $name, )* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// Not JSON, or not a JSON object with a string `type`.
+    MalformedMessage = "malformed_message",
+    /// A `type` this server does not know.
+    UnknownType = "unknown_type",
+    /// A known `type` with missing, extra or mistyped fields, or values out of range.
+    InvalidMessage = "invalid_message",
+    /// A protocol version this server does not speak.
+    UnsupportedVersion = "unsupported_version",
+    /// Larger than `signaling.max_message_bytes`.
+    MessageTooLarge = "message_too_large",
+    /// Over the per-connection rate limit; the message was dropped.
+    RateLimited = "rate_limited",
+    /// A binary frame; the protocol is text.
+    UnsupportedFrame = "unsupported_frame",
+    /// This request needs a joined session first.
+    NotJoined = "not_joined",
+    /// This connection already joined.
+    AlreadyJoined = "already_joined",
+    /// The token is not a well-formed tiaojie JWT.
+    TokenMalformed = "token_malformed",
+    /// `alg: none` or another algorithm than the server's.
+    TokenAlgorithm = "token_algorithm",
+    /// The token's signature does not verify.
+    TokenBadSignature = "token_bad_signature",
+    /// The token has expired.
+    TokenExpired = "token_expired",
+    /// The token is not valid yet.
+    TokenNotYetValid = "token_not_yet_valid",
+    /// Another issuer's token.
+    TokenWrongIssuer = "token_wrong_issuer",
+    /// A token for another room.
+    TokenWrongRoom = "token_wrong_room",
+    /// A revoked token (its holder was removed).
+    TokenRevoked = "token_revoked",
+    /// No credentials were presented (control API).
+    Unauthorized = "unauthorized",
+    /// The credentials lack the grant this needs.
+    Forbidden = "forbidden",
+    /// The resume token is unknown, spent, or its grace period is over.
+    ResumeFailed = "resume_failed",
+    /// No such room.
+    RoomNotFound = "room_not_found",
+    /// The room was closed.
+    RoomClosed = "room_closed",
+    /// The room holds its maximum of participants.
+    RoomFull = "room_full",
+    /// A room with this name exists.
+    RoomExists = "room_exists",
+    /// No such participant in the room.
+    ParticipantNotFound = "participant_not_found",
+    /// The control API request is not valid.
+    InvalidRequest = "invalid_request",
+    /// No such resource (control API).
+    NotFound = "not_found",
+    /// The request body is over `api.max_body_bytes`.
+    PayloadTooLarge = "payload_too_large",
+    /// Media requests before this server has a media plane.
+    MediaUnavailable = "media_unavailable",
+    /// The server failed; the request may be retried.
+    Internal = "internal",
+}
+
+/// Serialises a value that cannot fail to serialise (plain data, string keys).
+pub fn to_text<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| {
+        format!(r#"{{"type":"error","code":"internal","message":"serialisation failed: {e}"}}"#)
+    })
+}
+
+/// Why a text frame could not be read as a [`ClientMessage`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParseError {
+    /// The request id, if one could be read.
+    pub id: Option<RequestId>,
+    /// The code to answer with.
+    pub code: ErrorCode,
+    /// Detail.
+    pub message: String,
+}
+
+/// Reads a client message, telling malformed JSON from an unknown type from bad fields.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| ParseError {
+        id: None,
+        code: ErrorCode::MalformedMessage,
+        message: format!("not JSON: {e}"),
+    })?;
+    let id = value
+        .get("id")
+        .and_then(|id| serde_json::from_value::<RequestId>(id.clone()).ok());
+    let Some(kind) = value.get("type").and_then(Value::as_str) else {
+        return Err(ParseError {
+            id,
+            code: ErrorCode::MalformedMessage,
+            message: "a message is a JSON object with a string \"type\"".into(),
+        });
+    };
+    if !CLIENT_TYPES.contains(&kind) {
+        return Err(ParseError {
+            id,
+            code: ErrorCode::UnknownType,
+            message: format!("unknown message type {kind:?}"),
+        });
+    }
+    let kind = kind.to_string();
+    serde_json::from_value(value).map_err(|e| ParseError {
+        id,
+        code: ErrorCode::InvalidMessage,
+        message: format!("{kind}: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_requests_and_classifies_bad_ones() {
+        let m =
+            parse_client_message(r#"{"type":"join","id":1,"room":"r","token":"t"}"#).expect("join");
+        assert_eq!(m.id(), Some(&RequestId::Number(1)));
+        let m = parse_client_message(r#"{"type":"chat","id":"a","text":"你好","to":"bob"}"#)
+            .expect("chat");
+        assert!(matches!(m, ClientMessage::Chat { to: Some(ref t), .. } if t == "bob"));
+        let m = parse_client_message(r#"{"type":"candidate","candidate":null}"#)
+            .expect("end of candidates");
+        assert!(matches!(
+            m,
+            ClientMessage::Candidate {
+                candidate: None,
+                ..
+            }
+        ));
+
+        let e = parse_client_message("{nope").unwrap_err();
+        assert_eq!(e.code, ErrorCode::MalformedMessage);
+        let e = parse_client_message(r#"[1,2]"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::MalformedMessage);
+        let e = parse_client_message(r#"{"type":"dance","id":7}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.id),
+            (ErrorCode::UnknownType, Some(RequestId::Number(7)))
+        );
+        let e = parse_client_message(r#"{"type":"chat","id":"x"}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.id),
+            (ErrorCode::InvalidMessage, Some(RequestId::Text("x".into())))
+        );
+        let e = parse_client_message(r#"{"type":"ping","id":1,"extra":true}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidMessage);
+    }
+
+    #[test]
+    fn wire_names() {
+        let e = Event::ParticipantLeft {
+            seq: 3,
+            identity: "a".into(),
+            reason: "left".into(),
+        };
+        assert_eq!(
+            to_text(&e),
+            r#"{"type":"participant.left","seq":3,"identity":"a","reason":"left"}"#
+        );
+        let r = Reply::Error {
+            id: Some(RequestId::Text("q".into())),
+            code: ErrorCode::TokenExpired,
+            message: "m".into(),
+        };
+        assert_eq!(
+            to_text(&r),
+            r#"{"type":"error","id":"q","code":"token_expired","message":"m"}"#
+        );
+        assert_eq!(ErrorCode::TokenWrongRoom.as_str(), "token_wrong_room");
+    }
+}

@@ -1,0 +1,333 @@
+//! One WebSocket connection: reads requests, answers each one, writes the room's events.
+//!
+//! A connection is one task that selects over four things: its kill switch (removal, takeover,
+//! a full queue), its outbound queue (events and replies, in the order the hub queued them),
+//! the socket (requests), and a ping timer (a client silent for three intervals is treated as
+//! dropped). Bad input is answered with an `error` and the connection stays up; only a message
+//! over the hard size limit or a socket error ends it. Ending without `leave` is a drop: the
+//! member is held for the grace period.
+
+use crate::hub::{Hub, Session, SignalError};
+use crate::live_room::{Link, Outbound};
+use crate::protocol::{
+    self, ClientMessage, ErrorCode, PROTOCOL_VERSION, Reply, RequestId, to_text,
+};
+use crate::rate_limit::TokenBucket;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// Frames over this many times `signaling.max_message_bytes` end the connection (code 1009):
+/// reading them at all would let one client make the server buffer without bound.
+pub const HARD_LIMIT_FACTOR: usize = 16;
+
+/// Per-connection read buffer; small so that idle connections cost little memory.
+pub const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// What the request loop decided.
+enum Flow {
+    Continue,
+    /// Stop reading; the queued close frame (if any) is written first.
+    Drain,
+}
+
+struct ConnectionState {
+    hub: Arc<Hub>,
+    link: Link,
+    session: Option<Session>,
+    left: bool,
+    bucket: TokenBucket,
+    last_rate_error: Option<Instant>,
+}
+
+/// Serves one upgraded WebSocket until it closes.
+pub async fn serve(socket: WebSocket, hub: Arc<Hub>) {
+    hub.metrics.connections_total.fetch_add(1, Relaxed);
+    hub.metrics.connections_open.fetch_add(1, Relaxed);
+    let conn = hub.connect();
+    let span = tracing::info_span!(
+        "ws",
+        conn = conn.link.generation,
+        room = tracing::field::Empty,
+        participant = tracing::field::Empty
+    );
+    run(socket, hub.clone(), conn.link, conn.rx)
+        .instrument(span)
+        .await;
+    hub.metrics.connections_open.fetch_sub(1, Relaxed);
+}
+
+async fn run(
+    mut socket: WebSocket,
+    hub: Arc<Hub>,
+    link: Link,
+    mut rx: tokio::sync::mpsc::Receiver<Outbound>,
+) {
+    let config = hub.config().clone();
+    let kill = link.kill.clone();
+    let mut state = ConnectionState {
+        hub: hub.clone(),
+        link,
+        session: None,
+        left: false,
+        bucket: TokenBucket::new(
+            config.rate_limit_per_second,
+            config.rate_limit_burst,
+            Instant::now(),
+        ),
+        last_rate_error: None,
+    };
+    let mut ping = tokio::time::interval(config.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    let idle_limit = config.ping_interval * 3;
+    let mut last_heard = Instant::now();
+    let mut reading = true;
+
+    loop {
+        tokio::select! {
+            biased;
+            (code, reason) = kill.killed() => {
+                let _ = socket.send(close(code, &reason)).await;
+                break;
+            }
+            out = rx.recv() => match out {
+                Some(Outbound::Text(text)) => {
+                    hub.metrics.messages_out.fetch_add(1, Relaxed);
+                    if socket.send(Message::Text(text.as_ref().into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Outbound::Close { code, reason }) => {
+                    let _ = socket.send(close(code, &reason)).await;
+                    break;
+                }
+                None => break,
+            },
+            frame = socket.recv(), if reading => {
+                last_heard = Instant::now();
+                match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Flow::Drain = state.on_text(text.as_str()).await {
+                            reading = false;
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        state.send_error(None, ErrorCode::UnsupportedFrame, "the protocol uses text frames only");
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "websocket read failed");
+                        break;
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > idle_limit {
+                    tracing::info!("client silent for {:?}; treating the connection as dropped", idle_limit);
+                    break;
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(session) = &state.session
+        && !state.left
+    {
+        hub.connection_lost(session).await;
+    }
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+impl ConnectionState {
+    /// Queues a reply. A full queue means the client stopped reading: cut it off.
+    fn send(&self, reply: &Reply) {
+        if self
+            .link
+            .tx
+            .try_send(Outbound::Text(to_text(reply).into()))
+            .is_err()
+        {
+            self.link.kill.kill(
+                crate::live_room::close_code::STALLED,
+                "too many unread messages; reconnect to resume",
+            );
+        }
+    }
+
+    fn send_error(&self, id: Option<RequestId>, code: ErrorCode, message: &str) {
+        self.hub.metrics.error(code);
+        self.send(&Reply::Error {
+            id,
+            code,
+            message: message.to_string(),
+        });
+    }
+
+    async fn on_text(&mut self, text: &str) -> Flow {
+        self.hub.metrics.messages_in.fetch_add(1, Relaxed);
+        let now = Instant::now();
+        if !self.bucket.allow(now) {
+            // Answer a flood once a second, not once per message, so the answers cannot
+            // become a flood of their own.
+            if self
+                .last_rate_error
+                .is_none_or(|t| now - t >= Duration::from_secs(1))
+            {
+                self.last_rate_error = Some(now);
+                let id = protocol::parse_client_message(text)
+                    .ok()
+                    .and_then(|m| m.id().cloned());
+                self.send_error(
+                    id,
+                    ErrorCode::RateLimited,
+                    "too many messages; this one was dropped, slow down",
+                );
+            } else {
+                self.hub.metrics.error(ErrorCode::RateLimited);
+            }
+            return Flow::Continue;
+        }
+        let limit = self.hub.config().max_message_bytes;
+        if text.len() > limit {
+            self.send_error(
+                None,
+                ErrorCode::MessageTooLarge,
+                &format!(
+                    "message of {} bytes is over the {limit}-byte limit",
+                    text.len()
+                ),
+            );
+            return Flow::Continue;
+        }
+        let message = match protocol::parse_client_message(text) {
+            Ok(m) => m,
+            Err(e) => {
+                self.send_error(e.id, e.code, &e.message);
+                return Flow::Continue;
+            }
+        };
+        let id = message.id().cloned();
+        match self.dispatch(message).await {
+            Ok(flow) => flow,
+            Err(e) => {
+                if e.code == ErrorCode::Internal {
+                    tracing::warn!(error = %e.message, "request failed");
+                }
+                self.send_error(id, e.code, &e.message);
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn dispatch(&mut self, message: ClientMessage) -> Result<Flow, SignalError> {
+        use ClientMessage as M;
+        match message {
+            M::Ping { id } => {
+                self.send(&Reply::Pong {
+                    id,
+                    at: tiaojie_domain::clock::now_millis(),
+                });
+                Ok(Flow::Continue)
+            }
+            M::Join { id, v, room, token } => {
+                self.check_not_joined(v)?;
+                let session = self.hub.join(id, &room, &token, self.link.clone()).await?;
+                self.joined(session);
+                Ok(Flow::Continue)
+            }
+            M::Resume {
+                id,
+                v,
+                resume_token,
+                last_seq,
+            } => {
+                self.check_not_joined(v)?;
+                let session = self
+                    .hub
+                    .resume(id, &resume_token, last_seq, self.link.clone())
+                    .await?;
+                self.joined(session);
+                Ok(Flow::Continue)
+            }
+            other => {
+                let session = self
+                    .session
+                    .clone()
+                    .ok_or_else(|| SignalError::new(ErrorCode::NotJoined, "join a room first"))?;
+                match other {
+                    M::Leave { id } => {
+                        self.hub.leave(&session, id).await?;
+                        self.left = true;
+                        Ok(Flow::Drain)
+                    }
+                    M::Participants { id } => {
+                        self.hub.participants(&session, id).await?;
+                        Ok(Flow::Continue)
+                    }
+                    M::Chat { id, text, to } => {
+                        self.hub.chat(&session, id, text, to).await?;
+                        Ok(Flow::Continue)
+                    }
+                    M::Mute { id, kind, muted } => {
+                        self.hub.self_mute(&session, id, kind, muted).await?;
+                        Ok(Flow::Continue)
+                    }
+                    M::Offer { sdp, .. } | M::Answer { sdp, .. } => {
+                        if sdp.len() > protocol::MAX_SDP_BYTES {
+                            return Err(SignalError::new(
+                                ErrorCode::InvalidMessage,
+                                "SDP too large",
+                            ));
+                        }
+                        Err(media_unavailable())
+                    }
+                    M::Candidate { .. } => Err(media_unavailable()),
+                    M::Join { .. } | M::Resume { .. } | M::Ping { .. } => Ok(Flow::Continue),
+                }
+            }
+        }
+    }
+
+    fn check_not_joined(&self, v: Option<u32>) -> Result<(), SignalError> {
+        if self.session.is_some() {
+            return Err(SignalError::new(
+                ErrorCode::AlreadyJoined,
+                "this connection has joined already",
+            ));
+        }
+        let v = v.unwrap_or(PROTOCOL_VERSION);
+        if v != PROTOCOL_VERSION {
+            return Err(SignalError::new(
+                ErrorCode::UnsupportedVersion,
+                format!("this server speaks protocol version {PROTOCOL_VERSION}, not {v}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn joined(&mut self, session: Session) {
+        let span = tracing::Span::current();
+        span.record("room", session.room.name.as_str());
+        span.record("participant", session.identity.as_str());
+        self.session = Some(session);
+    }
+}
+
+fn media_unavailable() -> SignalError {
+    SignalError::new(
+        ErrorCode::MediaUnavailable,
+        "this server has no media plane yet; audio and video are not available",
+    )
+}
