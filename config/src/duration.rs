@@ -58,7 +58,7 @@ pub fn format(value: &Duration) -> String {
         return "0s".into();
     }
     for (name, scale) in UNITS {
-        if millis % scale == 0 {
+        if millis.is_multiple_of(scale) {
             return format!("{}{name}", millis / scale);
         }
     }

@@ -370,9 +370,10 @@ impl Config {
         if self.database.max_connections == 0 {
             return invalid("database.max_connections", "must be at least 1");
         }
-        if !self.server.public_url.is_empty()
-            && !(self.server.public_url.starts_with("http://")
-                || self.server.public_url.starts_with("https://"))
+        let public_url = &self.server.public_url;
+        if !(public_url.is_empty()
+            || public_url.starts_with("http://")
+            || public_url.starts_with("https://"))
         {
             return invalid("server.public_url", "must start with http:// or https://");
         }

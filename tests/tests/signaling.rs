@@ -130,7 +130,7 @@ async fn chat_reaches_the_room_and_direct_messages_only_their_target(backend: Ba
 async fn resume_within_grace_shows_no_leave_and_replays_missed_events(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut m = server.join("r", "m", Role::Mediator).await;
-    let mut a = server.join("r", "a", Role::Party).await;
+    let a = server.join("r", "a", Role::Party).await;
     m.expect("participant.joined").await;
     let (resume_token, last_seq) = (a.resume_token.clone(), a.last_seq);
     a.vanish();

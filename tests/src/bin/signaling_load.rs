@@ -1,1 +1,458 @@
-fn main() {}
+//! `signaling-load`: the signaling load generator behind BENCHMARKS.md.
+//!
+//! It starts the real `tiaojie` binary as a child process (so the server's memory and CPU are
+//! measured apart from the load), mints join tokens with the same secret, and drives WebSocket
+//! clients that join rooms of six over 127.0.0.1:
+//!
+//! - `ramp`: N connections join as fast as `--concurrency` workers allow → joins per second.
+//! - `idle`: then hold them all open (answering pings) and read the server's RSS.
+//! - `paced`: joins at a fixed rate (open loop, latency measured from the scheduled start so a
+//!   stall is not hidden) → p50/p99/max join latency.
+//!
+//! `signaling-load all` runs the three with the issue's figures (10,000 connections; 500/s).
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tiaojie_config::AuthConfig;
+use tiaojie_domain::Role;
+use tiaojie_signaling::token::{TokenKeys, TokenRequest};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+const SECRET: &str = "signaling-load-secret-signaling-load-secret";
+const ROOM_SIZE: u64 = 6;
+
+#[derive(Parser)]
+#[command(about = "Signaling load generator: joins rooms of six against a tiaojie child process")]
+struct Cli {
+    /// The tiaojie binary (default: next to this one).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Mode,
+}
+
+#[derive(Subcommand, Clone)]
+enum Mode {
+    /// Ramp to N joined connections as fast as possible, then hold them idle and read RSS.
+    Ramp {
+        /// Connections to open.
+        #[arg(long, default_value_t = 10_000)]
+        connections: u64,
+        /// Concurrent joiners.
+        #[arg(long, default_value_t = 64)]
+        concurrency: u64,
+        /// Seconds to hold the connections idle before reading RSS.
+        #[arg(long, default_value_t = 10)]
+        hold: u64,
+    },
+    /// Joins at a fixed rate for a while; each client leaves after `--stay` seconds.
+    Paced {
+        /// Joins per second.
+        #[arg(long, default_value_t = 500)]
+        rate: u64,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Seconds each client stays before leaving.
+        #[arg(long, default_value_t = 3)]
+        stay: u64,
+    },
+    /// `ramp` with 10,000 connections, then `paced` at 500/s, each on a fresh server.
+    All,
+}
+
+struct ServerProcess {
+    child: Child,
+    addr: String,
+    _dir: PathBuf,
+}
+
+impl ServerProcess {
+    fn start(bin: &PathBuf) -> anyhow::Result<ServerProcess> {
+        let dir = std::env::temp_dir().join(format!(
+            "tiaojie-load-{}-{}",
+            std::process::id(),
+            tiaojie_domain::clock::now_millis()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .env("TIAOJIE_SERVER_LISTEN", "127.0.0.1:0")
+            .env("TIAOJIE_SERVER_DATA_DIR", &dir)
+            .env("TIAOJIE_AUTH_SECRET", SECRET)
+            .env("TIAOJIE_LOG_LEVEL", "warn")
+            .env("TIAOJIE_SIGNALING_MAX_PARTICIPANTS_PER_ROOM", "6")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stderr = child.stderr.take().context("stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines.next().context("server exited before listening")??;
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .context("address")?
+                    .to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Ok(ServerProcess {
+            child,
+            addr,
+            _dir: dir,
+        })
+    }
+
+    fn rss_kib(&self) -> u64 {
+        proc_status_kib(self.child.id(), "VmRSS:")
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name: utime and stime are the 12th and 13th.
+        let after = stat.rsplit(')').next().unwrap_or_default();
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        ticks as f64 / 100.0
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+fn proc_status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+struct Tokens(TokenKeys);
+
+impl Tokens {
+    fn new() -> anyhow::Result<Tokens> {
+        let auth = AuthConfig {
+            secret: SECRET.into(),
+            ..Default::default()
+        };
+        Ok(Tokens(TokenKeys::from_config(
+            &auth,
+            &std::env::temp_dir(),
+        )?))
+    }
+
+    fn for_index(&self, run: &str, i: u64) -> (String, String) {
+        let room = format!("{run}-{}", i / ROOM_SIZE);
+        let role = if i.is_multiple_of(ROOM_SIZE) {
+            Role::Mediator
+        } else {
+            Role::Party
+        };
+        let request = TokenRequest {
+            identity: format!("p{i}"),
+            name: format!("Participant {i}"),
+            room: Some(room.clone()),
+            role,
+            grants: None,
+            ttl: None,
+            not_before_secs: 0,
+        };
+        let token = self.0.issue(&request).map(|(t, _)| t).unwrap_or_default();
+        (room, token)
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects and joins; returns the socket, the connect time and the join round trip.
+async fn connect_and_join(
+    url: &str,
+    room: &str,
+    token: &str,
+) -> anyhow::Result<(Ws, Duration, Duration)> {
+    let t0 = Instant::now();
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    let connected = t0.elapsed();
+    let t1 = Instant::now();
+    ws.send(Message::text(
+        json!({"type": "join", "id": 1, "room": room, "token": token}).to_string(),
+    ))
+    .await?;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let v: Value = serde_json::from_str(text.as_str())?;
+                if v["id"] == 1 {
+                    if v["type"] != "joined" {
+                        bail!("join refused: {v}");
+                    }
+                    return Ok((ws, connected, t1.elapsed()));
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(None) => bail!("closed before joined"),
+            Err(_) => bail!("no reply to join within 10 s"),
+        }
+    }
+}
+
+/// Keeps a joined client alive (reading events, answering pings) until `stop` turns true.
+async fn hold(mut ws: Ws, mut stop: watch::Receiver<bool>, leave: bool) {
+    loop {
+        tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break;
+                }
+            }
+            frame = ws.next() => {
+                if !matches!(frame, Some(Ok(_))) {
+                    return;
+                }
+            }
+        }
+    }
+    if leave {
+        let _ = ws.send(Message::text(r#"{"type":"leave","id":2}"#)).await;
+    }
+    let _ = ws.close(None).await;
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn ramp(
+    bin: &PathBuf,
+    connections: u64,
+    concurrency: u64,
+    hold_secs: u64,
+) -> anyhow::Result<()> {
+    let server = ServerProcess::start(bin)?;
+    let url = format!("ws://{}/ws", server.addr);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_before = server.rss_kib();
+    let cpu_before = server.cpu_seconds();
+    let tokens = Arc::new(Tokens::new()?);
+    let next = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (url, tokens, next, failures, stop_rx) = (
+            url.clone(),
+            tokens.clone(),
+            next.clone(),
+            failures.clone(),
+            stop_rx.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= connections {
+                    break;
+                }
+                let (room, token) = tokens.for_index("ramp", i);
+                match connect_and_join(&url, &room, &token).await {
+                    Ok((ws, _, join)) => {
+                        latencies.push(join);
+                        tokio::spawn(hold(ws, stop_rx.clone(), false));
+                    }
+                    Err(e) => {
+                        if failures.fetch_add(1, Ordering::Relaxed) < 5 {
+                            eprintln!("join {i} failed: {e:#}");
+                        }
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.await?);
+    }
+    let elapsed = started.elapsed();
+    let cpu_ramp = server.cpu_seconds() - cpu_before;
+    latencies.sort();
+    let joined = latencies.len() as u64;
+    println!(
+        "ramp: {joined} joined ({} failed) in {:.2} s = {:.0} joins/s; server CPU {:.2} s ({:.0} joins per server-CPU-second)",
+        failures.load(Ordering::Relaxed),
+        elapsed.as_secs_f64(),
+        joined as f64 / elapsed.as_secs_f64(),
+        cpu_ramp,
+        joined as f64 / cpu_ramp.max(0.001)
+    );
+    println!(
+        "ramp: join round trip p50 {} p99 {} max {} (closed loop, {concurrency} concurrent joiners)",
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
+        ms(percentile(&latencies, 1.0))
+    );
+    tokio::time::sleep(Duration::from_secs(hold_secs)).await;
+    let rss_after = server.rss_kib();
+    let open = proc_fd_count(server.child.id());
+    println!(
+        "idle: {joined} connections held {hold_secs} s; server RSS {:.1} MiB (was {:.1} MiB before connecting; {:.1} KiB per connection); server fds {open}",
+        rss_after as f64 / 1024.0,
+        rss_before as f64 / 1024.0,
+        (rss_after.saturating_sub(rss_before)) as f64 / joined.max(1) as f64
+    );
+    let _ = stop_tx.send(true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.stop();
+    Ok(())
+}
+
+fn proc_fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+async fn paced(bin: &PathBuf, rate: u64, seconds: u64, stay: u64) -> anyhow::Result<()> {
+    let server = ServerProcess::start(bin)?;
+    let url = Arc::new(format!("ws://{}/ws", server.addr));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tokens = Arc::new(Tokens::new()?);
+    let total = rate * seconds;
+    // Mint tokens up front so signing is not part of what is timed.
+    let minted: Vec<(String, String)> = (0..total).map(|i| tokens.for_index("paced", i)).collect();
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let started = tokio::time::Instant::now();
+    let cpu_before = server.cpu_seconds();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for (i, (room, token)) in minted.into_iter().enumerate() {
+        let scheduled = started + interval * i as u32;
+        tokio::time::sleep_until(scheduled).await;
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let result = connect_and_join(&url, &room, &token).await;
+            let from_schedule = scheduled.elapsed();
+            match result {
+                Ok((mut ws, connect, join)) => {
+                    tokio::time::sleep(Duration::from_secs(stay)).await;
+                    let _ = ws.send(Message::text(r#"{"type":"leave","id":2}"#)).await;
+                    let _ = ws.close(None).await;
+                    Some((connect, join, from_schedule))
+                }
+                Err(e) => {
+                    eprintln!("join failed: {e:#}");
+                    None
+                }
+            }
+        }));
+    }
+    let offered = started.elapsed();
+    let mut joins = Vec::new();
+    let mut totals = Vec::new();
+    let mut connects = Vec::new();
+    let mut failed = 0;
+    for t in tasks {
+        match t.await? {
+            Some((c, j, s)) => {
+                connects.push(c);
+                joins.push(j);
+                totals.push(s);
+            }
+            None => failed += 1,
+        }
+    }
+    let cpu = server.cpu_seconds() - cpu_before;
+    joins.sort();
+    totals.sort();
+    connects.sort();
+    println!(
+        "paced: {} joins offered at {rate}/s over {:.1} s ({failed} failed); server CPU {:.2} s ({:.0}% of one core)",
+        joins.len(),
+        offered.as_secs_f64(),
+        cpu,
+        100.0 * cpu / (offered.as_secs_f64() + stay as f64)
+    );
+    println!(
+        "paced: join round trip (join sent → joined) p50 {} p99 {} max {}",
+        ms(percentile(&joins, 0.5)),
+        ms(percentile(&joins, 0.99)),
+        ms(percentile(&joins, 1.0))
+    );
+    println!(
+        "paced: from scheduled start (TCP + WebSocket handshake + join) p50 {} p99 {} max {}",
+        ms(percentile(&totals, 0.5)),
+        ms(percentile(&totals, 0.99)),
+        ms(percentile(&totals, 1.0))
+    );
+    println!(
+        "paced: WebSocket connect alone p50 {} p99 {}",
+        ms(percentile(&connects, 0.5)),
+        ms(percentile(&connects, 0.99))
+    );
+    server.stop();
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let bin = match cli.server_bin {
+        Some(b) => b,
+        None => std::env::current_exe()?.with_file_name("tiaojie"),
+    };
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p tiaojie-signaling)",
+            bin.display()
+        );
+    }
+    match cli.command {
+        Mode::Ramp {
+            connections,
+            concurrency,
+            hold,
+        } => ramp(&bin, connections, concurrency, hold).await,
+        Mode::Paced {
+            rate,
+            seconds,
+            stay,
+        } => paced(&bin, rate, seconds, stay).await,
+        Mode::All => {
+            ramp(&bin, 10_000, 64, 10).await?;
+            paced(&bin, 500, 20, 3).await
+        }
+    }
+}

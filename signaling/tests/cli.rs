@@ -1,0 +1,263 @@
+//! The `tiaojie` binary as a newcomer and an operator use it: start on defaults, refuse a bad
+//! configuration by naming the key, issue tokens, stop gracefully on SIGTERM, keep tokens out
+//! of the logs, and run with EdDSA keys it generated.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tiaojie");
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tiaojie-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn tiaojie(data_dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("TIAOJIE_SERVER_DATA_DIR", data_dir)
+        .env("TIAOJIE_SERVER_LISTEN", "127.0.0.1:0")
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Starts `tiaojie serve`; returns the child, its address and a channel of its stderr lines.
+fn serve(
+    data_dir: &Path,
+    env: &[(&str, &str)],
+) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+    let mut child = tiaojie(data_dir, env)
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn tiaojie serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let Ok(line) =
+            rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not print its address");
+        };
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let addr = rest.split_whitespace().next().expect("address").to_string();
+            return (child, addr, rx);
+        }
+    }
+}
+
+fn token(data_dir: &Path, env: &[(&str, &str)], room: &str, identity: &str, role: &str) -> String {
+    let out = tiaojie(data_dir, env)
+        .args([
+            "token",
+            "create",
+            "--room",
+            room,
+            "--identity",
+            identity,
+            "--name",
+            "张三",
+            "--role",
+            role,
+            "--ttl",
+            "1h",
+        ])
+        .output()
+        .expect("token create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string()
+}
+
+async fn next_json<S>(ws: &mut S) -> Option<Value>
+where
+    S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .ok()??
+        {
+            Ok(Message::Text(t)) => return serde_json::from_str(t.as_str()).ok(),
+            Ok(Message::Close(frame)) => {
+                return Some(json!({"type": "(close)", "code": frame.map(|f| u16::from(f.code))}));
+            }
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn a_bad_configuration_value_stops_start_up_naming_the_key() {
+    let dir = temp_dir("badcfg");
+    let out = tiaojie(&dir, &[("TIAOJIE_SIGNALING_MAX_MESSAGE_BYTES", "lots")])
+        .arg("serve")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("TIAOJIE_SIGNALING_MAX_MESSAGE_BYTES")
+            && stderr.contains("max_message_bytes"),
+        "{stderr}"
+    );
+
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "[server]\nlisten = \"nowhere\"\n").expect("write");
+    let out = tiaojie(&dir, &[])
+        .env_remove("TIAOJIE_SERVER_LISTEN")
+        .args(["serve", "--config"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("listen"), "{stderr}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn serve_issue_join_and_stop_on_sigterm() {
+    let dir = temp_dir("serve");
+    let env = [("TIAOJIE_LOG_LEVEL", "debug")];
+    let (mut child, addr, logs) = serve(&dir, &env);
+    let secret = dir.join("jwt-secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret)
+            .expect("secret written on first run")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(
+        dir.join("tiaojie.db").exists(),
+        "SQLite created in the data dir"
+    );
+
+    let token = token(&dir, &env, "room-a", "alice", "party");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("connect");
+    ws.send(Message::text(
+        json!({"type": "join", "id": 1, "room": "room-a", "token": token}).to_string(),
+    ))
+    .await
+    .expect("send");
+    let joined = next_json(&mut ws).await.expect("reply");
+    assert_eq!(joined["type"], "joined", "{joined}");
+    assert_eq!(joined["you"]["name"], "张三");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let shutdown = next_json(&mut ws).await.expect("told of shutdown");
+    assert_eq!(shutdown["type"], "server.shutdown");
+    let close = next_json(&mut ws).await.expect("close");
+    assert_eq!(close["code"], 1001);
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(exit.success(), "graceful stop exits 0: {exit:?}");
+
+    let log: Vec<String> = logs.try_iter().collect();
+    assert!(log.iter().any(|l| l.contains("joined")), "{log:?}");
+    assert!(
+        !log.iter().any(|l| l.contains(&token)),
+        "a token appeared in the log"
+    );
+    let sig = token.rsplit('.').next().unwrap_or_default();
+    assert!(
+        !log.iter().any(|l| l.contains(sig)),
+        "a token signature appeared in the log"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn eddsa_keys_from_keys_generate() {
+    let dir = temp_dir("eddsa");
+    let out = Command::new(BIN)
+        .args(["keys", "generate", "--out"])
+        .arg(dir.join("keys"))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let private = dir.join("keys/tiaojie-ed25519.pem");
+    let public = dir.join("keys/tiaojie-ed25519.pub.pem");
+    let (private_s, public_s) = (private.display().to_string(), public.display().to_string());
+    let env = [
+        ("TIAOJIE_AUTH_ALGORITHM", "EdDSA"),
+        ("TIAOJIE_AUTH_ED25519_PRIVATE_KEY", private_s.as_str()),
+        ("TIAOJIE_AUTH_ED25519_PUBLIC_KEY", public_s.as_str()),
+    ];
+    let (mut child, addr, _logs) = serve(&dir, &env);
+    let token = token(&dir, &env, "r", "m", "mediator");
+    let header: Value =
+        serde_json::from_slice(&base64_url_decode(token.split('.').next().expect("header")))
+            .expect("header json");
+    assert_eq!(header["alg"], "EdDSA");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("connect");
+    ws.send(Message::text(
+        json!({"type": "join", "room": "r", "token": token}).to_string(),
+    ))
+    .await
+    .expect("send");
+    assert_eq!(next_json(&mut ws).await.expect("reply")["type"], "joined");
+    // Refuses to overwrite a key.
+    let again = Command::new(BIN)
+        .args(["keys", "generate", "--out"])
+        .arg(dir.join("keys"))
+        .output()
+        .expect("run");
+    assert!(!again.status.success());
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    std::fs::remove_dir_all(dir).ok();
+}
+
+fn base64_url_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .expect("base64url")
+}
