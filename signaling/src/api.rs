@@ -588,3 +588,37 @@ async fn create_token(
     .await;
     counted(&state, result).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_describes_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(&openapi_document()).expect("valid JSON");
+        assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+        let paths = doc["paths"].as_object().expect("paths");
+        for (path, method) in [
+            ("/api/rooms", "get"),
+            ("/api/rooms", "post"),
+            ("/api/rooms/{room}", "get"),
+            ("/api/rooms/{room}/close", "post"),
+            ("/api/rooms/{room}/participants", "get"),
+            ("/api/rooms/{room}/participations", "get"),
+            ("/api/rooms/{room}/participants/{identity}/remove", "post"),
+            ("/api/rooms/{room}/participants/{identity}/mute", "post"),
+            ("/api/rooms/{room}/participants/{identity}/grants", "put"),
+            ("/api/tokens", "post"),
+        ] {
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} missing"
+            );
+        }
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+        assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    }
+}

@@ -40,6 +40,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .nest("/api", api::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.api.max_body_bytes))
         .with_state(state)
 }
@@ -87,6 +88,14 @@ async fn not_found() -> Response {
         axum::Json(
             serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint"}}),
         ),
+    )
+        .into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(serde_json::json!({"error": {"code": "invalid_request", "message": "method not allowed on this endpoint"}})),
     )
         .into_response()
 }

@@ -258,10 +258,8 @@ impl Hub {
                 "the server is shutting down",
             ));
         }
+        // Room-less admin tokens fail the room check too: they are for the API, not for rooms.
         let claims = self.authenticate(token, Some(room_name)).await?;
-        if claims.has(Grant::Admin) && claims.room.is_none() {
-            return Err(TokenError::WrongRoom.into());
-        }
         loop {
             let room = self.live_room(room_name).await?;
             let mut state = room.state.lock().await;
@@ -332,7 +330,7 @@ impl Hub {
                 .filter(|m| m.info.identity != claims.sub)
                 .map(|m| m.info.clone())
                 .collect();
-            let seq = state.seq + 1;
+            let seq_now = state.seq;
             let Some(me) = state.members.get(&claims.sub) else {
                 return Err(SignalError::new(ErrorCode::Internal, "member vanished"));
             };
@@ -344,7 +342,7 @@ impl Hub {
                     room: room_name.to_string(),
                     you: info.clone(),
                     participants: others,
-                    seq: seq - 1,
+                    seq: seq_now,
                     resume_token: resume_token.clone(),
                     resume_grace_ms: self.config.resume_grace.as_millis() as u64,
                 })
