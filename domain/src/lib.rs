@@ -8,10 +8,13 @@
 //! - [`store`]: [`store::Store`], the sqlx-backed storage for all of the above, on SQLite (the
 //!   embedded default) or PostgreSQL, with migrations applied at start; also revoked token ids.
 //! - [`clock`]: wall-clock milliseconds, the one time unit stored.
+//! - `group_commit`: joins and leaves queue to one writer task that commits each batch in one
+//!   transaction; callers still wait for their own commit.
 //!
 //! Nothing here knows about sockets, tokens' wire format or media.
 
 pub mod clock;
+mod group_commit;
 pub mod participation;
 pub mod role;
 pub mod room;

@@ -4,10 +4,11 @@
 //! `ON CONFLICT`, `RETURNING`, integers for times), and only the migrations differ per backend
 //! (`migrations/sqlite`, `migrations/postgres`), kept semantically identical.
 
+use crate::group_commit::{Done, Op, Writer};
 use crate::participation::{LeaveReason, Participation};
 use crate::room::{self, NewRoom, Room};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{Any, AnyPool, Executor, Row};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -49,15 +50,24 @@ pub enum StoreError {
     /// The room was closed.
     #[error("room {0:?} is closed")]
     RoomClosed(String),
+    /// The store was closed (the server is stopping).
+    #[error("storage is closed")]
+    Closed,
     /// The input breaks a rule (e.g. a bad room name).
     #[error("{0}")]
     Invalid(String),
 }
 
 /// The storage handle; cheap to clone (a pool inside).
+///
+/// SQLite writers share the pool with readers: measured, a separate one-connection writer pool
+/// halved join throughput (sqlx's pool queue under contention costs more than SQLite's own
+/// locking with WAL and a busy timeout).
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Presence writes (joins, leaves, first-join room creation), group-committed.
+    writer: Writer,
     backend: Backend,
 }
 
@@ -102,30 +112,17 @@ impl Store {
             return Err(StoreError::UnsupportedUrl);
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer; NORMAL sync is durable at
-                        // every checkpoint and safe against corruption; the busy timeout turns
-                        // writer contention into waiting instead of errors.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
+        let pool = open_pool(&options, backend, max_connections).await?;
         match backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        let writer = Writer::spawn(pool.clone());
+        Ok(Store {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     /// Which backend this is.
@@ -166,34 +163,24 @@ impl Store {
     /// The room, creating it with defaults if absent (auto-created rooms); fails if it is closed.
     pub async fn open_room(&self, name: &str, now: i64) -> Result<Room, StoreError> {
         room::validate_name(name).map_err(StoreError::Invalid)?;
-        sqlx::query(
-            "INSERT INTO rooms (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        let room = self.room(name).await?;
-        if !room.is_open() {
-            return Err(StoreError::RoomClosed(name.to_string()));
+        match self
+            .writer
+            .write(Op::OpenRoom {
+                name: name.to_string(),
+                now,
+            })
+            .await?
+        {
+            Done::Room(room) => Ok(room),
+            other => Err(unexpected(other)),
         }
-        Ok(room)
     }
 
     /// One room.
     pub async fn room(&self, name: &str) -> Result<Room, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            room_columns!(),
-            " FROM rooms WHERE name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
-        match row {
-            Some(row) => Ok(room_from_row(&row)?),
-            None => Err(StoreError::RoomNotFound(name.to_string())),
-        }
+        select_room(&self.pool, name)
+            .await?
+            .ok_or_else(|| StoreError::RoomNotFound(name.to_string()))
     }
 
     /// Rooms by creation time, newest first; closed ones only when asked.
@@ -238,22 +225,16 @@ impl Store {
         role: &str,
         now: i64,
     ) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO participations (room, identity, display_name, role, joined_at) \
-             SELECT $1, $2, $3, $4, $5 WHERE EXISTS \
-               (SELECT 1 FROM rooms WHERE name = $1 AND closed_at IS NULL) \
-             RETURNING id",
-        )
-        .bind(room)
-        .bind(identity)
-        .bind(display_name)
-        .bind(role)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        match row {
-            Some(row) => Ok(row.try_get::<i64, _>(0)?),
-            None => Err(StoreError::RoomClosed(room.to_string())),
+        let op = Op::Join {
+            room: room.to_string(),
+            identity: identity.to_string(),
+            display_name: display_name.to_string(),
+            role: role.to_string(),
+            now,
+        };
+        match self.writer.write(op).await? {
+            Done::Id(id) => Ok(id),
+            other => Err(unexpected(other)),
         }
     }
 
@@ -270,12 +251,7 @@ impl Store {
         } else {
             format!("{}: {detail}", reason.as_str())
         };
-        sqlx::query("UPDATE participations SET left_at = $1, leave_reason = $2 WHERE id = $3 AND left_at IS NULL")
-            .bind(now)
-            .bind(reason)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        self.writer.write(Op::Leave { id, reason, now }).await?;
         Ok(())
     }
 
@@ -356,6 +332,17 @@ impl Store {
             .is_some())
     }
 
+    /// Ids of all revoked tokens (that have not expired anyway), for an in-memory check.
+    pub async fn revoked_token_ids(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT jti FROM revoked_tokens")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()
+            .map_err(Into::into)
+    }
+
     /// Forgets revocations of tokens that have expired anyway.
     pub async fn prune_revocations(&self, now: i64) -> Result<u64, StoreError> {
         Ok(
@@ -366,6 +353,68 @@ impl Store {
                 .rows_affected(),
         )
     }
+}
+
+async fn open_pool(
+    options: &AnyConnectOptions,
+    backend: Backend,
+    max_connections: u32,
+) -> Result<AnyPool, StoreError> {
+    Ok(AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers run beside the writer; NORMAL sync is durable at every
+                    // checkpoint and safe against corruption; the busy timeout covers the
+                    // moments a checkpoint holds the lock.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options.clone())
+        .await?)
+}
+
+fn unexpected(done: Done) -> StoreError {
+    StoreError::Invalid(format!("internal: unexpected write result {done:?}"))
+}
+
+/// Inserts a room with defaults unless one with this name exists.
+pub(crate) async fn insert_room_if_absent<'c, E: Executor<'c, Database = Any>>(
+    executor: E,
+    name: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO rooms (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(now)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// The room with this name, if any.
+pub(crate) async fn select_room<'c, E: Executor<'c, Database = Any>>(
+    executor: E,
+    name: &str,
+) -> Result<Option<Room>, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        room_columns!(),
+        " FROM rooms WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(executor)
+    .await?;
+    row.as_ref().map(room_from_row).transpose()
 }
 
 fn room_from_row(row: &AnyRow) -> Result<Room, sqlx::Error> {
@@ -497,6 +546,10 @@ mod tests {
             .await
             .expect("idempotent");
         assert!(store.is_revoked("j1").await.expect("query"));
+        assert_eq!(
+            store.revoked_token_ids().await.expect("ids"),
+            vec!["j1".to_string()]
+        );
         assert_eq!(store.prune_revocations(101).await.expect("prune"), 1);
         assert!(!store.is_revoked("j1").await.expect("query"));
         store.close().await;

@@ -152,7 +152,14 @@ impl Server {
             &config.server.data_dir,
         )?);
         let metrics = Arc::new(Metrics::default());
-        let hub = Arc::new(Hub::new(store, keys, config.signaling.clone(), metrics));
+        let revoked = store.revoked_token_ids().await?;
+        let hub = Arc::new(Hub::new(
+            store,
+            keys,
+            config.signaling.clone(),
+            metrics,
+            revoked,
+        ));
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .map_err(|source| StartError::Bind {

@@ -16,7 +16,7 @@ use crate::protocol::{
     ParticipantInfo, Reply, RequestId, to_text,
 };
 use crate::token::{Claims, TokenError, TokenKeys};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tiaojie_config::SignalingConfig;
@@ -104,6 +104,9 @@ pub struct Hub {
     rooms: Mutex<HashMap<String, Arc<LiveRoom>>>,
     /// Resume token → (room, identity).
     resume_index: Mutex<HashMap<String, (String, String)>>,
+    /// Revoked token ids: the database's, kept in memory so a join costs no query for them.
+    /// Only this server revokes, so the copy cannot go stale (multi-node will share it).
+    revoked: Mutex<HashSet<String>>,
     next_generation: AtomicU64,
     shutting_down: AtomicBool,
 }
@@ -123,14 +126,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Hub {
-    /// A hub over this store and these keys.
+    /// A hub over this store and these keys; `revoked` are the stored revoked token ids.
     pub fn new(
         store: Store,
         keys: Arc<TokenKeys>,
         config: SignalingConfig,
         metrics: Arc<Metrics>,
+        revoked: Vec<String>,
     ) -> Hub {
         Hub {
+            revoked: Mutex::new(revoked.into_iter().collect()),
             store,
             keys,
             config,
@@ -182,7 +187,7 @@ impl Hub {
         {
             return Err(TokenError::WrongRoom.into());
         }
-        if self.store.is_revoked(&claims.jti).await? {
+        if lock(&self.revoked).contains(&claims.jti) {
             return Err(TokenError::Revoked.into());
         }
         Ok(claims)
@@ -829,6 +834,7 @@ impl Hub {
                 now_millis(),
             )
             .await?;
+        lock(&self.revoked).insert(jti);
         let seq = state.next_seq();
         let _ = state.broadcast(
             &Event::Removed {

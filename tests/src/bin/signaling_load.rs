@@ -36,6 +36,11 @@ struct Cli {
     /// The tiaojie binary (default: next to this one).
     #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// Drive a server you started yourself at this address (e.g. under a profiler) instead of
+    /// a child process; start it with TIAOJIE_AUTH_SECRET set to this tool's secret (see
+    /// `SECRET` in the source). Server RSS and CPU are then not reported.
+    #[arg(long)]
+    attach: Option<String>,
     #[command(subcommand)]
     command: Mode,
 }
@@ -48,7 +53,7 @@ enum Mode {
         #[arg(long, default_value_t = 10_000)]
         connections: u64,
         /// Concurrent joiners.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 256)]
         concurrency: u64,
         /// Seconds to hold the connections idle before reading RSS.
         #[arg(long, default_value_t = 10)]
@@ -71,7 +76,7 @@ enum Mode {
 }
 
 struct ServerProcess {
-    child: Child,
+    child: Option<Child>,
     addr: String,
     _dir: PathBuf,
 }
@@ -110,19 +115,31 @@ impl ServerProcess {
         };
         std::thread::spawn(move || for _ in lines.by_ref() {});
         Ok(ServerProcess {
-            child,
+            child: Some(child),
             addr,
             _dir: dir,
         })
     }
 
+    fn attach(addr: &str) -> ServerProcess {
+        ServerProcess {
+            child: None,
+            addr: addr.to_string(),
+            _dir: PathBuf::new(),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     fn rss_kib(&self) -> u64 {
-        proc_status_kib(self.child.id(), "VmRSS:")
+        proc_status_kib(self.pid(), "VmRSS:")
     }
 
     fn cpu_seconds(&self) -> f64 {
         let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
         // Fields after the command name: utime and stime are the 12th and 13th.
         let after = stat.rsplit(')').next().unwrap_or_default();
         let fields: Vec<&str> = after.split_whitespace().collect();
@@ -132,11 +149,13 @@ impl ServerProcess {
     }
 
     fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self._dir);
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&self._dir);
+        }
     }
 }
 
@@ -255,21 +274,36 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+fn server(bin: &PathBuf, attach: Option<&str>) -> anyhow::Result<ServerProcess> {
+    match attach {
+        Some(addr) => Ok(ServerProcess::attach(addr)),
+        None => ServerProcess::start(bin),
+    }
+}
+
 async fn ramp(
     bin: &PathBuf,
+    attach: Option<&str>,
     connections: u64,
     concurrency: u64,
     hold_secs: u64,
 ) -> anyhow::Result<()> {
-    let server = ServerProcess::start(bin)?;
+    let server = server(bin, attach)?;
     let url = format!("ws://{}/ws", server.addr);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_before = server.rss_kib();
     let cpu_before = server.cpu_seconds();
-    let tokens = Arc::new(Tokens::new()?);
+    // Mint tokens up front so signing is not part of what is timed.
+    let minted = Tokens::new()?;
+    let tokens: Arc<Vec<(String, String)>> = Arc::new(
+        (0..connections)
+            .map(|i| minted.for_index("ramp", i))
+            .collect(),
+    );
     let next = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let own_cpu_before = own_cpu_seconds();
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
@@ -287,8 +321,8 @@ async fn ramp(
                 if i >= connections {
                     break;
                 }
-                let (room, token) = tokens.for_index("ramp", i);
-                match connect_and_join(&url, &room, &token).await {
+                let (room, token) = &tokens[i as usize];
+                match connect_and_join(&url, room, token).await {
                     Ok((ws, _, join)) => {
                         latencies.push(join);
                         tokio::spawn(hold(ws, stop_rx.clone(), false));
@@ -309,15 +343,17 @@ async fn ramp(
     }
     let elapsed = started.elapsed();
     let cpu_ramp = server.cpu_seconds() - cpu_before;
+    let own_cpu = own_cpu_seconds() - own_cpu_before;
     latencies.sort();
     let joined = latencies.len() as u64;
     println!(
-        "ramp: {joined} joined ({} failed) in {:.2} s = {:.0} joins/s; server CPU {:.2} s ({:.0} joins per server-CPU-second)",
+        "ramp: {joined} joined ({} failed) in {:.2} s = {:.0} joins/s; server CPU {:.2} s ({:.0} joins per server-CPU-second); load generator CPU {:.2} s",
         failures.load(Ordering::Relaxed),
         elapsed.as_secs_f64(),
         joined as f64 / elapsed.as_secs_f64(),
         cpu_ramp,
-        joined as f64 / cpu_ramp.max(0.001)
+        joined as f64 / cpu_ramp.max(0.001),
+        own_cpu
     );
     println!(
         "ramp: join round trip p50 {} p99 {} max {} (closed loop, {concurrency} concurrent joiners)",
@@ -327,7 +363,7 @@ async fn ramp(
     );
     tokio::time::sleep(Duration::from_secs(hold_secs)).await;
     let rss_after = server.rss_kib();
-    let open = proc_fd_count(server.child.id());
+    let open = proc_fd_count(server.pid());
     println!(
         "idle: {joined} connections held {hold_secs} s; server RSS {:.1} MiB (was {:.1} MiB before connecting; {:.1} KiB per connection); server fds {open}",
         rss_after as f64 / 1024.0,
@@ -340,14 +376,30 @@ async fn ramp(
     Ok(())
 }
 
+/// This process's CPU time (the load generator's share of the machine).
+fn own_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    ticks as f64 / 100.0
+}
+
 fn proc_fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0)
 }
 
-async fn paced(bin: &PathBuf, rate: u64, seconds: u64, stay: u64) -> anyhow::Result<()> {
-    let server = ServerProcess::start(bin)?;
+async fn paced(
+    bin: &PathBuf,
+    attach: Option<&str>,
+    rate: u64,
+    seconds: u64,
+    stay: u64,
+) -> anyhow::Result<()> {
+    let server = server(bin, attach)?;
     let url = Arc::new(format!("ws://{}/ws", server.addr));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let tokens = Arc::new(Tokens::new()?);
@@ -433,7 +485,8 @@ async fn main() -> anyhow::Result<()> {
         Some(b) => b,
         None => std::env::current_exe()?.with_file_name("tiaojie"),
     };
-    if !bin.exists() {
+    let attach = cli.attach.as_deref();
+    if attach.is_none() && !bin.exists() {
         bail!(
             "{} not found: build it first (cargo build --release -p tiaojie-signaling)",
             bin.display()
@@ -444,15 +497,15 @@ async fn main() -> anyhow::Result<()> {
             connections,
             concurrency,
             hold,
-        } => ramp(&bin, connections, concurrency, hold).await,
+        } => ramp(&bin, attach, connections, concurrency, hold).await,
         Mode::Paced {
             rate,
             seconds,
             stay,
-        } => paced(&bin, rate, seconds, stay).await,
+        } => paced(&bin, attach, rate, seconds, stay).await,
         Mode::All => {
-            ramp(&bin, 10_000, 64, 10).await?;
-            paced(&bin, 500, 20, 3).await
+            ramp(&bin, attach, 10_000, 256, 10).await?;
+            paced(&bin, attach, 500, 20, 3).await
         }
     }
 }
