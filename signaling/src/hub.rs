@@ -577,24 +577,24 @@ impl Hub {
         self.retire_if_empty(room, state);
     }
 
-    /// Runs `f` on the member `session` holds, if this connection still owns it.
-    async fn with_member<T>(
+    /// The room's state, locked, if `session`'s connection still owns its member.
+    async fn owned_state<'a>(
         &self,
-        session: &Session,
-        f: impl FnOnce(&mut RoomState) -> Result<T, SignalError>,
-    ) -> Result<T, SignalError> {
-        let mut state = session.room.state.lock().await;
-        if !state
+        session: &'a Session,
+    ) -> Result<tokio::sync::MutexGuard<'a, RoomState>, SignalError> {
+        let state = session.room.state.lock().await;
+        if state
             .members
             .get(&session.identity)
             .is_some_and(|m| m.is_owned_by(session.generation))
         {
-            return Err(SignalError::new(
+            Ok(state)
+        } else {
+            Err(SignalError::new(
                 ErrorCode::NotJoined,
                 "this connection no longer holds the session",
-            ));
+            ))
         }
-        f(&mut state)
     }
 
     /// `leave`: ends the presence; queues `left` and a normal close.
@@ -603,19 +603,15 @@ impl Hub {
         session: &Session,
         id: Option<RequestId>,
     ) -> Result<(), SignalError> {
-        let mut state = session.room.state.lock().await;
-        let Some(member) = state
+        let mut state = self.owned_state(session).await?;
+        if let Some(link) = state
             .members
             .get(&session.identity)
-            .filter(|m| m.is_owned_by(session.generation))
-        else {
-            return Err(SignalError::new(
-                ErrorCode::NotJoined,
-                "this connection no longer holds the session",
-            ));
-        };
-        member.reply(to_text(&Reply::Left { id }).into());
-        if let Some(link) = &member.link {
+            .and_then(|m| m.link.as_ref())
+        {
+            let _ = link
+                .tx
+                .try_send(Outbound::Text(to_text(&Reply::Left { id }).into()));
             let _ = link.tx.try_send(Outbound::Close {
                 code: close_code::NORMAL,
                 reason: "left".into(),
@@ -639,16 +635,14 @@ impl Hub {
         session: &Session,
         id: Option<RequestId>,
     ) -> Result<(), SignalError> {
-        self.with_member(session, |state| {
-            let reply = Reply::Participants {
-                id,
-                participants: state.participants(),
-                seq: state.seq,
-            };
-            reply_to(state, &session.identity, &reply);
-            Ok(())
-        })
-        .await
+        let state = self.owned_state(session).await?;
+        let reply = Reply::Participants {
+            id,
+            participants: state.participants(),
+            seq: state.seq,
+        };
+        reply_to(&state, &session.identity, &reply);
+        Ok(())
     }
 
     /// `chat`: to the room, or to one participant present.
@@ -665,17 +659,7 @@ impl Hub {
                 format!("chat text must be 1 to {MAX_CHAT_CHARS} characters"),
             ));
         }
-        let mut state = session.room.state.lock().await;
-        if !state
-            .members
-            .get(&session.identity)
-            .is_some_and(|m| m.is_owned_by(session.generation))
-        {
-            return Err(SignalError::new(
-                ErrorCode::NotJoined,
-                "this connection no longer holds the session",
-            ));
-        }
+        let mut state = self.owned_state(session).await?;
         if let Some(target) = &to
             && (target == &session.identity || !state.members.contains_key(target))
         {
@@ -721,17 +705,7 @@ impl Hub {
         kind: MediaKind,
         muted: bool,
     ) -> Result<(), SignalError> {
-        let mut state = session.room.state.lock().await;
-        if !state
-            .members
-            .get(&session.identity)
-            .is_some_and(|m| m.is_owned_by(session.generation))
-        {
-            return Err(SignalError::new(
-                ErrorCode::NotJoined,
-                "this connection no longer holds the session",
-            ));
-        }
+        let mut state = self.owned_state(session).await?;
         reply_to(&state, &session.identity, &Reply::Ok { id });
         self.update_member(&session.room, &mut state, &session.identity, |info| {
             set_muted(info, kind, muted)
