@@ -54,14 +54,6 @@ impl Metrics {
         }
     }
 
-    /// How many errors with `code` were answered.
-    pub fn errors(&self, code: ErrorCode) -> u64 {
-        ErrorCode::ALL
-            .iter()
-            .position(|c| *c == code)
-            .map_or(0, |i| self.errors[i].load(Relaxed))
-    }
-
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);

@@ -136,16 +136,6 @@ impl TestServer {
         issue(self.running(), Some(room), identity, role)
     }
 
-    /// A token issued with full control over the request.
-    pub fn token_with(&self, request: &TokenRequest) -> String {
-        self.running()
-            .hub
-            .keys()
-            .issue(request)
-            .expect("issue token")
-            .0
-    }
-
     /// The WebSocket URL.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
