@@ -87,6 +87,22 @@ async fn chat_reaches_the_room_and_direct_messages_only_their_target(backend: Ba
     m.drain(Duration::from_millis(100)).await;
     a.drain(Duration::from_millis(100)).await;
 
+    let (status, health) = server.api(Method::GET, "/healthz", None).await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let (_, metrics) = server.api(Method::GET, "/metrics", None).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    for line in [
+        "tiaojie_rooms_live 1",
+        "tiaojie_participants 3",
+        "tiaojie_connections_open 3",
+        "tiaojie_joins_total 3",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
+
     let sent = m.request(json!({"type": "chat", "text": "大家好"})).await;
     assert_eq!(sent["type"], "chat.sent");
     for client in [&mut a, &mut b] {
