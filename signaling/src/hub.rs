@@ -75,6 +75,23 @@ impl From<StoreError> for SignalError {
     }
 }
 
+/// A moderator's action on another participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moderation {
+    /// Mute or unmute their audio or video for everyone.
+    Mute {
+        /// Which media.
+        kind: MediaKind,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// Remove them; their link is revoked.
+    Remove {
+        /// Shown to them and recorded.
+        reason: String,
+    },
+}
+
 /// One live room: its name and its locked state.
 #[derive(Debug)]
 pub struct LiveRoom {
@@ -733,6 +750,46 @@ impl Hub {
         );
         self.handle_stalled(room, state, stalled);
         Some(info)
+    }
+
+    /// `moderate`: a participant with the `moderate` grant mutes or removes another one.
+    pub async fn moderate(
+        self: &Arc<Self>,
+        session: &Session,
+        id: Option<RequestId>,
+        target: &str,
+        action: Moderation,
+    ) -> Result<(), SignalError> {
+        {
+            let state = self.owned_state(session).await?;
+            let allowed = state
+                .members
+                .get(&session.identity)
+                .is_some_and(|m| m.info.grants.contains(&Grant::Moderate));
+            if !allowed {
+                return Err(SignalError::new(
+                    ErrorCode::Forbidden,
+                    "moderating needs the moderate grant",
+                ));
+            }
+        }
+        if target == session.identity {
+            return Err(SignalError::new(
+                ErrorCode::InvalidMessage,
+                "moderate acts on another participant",
+            ));
+        }
+        let room = session.room.name.as_str();
+        match &action {
+            Moderation::Mute { kind, muted } => {
+                self.moderate_mute(room, target, *kind, *muted).await?;
+            }
+            Moderation::Remove { reason } => self.remove(room, target, reason).await?,
+        }
+        tracing::info!(room, participant = %session.identity, target, ?action, "moderated");
+        let state = self.owned_state(session).await?;
+        reply_to(&state, &session.identity, &Reply::Ok { id });
+        Ok(())
     }
 
     // ---- control API operations ----

@@ -30,7 +30,7 @@ pub enum RequestId {
 }
 
 /// Every `type` a client may send, for telling an unknown type from a malformed known one.
-pub const CLIENT_TYPES: [&str; 10] = [
+pub const CLIENT_TYPES: [&str; 11] = [
     "join",
     "resume",
     "leave",
@@ -38,6 +38,7 @@ pub const CLIENT_TYPES: [&str; 10] = [
     "participants",
     "chat",
     "mute",
+    "moderate",
     "offer",
     "answer",
     "candidate",
@@ -118,6 +119,24 @@ pub enum ClientMessage {
         /// The SDP.
         sdp: String,
     },
+    /// A moderator's action on another participant (needs the `moderate` grant).
+    Moderate {
+        /// Request id.
+        id: Option<RequestId>,
+        /// What to do.
+        action: ModerateAction,
+        /// The participant's identity.
+        target: String,
+        /// `mute`: which media.
+        #[serde(default)]
+        kind: Option<MediaKind>,
+        /// `mute`: muted or not (default true).
+        #[serde(default)]
+        muted: Option<bool>,
+        /// `remove`: the reason shown to the removed person.
+        #[serde(default)]
+        reason: Option<String>,
+    },
     /// A trickled ICE candidate; `candidate: null` ends the trickle (media plane).
     Candidate {
         /// Request id.
@@ -140,6 +159,7 @@ impl ClientMessage {
             | ClientMessage::Mute { id, .. }
             | ClientMessage::Offer { id, .. }
             | ClientMessage::Answer { id, .. }
+            | ClientMessage::Moderate { id, .. }
             | ClientMessage::Candidate { id, .. } => id.as_ref(),
         }
     }
@@ -153,6 +173,16 @@ pub enum MediaKind {
     Audio,
     /// Camera video.
     Video,
+}
+
+/// What a moderator does to another participant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModerateAction {
+    /// Mute or unmute their audio or video for everyone.
+    Mute,
+    /// Remove them from the room (their link is revoked).
+    Remove,
 }
 
 /// An ICE candidate as browsers give it.

@@ -7,10 +7,10 @@
 //! over the hard size limit or a socket error ends it. Ending without `leave` is a drop: the
 //! member is held for the grace period.
 
-use crate::hub::{Hub, Session, SignalError};
+use crate::hub::{Hub, Moderation, Session, SignalError};
 use crate::live_room::{Link, Outbound};
 use crate::protocol::{
-    self, ClientMessage, ErrorCode, PROTOCOL_VERSION, Reply, RequestId, to_text,
+    self, ClientMessage, ErrorCode, ModerateAction, PROTOCOL_VERSION, Reply, RequestId, to_text,
 };
 use crate::rate_limit::TokenBucket;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -282,6 +282,33 @@ impl ConnectionState {
                     }
                     M::Mute { id, kind, muted } => {
                         self.hub.self_mute(&session, id, kind, muted).await?;
+                        Ok(Flow::Continue)
+                    }
+                    M::Moderate {
+                        id,
+                        action,
+                        target,
+                        kind,
+                        muted,
+                        reason,
+                    } => {
+                        let moderation = match action {
+                            ModerateAction::Mute => Moderation::Mute {
+                                kind: kind.ok_or_else(|| {
+                                    SignalError::new(
+                                        ErrorCode::InvalidMessage,
+                                        "mute needs kind: audio or video",
+                                    )
+                                })?,
+                                muted: muted.unwrap_or(true),
+                            },
+                            ModerateAction::Remove => Moderation::Remove {
+                                reason: reason
+                                    .filter(|r| !r.trim().is_empty())
+                                    .unwrap_or_else(|| "removed by the mediator".into()),
+                            },
+                        };
+                        self.hub.moderate(&session, id, &target, moderation).await?;
                         Ok(Flow::Continue)
                     }
                     M::Offer { sdp, .. } | M::Answer { sdp, .. } => {

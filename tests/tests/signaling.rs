@@ -20,6 +20,7 @@ on_both_backends!(
     graceful_shutdown_tells_clients_and_records_every_leave,
     participation_records_survive_a_restart,
     room_capacity_is_enforced,
+    a_mediator_moderates_over_signaling_and_a_party_cannot,
 );
 
 async fn three_participants_see_joins_and_leaves_in_order(backend: Backend) {
@@ -477,5 +478,62 @@ async fn room_capacity_is_enforced(backend: Backend) {
     let mut b = server.connect().await;
     let token = server.token("small", "b", Role::Party);
     assert_eq!(b.join("small", &token).await["code"], "room_full");
+    server.stop().await;
+}
+
+async fn a_mediator_moderates_over_signaling_and_a_party_cannot(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut m = server.join("r", "m", Role::Mediator).await;
+    let mut a = server.join("r", "a", Role::Party).await;
+    let mut b = server.join("r", "b", Role::Party).await;
+    m.drain(Duration::from_millis(100)).await;
+    a.drain(Duration::from_millis(100)).await;
+
+    // A party has no moderate grant.
+    let refused = a
+        .request(json!({"type": "moderate", "action": "mute", "target": "b", "kind": "audio"}))
+        .await;
+    assert_eq!(refused["code"], "forbidden");
+    let refused = a
+        .request(json!({"type": "moderate", "action": "remove", "target": "m"}))
+        .await;
+    assert_eq!(refused["code"], "forbidden");
+    assert!(b.ping().await, "b is untouched");
+
+    // The mediator mutes B; everyone sees it.
+    let ok = m
+        .request(json!({"type": "moderate", "action": "mute", "target": "b", "kind": "audio", "muted": true}))
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    for client in [&mut a, &mut b] {
+        let update = client.expect("participant.updated").await;
+        assert_eq!(update["participant"]["identity"], "b");
+        assert_eq!(update["participant"]["audio_muted"], true);
+    }
+    let bad = m
+        .request(json!({"type": "moderate", "action": "mute", "target": "b"}))
+        .await;
+    assert_eq!(bad["code"], "invalid_message", "mute needs a kind");
+    let bad = m
+        .request(json!({"type": "moderate", "action": "remove", "target": "m"}))
+        .await;
+    assert_eq!(bad["code"], "invalid_message", "not oneself");
+    let missing = m
+        .request(json!({"type": "moderate", "action": "remove", "target": "ghost"}))
+        .await;
+    assert_eq!(missing["code"], "participant_not_found");
+
+    // The mediator removes A with a reason.
+    let ok = m
+        .request(json!({"type": "moderate", "action": "remove", "target": "a", "reason": "请遵守调解秩序"}))
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    assert_eq!(a.expect("removed").await["reason"], "请遵守调解秩序");
+    assert_eq!(a.expect_close().await.code, 4001);
+    let left = b.expect("participant.left").await;
+    assert_eq!(
+        (left["identity"].as_str(), left["reason"].as_str()),
+        (Some("a"), Some("removed"))
+    );
     server.stop().await;
 }
