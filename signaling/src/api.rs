@@ -181,7 +181,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Counts an error by code for `/metrics` on its way out.
-async fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiError> {
+fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiError> {
     state.hub.metrics.api_requests.fetch_add(1, Relaxed);
     if let Err(e) = &result {
         state.hub.metrics.error(e.code);
@@ -253,7 +253,7 @@ impl FromRequestParts<AppState> for Admin {
         }
         .await;
         if result.is_err() {
-            counted(state, result).await
+            counted(state, result)
         } else {
             result
         }
@@ -300,7 +300,7 @@ async fn list_rooms(
         ))
     }
     .await;
-    counted(&state, result).await
+    counted(&state, result)
 }
 
 /// Create a room.
@@ -326,7 +326,7 @@ async fn create_room(
         ))
     }
     .await;
-    counted(&state, result).await
+    counted(&state, result)
 }
 
 /// Get one room.
@@ -346,7 +346,7 @@ async fn get_room(
         }))
     }
     .await;
-    counted(&state, result).await
+    counted(&state, result)
 }
 
 /// Why a room is closed.
@@ -381,7 +381,7 @@ async fn close_room(
         }))
     }
     .await;
-    counted(&state, result).await
+    counted(&state, result)
 }
 
 /// Participants present in a room now.
@@ -393,7 +393,7 @@ async fn list_participants(
     Path(room): Path<String>,
 ) -> Result<Json<Vec<ParticipantInfo>>, ApiError> {
     let result = async { Ok(Json(state.hub.room_participants(&room).await?)) }.await;
-    counted(&state, result).await
+    counted(&state, result)
 }
 
 /// The room's participation records: who was there, when, and why they left.
@@ -409,7 +409,7 @@ async fn list_participations(
         Ok(Json(state.hub.store().participations(&room).await?))
     }
     .await;
-    counted(&state, result).await
+    counted(&state, result)
 }
 
 /// Why a participant is removed.
@@ -439,7 +439,7 @@ async fn remove_participant(
         Ok(StatusCode::NO_CONTENT)
     }
     .await;
-    counted(&state, result).await
+    counted(&state, result)
 }
 
 /// Mute or unmute a participant's audio or video.
@@ -472,7 +472,7 @@ async fn mute_participant(
         ))
     }
     .await;
-    counted(&state, result).await
+    counted(&state, result)
 }
 
 /// New grants for a participant.
@@ -503,7 +503,7 @@ async fn update_grants(
         ))
     }
     .await;
-    counted(&state, result).await
+    counted(&state, result)
 }
 
 /// What a join token should carry.
@@ -586,7 +586,7 @@ async fn create_token(
         ))
     }
     .await;
-    counted(&state, result).await
+    counted(&state, result)
 }
 
 #[cfg(test)]

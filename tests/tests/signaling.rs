@@ -348,13 +348,7 @@ async fn admin_mute_and_grant_changes_reach_everyone(backend: Backend) {
     assert_eq!((status, info["audio_muted"].as_bool()), (200, Some(true)));
     for client in [&mut m, &mut a] {
         let update = client.expect("participant.updated").await;
-        assert_eq!(
-            (
-                update["participant"]["identity"].as_str(),
-                update["participant"]["audio_muted"].as_bool()
-            ),
-            (Some("a"), Some(true))
-        );
+        assert_update(&update, "a", "audio_muted", true);
     }
     let (status, info) = server
         .api(
@@ -382,13 +376,7 @@ async fn admin_mute_and_grant_changes_reach_everyone(backend: Backend) {
         .await;
     assert_eq!(ok["type"], "ok");
     let update = a.expect("participant.updated").await;
-    assert_eq!(
-        (
-            update["participant"]["identity"].as_str(),
-            update["participant"]["video_muted"].as_bool()
-        ),
-        (Some("m"), Some(true))
-    );
+    assert_update(&update, "m", "video_muted", true);
     let (status, body) = server
         .api(
             Method::POST,
@@ -507,8 +495,7 @@ async fn a_mediator_moderates_over_signaling_and_a_party_cannot(backend: Backend
     assert_eq!(ok["type"], "ok", "{ok}");
     for client in [&mut a, &mut b] {
         let update = client.expect("participant.updated").await;
-        assert_eq!(update["participant"]["identity"], "b");
-        assert_eq!(update["participant"]["audio_muted"], true);
+        assert_update(&update, "b", "audio_muted", true);
     }
     let bad = m
         .request(json!({"type": "moderate", "action": "mute", "target": "b"}))
@@ -536,4 +523,16 @@ async fn a_mediator_moderates_over_signaling_and_a_party_cannot(backend: Backend
         (Some("a"), Some("removed"))
     );
     server.stop().await;
+}
+
+/// Asserts that a `participant.updated` event is about `identity` and shows `field` as `value`.
+fn assert_update(update: &serde_json::Value, identity: &str, field: &str, value: bool) {
+    assert_eq!(
+        (
+            update["participant"]["identity"].as_str(),
+            update["participant"][field].as_bool()
+        ),
+        (Some(identity), Some(value)),
+        "{update}"
+    );
 }
