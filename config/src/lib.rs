@@ -71,6 +71,8 @@ pub struct Config {
     pub signaling: SignalingConfig,
     /// `[api]`: control API limits.
     pub api: ApiConfig,
+    /// `[media]`: the SFU's UDP port and the addresses clients reach it on.
+    pub media: MediaConfig,
     /// `[log]`: log format and level.
     pub log: LogConfig,
 }
@@ -238,6 +240,45 @@ impl Default for ApiConfig {
     }
 }
 
+/// `[media]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Run the SFU (audio and video); off, signaling answers media requests `media_unavailable`.
+    pub enabled: bool,
+    /// The one UDP address every participant's media uses.
+    pub bind: SocketAddr,
+    /// Comma-separated IP addresses put in ICE candidates, e.g. the public address of a server
+    /// behind NAT; empty: the `bind` address (which then must not be 0.0.0.0).
+    pub advertise: String,
+    /// Least time between keyframe requests to one publisher while one is outstanding.
+    #[serde(with = "duration")]
+    pub keyframe_throttle: Duration,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: SocketAddr::from(([127, 0, 0, 1], 50000)),
+            advertise: String::new(),
+            keyframe_throttle: Duration::from_secs(1),
+        }
+    }
+}
+
+impl MediaConfig {
+    /// The advertised addresses, parsed.
+    pub fn advertise_ips(&self) -> Result<Vec<std::net::IpAddr>, String> {
+        self.advertise
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| a.parse().map_err(|_| format!("{a:?} is not an IP address")))
+            .collect()
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -394,6 +435,22 @@ impl Config {
                     );
                 }
             }
+        }
+        let ips = match self.media.advertise_ips() {
+            Ok(ips) => ips,
+            Err(e) => return invalid("media.advertise", &e),
+        };
+        if ips
+            .iter()
+            .any(|ip| ip.is_unspecified() || ip.is_multicast())
+        {
+            return invalid("media.advertise", "must name addresses clients can reach");
+        }
+        if self.media.enabled && ips.is_empty() && self.media.bind.ip().is_unspecified() {
+            return invalid(
+                "media.advertise",
+                "is required when media.bind is 0.0.0.0 (the address clients reach)",
+            );
         }
         if self.auth.issuer.is_empty() {
             return invalid("auth.issuer", "must not be empty");

@@ -21,6 +21,8 @@ pub struct Room {
     pub max_participants: Option<i64>,
     /// Free text for the operator (e.g. the case number).
     pub metadata: String,
+    /// Participants without the `moderate` grant wait in a lobby until admitted.
+    pub lobby: bool,
 }
 
 impl Room {
@@ -42,6 +44,9 @@ pub struct NewRoom {
     /// Free text for the operator.
     #[serde(default)]
     pub metadata: String,
+    /// Participants without the `moderate` grant wait in a lobby until a moderator admits them.
+    #[serde(default)]
+    pub lobby: bool,
 }
 
 /// Checks a room name; names appear in URLs, logs and file paths, so they stay plain.

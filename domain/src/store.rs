@@ -74,7 +74,7 @@ pub struct Store {
 // Column lists as macros: sqlx 0.9 accepts only static SQL, and `concat!` builds it at compile time.
 macro_rules! room_columns {
     () => {
-        "name, created_at, closed_at, close_reason, max_participants, metadata"
+        "name, created_at, closed_at, close_reason, max_participants, metadata, lobby"
     };
 }
 macro_rules! participation_columns {
@@ -144,13 +144,14 @@ impl Store {
             ));
         }
         let inserted = sqlx::query(
-            "INSERT INTO rooms (name, created_at, max_participants, metadata) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO rooms (name, created_at, max_participants, metadata, lobby) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
         )
         .bind(&new.name)
         .bind(now)
         .bind(new.max_participants)
         .bind(&new.metadata)
+        .bind(i64::from(new.lobby))
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -416,6 +417,7 @@ fn room_from_row(row: &AnyRow) -> Result<Room, sqlx::Error> {
         close_reason: row.try_get("close_reason")?,
         max_participants: row.try_get("max_participants")?,
         metadata: row.try_get("metadata")?,
+        lobby: row.try_get::<i64, _>("lobby")? != 0,
     })
 }
 

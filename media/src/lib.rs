@@ -1,15 +1,31 @@
-//! tiaojie's media plane.
+//! tiaojie's media plane: an SFU on str0m over one UDP port.
 //!
-//! Map of the crate:
-//! - [`policy`]: the forwarding policy — who receives whose audio and video — as a plain state
-//!   machine: lobby, joint room, private rooms (背对背), moderator blocks, observers, audio-only
-//!   subscribers. Updates return the forwarding paths that start or stop, so the SFU applies a
-//!   move between rooms without touching anyone's connection.
+//! Map of the crate (arrows point one way: `sfu` → `shard` → the leaf modules):
+//! - [`sfu`]: the public handle — [`Sfu::start`], commands with replies (enter, offer, answer,
+//!   candidate, standing changes, leave, stats, tap) and the [`MediaEvent`] stream signaling relays.
+//! - `shard`: the media task. Owns the UDP socket, every participant's `Rtc`, the demux maps,
+//!   each room's policy and forwarding table; keyframes, simulcast layers, bandwidth, speaker.
+//! - [`policy`]: who receives whom — lobby, joint room, private rooms (背对背), moderator blocks,
+//!   observers, audio-only subscribers — as a plain state machine.
+//! - `demux`: which participant a datagram belongs to (source address, then STUN ufrag), O(1).
+//! - `layers`: simulcast layer choice from bandwidth and requested size.
+//! - `speaker`: active-speaker detection from RFC 6464 audio levels.
+//! - [`tap`]: the recorder tap, a bounded channel that drops and counts rather than stalls.
 //!
-//! The SFU itself (str0m over one UDP port, forwarding, keyframes, simulcast, bandwidth, the
-//! recorder tap) lands here with the media issue. This crate is given opaque participant ids and
-//! policies, never case data, names or roles.
+//! The crate is given opaque participant ids and policies, never case data, names or roles.
 
 pub mod policy;
+pub mod sfu;
+pub mod tap;
+
+mod demux;
+mod layers;
+mod shard;
+mod speaker;
 
 pub use policy::{Edge, ForwardingPolicy, Kind, ParticipantId, Space, Standing};
+pub use sfu::{
+    MediaError, MediaEvent, OfferOutcome, ParticipantMediaStats, Sfu, SfuConfig, SfuCounters,
+    StandingChange,
+};
+pub use tap::{TapCounters, TapPacket, TapReceiver};

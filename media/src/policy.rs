@@ -54,6 +54,14 @@ pub enum Kind {
 impl Kind {
     /// Both kinds.
     pub const ALL: [Kind; 2] = [Kind::Audio, Kind::Video];
+
+    /// `audio` or `video`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Audio => "audio",
+            Kind::Video => "video",
+        }
+    }
 }
 
 /// Everything the policy knows about one participant.

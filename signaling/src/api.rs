@@ -6,7 +6,7 @@
 
 use crate::app::AppState;
 use crate::hub::SignalError;
-use crate::protocol::{ErrorCode, MediaKind, ParticipantInfo};
+use crate::protocol::{ErrorCode, MediaKind, MediaState, ParticipantInfo};
 use crate::token::{Claims, KeyError, TokenRequest};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering::Relaxed;
 use tiaojie_domain::clock::now_millis;
 use tiaojie_domain::{Grant, NewRoom, Participation, Role, Room};
+use tiaojie_media::ParticipantMediaStats;
+use tiaojie_media::sfu::{LayerStats, PublishedTrackStats, ReceivedTrackStats};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -43,6 +45,11 @@ pub fn routes() -> Router<AppState> {
             "/rooms/{room}/participants/{identity}/grants",
             put(update_grants),
         )
+        .route(
+            "/rooms/{room}/participants/{identity}/move",
+            post(move_participant),
+        )
+        .route("/rooms/{room}/media", get(room_media))
         .route("/tokens", post(create_token))
 }
 
@@ -63,9 +70,11 @@ pub fn routes() -> Router<AppState> {
         remove_participant,
         mute_participant,
         update_grants,
+        move_participant,
+        room_media,
         create_token
     ),
-    components(schemas(ErrorBody, ErrorDetail, ErrorCode, RoomView, NewRoom, Room, CloseRoom, RemoveParticipant, MuteParticipant, UpdateGrants, ParticipantInfo, Participation, Role, Grant, MediaKind, CreateToken, TokenView)),
+    components(schemas(ErrorBody, ErrorDetail, ErrorCode, RoomView, NewRoom, Room, CloseRoom, RemoveParticipant, MuteParticipant, UpdateGrants, MoveParticipant, ParticipantMediaStats, PublishedTrackStats, ReceivedTrackStats, LayerStats, MediaState, ParticipantInfo, Participation, Role, Grant, MediaKind, CreateToken, TokenView)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -475,6 +484,63 @@ async fn mute_participant(
     counted(&state, result)
 }
 
+/// Where to move a participant.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveParticipant {
+    /// `lobby`, `joint` (admit) or `private:<key>` (a private room, 背对背).
+    pub space: String,
+}
+
+/// Move a participant between the lobby, the joint room and private rooms; forwarding follows at
+/// once and nobody reconnects.
+#[utoipa::path(post, path = "/api/rooms/{room}/participants/{identity}/move",
+    params(("room" = String, Path), ("identity" = String, Path)), request_body = MoveParticipant,
+    responses((status = 200, body = ParticipantInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn move_participant(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path((room, identity)): Path<(String, String)>,
+    body: Result<ApiJson<MoveParticipant>, ApiError>,
+) -> Result<Json<ParticipantInfo>, ApiError> {
+    let result = async {
+        let ApiJson(body) = body?;
+        let space = crate::media::parse_space(&body.space)?;
+        let info = state.hub.move_participant(&room, &identity, &space).await?;
+        tracing::info!(room, participant = identity, space = body.space, by = %admin.0.sub, "participant moved via API");
+        Ok(Json(info))
+    }
+    .await;
+    counted(&state, result)
+}
+
+/// Per-participant media statistics of a live room: bitrates, loss, round-trip time, the
+/// bandwidth estimate, published layers and what each one receives.
+#[utoipa::path(get, path = "/api/rooms/{room}/media", params(("room" = String, Path)), responses(
+    (status = 200, body = [ParticipantMediaStats]), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn room_media(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(room): Path<String>,
+) -> Result<Json<Vec<ParticipantMediaStats>>, ApiError> {
+    let result = async {
+        state.hub.room_participants(&room).await?;
+        let sfu = state.hub.sfu_handle().ok_or_else(|| {
+            SignalError::new(
+                ErrorCode::MediaUnavailable,
+                "media is disabled on this server",
+            )
+        })?;
+        let stats = sfu
+            .stats(&room)
+            .await
+            .map_err(|e| SignalError::new(ErrorCode::MediaUnavailable, e.to_string()))?;
+        Ok(Json(stats))
+    }
+    .await;
+    counted(&state, result)
+}
+
 /// New grants for a participant.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -608,6 +674,8 @@ mod tests {
             ("/api/rooms/{room}/participants/{identity}/remove", "post"),
             ("/api/rooms/{room}/participants/{identity}/mute", "post"),
             ("/api/rooms/{room}/participants/{identity}/grants", "put"),
+            ("/api/rooms/{room}/participants/{identity}/move", "post"),
+            ("/api/rooms/{room}/media", "get"),
             ("/api/tokens", "post"),
         ] {
             assert!(

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use tiaojie_config::Config;
 use tiaojie_domain::clock::now_millis;
 use tiaojie_domain::{LeaveReason, Store, StoreError};
+use tiaojie_media::{MediaError, Sfu, SfuConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -109,6 +110,9 @@ pub enum StartError {
     /// Token keys could not be loaded or created.
     #[error("token keys: {0}")]
     Keys(#[from] KeyError),
+    /// The media plane could not start.
+    #[error("media: {0}")]
+    Media(#[from] MediaError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -153,13 +157,32 @@ impl Server {
         )?);
         let metrics = Arc::new(Metrics::default());
         let revoked = store.revoked_token_ids().await?;
+        let (media, media_events) = if config.media.enabled {
+            let sfu_config = SfuConfig {
+                bind: config.media.bind,
+                advertise: config
+                    .media
+                    .advertise_ips()
+                    .map_err(|e| StartError::Media(MediaError::Config(e)))?,
+                keyframe_throttle: config.media.keyframe_throttle,
+                ..SfuConfig::default()
+            };
+            let (sfu, events) = Sfu::start(sfu_config)?;
+            (Some(sfu), Some(events))
+        } else {
+            (None, None)
+        };
         let hub = Arc::new(Hub::new(
             store,
             keys,
             config.signaling.clone(),
             metrics,
             revoked,
+            media,
         ));
+        if let Some(events) = media_events {
+            tokio::spawn(hub.clone().relay_media_events(events));
+        }
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -198,6 +221,9 @@ impl Server {
     pub async fn shutdown(mut self) {
         tracing::info!("shutting down");
         self.hub.shutdown("the server is shutting down").await;
+        if let Some(sfu) = self.hub.sfu_handle() {
+            sfu.shutdown().await;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

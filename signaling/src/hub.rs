@@ -12,7 +12,7 @@ use crate::ids;
 use crate::live_room::{Audience, KillSwitch, Link, Member, Outbound, RoomState, close_code};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    ConnectionState, ErrorCode, Event, MAX_CHAT_CHARS, MediaKind, PROTOCOL_VERSION,
+    ConnectionState, ErrorCode, Event, MAX_CHAT_CHARS, MediaKind, MediaState, PROTOCOL_VERSION,
     ParticipantInfo, Reply, RequestId, to_text,
 };
 use crate::token::{Claims, TokenError, TokenKeys};
@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use tiaojie_config::SignalingConfig;
 use tiaojie_domain::clock::now_millis;
 use tiaojie_domain::{Grant, LeaveReason, Store, StoreError};
+use tiaojie_media::{Sfu, StandingChange};
 use tokio::sync::mpsc;
 
 /// A failed operation: a stable code and a message for people.
@@ -90,6 +91,11 @@ pub enum Moderation {
         /// Shown to them and recorded.
         reason: String,
     },
+    /// Move them to the lobby, the joint room or a private room.
+    Move {
+        /// Where to.
+        space: tiaojie_media::Space,
+    },
 }
 
 /// One live room: its name and its locked state.
@@ -97,7 +103,7 @@ pub enum Moderation {
 pub struct LiveRoom {
     /// Room name.
     pub name: String,
-    state: Arc<tokio::sync::Mutex<RoomState>>,
+    pub(crate) state: Arc<tokio::sync::Mutex<RoomState>>,
 }
 
 /// A connection's hold on a member, after a successful join or resume.
@@ -126,6 +132,8 @@ pub struct Hub {
     revoked: Mutex<HashSet<String>>,
     next_generation: AtomicU64,
     shutting_down: AtomicBool,
+    /// The SFU, when media is enabled.
+    pub(crate) media: Option<Sfu>,
 }
 
 /// A new connection's outbound side: what the connection task reads, and the link the hub keeps.
@@ -150,8 +158,10 @@ impl Hub {
         config: SignalingConfig,
         metrics: Arc<Metrics>,
         revoked: Vec<String>,
+        media: Option<Sfu>,
     ) -> Hub {
         Hub {
+            media,
             revoked: Mutex::new(revoked.into_iter().collect()),
             store,
             keys,
@@ -228,23 +238,22 @@ impl Hub {
         let capacity = record
             .max_participants
             .map_or(self.config.max_participants_per_room, |n| n.max(1) as usize);
+        let lobby = record.lobby;
         let mut rooms = lock(&self.rooms);
         let room = rooms.entry(name.to_string()).or_insert_with(|| {
             self.metrics.rooms_live.fetch_add(1, Ordering::Relaxed);
+            let mut state = RoomState::new(name.to_string(), capacity, self.config.resume_buffer);
+            state.lobby = lobby;
             Arc::new(LiveRoom {
                 name: name.to_string(),
-                state: Arc::new(tokio::sync::Mutex::new(RoomState::new(
-                    name.to_string(),
-                    capacity,
-                    self.config.resume_buffer,
-                ))),
+                state: Arc::new(tokio::sync::Mutex::new(state)),
             })
         });
         Ok(room.clone())
     }
 
     /// The live room if anyone is in it.
-    fn existing_room(&self, name: &str) -> Option<Arc<LiveRoom>> {
+    pub(crate) fn existing_room(&self, name: &str) -> Option<Arc<LiveRoom>> {
         lock(&self.rooms).get(name).cloned()
     }
 
@@ -333,6 +342,12 @@ impl Hub {
                     video_muted: false,
                     joined_at: now,
                     connection: ConnectionState::Connected,
+                    space: if state.lobby && !claims.grants.contains(&Grant::Moderate) {
+                        "lobby".into()
+                    } else {
+                        "joint".into()
+                    },
+                    media: MediaState::None,
                 };
                 let member = Member::new(
                     info,
@@ -371,6 +386,7 @@ impl Hub {
                 .into(),
             );
             let seq = state.next_seq();
+            let entered = info.clone();
             let event = match event {
                 Some(()) => Event::ParticipantJoined {
                     seq,
@@ -382,6 +398,7 @@ impl Hub {
                 },
             };
             let stalled = state.broadcast(&event, Audience::AllBut(&claims.sub));
+            self.media_enter(room_name, &entered).await;
             {
                 let mut index = lock(&self.resume_index);
                 if let Some(old) = old_resume {
@@ -523,7 +540,7 @@ impl Hub {
     }
 
     /// Members cut off because their queue overflowed: they are now reconnecting.
-    fn handle_stalled(
+    pub(crate) fn handle_stalled(
         self: &Arc<Self>,
         room: &Arc<LiveRoom>,
         state: &mut RoomState,
@@ -574,6 +591,7 @@ impl Hub {
         };
         self.metrics.participants.fetch_sub(1, Ordering::Relaxed);
         lock(&self.resume_index).remove(&member.resume_token);
+        self.media_leave(&room.name, identity).await;
         if let Err(e) = self
             .store
             .record_leave(member.participation_id, reason, detail, now_millis())
@@ -595,7 +613,7 @@ impl Hub {
     }
 
     /// The room's state, locked, if `session`'s connection still owns its member.
-    async fn owned_state<'a>(
+    pub(crate) async fn owned_state<'a>(
         &self,
         session: &'a Session,
     ) -> Result<tokio::sync::MutexGuard<'a, RoomState>, SignalError> {
@@ -730,7 +748,7 @@ impl Hub {
         Ok(())
     }
 
-    fn update_member(
+    pub(crate) fn update_member(
         self: &Arc<Self>,
         room: &Arc<LiveRoom>,
         state: &mut RoomState,
@@ -785,6 +803,9 @@ impl Hub {
                 self.moderate_mute(room, target, *kind, *muted).await?;
             }
             Moderation::Remove { reason } => self.remove(room, target, reason).await?,
+            Moderation::Move { space } => {
+                self.move_participant(room, target, space).await?;
+            }
         }
         tracing::info!(room, participant = %session.identity, target, ?action, "moderated");
         let state = self.owned_state(session).await?;
@@ -816,7 +837,7 @@ impl Hub {
         counts
     }
 
-    async fn locked_member_room(
+    pub(crate) async fn locked_member_room(
         &self,
         room: &str,
         identity: &str,
@@ -895,6 +916,13 @@ impl Hub {
         muted: bool,
     ) -> Result<ParticipantInfo, SignalError> {
         let (live, mut state) = self.locked_member_room(room, identity).await?;
+        // A moderator's mute is enforced by the media plane, not left to the muted client.
+        let block = match kind {
+            MediaKind::Audio => tiaojie_media::Kind::Audio,
+            MediaKind::Video => tiaojie_media::Kind::Video,
+        };
+        self.media_update(room, identity, StandingChange::Block(block, muted))
+            .await;
         self.update_member(&live, &mut state, identity, |info| {
             set_muted(info, kind, muted)
         })
@@ -911,6 +939,11 @@ impl Hub {
         grants.sort();
         grants.dedup();
         let (live, mut state) = self.locked_member_room(room, identity).await?;
+        let change = StandingChange::Grants {
+            publish: grants.contains(&Grant::Publish),
+            subscribe: grants.contains(&Grant::Subscribe),
+        };
+        self.media_update(room, identity, change).await;
         self.update_member(&live, &mut state, identity, |info| info.grants = grants)
             .ok_or_else(|| SignalError::new(ErrorCode::ParticipantNotFound, "gone"))
     }
@@ -969,6 +1002,7 @@ impl Hub {
             }
             lock(&self.resume_index).remove(&member.resume_token);
             self.metrics.participants.fetch_sub(1, Ordering::Relaxed);
+            self.media_leave(&live.name, &identity).await;
             if let Err(e) = self
                 .store
                 .record_leave(member.participation_id, why, reason, now)

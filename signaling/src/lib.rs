@@ -7,6 +7,8 @@
 //! - [`ws`]: one WebSocket connection's task: rate limit, size limit, parse, dispatch, write.
 //! - [`hub`]: every live room and the operations on them (join, resume, leave, chat, mute,
 //!   remove, close, shutdown); keeps rooms' order of events and the database in step.
+//! - [`media`]: the hub's bridge to the SFU (`tiaojie-media`): standings (lobby, joint, private
+//!   rooms, moderator blocks), SDP and candidates in, server offers / speaker / lost media out.
 //! - [`live_room`]: one room's in-memory state; delivery that never blocks; resume buffers.
 //! - [`protocol`]: the signaling protocol's messages and error codes (`docs/protocol.md`).
 //! - [`token`]: JWT join/admin tokens (HS256 or EdDSA), with a distinct error per failure.
@@ -20,6 +22,7 @@ pub mod app;
 pub mod hub;
 pub mod ids;
 pub mod live_room;
+pub mod media;
 pub mod metrics;
 pub mod protocol;
 pub mod rate_limit;

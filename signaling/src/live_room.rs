@@ -209,6 +209,8 @@ pub struct RoomState {
     pub seq: u64,
     /// Set when the room left the hub (closed, emptied, shut down): joins must look it up again.
     pub retired: bool,
+    /// Newcomers without the moderate grant wait in the lobby.
+    pub lobby: bool,
     /// Events each member keeps for resuming.
     resume_buffer: usize,
 }
@@ -222,6 +224,7 @@ impl RoomState {
             members: BTreeMap::new(),
             seq: 0,
             retired: false,
+            lobby: false,
             resume_buffer,
         }
     }
@@ -273,6 +276,8 @@ fn event_seq(event: &Event) -> u64 {
         | Event::Chat { seq, .. }
         | Event::Removed { seq, .. }
         | Event::RoomClosed { seq, .. }
+        | Event::MediaOffer { seq, .. }
+        | Event::SpeakerActive { seq, .. }
         | Event::ServerShutdown { seq, .. } => *seq,
     }
 }
@@ -292,6 +297,8 @@ mod tests {
             video_muted: false,
             joined_at: 0,
             connection: ConnectionState::Connected,
+            space: "joint".into(),
+            media: crate::protocol::MediaState::None,
         }
     }
 

@@ -136,6 +136,21 @@ pub enum ClientMessage {
         /// `remove`: the reason shown to the removed person.
         #[serde(default)]
         reason: Option<String>,
+        /// `move`: where to: `lobby`, `joint` or `private:<key>`.
+        #[serde(default)]
+        space: Option<String>,
+    },
+    /// What this participant wants to receive: audio only (a weak connection), and the largest
+    /// video height worth sending it (simulcast layer choice).
+    Preferences {
+        /// Request id.
+        id: Option<RequestId>,
+        /// Receive audio only; absent leaves it as it was.
+        #[serde(default)]
+        audio_only: Option<bool>,
+        /// Largest video height wanted; 0 clears the limit; absent leaves it as it was.
+        #[serde(default)]
+        max_height: Option<u32>,
     },
     /// A trickled ICE candidate; `candidate: null` ends the trickle (media plane).
     Candidate {
@@ -160,6 +175,7 @@ impl ClientMessage {
             | ClientMessage::Offer { id, .. }
             | ClientMessage::Answer { id, .. }
             | ClientMessage::Moderate { id, .. }
+            | ClientMessage::Preferences { id, .. }
             | ClientMessage::Candidate { id, .. } => id.as_ref(),
         }
     }
@@ -183,6 +199,10 @@ pub enum ModerateAction {
     Mute,
     /// Remove them from the room (their link is revoked).
     Remove,
+    /// Admit them from the lobby into the joint room.
+    Admit,
+    /// Move them to another space: the lobby, the joint room or a private room (背对背).
+    Move,
 }
 
 /// An ICE candidate as browsers give it.
@@ -227,6 +247,23 @@ pub struct ParticipantInfo {
     pub joined_at: i64,
     /// Connection state.
     pub connection: ConnectionState,
+    /// Where they are: `lobby`, `joint` or `private:<key>`; they see and hear only people in
+    /// the same space.
+    pub space: String,
+    /// Their audio/video connection.
+    pub media: MediaState,
+}
+
+/// A participant's audio/video connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaState {
+    /// Not negotiated yet.
+    None,
+    /// Up.
+    Connected,
+    /// Was up and is gone (their network vanished); they may offer again.
+    Lost,
 }
 
 /// A server → client event; `seq` orders events within a room.
@@ -275,6 +312,22 @@ pub enum Event {
         text: String,
         /// Server time, Unix milliseconds.
         at: i64,
+    },
+    /// A server SDP offer (tracks to receive were added or removed): answer with `answer`.
+    #[serde(rename = "media.offer")]
+    MediaOffer {
+        /// Room sequence number.
+        seq: u64,
+        /// The SDP.
+        sdp: String,
+    },
+    /// The active speaker changed (`null`: nobody).
+    #[serde(rename = "speaker.active")]
+    SpeakerActive {
+        /// Room sequence number.
+        seq: u64,
+        /// Who is speaking.
+        identity: Option<String>,
     },
     /// You were removed; the connection closes next (code 4001).
     #[serde(rename = "removed")]
@@ -389,6 +442,15 @@ pub enum Reply {
         at: i64,
     },
     /// A request without other data succeeded.
+    #[serde(rename = "answer")]
+    Answer {
+        /// Request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// The SDP answer.
+        sdp: String,
+    },
+    /// Answer to a request that returns nothing else.
     #[serde(rename = "ok")]
     Ok {
         /// Request id.

@@ -291,6 +291,7 @@ impl ConnectionState {
                         kind,
                         muted,
                         reason,
+                        space,
                     } => {
                         let moderation = match action {
                             ModerateAction::Mute => Moderation::Mute {
@@ -307,20 +308,48 @@ impl ConnectionState {
                                     .filter(|r| !r.trim().is_empty())
                                     .unwrap_or_else(|| "removed by the mediator".into()),
                             },
+                            ModerateAction::Admit => Moderation::Move {
+                                space: tiaojie_media::Space::Joint,
+                            },
+                            ModerateAction::Move => Moderation::Move {
+                                space: crate::media::parse_space(space.as_deref().ok_or_else(
+                                    || {
+                                        SignalError::new(
+                                            ErrorCode::InvalidMessage,
+                                            "move needs space: lobby, joint or private:<key>",
+                                        )
+                                    },
+                                )?)?,
+                            },
                         };
                         self.hub.moderate(&session, id, &target, moderation).await?;
                         Ok(Flow::Continue)
                     }
-                    M::Offer { sdp, .. } | M::Answer { sdp, .. } => {
-                        if sdp.len() > protocol::MAX_SDP_BYTES {
-                            return Err(SignalError::new(
-                                ErrorCode::InvalidMessage,
-                                "SDP too large",
-                            ));
-                        }
-                        Err(media_unavailable())
+                    M::Offer { id, sdp } => {
+                        check_sdp(&sdp)?;
+                        self.hub.media_offer(&session, id, sdp).await?;
+                        Ok(Flow::Continue)
                     }
-                    M::Candidate { .. } => Err(media_unavailable()),
+                    M::Answer { id, sdp } => {
+                        check_sdp(&sdp)?;
+                        self.hub.media_answer(&session, id, sdp).await?;
+                        Ok(Flow::Continue)
+                    }
+                    M::Candidate { id, candidate } => {
+                        let line = candidate.map(|c| c.candidate);
+                        self.hub.media_candidate(&session, id, line).await?;
+                        Ok(Flow::Continue)
+                    }
+                    M::Preferences {
+                        id,
+                        audio_only,
+                        max_height,
+                    } => {
+                        self.hub
+                            .media_preferences(&session, id, audio_only, max_height)
+                            .await?;
+                        Ok(Flow::Continue)
+                    }
                     M::Join { .. } | M::Resume { .. } | M::Ping { .. } => Ok(Flow::Continue),
                 }
             }
@@ -352,9 +381,9 @@ impl ConnectionState {
     }
 }
 
-fn media_unavailable() -> SignalError {
-    SignalError::new(
-        ErrorCode::MediaUnavailable,
-        "this server has no media plane yet; audio and video are not available",
-    )
+fn check_sdp(sdp: &str) -> Result<(), SignalError> {
+    if sdp.len() > protocol::MAX_SDP_BYTES {
+        return Err(SignalError::new(ErrorCode::InvalidMessage, "SDP too large"));
+    }
+    Ok(())
 }

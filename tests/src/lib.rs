@@ -5,11 +5,16 @@
 //!   fresh PostgreSQL database ([`Backend`]), with an admin token and HTTP helpers.
 //! - [`WsClient`]: a protocol client over a real WebSocket that keeps events and replies apart,
 //!   so a test can wait for "the reply to request 3" or "the next participant.left".
+//! - [`participant`]: the headless WebRTC participant (webrtc-rs): signaling, real Opus and
+//!   well-formed VP8 out, per-publisher receive counters, latency and layer in.
+//! - [`net`]: a damageable network for it (loss, a bandwidth cap, a cut), as a webrtc-rs runtime.
 //! - [`postgres`]: creating and dropping per-test PostgreSQL databases.
 //! - `src/bin/signaling_load.rs`: the signaling load generator (see BENCHMARKS.md).
 //!
 //! Everything binds and connects to 127.0.0.1 only.
 
+pub mod net;
+pub mod participant;
 pub mod postgres;
 
 /// Defines each listed `async fn NAME(backend: Backend)` scenario as two tests,
@@ -104,6 +109,7 @@ impl TestServer {
         config.server.listen = "127.0.0.1:0".parse().expect("address");
         config.server.data_dir = data_dir.0.clone();
         config.server.shutdown_timeout = Duration::from_secs(3);
+        config.media.bind = "127.0.0.1:0".parse().expect("address");
         config.auth.secret = "test-secret-test-secret-test-secret-0123".into();
         let pg_database = match backend {
             Backend::Sqlite => None,

@@ -1,0 +1,1530 @@
+//! One media shard: a UDP socket, every participant's str0m `Rtc` on it, the demux maps, and per
+//! room the forwarding policy and the forwarding table. One task owns all of it, so the packet
+//! path takes no lock; signaling reaches it through [`Command`]s.
+//!
+//! str0m's rule is kept in one place, [`Shard::mutate`]: every mutation of an `Rtc` (input, a
+//! write, an SDP change) is followed by draining its output until it yields a timeout, and that
+//! timeout goes into the timer index. Events found while draining are queued as work and
+//! handled after the `Rtc` is released, so forwarding to subscribers never nests borrows.
+//! Each mutation runs under `catch_unwind`: a panic in one participant's state loses that
+//! participant's media, not the room.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcError};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::demux::{Demux, PeerKey};
+use crate::layers::{self, LayerInfo};
+use crate::policy::{ForwardingPolicy, Kind, ParticipantId, Space, Standing};
+use crate::sfu::{
+    LayerStats, MediaError, MediaEvent, OfferOutcome, ParticipantMediaStats, PublishedTrackStats,
+    ReceivedTrackStats, SfuConfig, SfuCounters, StandingChange,
+};
+use crate::speaker::SpeakerDetector;
+use crate::tap::{Tap, TapPacket, TapReceiver};
+
+/// Datagrams read per wake-up before timers get a turn.
+const READ_BATCH: usize = 256;
+/// Housekeeping period: active speaker, layer choice, bitrates.
+const TICK: Duration = Duration::from_millis(100);
+/// Share of the estimate kept back for audio, RTCP and retransmissions.
+const ESTIMATE_HEADROOM: f64 = 0.85;
+
+/// A request from the signaling layer.
+pub(crate) enum Command {
+    Enter {
+        room: String,
+        participant: ParticipantId,
+        standing: Standing,
+        reply: oneshot::Sender<()>,
+    },
+    Offer {
+        room: String,
+        participant: ParticipantId,
+        sdp: String,
+        reply: oneshot::Sender<Result<OfferOutcome, MediaError>>,
+    },
+    Answer {
+        room: String,
+        participant: ParticipantId,
+        sdp: String,
+        reply: oneshot::Sender<Result<Option<String>, MediaError>>,
+    },
+    Candidate {
+        room: String,
+        participant: ParticipantId,
+        candidate: String,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    Update {
+        room: String,
+        participant: ParticipantId,
+        change: StandingChange,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    MaxHeight {
+        room: String,
+        participant: ParticipantId,
+        max_height: Option<u32>,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    Leave {
+        room: String,
+        participant: ParticipantId,
+        reply: oneshot::Sender<()>,
+    },
+    CloseRoom {
+        room: String,
+        reply: oneshot::Sender<()>,
+    },
+    Stats {
+        room: String,
+        reply: oneshot::Sender<Vec<ParticipantMediaStats>>,
+    },
+    Tap {
+        room: String,
+        capacity: usize,
+        reply: oneshot::Sender<TapReceiver>,
+    },
+    Untap {
+        room: String,
+        reply: oneshot::Sender<()>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// One incoming simulcast layer (or the only layer).
+#[derive(Debug)]
+struct LayerIn {
+    rid: Option<Rid>,
+    window_bytes: u64,
+    bitrate_bps: u64,
+    height: Option<u32>,
+    /// When we last asked the publisher for a keyframe, and whether one came since.
+    keyframe_asked: Option<Instant>,
+}
+
+/// A track a participant publishes.
+#[derive(Debug)]
+struct TrackIn {
+    mid: Mid,
+    kind: Kind,
+    layers: Vec<LayerIn>,
+}
+
+impl TrackIn {
+    fn layer_mut(&mut self, rid: Option<Rid>) -> &mut LayerIn {
+        let at = match self.layers.iter().position(|l| l.rid == rid) {
+            Some(at) => at,
+            None => {
+                self.layers.push(LayerIn {
+                    rid,
+                    window_bytes: 0,
+                    bitrate_bps: 0,
+                    height: None,
+                    keyframe_asked: None,
+                });
+                self.layers.len() - 1
+            }
+        };
+        &mut self.layers[at]
+    }
+}
+
+/// Where a forwarded track is in negotiation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutState {
+    /// Wanted; goes into the next server offer.
+    ToOpen,
+    /// In an offer waiting for its answer.
+    Negotiating(Mid),
+    /// Forwarding.
+    Open(Mid),
+    /// No longer wanted; goes into the next offer as stopped.
+    ToStop(Mid),
+    /// Stopped in an offer waiting for its answer.
+    Stopping(Mid),
+}
+
+/// A track forwarded to a subscriber.
+#[derive(Debug)]
+struct TrackOut {
+    publisher: PeerKey,
+    source: Mid,
+    kind: Kind,
+    state: OutState,
+    /// Stop once the answer opens it (the policy changed mid-negotiation).
+    stop_when_open: bool,
+    /// The layer forwarded now and the one we want.
+    layer: Option<Rid>,
+    target: Option<Rid>,
+    /// Video waits for a keyframe before forwarding anything (a decoder cannot start on a delta).
+    awaiting_keyframe: bool,
+    /// Added to the source's RTP time so a layer switch keeps the subscriber's timeline going.
+    time_offset: i64,
+    last_out: Option<(u64, Instant, u32)>,
+}
+
+/// A participant.
+struct Peer {
+    room: String,
+    who: ParticipantId,
+    rtc: Option<Rtc>,
+    ufrag: Option<String>,
+    deadline: Option<Instant>,
+    connected: bool,
+    tracks_in: Vec<TrackIn>,
+    tracks_out: Vec<TrackOut>,
+    pending: Option<SdpPendingOffer>,
+    estimate: Option<Bitrate>,
+    max_height: Option<u32>,
+    stats: PeerStatsView,
+}
+
+#[derive(Debug, Default, Clone)]
+struct PeerStatsView {
+    last_bytes: Option<(u64, u64, Instant)>,
+    ingress_bps: u64,
+    egress_bps: u64,
+    rtt: Option<Duration>,
+    ingress_loss: Option<f32>,
+    egress_loss: Option<f32>,
+}
+
+/// A room's media state.
+#[derive(Default)]
+struct Room {
+    policy: ForwardingPolicy,
+    members: Vec<PeerKey>,
+    speaker: SpeakerDetector,
+    tap: Option<Tap>,
+}
+
+/// The shard.
+pub(crate) struct Shard {
+    socket: UdpSocket,
+    /// The address datagrams arrive on, as ICE knows it (the first advertised address).
+    local: SocketAddr,
+    candidates: Vec<SocketAddr>,
+    config: SfuConfig,
+    peers: HashMap<PeerKey, Peer>,
+    names: HashMap<(String, ParticipantId), PeerKey>,
+    demux: Demux,
+    rooms: HashMap<String, Room>,
+    timers: BTreeSet<(Instant, PeerKey)>,
+    work: VecDeque<(PeerKey, Event)>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    counters: Arc<SfuCounters>,
+    next_key: PeerKey,
+    last_tick: Instant,
+    last_speaker_tick: Instant,
+}
+
+/// What a mutation did to the `Rtc`.
+enum Mutated<T> {
+    Done(T),
+    /// The participant has no `Rtc` (not negotiated yet, or lost).
+    Absent,
+    /// The `Rtc` failed or panicked; the participant's media was dropped.
+    Lost,
+}
+
+impl Shard {
+    pub(crate) fn new(
+        socket: UdpSocket,
+        bound: SocketAddr,
+        advertise: Vec<IpAddr>,
+        config: SfuConfig,
+        events: mpsc::UnboundedSender<MediaEvent>,
+        counters: Arc<SfuCounters>,
+    ) -> Shard {
+        let candidates: Vec<SocketAddr> = advertise
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, bound.port()))
+            .collect();
+        let now = Instant::now();
+        Shard {
+            socket,
+            local: candidates.first().copied().unwrap_or(bound),
+            candidates,
+            config,
+            peers: HashMap::new(),
+            names: HashMap::new(),
+            demux: Demux::default(),
+            rooms: HashMap::new(),
+            timers: BTreeSet::new(),
+            work: VecDeque::new(),
+            events,
+            counters,
+            next_key: 1,
+            last_tick: now,
+            last_speaker_tick: now,
+        }
+    }
+
+    /// The task: commands, datagrams and timers until shutdown.
+    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let next_timer = self.timers.first().map(|(t, _)| *t);
+            let next_tick = self.last_tick + TICK;
+            let wake = next_timer.map_or(next_tick, |t| t.min(next_tick));
+            tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Shutdown { reply }) => {
+                        self.close_all();
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(cmd) => self.command(cmd),
+                    None => {
+                        self.close_all();
+                        return;
+                    }
+                },
+                _ = tokio::time::sleep_until(wake.into()) => {}
+                ready = self.socket.readable() => {
+                    if ready.is_ok() {
+                        self.read_batch(&mut buf);
+                    }
+                }
+            }
+            self.fire_timers();
+        }
+    }
+
+    // ---- datagrams ------------------------------------------------------------------------
+
+    fn read_batch(&mut self, buf: &mut [u8]) {
+        for _ in 0..READ_BATCH {
+            match self.socket.try_recv_from(buf) {
+                Ok((n, source)) => {
+                    self.counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
+                    self.datagram(source, &buf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                // ICMP errors (a peer's port closed) surface here on some systems; keep reading.
+                Err(_) => continue,
+            }
+        }
+    }
+
+    fn datagram(&mut self, source: SocketAddr, buf: &[u8]) {
+        let Some((key, new_source)) = self.demux.lookup(source, buf) else {
+            self.counters
+                .datagrams_unknown
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, buf) else {
+            self.counters
+                .datagrams_unknown
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let now = Instant::now();
+        if let Mutated::Done(Some(())) =
+            self.mutate(key, |rtc| rtc.handle_input(Input::Receive(now, receive)))
+            && new_source
+        {
+            self.demux.add_addr(source, key);
+        }
+        self.run_work();
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(&(at, key)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, key));
+            if let Some(p) = self.peers.get_mut(&key) {
+                p.deadline = None;
+            }
+            self.mutate(key, |rtc| rtc.handle_input(Input::Timeout(now)));
+            self.run_work();
+        }
+        if now >= self.last_tick + TICK {
+            self.last_tick = now;
+            self.housekeeping(now);
+        }
+    }
+
+    // ---- the one place an Rtc is touched -----------------------------------------------------
+
+    /// Applies one mutation to `key`'s `Rtc`, drains its output, and queues its events.
+    /// Errors of the mutation itself (a malformed datagram, a write str0m refuses) drop that one
+    /// input; a failing drain or a panic loses the participant's media.
+    fn mutate<T>(
+        &mut self,
+        key: PeerKey,
+        f: impl FnOnce(&mut Rtc) -> Result<T, RtcError>,
+    ) -> Mutated<Option<T>>
+    where
+        T: Sized,
+    {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Mutated::Absent;
+        };
+        let Some(rtc) = peer.rtc.as_mut() else {
+            return Mutated::Absent;
+        };
+        let socket = &self.socket;
+        let counters = &self.counters;
+        let work = &mut self.work;
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let result = f(rtc);
+            let deadline = drain(rtc, socket, counters, key, work);
+            (result, deadline)
+        }));
+        let lost = match outcome {
+            Ok((result, Ok(deadline))) => {
+                if peer.deadline != Some(deadline) {
+                    if let Some(old) = peer.deadline.take() {
+                        self.timers.remove(&(old, key));
+                    }
+                    peer.deadline = Some(deadline);
+                    self.timers.insert((deadline, key));
+                }
+                if !rtc.is_alive() {
+                    Some("closed".to_string())
+                } else {
+                    return Mutated::Done(match result {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            tracing::debug!(participant = %peer.who, error = %e, "media input refused");
+                            None
+                        }
+                    });
+                }
+            }
+            Ok((_, Err(e))) => Some(format!("media state failed: {e}")),
+            Err(_) => {
+                counters.peer_panics.fetch_add(1, Ordering::Relaxed);
+                Some("media state panicked".to_string())
+            }
+        };
+        if let Some(reason) = lost {
+            self.lose(key, &reason);
+        }
+        Mutated::Lost
+    }
+
+    // ---- events -----------------------------------------------------------------------------
+
+    fn run_work(&mut self) {
+        while let Some((key, event)) = self.work.pop_front() {
+            self.event(key, event);
+        }
+    }
+
+    fn event(&mut self, key: PeerKey, event: Event) {
+        match event {
+            Event::Connected => self.connected(key),
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.lose(key, "ICE timeout: no packets from the participant");
+            }
+            Event::MediaAdded(added) => {
+                if matches!(added.direction, Direction::RecvOnly | Direction::SendRecv) {
+                    self.track_published(key, added.mid, added.kind);
+                }
+            }
+            Event::MediaChanged(changed) => {
+                if !matches!(changed.direction, Direction::RecvOnly | Direction::SendRecv) {
+                    self.track_unpublished(key, changed.mid);
+                }
+            }
+            Event::MediaData(data) => self.forward(key, data),
+            Event::KeyframeRequest(req) => {
+                let target = self.peers.get(&key).and_then(|p| {
+                    p.tracks_out
+                        .iter()
+                        .find(|t| t.state == OutState::Open(req.mid))
+                        .map(|t| (t.publisher, t.source, t.layer.or(t.target)))
+                });
+                if let Some((publisher, source, rid)) = target {
+                    self.request_keyframe(publisher, source, rid, req.kind);
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                if let Some(p) = self.peers.get_mut(&key) {
+                    p.estimate = Some(estimate);
+                }
+            }
+            Event::PeerStats(s) => {
+                if let Some(p) = self.peers.get_mut(&key) {
+                    let v = &mut p.stats;
+                    if let Some((rx, tx, at)) = v.last_bytes {
+                        let secs = s.timestamp.saturating_duration_since(at).as_secs_f64();
+                        if secs > 0.0 {
+                            v.ingress_bps =
+                                (s.peer_bytes_rx.saturating_sub(rx) as f64 * 8.0 / secs) as u64;
+                            v.egress_bps =
+                                (s.peer_bytes_tx.saturating_sub(tx) as f64 * 8.0 / secs) as u64;
+                        }
+                    }
+                    v.last_bytes = Some((s.peer_bytes_rx, s.peer_bytes_tx, s.timestamp));
+                    v.rtt = s.rtt.or(v.rtt);
+                    v.ingress_loss = s.ingress_loss_fraction.or(v.ingress_loss);
+                    v.egress_loss = s.egress_loss_fraction.or(v.egress_loss);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn connected(&mut self, key: PeerKey) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        p.connected = true;
+        let _ = self.events.send(MediaEvent::Connected {
+            room: p.room.clone(),
+            participant: p.who.clone(),
+        });
+        // Writes before this point were dropped by str0m: every open video track starts again
+        // from a keyframe.
+        let wanted: Vec<(PeerKey, Mid, Option<Rid>)> = p
+            .tracks_out
+            .iter_mut()
+            .filter(|t| t.kind == Kind::Video && matches!(t.state, OutState::Open(_)))
+            .map(|t| {
+                t.awaiting_keyframe = true;
+                (t.publisher, t.source, t.target)
+            })
+            .collect();
+        for (publisher, source, rid) in wanted {
+            self.request_keyframe(publisher, source, rid, KeyframeRequestKind::Pli);
+        }
+    }
+
+    fn track_published(&mut self, key: PeerKey, mid: Mid, kind: MediaKind) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if p.tracks_in.iter().any(|t| t.mid == mid) {
+            return;
+        }
+        let kind = if kind == MediaKind::Audio {
+            Kind::Audio
+        } else {
+            Kind::Video
+        };
+        p.tracks_in.push(TrackIn {
+            mid,
+            kind,
+            layers: Vec::new(),
+        });
+        let room = p.room.clone();
+        self.sync_room(&room);
+    }
+
+    fn track_unpublished(&mut self, key: PeerKey, mid: Mid) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let before = p.tracks_in.len();
+        p.tracks_in.retain(|t| t.mid != mid);
+        if p.tracks_in.len() != before {
+            let room = p.room.clone();
+            self.sync_room(&room);
+        }
+    }
+
+    // ---- forwarding -----------------------------------------------------------------------
+
+    fn forward(&mut self, key: PeerKey, data: MediaData) {
+        let now = Instant::now();
+        let Some(publisher) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(track) = publisher.tracks_in.iter_mut().find(|t| t.mid == data.mid) else {
+            return;
+        };
+        let kind = track.kind;
+        let keyframe = kind == Kind::Video && data.is_keyframe();
+        let layer = track.layer_mut(data.rid);
+        layer.window_bytes += data.data.len() as u64;
+        if keyframe {
+            layer.keyframe_asked = None;
+            if let Some((_, h)) = layers::vp8_keyframe_size(&data.data) {
+                layer.height = Some(h);
+            }
+        }
+        let lost_frames = kind == Kind::Video && !data.contiguous;
+        let room_name = publisher.room.clone();
+        let who = publisher.who.clone();
+        let level = data.ext_vals.audio_level;
+        let vad = data.ext_vals.voice_activity.unwrap_or(false);
+
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
+        if let (Kind::Audio, Some(level)) = (kind, level) {
+            room.speaker.observe(&who, level);
+        }
+        if let Some(tap) = &room.tap {
+            let packet = TapPacket {
+                participant: who.clone(),
+                mid: data.mid.to_string(),
+                kind,
+                rid: data.rid.map(|r| r.to_string()),
+                codec: data.params.spec().codec.to_string(),
+                rtp_time: data.time.numer(),
+                clock_rate: data.time.denom(),
+                arrival: data.network_time,
+                arrival_wall: SystemTime::now(),
+                contiguous: data.contiguous,
+                keyframe,
+                audio_level: level,
+                data: data.data.clone(),
+            };
+            if !tap.offer(packet) {
+                room.tap = None;
+            }
+        }
+
+        // Decide per subscriber, then write: the writes are mutations of other Rtcs.
+        let mut targets: Vec<(PeerKey, Mid, u64)> = Vec::new();
+        let mut want_switch_keyframe = false;
+        for &sub_key in &room.members {
+            if sub_key == key {
+                continue;
+            }
+            let Some(sub) = self.peers.get_mut(&sub_key) else {
+                continue;
+            };
+            if !sub.connected {
+                continue;
+            }
+            let Some(out) = sub
+                .tracks_out
+                .iter_mut()
+                .find(|t| t.publisher == key && t.source == data.mid)
+            else {
+                continue;
+            };
+            let OutState::Open(mid) = out.state else {
+                continue;
+            };
+            if out.layer != data.rid {
+                // Another simulcast layer: switch to it only on its keyframe.
+                if out.target == data.rid && keyframe {
+                    out.layer = data.rid;
+                    out.awaiting_keyframe = false;
+                    if let Some((last, at, rate)) = out.last_out {
+                        let elapsed = now.saturating_duration_since(at).as_secs_f64();
+                        let continue_at = last as i64 + (elapsed * f64::from(rate)) as i64 + 1;
+                        out.time_offset = continue_at - data.time.numer() as i64;
+                    }
+                } else {
+                    if out.target == data.rid {
+                        want_switch_keyframe = true;
+                    }
+                    continue;
+                }
+            }
+            if out.awaiting_keyframe {
+                if !keyframe {
+                    want_switch_keyframe = true;
+                    continue;
+                }
+                out.awaiting_keyframe = false;
+            }
+            let time = (data.time.numer() as i64 + out.time_offset).max(0) as u64;
+            out.last_out = Some((time, now, data.time.denom()));
+            targets.push((sub_key, mid, time));
+        }
+
+        for (sub_key, mid, time) in targets {
+            let params = data.params;
+            let payload = data.data.clone();
+            let network_time = data.network_time;
+            let frequency = data.time.frequency();
+            let written = self.mutate(sub_key, |rtc| {
+                let Some(writer) = rtc.writer(mid) else {
+                    return Ok(false);
+                };
+                // A subscriber that cannot decode this codec gets nothing rather than garbage.
+                let Some(pt) = writer.match_params(params) else {
+                    return Ok(false);
+                };
+                let writer = match level {
+                    Some(l) => writer.audio_level(l, vad),
+                    None => writer,
+                };
+                writer.write(
+                    pt,
+                    network_time,
+                    str0m::media::MediaTime::new(time, frequency),
+                    payload,
+                )?;
+                Ok(true)
+            });
+            if let Mutated::Done(Some(true)) = written {
+                self.counters
+                    .frames_forwarded
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+
+        if lost_frames || want_switch_keyframe {
+            self.request_keyframe(key, data.mid, data.rid, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// Asks a publisher for a keyframe on one layer, at most once per throttle period while a
+    /// request is outstanding (a keyframe arriving clears it, so the next new subscriber is
+    /// served at once).
+    fn request_keyframe(
+        &mut self,
+        publisher: PeerKey,
+        mid: Mid,
+        rid: Option<Rid>,
+        kind: KeyframeRequestKind,
+    ) {
+        let now = Instant::now();
+        let throttle = self.config.keyframe_throttle;
+        let Some(p) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        let Some(track) = p.tracks_in.iter_mut().find(|t| t.mid == mid) else {
+            return;
+        };
+        if track.kind != Kind::Video {
+            return;
+        }
+        let layer = track.layer_mut(rid);
+        if let Some(asked) = layer.keyframe_asked
+            && now.saturating_duration_since(asked) < throttle
+        {
+            return;
+        }
+        layer.keyframe_asked = Some(now);
+        self.mutate(publisher, |rtc| {
+            if let Some(mut writer) = rtc.writer(mid)
+                && writer.is_request_keyframe_possible(kind)
+            {
+                writer.request_keyframe(rid, kind)?;
+            }
+            Ok(())
+        });
+    }
+
+    // ---- negotiation ----------------------------------------------------------------------
+
+    fn new_rtc(&self) -> (Rtc, String) {
+        let creds = IceCreds::new();
+        let ufrag = creds.ufrag.clone();
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_local_ice_credentials(creds)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .enable_bwe(Some(Bitrate::bps(self.config.initial_bitrate_bps)))
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .build(Instant::now());
+        for addr in &self.candidates {
+            match Candidate::host(*addr, "udp") {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                }
+                Err(e) => tracing::warn!(%addr, error = %e, "unusable media address"),
+            }
+        }
+        (rtc, ufrag)
+    }
+
+    fn offer(&mut self, key: PeerKey, sdp: &str) -> Result<OfferOutcome, MediaError> {
+        let offer =
+            SdpOffer::from_sdp_string(sdp).map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        let fresh = self.peers.get(&key).is_some_and(|p| p.rtc.is_none());
+        if fresh {
+            let (rtc, ufrag) = self.new_rtc();
+            if let Some(p) = self.peers.get_mut(&key) {
+                p.rtc = Some(rtc);
+                p.ufrag = Some(ufrag.clone());
+                self.demux.add_ufrag(ufrag, key);
+                self.counters.peers.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let answer = match self.mutate(key, |rtc| rtc.sdp_api().accept_offer(offer)) {
+            Mutated::Done(Some(answer)) => answer,
+            Mutated::Done(None) => {
+                if fresh {
+                    self.drop_rtc(key);
+                }
+                return Err(MediaError::InvalidSdp("the offer was refused".into()));
+            }
+            Mutated::Absent | Mutated::Lost => return Err(MediaError::NotEntered),
+        };
+        if let Some(p) = self.peers.get_mut(&key) {
+            // Accepting an offer voids our own pending offer (glare): its changes go into the next.
+            if p.pending.take().is_some() {
+                for t in &mut p.tracks_out {
+                    t.state = match t.state {
+                        OutState::Negotiating(_) => OutState::ToOpen,
+                        OutState::Stopping(mid) => OutState::ToStop(mid),
+                        s => s,
+                    };
+                }
+            }
+        }
+        self.run_work();
+        let next_offer = self.negotiate(key);
+        Ok(OfferOutcome {
+            answer: answer.to_sdp_string(),
+            next_offer,
+        })
+    }
+
+    fn answer(&mut self, key: PeerKey, sdp: &str) -> Result<Option<String>, MediaError> {
+        let answer =
+            SdpAnswer::from_sdp_string(sdp).map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        let Some(p) = self.peers.get_mut(&key) else {
+            return Err(MediaError::NotEntered);
+        };
+        let Some(pending) = p.pending.take() else {
+            return Err(MediaError::NoPendingOffer);
+        };
+        match self.mutate(key, |rtc| rtc.sdp_api().accept_answer(pending, answer)) {
+            Mutated::Done(Some(())) => {}
+            Mutated::Done(None) => {
+                // The answer did not fit; what was in the offer goes into the next one.
+                if let Some(p) = self.peers.get_mut(&key) {
+                    for t in &mut p.tracks_out {
+                        t.state = match t.state {
+                            OutState::Negotiating(_) => OutState::ToOpen,
+                            OutState::Stopping(mid) => OutState::ToStop(mid),
+                            s => s,
+                        };
+                    }
+                }
+                return Err(MediaError::InvalidSdp(
+                    "the answer does not match the offer".into(),
+                ));
+            }
+            Mutated::Absent | Mutated::Lost => return Err(MediaError::NotEntered),
+        }
+        let mut keyframes = Vec::new();
+        if let Some(p) = self.peers.get_mut(&key) {
+            let connected = p.connected;
+            p.tracks_out
+                .retain(|t| !matches!(t.state, OutState::Stopping(_)));
+            for t in &mut p.tracks_out {
+                if let OutState::Negotiating(mid) = t.state {
+                    if t.stop_when_open {
+                        t.state = OutState::ToStop(mid);
+                        continue;
+                    }
+                    t.state = OutState::Open(mid);
+                    if t.kind == Kind::Video {
+                        t.awaiting_keyframe = true;
+                        if connected {
+                            keyframes.push((t.publisher, t.source, t.target));
+                        }
+                    }
+                }
+            }
+        }
+        for (publisher, source, rid) in keyframes {
+            self.request_keyframe(publisher, source, rid, KeyframeRequestKind::Pli);
+        }
+        self.run_work();
+        Ok(self.negotiate(key))
+    }
+
+    /// Puts pending track changes into a server offer, if the participant can take one now.
+    fn negotiate(&mut self, key: PeerKey) -> Option<String> {
+        let p = self.peers.get(&key)?;
+        if p.pending.is_some() || p.rtc.is_none() {
+            return None;
+        }
+        let changes: Vec<(usize, OutState, Kind, String, String)> = p
+            .tracks_out
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| matches!(t.state, OutState::ToOpen | OutState::ToStop(_)))
+            .map(|(i, t)| {
+                let publisher = self.peers.get(&t.publisher);
+                let stream = publisher.map(|p| p.who.to_string()).unwrap_or_default();
+                // Track ids must be unique per receiver: browsers and webrtc-rs key tracks by them.
+                let track = format!("{stream}-{}-{}", t.kind.as_str(), t.source);
+                (i, t.state, t.kind, stream, track)
+            })
+            .collect();
+        if changes.is_empty() {
+            return None;
+        }
+        let outcome = self.mutate(key, |rtc| {
+            let mut api = rtc.sdp_api();
+            let mut states = Vec::new();
+            for (i, state, kind, stream, track) in &changes {
+                match state {
+                    OutState::ToOpen => {
+                        let media_kind = if *kind == Kind::Audio {
+                            MediaKind::Audio
+                        } else {
+                            MediaKind::Video
+                        };
+                        let mid = api.add_media(
+                            media_kind,
+                            Direction::SendOnly,
+                            Some(stream.clone()),
+                            Some(track.clone()),
+                            None,
+                        );
+                        states.push((*i, OutState::Negotiating(mid)));
+                    }
+                    OutState::ToStop(mid) => {
+                        api.stop_media(*mid);
+                        states.push((*i, OutState::Stopping(*mid)));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(api.apply().map(|(offer, pending)| (offer, pending, states)))
+        });
+        let Mutated::Done(Some(Some((offer, pending, states)))) = outcome else {
+            return None;
+        };
+        let p = self.peers.get_mut(&key)?;
+        for (i, state) in states {
+            if let Some(t) = p.tracks_out.get_mut(i) {
+                t.state = state;
+            }
+        }
+        p.pending = Some(pending);
+        self.run_work();
+        Some(offer.to_sdp_string())
+    }
+
+    /// Brings every subscriber's forwarded tracks in line with the policy and the published
+    /// tracks; sends server offers where something changed.
+    fn sync_room(&mut self, room: &str) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let members = r.members.clone();
+        let mut changed = Vec::new();
+        for &sub_key in &members {
+            let Some(sub) = self.peers.get(&sub_key) else {
+                continue;
+            };
+            let mut desired: Vec<(PeerKey, Mid, Kind)> = Vec::new();
+            for &pub_key in &members {
+                let Some(publ) = self.peers.get(&pub_key) else {
+                    continue;
+                };
+                for t in &publ.tracks_in {
+                    if r.policy.allows(&sub.who, &publ.who, t.kind) {
+                        desired.push((pub_key, t.mid, t.kind));
+                    }
+                }
+            }
+            let Some(sub) = self.peers.get_mut(&sub_key) else {
+                continue;
+            };
+            let mut dirty = false;
+            sub.tracks_out.retain_mut(|t| {
+                let wanted = desired
+                    .iter()
+                    .any(|(k, m, _)| *k == t.publisher && *m == t.source);
+                if wanted {
+                    t.stop_when_open = false;
+                    return true;
+                }
+                match t.state {
+                    OutState::ToOpen => {
+                        dirty = true;
+                        false
+                    }
+                    OutState::Open(mid) => {
+                        t.state = OutState::ToStop(mid);
+                        dirty = true;
+                        true
+                    }
+                    OutState::Negotiating(_) => {
+                        t.stop_when_open = true;
+                        true
+                    }
+                    OutState::ToStop(_) | OutState::Stopping(_) => true,
+                }
+            });
+            for (pub_key, mid, kind) in desired {
+                if let Some(t) = sub
+                    .tracks_out
+                    .iter_mut()
+                    .find(|t| t.publisher == pub_key && t.source == mid)
+                {
+                    // Wanted again while being stopped: reopen as a new media line.
+                    if let OutState::ToStop(_) = t.state {
+                        t.state = OutState::ToOpen;
+                        dirty = true;
+                    }
+                    continue;
+                }
+                sub.tracks_out.push(TrackOut {
+                    publisher: pub_key,
+                    source: mid,
+                    kind,
+                    state: OutState::ToOpen,
+                    stop_when_open: false,
+                    layer: None,
+                    target: None,
+                    awaiting_keyframe: kind == Kind::Video,
+                    time_offset: 0,
+                    last_out: None,
+                });
+                dirty = true;
+            }
+            if dirty {
+                changed.push(sub_key);
+            }
+        }
+        self.choose_layers(room);
+        for key in changed {
+            if let Some(sdp) = self.negotiate(key)
+                && let Some(p) = self.peers.get(&key)
+            {
+                let _ = self.events.send(MediaEvent::Offer {
+                    room: p.room.clone(),
+                    participant: p.who.clone(),
+                    sdp,
+                });
+            }
+        }
+    }
+
+    // ---- simulcast and housekeeping -------------------------------------------------------
+
+    fn housekeeping(&mut self, now: Instant) {
+        let elapsed = TICK.as_secs_f64();
+        for p in self.peers.values_mut() {
+            for t in &mut p.tracks_in {
+                for l in &mut t.layers {
+                    let bps = (l.window_bytes as f64 * 8.0 / elapsed) as u64;
+                    // Smooth over ~1 s; a layer that stops (paused) decays to 0 quickly.
+                    l.bitrate_bps = if bps == 0 && l.bitrate_bps < 20_000 {
+                        0
+                    } else {
+                        (l.bitrate_bps * 7 + bps * 3) / 10
+                    };
+                    l.window_bytes = 0;
+                }
+            }
+        }
+        let rooms: Vec<String> = self.rooms.keys().cloned().collect();
+        for room in &rooms {
+            self.choose_layers(room);
+        }
+        if now.saturating_duration_since(self.last_speaker_tick) >= self.config.speaker_interval {
+            self.last_speaker_tick = now;
+            for room in rooms {
+                if let Some(r) = self.rooms.get_mut(&room)
+                    && let Some(speaker) = r.speaker.tick()
+                {
+                    let _ = self.events.send(MediaEvent::ActiveSpeaker {
+                        room,
+                        participant: speaker,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Picks each subscriber's simulcast layer from its bandwidth estimate and size wish; asks
+    /// for a keyframe of a new target layer (the switch happens on it).
+    fn choose_layers(&mut self, room: &str) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let mut keyframes = Vec::new();
+        for &sub_key in &r.members {
+            let Some(sub) = self.peers.get(&sub_key) else {
+                continue;
+            };
+            let video_tracks = sub
+                .tracks_out
+                .iter()
+                .filter(|t| t.kind == Kind::Video)
+                .count()
+                .max(1);
+            let audio_tracks = sub.tracks_out.len().saturating_sub(video_tracks);
+            let budget = sub.estimate.map(|e| {
+                let usable = (e.as_f64() * ESTIMATE_HEADROOM) as u64;
+                usable.saturating_sub(audio_tracks as u64 * 40_000) / video_tracks as u64
+            });
+            let max_height = sub.max_height;
+            let mut choices = Vec::new();
+            for (i, t) in sub.tracks_out.iter().enumerate() {
+                if t.kind != Kind::Video {
+                    continue;
+                }
+                let Some(publ) = self.peers.get(&t.publisher) else {
+                    continue;
+                };
+                let Some(track) = publ.tracks_in.iter().find(|x| x.mid == t.source) else {
+                    continue;
+                };
+                let infos: Vec<LayerInfo> = track
+                    .layers
+                    .iter()
+                    .map(|l| LayerInfo {
+                        bitrate_bps: l.bitrate_bps,
+                        height: l.height,
+                    })
+                    .collect();
+                if let Some(at) = layers::choose(&infos, budget, max_height) {
+                    choices.push((i, track.layers[at].rid));
+                }
+            }
+            let desired_bps: u64 = sub
+                .tracks_out
+                .iter()
+                .filter_map(|t| {
+                    let publ = self.peers.get(&t.publisher)?;
+                    let track = publ.tracks_in.iter().find(|x| x.mid == t.source)?;
+                    track.layers.iter().map(|l| l.bitrate_bps).max()
+                })
+                .sum();
+            let Some(sub) = self.peers.get_mut(&sub_key) else {
+                continue;
+            };
+            for (i, rid) in choices {
+                let t = &mut sub.tracks_out[i];
+                if t.target != rid {
+                    t.target = rid;
+                    if t.layer.is_none() && t.last_out.is_none() {
+                        // Nothing forwarded yet: start on the target directly.
+                        t.layer = rid;
+                    }
+                    if t.layer != rid {
+                        keyframes.push((t.publisher, t.source, rid));
+                    }
+                }
+            }
+            // Let the estimator probe up to what the best layers would need.
+            if let Some(rtc) = sub.rtc.as_mut()
+                && desired_bps > 0
+            {
+                let desired = Bitrate::bps(desired_bps + desired_bps / 5);
+                let _ = catch_unwind(AssertUnwindSafe(|| {
+                    rtc.bwe().set_bitrate(Bitrate::kbps(100), desired);
+                }));
+            }
+        }
+        for (publisher, source, rid) in keyframes {
+            self.request_keyframe(publisher, source, rid, KeyframeRequestKind::Pli);
+        }
+        self.run_work();
+    }
+
+    // ---- membership -----------------------------------------------------------------------
+
+    fn key_of(&self, room: &str, who: &ParticipantId) -> Option<PeerKey> {
+        self.names.get(&(room.to_string(), who.clone())).copied()
+    }
+
+    fn enter(&mut self, room: String, who: ParticipantId, standing: Standing) {
+        if let Some(key) = self.key_of(&room, &who) {
+            // A fresh join of someone already here (page reload): new connection, same standing.
+            self.drop_rtc(key);
+            if let Some(r) = self.rooms.get_mut(&room) {
+                r.policy.set(who, standing);
+            }
+            self.sync_room(&room);
+            return;
+        }
+        let key = self.next_key;
+        self.next_key += 1;
+        self.peers.insert(
+            key,
+            Peer {
+                room: room.clone(),
+                who: who.clone(),
+                rtc: None,
+                ufrag: None,
+                deadline: None,
+                connected: false,
+                tracks_in: Vec::new(),
+                tracks_out: Vec::new(),
+                pending: None,
+                estimate: None,
+                max_height: None,
+                stats: PeerStatsView::default(),
+            },
+        );
+        self.names.insert((room.clone(), who.clone()), key);
+        let r = self.rooms.entry(room.clone()).or_default();
+        r.members.push(key);
+        r.policy.set(who, standing);
+        self.sync_room(&room);
+    }
+
+    /// Drops a participant's WebRTC connection but keeps their place (they may offer again).
+    fn drop_rtc(&mut self, key: PeerKey) -> bool {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return false;
+        };
+        let Some(mut rtc) = p.rtc.take() else {
+            return false;
+        };
+        let _ = catch_unwind(AssertUnwindSafe(|| rtc.disconnect()));
+        self.counters.peers.fetch_sub(1, Ordering::Relaxed);
+        self.demux.remove(key, p.ufrag.as_deref());
+        p.ufrag = None;
+        if let Some(d) = p.deadline.take() {
+            self.timers.remove(&(d, key));
+        }
+        p.connected = false;
+        p.pending = None;
+        p.tracks_in.clear();
+        p.estimate = None;
+        // Everything they received must be offered again on their next connection.
+        p.tracks_out.retain_mut(|t| match t.state {
+            OutState::ToStop(_) | OutState::Stopping(_) => false,
+            _ => {
+                t.state = OutState::ToOpen;
+                t.stop_when_open = false;
+                t.layer = None;
+                t.last_out = None;
+                t.awaiting_keyframe = t.kind == Kind::Video;
+                true
+            }
+        });
+        let room = p.room.clone();
+        let who = p.who.clone();
+        if let Some(r) = self.rooms.get_mut(&room)
+            && let Some(change) = r.speaker.forget(&who)
+        {
+            let _ = self.events.send(MediaEvent::ActiveSpeaker {
+                room: room.clone(),
+                participant: change,
+            });
+        }
+        // Their published tracks are gone: subscribers renegotiate them away.
+        self.sync_room(&room);
+        true
+    }
+
+    /// The participant's media failed or timed out: drop it and tell signaling.
+    fn lose(&mut self, key: PeerKey, reason: &str) {
+        let Some(p) = self.peers.get(&key) else {
+            return;
+        };
+        let (room, who) = (p.room.clone(), p.who.clone());
+        if self.drop_rtc(key) {
+            self.counters.peers_lost.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%room, participant = %who, reason, "media connection lost");
+            let _ = self.events.send(MediaEvent::Lost {
+                room,
+                participant: who,
+                reason: reason.into(),
+            });
+        }
+    }
+
+    fn leave(&mut self, room: &str, who: &ParticipantId) {
+        let Some(key) = self.key_of(room, who) else {
+            return;
+        };
+        self.drop_rtc(key);
+        self.peers.remove(&key);
+        self.names.remove(&(room.to_string(), who.clone()));
+        let mut empty = false;
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.members.retain(|k| *k != key);
+            r.policy.remove(who);
+            empty = r.members.is_empty();
+        }
+        // Subscribers drop what they received from the leaver.
+        for p in self.peers.values_mut() {
+            for t in &mut p.tracks_out {
+                if t.publisher == key {
+                    t.publisher = 0;
+                }
+            }
+        }
+        if empty {
+            self.rooms.remove(room);
+        } else {
+            self.sync_room(room);
+        }
+    }
+
+    fn close_all(&mut self) {
+        let names: Vec<(String, ParticipantId)> = self.names.keys().cloned().collect();
+        for (room, who) in names {
+            self.leave(&room, &who);
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Enter {
+                room,
+                participant,
+                standing,
+                reply,
+            } => {
+                self.enter(room, participant, standing);
+                let _ = reply.send(());
+            }
+            Command::Offer {
+                room,
+                participant,
+                sdp,
+                reply,
+            } => {
+                let r = match self.key_of(&room, &participant) {
+                    Some(key) => self.offer(key, &sdp),
+                    None => Err(MediaError::NotEntered),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Answer {
+                room,
+                participant,
+                sdp,
+                reply,
+            } => {
+                let r = match self.key_of(&room, &participant) {
+                    Some(key) => self.answer(key, &sdp),
+                    None => Err(MediaError::NotEntered),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Candidate {
+                room,
+                participant,
+                candidate,
+                reply,
+            } => {
+                let r = self.candidate(&room, &participant, &candidate);
+                let _ = reply.send(r);
+            }
+            Command::Update {
+                room,
+                participant,
+                change,
+                reply,
+            } => {
+                let r = self.update(&room, &participant, change);
+                let _ = reply.send(r);
+            }
+            Command::MaxHeight {
+                room,
+                participant,
+                max_height,
+                reply,
+            } => {
+                let r = match self
+                    .key_of(&room, &participant)
+                    .and_then(|k| self.peers.get_mut(&k))
+                {
+                    Some(p) => {
+                        p.max_height = max_height;
+                        self.choose_layers(&room);
+                        Ok(())
+                    }
+                    None => Err(MediaError::NotEntered),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Leave {
+                room,
+                participant,
+                reply,
+            } => {
+                self.leave(&room, &participant);
+                let _ = reply.send(());
+            }
+            Command::CloseRoom { room, reply } => {
+                let members: Vec<ParticipantId> = self
+                    .rooms
+                    .get(&room)
+                    .map(|r| {
+                        r.members
+                            .iter()
+                            .filter_map(|k| self.peers.get(k))
+                            .map(|p| p.who.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for who in members {
+                    self.leave(&room, &who);
+                }
+                let _ = reply.send(());
+            }
+            Command::Stats { room, reply } => {
+                let _ = reply.send(self.stats(&room));
+            }
+            Command::Tap {
+                room,
+                capacity,
+                reply,
+            } => {
+                let (tap, rx) = Tap::new(capacity);
+                self.rooms.entry(room).or_default().tap = Some(tap);
+                let _ = reply.send(rx);
+            }
+            Command::Untap { room, reply } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.tap = None;
+                }
+                let _ = reply.send(());
+            }
+            Command::Shutdown { reply } => {
+                self.close_all();
+                let _ = reply.send(());
+            }
+        }
+        self.run_work();
+    }
+
+    fn candidate(
+        &mut self,
+        room: &str,
+        who: &ParticipantId,
+        candidate: &str,
+    ) -> Result<(), MediaError> {
+        let key = self.key_of(room, who).ok_or(MediaError::NotEntered)?;
+        let line = candidate.trim();
+        let line = line.strip_prefix("a=").unwrap_or(line);
+        if line.is_empty() {
+            return Ok(()); // end of candidates
+        }
+        let c = Candidate::from_sdp_string(line)
+            .map_err(|e| MediaError::InvalidCandidate(e.to_string()))?;
+        // Only loopback-safe or routable addresses matter; str0m validates the rest.
+        match self.mutate(key, |rtc| {
+            rtc.add_remote_candidate(c);
+            Ok(())
+        }) {
+            Mutated::Absent => Err(MediaError::NotNegotiated),
+            _ => Ok(()),
+        }
+    }
+
+    fn update(
+        &mut self,
+        room: &str,
+        who: &ParticipantId,
+        change: StandingChange,
+    ) -> Result<(), MediaError> {
+        self.key_of(room, who).ok_or(MediaError::NotEntered)?;
+        let r = self.rooms.get_mut(room).ok_or(MediaError::NotEntered)?;
+        let edges = r.policy.update(who, |s| match change {
+            StandingChange::Move(space) => s.space = space,
+            StandingChange::Block(Kind::Audio, b) => s.audio_blocked = b,
+            StandingChange::Block(Kind::Video, b) => s.video_blocked = b,
+            StandingChange::AudioOnly(a) => s.audio_only = a,
+            StandingChange::Grants { publish, subscribe } => {
+                s.publish = publish;
+                s.subscribe = subscribe;
+            }
+        });
+        if !edges.is_empty() {
+            self.sync_room(room);
+        }
+        Ok(())
+    }
+
+    fn stats(&self, room: &str) -> Vec<ParticipantMediaStats> {
+        let Some(r) = self.rooms.get(room) else {
+            return Vec::new();
+        };
+        r.members
+            .iter()
+            .filter_map(|k| self.peers.get(k))
+            .map(|p| ParticipantMediaStats {
+                participant: p.who.to_string(),
+                space: match r.policy.standing(&p.who).map(|s| &s.space) {
+                    Some(Space::Lobby) => "lobby".into(),
+                    Some(Space::Joint) | None => "joint".into(),
+                    Some(Space::Private(k)) => format!("private:{k}"),
+                },
+                connected: p.connected,
+                ingress_bps: p.stats.ingress_bps,
+                egress_bps: p.stats.egress_bps,
+                estimate_bps: p.estimate.map(|e| e.as_u64()),
+                rtt_ms: p.stats.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                ingress_loss: p.stats.ingress_loss,
+                egress_loss: p.stats.egress_loss,
+                published: p
+                    .tracks_in
+                    .iter()
+                    .map(|t| PublishedTrackStats {
+                        mid: t.mid.to_string(),
+                        kind: t.kind.as_str().into(),
+                        layers: t
+                            .layers
+                            .iter()
+                            .map(|l| LayerStats {
+                                rid: l.rid.map(|r| r.to_string()),
+                                bitrate_bps: l.bitrate_bps,
+                                height: l.height,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                received: p
+                    .tracks_out
+                    .iter()
+                    .filter(|t| matches!(t.state, OutState::Open(_)))
+                    .map(|t| ReceivedTrackStats {
+                        publisher: self
+                            .peers
+                            .get(&t.publisher)
+                            .map(|x| x.who.to_string())
+                            .unwrap_or_default(),
+                        kind: t.kind.as_str().into(),
+                        layer: t.layer.map(|r| r.to_string()),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// Drains an `Rtc` until it asks for a timeout: datagrams go out now, events are queued.
+fn drain(
+    rtc: &mut Rtc,
+    socket: &UdpSocket,
+    counters: &SfuCounters,
+    key: PeerKey,
+    work: &mut VecDeque<(PeerKey, Event)>,
+) -> Result<Instant, RtcError> {
+    loop {
+        match rtc.poll_output()? {
+            Output::Timeout(at) => return Ok(at),
+            Output::Transmit(t) => match socket.try_send_to(&t.contents, t.destination) {
+                Ok(_) => {
+                    counters.datagrams_out.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    counters.send_failures.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            Output::Event(e) => work.push_back((key, e)),
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The hub's bridge to the media plane: who stands where, SDP and candidates in, media events
+//! out.
+//!
+//! The session layer owns each participant's standing (space, grants, moderator blocks, audio
+//! only) and hands every change to the SFU, which applies it to forwarding without touching
+//! anyone's connection. The SFU's events (server offers, the active speaker, a lost media
+//! connection) come back here and go out as signaling events.
+
+use std::sync::Arc;
+
+use tiaojie_domain::Grant;
+use tiaojie_media::{MediaError, MediaEvent, ParticipantId, Space, Standing, StandingChange};
+use tokio::sync::mpsc;
+
+use crate::hub::{Hub, Session, SignalError};
+use crate::live_room::Audience;
+use crate::protocol::{ErrorCode, Event, MediaState, ParticipantInfo, Reply, RequestId, to_text};
+
+/// Parses `lobby`, `joint` or `private:<key>`.
+pub fn parse_space(text: &str) -> Result<Space, SignalError> {
+    match text {
+        "lobby" => Ok(Space::Lobby),
+        "joint" => Ok(Space::Joint),
+        other => match other.strip_prefix("private:") {
+            Some(key) if !key.is_empty() && key.len() <= 64 => Ok(Space::Private(key.into())),
+            _ => Err(SignalError::new(
+                ErrorCode::InvalidMessage,
+                "space must be lobby, joint or private:<key> (key 1-64 characters)",
+            )),
+        },
+    }
+}
+
+/// The text form of a space, as participant info carries it.
+pub fn space_text(space: &Space) -> String {
+    match space {
+        Space::Lobby => "lobby".into(),
+        Space::Joint => "joint".into(),
+        Space::Private(key) => format!("private:{key}"),
+    }
+}
+
+fn standing_of(info: &ParticipantInfo) -> Standing {
+    Standing {
+        space: parse_space(&info.space).unwrap_or(Space::Joint),
+        publish: info.grants.contains(&Grant::Publish),
+        subscribe: info.grants.contains(&Grant::Subscribe),
+        // A fresh join starts unblocked unless a moderator's mute is still on record.
+        audio_blocked: false,
+        video_blocked: false,
+        audio_only: false,
+    }
+}
+
+fn media_error(e: MediaError) -> SignalError {
+    let code = match e {
+        MediaError::Stopped | MediaError::Config(_) | MediaError::Bind { .. } => {
+            ErrorCode::MediaUnavailable
+        }
+        MediaError::NotEntered => ErrorCode::NotJoined,
+        MediaError::InvalidSdp(_)
+        | MediaError::InvalidCandidate(_)
+        | MediaError::NoPendingOffer
+        | MediaError::NotNegotiated => ErrorCode::InvalidMessage,
+    };
+    SignalError::new(code, e.to_string())
+}
+
+fn unavailable() -> SignalError {
+    SignalError::new(
+        ErrorCode::MediaUnavailable,
+        "media is disabled on this server (media.enabled = false)",
+    )
+}
+
+impl Hub {
+    /// The SFU, if media is enabled.
+    pub fn sfu_handle(&self) -> Option<&tiaojie_media::Sfu> {
+        self.media.as_ref()
+    }
+
+    fn sfu(&self) -> Result<&tiaojie_media::Sfu, SignalError> {
+        self.media.as_ref().ok_or_else(unavailable)
+    }
+
+    /// Puts a (re)joined participant into the media plane with their standing.
+    pub(crate) async fn media_enter(&self, room: &str, info: &ParticipantInfo) {
+        if let Some(sfu) = &self.media
+            && let Err(e) = sfu
+                .enter(
+                    room,
+                    ParticipantId(info.identity.clone()),
+                    standing_of(info),
+                )
+                .await
+        {
+            tracing::error!(room, participant = %info.identity, error = %e, "media plane refused a participant");
+        }
+    }
+
+    /// Takes a participant out of the media plane.
+    pub(crate) async fn media_leave(&self, room: &str, identity: &str) {
+        if let Some(sfu) = &self.media {
+            let _ = sfu.leave(room, ParticipantId(identity.into())).await;
+        }
+    }
+
+    /// Hands a standing change to the media plane.
+    pub(crate) async fn media_update(&self, room: &str, identity: &str, change: StandingChange) {
+        if let Some(sfu) = &self.media
+            && let Err(e) = sfu
+                .update(room, ParticipantId(identity.into()), change)
+                .await
+        {
+            tracing::warn!(room, participant = identity, error = %e, "media standing not applied");
+        }
+    }
+
+    /// `offer`: the participant's SDP offer; replies `answer`, then sends a server offer if
+    /// there are tracks for them to receive.
+    pub async fn media_offer(
+        self: &Arc<Self>,
+        session: &Session,
+        id: Option<RequestId>,
+        sdp: String,
+    ) -> Result<(), SignalError> {
+        let sfu = self.sfu()?;
+        let outcome = sfu
+            .offer(
+                &session.room.name,
+                ParticipantId(session.identity.clone()),
+                sdp,
+            )
+            .await
+            .map_err(media_error)?;
+        let mut state = self.owned_state(session).await?;
+        if let Some(m) = state.members.get(&session.identity) {
+            m.reply(
+                to_text(&Reply::Answer {
+                    id,
+                    sdp: outcome.answer,
+                })
+                .into(),
+            );
+        }
+        if let Some(sdp) = outcome.next_offer {
+            let seq = state.next_seq();
+            let stalled = state.broadcast(
+                &Event::MediaOffer { seq, sdp },
+                Audience::Only(&session.identity),
+            );
+            self.handle_stalled(&session.room, &mut state, stalled);
+        }
+        Ok(())
+    }
+
+    /// `answer`: the participant's answer to a server offer; replies `ok`, then sends the next
+    /// server offer if changes queued up meanwhile.
+    pub async fn media_answer(
+        self: &Arc<Self>,
+        session: &Session,
+        id: Option<RequestId>,
+        sdp: String,
+    ) -> Result<(), SignalError> {
+        let sfu = self.sfu()?;
+        let next = sfu
+            .answer(
+                &session.room.name,
+                ParticipantId(session.identity.clone()),
+                sdp,
+            )
+            .await
+            .map_err(media_error)?;
+        let mut state = self.owned_state(session).await?;
+        if let Some(m) = state.members.get(&session.identity) {
+            m.reply(to_text(&Reply::Ok { id }).into());
+        }
+        if let Some(sdp) = next {
+            let seq = state.next_seq();
+            let stalled = state.broadcast(
+                &Event::MediaOffer { seq, sdp },
+                Audience::Only(&session.identity),
+            );
+            self.handle_stalled(&session.room, &mut state, stalled);
+        }
+        Ok(())
+    }
+
+    /// `candidate`: a trickled ICE candidate (`None` ends the trickle).
+    pub async fn media_candidate(
+        &self,
+        session: &Session,
+        id: Option<RequestId>,
+        candidate: Option<String>,
+    ) -> Result<(), SignalError> {
+        let sfu = self.sfu()?;
+        if let Some(c) = candidate {
+            sfu.candidate(
+                &session.room.name,
+                ParticipantId(session.identity.clone()),
+                c,
+            )
+            .await
+            .map_err(media_error)?;
+        }
+        let state = self.owned_state(session).await?;
+        if let Some(m) = state.members.get(&session.identity) {
+            m.reply(to_text(&Reply::Ok { id }).into());
+        }
+        Ok(())
+    }
+
+    /// `preferences`: audio only, largest video height.
+    pub async fn media_preferences(
+        &self,
+        session: &Session,
+        id: Option<RequestId>,
+        audio_only: Option<bool>,
+        max_height: Option<u32>,
+    ) -> Result<(), SignalError> {
+        let sfu = self.sfu()?;
+        let who = ParticipantId(session.identity.clone());
+        if let Some(a) = audio_only {
+            sfu.update(
+                &session.room.name,
+                who.clone(),
+                StandingChange::AudioOnly(a),
+            )
+            .await
+            .map_err(media_error)?;
+        }
+        if let Some(h) = max_height {
+            sfu.set_max_height(&session.room.name, who, (h > 0).then_some(h))
+                .await
+                .map_err(media_error)?;
+        }
+        let state = self.owned_state(session).await?;
+        if let Some(m) = state.members.get(&session.identity) {
+            m.reply(to_text(&Reply::Ok { id }).into());
+        }
+        Ok(())
+    }
+
+    /// Moves a participant to a space (admit, private room, back); everyone sees where they are
+    /// now, and forwarding follows without reconnecting anyone.
+    pub async fn move_participant(
+        self: &Arc<Self>,
+        room: &str,
+        identity: &str,
+        space: &Space,
+    ) -> Result<ParticipantInfo, SignalError> {
+        let (live, mut state) = self.locked_member_room(room, identity).await?;
+        self.media_update(room, identity, StandingChange::Move(space.clone()))
+            .await;
+        let text = space_text(space);
+        self.update_member(&live, &mut state, identity, |info| info.space = text)
+            .ok_or_else(|| SignalError::new(ErrorCode::ParticipantNotFound, "gone"))
+    }
+
+    /// Relays the media plane's events until it stops.
+    pub async fn relay_media_events(
+        self: Arc<Self>,
+        mut events: mpsc::UnboundedReceiver<MediaEvent>,
+    ) {
+        while let Some(event) = events.recv().await {
+            match event {
+                MediaEvent::Offer {
+                    room,
+                    participant,
+                    sdp,
+                } => {
+                    let Some(live) = self.existing_room(&room) else {
+                        continue;
+                    };
+                    let mut state = live.state.lock().await;
+                    if !state.members.contains_key(&participant.0) {
+                        continue;
+                    }
+                    let seq = state.next_seq();
+                    let stalled = state.broadcast(
+                        &Event::MediaOffer { seq, sdp },
+                        Audience::Only(&participant.0),
+                    );
+                    self.handle_stalled(&live, &mut state, stalled);
+                }
+                MediaEvent::ActiveSpeaker { room, participant } => {
+                    let Some(live) = self.existing_room(&room) else {
+                        continue;
+                    };
+                    let mut state = live.state.lock().await;
+                    let seq = state.next_seq();
+                    let stalled = state.broadcast(
+                        &Event::SpeakerActive {
+                            seq,
+                            identity: participant.map(|p| p.0),
+                        },
+                        Audience::All,
+                    );
+                    self.handle_stalled(&live, &mut state, stalled);
+                }
+                MediaEvent::Connected { room, participant } => {
+                    self.set_media_state(&room, &participant.0, MediaState::Connected)
+                        .await;
+                }
+                MediaEvent::Lost {
+                    room,
+                    participant,
+                    reason,
+                } => {
+                    tracing::info!(%room, participant = %participant, reason, "media lost");
+                    self.set_media_state(&room, &participant.0, MediaState::Lost)
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn set_media_state(self: &Arc<Self>, room: &str, identity: &str, media: MediaState) {
+        let Some(live) = self.existing_room(room) else {
+            return;
+        };
+        let mut state = live.state.lock().await;
+        if state
+            .members
+            .get(identity)
+            .is_some_and(|m| m.info.media != media)
+        {
+            self.update_member(&live, &mut state, identity, |info| info.media = media);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spaces_round_trip_and_bad_ones_are_refused() {
+        for text in ["lobby", "joint", "private:a"] {
+            assert_eq!(space_text(&parse_space(text).unwrap()), text);
+        }
+        for bad in [
+            "",
+            "private:",
+            "hall",
+            &format!("private:{}", "k".repeat(65)),
+        ] {
+            assert!(parse_space(bad).is_err(), "{bad}");
+        }
+    }
+}
