@@ -439,9 +439,11 @@ mod tests {
             name: "case-1".into(),
             max_participants: Some(6),
             metadata: "（2026）豫0502民调123号".into(),
+            lobby: true,
         };
         let room = store.create_room(&new, 1000).await.expect("create");
         assert_eq!(room.max_participants, Some(6));
+        assert!(room.lobby, "the lobby setting is stored");
         assert!(matches!(
             store.create_room(&new, 1001).await,
             Err(StoreError::RoomExists(_))

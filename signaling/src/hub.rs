@@ -791,7 +791,9 @@ impl Hub {
                 ));
             }
         }
-        if target == session.identity {
+        // A mediator moves themself too (into a private room with one side); muting or
+        // removing oneself is not moderation.
+        if target == session.identity && !matches!(action, Moderation::Move { .. }) {
             return Err(SignalError::new(
                 ErrorCode::InvalidMessage,
                 "moderate acts on another participant",

@@ -30,7 +30,7 @@ pub enum RequestId {
 }
 
 /// Every `type` a client may send, for telling an unknown type from a malformed known one.
-pub const CLIENT_TYPES: [&str; 11] = [
+pub const CLIENT_TYPES: [&str; 12] = [
     "join",
     "resume",
     "leave",
@@ -42,6 +42,7 @@ pub const CLIENT_TYPES: [&str; 11] = [
     "offer",
     "answer",
     "candidate",
+    "preferences",
 ];
 
 /// A request from a client.

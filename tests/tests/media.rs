@@ -150,3 +150,294 @@ async fn a_leavers_tracks_are_removed_by_renegotiation() {
     assert_eq!(stats[0]["received"], json!([]), "{stats}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_room_isolates_one_side_with_the_mediator() {
+    let server = server().await;
+    let m = enter(
+        &server,
+        "r3",
+        "mediator",
+        Role::Mediator,
+        ParticipantOptions::default(),
+    )
+    .await;
+    let a = enter(
+        &server,
+        "r3",
+        "a",
+        Role::Party,
+        ParticipantOptions::default(),
+    )
+    .await;
+    let b = enter(
+        &server,
+        "r3",
+        "b",
+        Role::Party,
+        ParticipantOptions::default(),
+    )
+    .await;
+    expect_flow(&b, "a", Duration::from_secs(3)).await;
+    let offers_before = a.offers_answered.load(std::sync::atomic::Ordering::Relaxed);
+
+    // 背对背: the mediator takes A into a private room (one action each, no reconnect).
+    moderate(&m, "move", "a", json!({"space": "private:side-a"})).await;
+    moderate(&m, "move", "mediator", json!({"space": "private:side-a"})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    m.received.reset();
+    a.received.reset();
+    b.received.reset();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        m.received.packets("a", "audio") > 20,
+        "the mediator hears A"
+    );
+    assert!(
+        a.received.packets("mediator", "audio") > 20,
+        "A hears the mediator"
+    );
+    assert!(m.received.packets("a", "video") > 10, "the mediator sees A");
+    for kind in ["audio", "video"] {
+        assert_eq!(
+            b.received.packets("a", kind),
+            0,
+            "B receives nothing of A's {kind}"
+        );
+        assert_eq!(
+            a.received.packets("b", kind),
+            0,
+            "A receives nothing of B's {kind}"
+        );
+        assert_eq!(
+            b.received.packets("mediator", kind),
+            0,
+            "B receives nothing from the private room"
+        );
+    }
+    assert_eq!(
+        a.connection_state().to_string(),
+        "connected",
+        "nobody reconnected"
+    );
+    assert!(a.offers_answered.load(std::sync::atomic::Ordering::Relaxed) > offers_before);
+
+    // Back to the joint room: everyone again.
+    moderate(&m, "move", "a", json!({"space": "joint"})).await;
+    moderate(&m, "move", "mediator", json!({"space": "joint"})).await;
+    expect_flow(&b, "a", Duration::from_secs(3)).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lobby_sends_and_receives_nothing_until_admitted() {
+    let server = server().await;
+    let (status, body) = server
+        .api(
+            reqwest::Method::POST,
+            "/api/rooms",
+            Some(json!({"name": "r4", "lobby": true})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let m = enter(
+        &server,
+        "r4",
+        "mediator",
+        Role::Mediator,
+        ParticipantOptions::default(),
+    )
+    .await;
+    let mut p = enter(
+        &server,
+        "r4",
+        "party",
+        Role::Party,
+        ParticipantOptions::default(),
+    )
+    .await;
+    assert_eq!(p.joined["you"]["space"], "lobby", "{}", p.joined);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for kind in ["audio", "video"] {
+        assert_eq!(
+            m.received.packets("party", kind),
+            0,
+            "nobody receives a waiting person"
+        );
+        assert_eq!(
+            p.received.packets("mediator", kind),
+            0,
+            "a waiting person receives nobody"
+        );
+    }
+    moderate(&m, "admit", "party", json!({})).await;
+    expect_flow(&m, "party", Duration::from_secs(3)).await;
+    expect_flow(&p, "mediator", Duration::from_secs(3)).await;
+    // The party is told it was admitted (after its own media.connected update).
+    loop {
+        let updated = p
+            .event("participant.updated", Duration::from_secs(2))
+            .await
+            .expect("told");
+        if updated["participant"]["space"] == "joint" {
+            assert_eq!(updated["participant"]["identity"], "party");
+            break;
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_gets_a_keyframe_within_500_ms() {
+    let server = server().await;
+    let rare_keyframes = ParticipantOptions {
+        keyframe_interval: Duration::from_secs(600),
+        ..ParticipantOptions::default()
+    };
+    let publisher = enter(&server, "r5", "publisher", Role::Mediator, rare_keyframes).await;
+    let early = enter(
+        &server,
+        "r5",
+        "early",
+        Role::Party,
+        ParticipantOptions::silent_observer(),
+    )
+    .await;
+    early
+        .until(Duration::from_secs(3), "video", |r| {
+            r.stream("publisher", "video").keyframes > 0
+        })
+        .await
+        .expect("the first subscriber gets a keyframe");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let started = Instant::now();
+    let late = enter(
+        &server,
+        "r5",
+        "late",
+        Role::Party,
+        ParticipantOptions::silent_observer(),
+    )
+    .await;
+    late.until(Duration::from_secs(3), "a keyframe", |r| {
+        r.stream("publisher", "video").keyframes > 0
+    })
+    .await
+    .expect("keyframe");
+    let first = late
+        .received
+        .stream("publisher", "video")
+        .first_keyframe_at
+        .expect("keyframe");
+    let took = first.duration_since(started);
+    assert!(
+        took <= Duration::from_millis(500),
+        "late joiner's first keyframe after {took:?}"
+    );
+    let video = late.received.stream("publisher", "video");
+    assert!(
+        video.first_at <= Some(first),
+        "nothing before the keyframe is forwarded"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_only_stops_video_to_that_subscriber_and_back() {
+    let server = server().await;
+    let a = enter(
+        &server,
+        "r6",
+        "a",
+        Role::Mediator,
+        ParticipantOptions::default(),
+    )
+    .await;
+    let b = enter(
+        &server,
+        "r6",
+        "b",
+        Role::Party,
+        ParticipantOptions::default(),
+    )
+    .await;
+    expect_flow(&b, "a", Duration::from_secs(3)).await;
+    let reply = b
+        .request(json!({"type": "preferences", "audio_only": true}))
+        .await
+        .expect("reply");
+    assert_eq!(reply["type"], "ok", "{reply}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let audio_before = b.received.packets("a", "audio");
+    expect_silence(&b, "a", "video", Duration::from_millis(1000)).await;
+    assert!(
+        b.received.packets("a", "audio") > audio_before + 25,
+        "audio continues"
+    );
+    assert!(
+        a.received.packets("b", "video") > 0,
+        "b still publishes video to others"
+    );
+    b.request(json!({"type": "preferences", "audio_only": false}))
+        .await
+        .expect("reply");
+    let video_before = b.received.packets("a", "video");
+    b.until(Duration::from_secs(3), "video again", |r| {
+        r.packets("a", "video") > video_before + 10
+    })
+    .await
+    .expect("video restored");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_party_muted_by_the_mediator_reaches_nobody_until_unmuted() {
+    let server = server().await;
+    let m = enter(
+        &server,
+        "r7",
+        "mediator",
+        Role::Mediator,
+        ParticipantOptions::default(),
+    )
+    .await;
+    let a = enter(
+        &server,
+        "r7",
+        "a",
+        Role::Party,
+        ParticipantOptions::default(),
+    )
+    .await;
+    let b = enter(
+        &server,
+        "r7",
+        "b",
+        Role::Party,
+        ParticipantOptions::default(),
+    )
+    .await;
+    expect_flow(&b, "a", Duration::from_secs(3)).await;
+    expect_flow(&m, "a", Duration::from_secs(3)).await;
+    moderate(&m, "mute", "a", json!({"kind": "audio"})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    expect_silence(&b, "a", "audio", Duration::from_millis(1000)).await;
+    assert_eq!(
+        m.received.packets("a", "audio"),
+        m.received.packets("a", "audio")
+    );
+    let video = b.received.packets("a", "video");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        b.received.packets("a", "video") > video,
+        "video is not muted"
+    );
+    moderate(&m, "mute", "a", json!({"kind": "audio", "muted": false})).await;
+    let audio = b.received.packets("a", "audio");
+    b.until(Duration::from_secs(3), "audio again", |r| {
+        r.packets("a", "audio") > audio + 10
+    })
+    .await
+    .expect("unmuted");
+    server.stop().await;
+}
