@@ -22,7 +22,7 @@ use rtc::peer_connection::configuration::interceptor_registry::{
     Registry, register_default_interceptors,
 };
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -463,6 +463,21 @@ impl Participant {
                     ..vp8_codec()
                 },
                 payload_type: 96,
+                ..Default::default()
+            },
+            RtpCodecKind::Video,
+        )?;
+        // RTX (RFC 4588): the SFU answers NACKs with retransmissions on their own SSRC.
+        engine.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_RTX.to_owned(),
+                    clock_rate: 90_000,
+                    channels: 0,
+                    sdp_fmtp_line: "apt=96".into(),
+                    rtcp_feedback: vec![],
+                },
+                payload_type: 97,
                 ..Default::default()
             },
             RtpCodecKind::Video,

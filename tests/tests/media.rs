@@ -441,3 +441,232 @@ async fn a_party_muted_by_the_mediator_reaches_nobody_until_unmuted() {
     .expect("unmuted");
     server.stop().await;
 }
+
+/// A STUN binding request naming `ufrag` (no valid integrity): enough to pass our demux.
+fn stun_request(ufrag: &str) -> Vec<u8> {
+    let username = format!("{ufrag}:intruder");
+    let mut attr = vec![0x00, 0x06];
+    attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attr.extend_from_slice(username.as_bytes());
+    while attr.len() % 4 != 0 {
+        attr.push(0);
+    }
+    let mut m = vec![0x00, 0x01];
+    m.extend_from_slice(&(attr.len() as u16).to_be_bytes());
+    m.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+    m.extend_from_slice(&[9; 12]);
+    m.extend_from_slice(&attr);
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_media_port_does_not_disturb_a_live_room() {
+    let server = server().await;
+    let a = enter(
+        &server,
+        "r8",
+        "a",
+        Role::Mediator,
+        ParticipantOptions::default(),
+    )
+    .await;
+    let b = enter(
+        &server,
+        "r8",
+        "b",
+        Role::Party,
+        ParticipantOptions::default(),
+    )
+    .await;
+    expect_flow(&b, "a", Duration::from_secs(3)).await;
+    let sfu = server
+        .server
+        .as_ref()
+        .and_then(|s| s.hub.sfu_handle())
+        .expect("sfu");
+    let port = sfu.local_addr();
+    let answer_sdp = a.pc.remote_description().await.expect("answer").sdp;
+    let ufrag = answer_sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .expect("ufrag")
+        .trim()
+        .to_string();
+
+    let before = b.received.stream("a", "audio").packets;
+    let started = Instant::now();
+    let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mut x: u64 = 0x1234_5678_9abc_def0;
+    let mut sent = 0u64;
+    let stun = stun_request(&ufrag);
+    while started.elapsed() < Duration::from_secs(2) {
+        for _ in 0..200 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 1200) as usize + 1;
+            let mut junk: Vec<u8> = (0..len).map(|i| (x >> (i % 56)) as u8).collect();
+            // Make some of it look like the start of real protocols: truncated STUN, DTLS, RTP.
+            match x % 5 {
+                0 => junk
+                    .splice(
+                        0..junk.len().min(12),
+                        stun[..stun.len().min(12)].iter().copied(),
+                    )
+                    .for_each(drop),
+                1 => junk[0] = 22,   // DTLS handshake record
+                2 => junk[0] = 0x80, // RTP
+                _ => {}
+            }
+            let _ = attacker.send_to(&junk, port).await;
+            sent += 1;
+        }
+        // A STUN request with a live ufrag binds the attacker's address to that participant;
+        // garbage from it then reaches the participant's state, which must shrug it off.
+        let _ = attacker.send_to(&stun, port).await;
+        let _ = attacker.send_to(&stun[..30], port).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let audio = b.received.stream("a", "audio").packets - before;
+    // Opus at 20 ms is 50 packets a second; allow a little scheduling slack on a busy machine.
+    assert!(
+        audio as f64 >= elapsed * 50.0 * 0.8,
+        "{audio} audio packets in {elapsed:.1} s while {sent} junk datagrams arrived"
+    );
+    expect_flow(&a, "b", Duration::from_secs(1)).await;
+    assert!(
+        sfu.counters().datagrams_unknown() > sent / 2,
+        "junk is counted and dropped"
+    );
+    assert_eq!(sfu.counters().peer_panics(), 0);
+    assert_eq!(a.connection_state().to_string(), "connected");
+    assert_eq!(b.connection_state().to_string(), "connected");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_peer_is_cleaned_up_and_the_others_are_told() {
+    let server = server().await;
+    let mut a = enter(
+        &server,
+        "r9",
+        "a",
+        Role::Mediator,
+        ParticipantOptions::default(),
+    )
+    .await;
+    let b = enter(
+        &server,
+        "r9",
+        "b",
+        Role::Party,
+        ParticipantOptions::default(),
+    )
+    .await;
+    expect_flow(&a, "b", Duration::from_secs(3)).await;
+    let cut_at = Instant::now();
+    b.net.set_cut(true);
+    // The signaling socket stays up: only b's media network is gone.
+    loop {
+        let e = a
+            .event("participant.updated", Duration::from_secs(30))
+            .await
+            .expect("a is told");
+        if e["participant"]["identity"] == "b" && e["participant"]["media"] == "lost" {
+            break;
+        }
+    }
+    let took = cut_at.elapsed();
+    let (_, stats) = server
+        .api(reqwest::Method::GET, "/api/rooms/r9/media", None)
+        .await;
+    let a_stats = stats
+        .as_array()
+        .and_then(|v| v.iter().find(|p| p["participant"] == "a"))
+        .cloned()
+        .expect("a");
+    assert_eq!(
+        a_stats["received"],
+        json!([]),
+        "b's tracks are gone: {stats}"
+    );
+    let b_stats = stats
+        .as_array()
+        .and_then(|v| v.iter().find(|p| p["participant"] == "b"))
+        .cloned()
+        .expect("b");
+    assert_eq!(b_stats["connected"], false);
+    eprintln!("vanished peer detected after {took:?}");
+    assert!(took < Duration::from_secs(30));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_percent_loss_on_one_leg_is_repaired_by_nack() {
+    let server = server().await;
+    let a = enter(
+        &server,
+        "r10",
+        "a",
+        Role::Mediator,
+        ParticipantOptions::default(),
+    )
+    .await;
+    let b = enter(
+        &server,
+        "r10",
+        "b",
+        Role::Party,
+        ParticipantOptions::silent_observer(),
+    )
+    .await;
+    expect_flow(&b, "a", Duration::from_secs(3)).await;
+    b.net.set_loss(0.05);
+    b.received.reset();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Stop dropping, then give the last retransmissions time to arrive.
+    b.net.set_loss(0.0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let video = b.received.stream("a", "video");
+    let (arrived, dropped) = b.net.rtp_counts();
+    eprintln!(
+        "video: {} distinct of {} sent, completeness {:.4}; rtp arrived {arrived}, dropped {dropped}",
+        video.distinct,
+        video.last_seq + 1 - video.first_seq.unwrap_or(0),
+        video.completeness()
+    );
+    assert!(dropped > 20, "the loss was real: {dropped} dropped");
+    assert!(
+        video.completeness() >= 0.995,
+        "NACK repaired only {:.4}",
+        video.completeness()
+    );
+    drop(a);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loudest_speaker_is_announced() {
+    let server = server().await;
+    let quiet = ParticipantOptions {
+        loudness: 0.002,
+        video: false,
+        ..ParticipantOptions::default()
+    };
+    let loud = ParticipantOptions {
+        loudness: 0.5,
+        video: false,
+        ..ParticipantOptions::default()
+    };
+    let mut m = enter(&server, "r11", "mediator", Role::Mediator, quiet).await;
+    let _b = enter(&server, "r11", "b", Role::Party, loud).await;
+    let event = m
+        .event("speaker.active", Duration::from_secs(3))
+        .await
+        .expect("speaker event");
+    assert_eq!(event["identity"], "b", "{event}");
+    server.stop().await;
+}
