@@ -190,6 +190,8 @@ struct Peer {
     tracks_out: Vec<TrackOut>,
     pending: Option<SdpPendingOffer>,
     estimate: Option<Bitrate>,
+    /// What the bandwidth estimator was last told to aim for.
+    desired_bps: u64,
     max_height: Option<u32>,
     stats: PeerStatsView,
 }
@@ -1057,6 +1059,7 @@ impl Shard {
             return;
         };
         let mut keyframes = Vec::new();
+        let mut bitrates = Vec::new();
         for &sub_key in &r.members {
             let Some(sub) = self.peers.get(&sub_key) else {
                 continue;
@@ -1121,15 +1124,20 @@ impl Shard {
                     }
                 }
             }
-            // Let the estimator probe up to what the best layers would need.
-            if let Some(rtc) = sub.rtc.as_mut()
-                && desired_bps > 0
-            {
-                let desired = Bitrate::bps(desired_bps + desired_bps / 5);
-                let _ = catch_unwind(AssertUnwindSafe(|| {
-                    rtc.bwe().set_bitrate(Bitrate::kbps(100), desired);
-                }));
+            // Let the estimator probe up to what the best layers would need (told only when
+            // that moves by a fifth: each change is a mutation and a drain).
+            let desired_bps = desired_bps + desired_bps / 5;
+            if desired_bps > 0 && desired_bps.abs_diff(sub.desired_bps) > sub.desired_bps / 5 {
+                sub.desired_bps = desired_bps;
+                bitrates.push((sub_key, desired_bps));
             }
+        }
+        for (key, desired) in bitrates {
+            self.mutate(key, |rtc| {
+                rtc.bwe()
+                    .set_bitrate(Bitrate::kbps(100), Bitrate::bps(desired));
+                Ok(())
+            });
         }
         for (publisher, source, rid) in keyframes {
             self.request_keyframe(publisher, source, rid, KeyframeRequestKind::Pli);
@@ -1168,6 +1176,7 @@ impl Shard {
                 tracks_out: Vec::new(),
                 pending: None,
                 estimate: None,
+                desired_bps: 0,
                 max_height: None,
                 stats: PeerStatsView::default(),
             },
@@ -1198,6 +1207,7 @@ impl Shard {
         p.pending = None;
         p.tracks_in.clear();
         p.estimate = None;
+        p.desired_bps = 0;
         // Everything they received must be offered again on their next connection.
         p.tracks_out.retain_mut(|t| match t.state {
             OutState::ToStop(_) | OutState::Stopping(_) => false,

@@ -76,11 +76,11 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.hub.metrics.render(),
-    )
-        .into_response()
+    let mut text = state.hub.metrics.render();
+    if let Some(sfu) = state.hub.sfu_handle() {
+        text.push_str(&crate::metrics::render_media(sfu.counters()));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn not_found() -> Response {

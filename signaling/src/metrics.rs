@@ -132,3 +132,64 @@ impl Metrics {
         out
     }
 }
+
+/// The media plane's counters in Prometheus text.
+pub fn render_media(c: &tiaojie_media::SfuCounters) -> String {
+    let mut out = String::with_capacity(1024);
+    for (name, kind, help, value) in [
+        (
+            "tiaojie_media_datagrams_in_total",
+            "counter",
+            "UDP datagrams received by the SFU.",
+            c.datagrams_in(),
+        ),
+        (
+            "tiaojie_media_datagrams_unknown_total",
+            "counter",
+            "Datagrams dropped because no participant owns them (garbage, floods, stale peers).",
+            c.datagrams_unknown(),
+        ),
+        (
+            "tiaojie_media_datagrams_out_total",
+            "counter",
+            "UDP datagrams sent by the SFU.",
+            c.datagrams_out(),
+        ),
+        (
+            "tiaojie_media_send_failures_total",
+            "counter",
+            "Datagrams the socket refused (send buffer full).",
+            c.send_failures(),
+        ),
+        (
+            "tiaojie_media_frames_forwarded_total",
+            "counter",
+            "Media frames written to subscribers.",
+            c.frames_forwarded(),
+        ),
+        (
+            "tiaojie_media_peers_lost_total",
+            "counter",
+            "Media connections lost (ICE timeout, failed state).",
+            c.peers_lost(),
+        ),
+        (
+            "tiaojie_media_peer_panics_total",
+            "counter",
+            "Participant media states that panicked and were isolated.",
+            c.peer_panics(),
+        ),
+        (
+            "tiaojie_media_peers",
+            "gauge",
+            "Participants with a media connection.",
+            c.peers(),
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    out
+}

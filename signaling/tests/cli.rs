@@ -23,6 +23,7 @@ fn tiaojie(data_dir: &Path, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env("TIAOJIE_SERVER_DATA_DIR", data_dir)
         .env("TIAOJIE_SERVER_LISTEN", "127.0.0.1:0")
+        .env("TIAOJIE_MEDIA_BIND", "127.0.0.1:0")
         .env_remove("RUST_LOG");
     for (k, v) in env {
         cmd.env(k, v);

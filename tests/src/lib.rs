@@ -9,10 +9,12 @@
 //!   well-formed VP8 out, per-publisher receive counters, latency and layer in.
 //! - [`net`]: a damageable network for it (loss, a bandwidth cap, a cut), as a webrtc-rs runtime.
 //! - [`postgres`]: creating and dropping per-test PostgreSQL databases.
-//! - `src/bin/signaling_load.rs`: the signaling load generator (see BENCHMARKS.md).
+//! - [`child`]: the server as a child process and measuring helpers, for the benchmarks.
+//! - `src/bin/signaling_load.rs`, `src/bin/media_bench.rs`: the load generators (BENCHMARKS.md).
 //!
 //! Everything binds and connects to 127.0.0.1 only.
 
+pub mod child;
 pub mod net;
 pub mod participant;
 pub mod postgres;

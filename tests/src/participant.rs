@@ -72,6 +72,9 @@ pub struct ParticipantOptions {
     pub video_bitrate_bps: u64,
     /// A keyframe at least this often (and whenever one is requested).
     pub keyframe_interval: Duration,
+    /// Send video as three simulcast layers `q`, `h`, `f` (1/9, 1/3 and all of the bitrate;
+    /// 180, 360 and 720 lines); the trailer of each frame names its layer (0, 1, 2).
+    pub simulcast: bool,
 }
 
 impl Default for ParticipantOptions {
@@ -82,6 +85,7 @@ impl Default for ParticipantOptions {
             video: true,
             video_bitrate_bps: 600_000,
             keyframe_interval: Duration::from_secs(10),
+            simulcast: false,
         }
     }
 }
@@ -524,10 +528,12 @@ impl Participant {
                 .await?;
         }
         if options.video {
-            let track = Arc::new(TrackLocalStaticSample::new(
-                Instant::now(),
-                local_track(identity, "video", RtpCodecKind::Video, vp8_codec()),
-            )?);
+            let media = if options.simulcast {
+                simulcast_track(identity)
+            } else {
+                local_track(identity, "video", RtpCodecKind::Video, vp8_codec())
+            };
+            let track = Arc::new(TrackLocalStaticSample::new(Instant::now(), media)?);
             let sender = pc.add_track(track.clone() as Arc<dyn TrackLocal>).await?;
             video = Some((track, sender));
         } else {
@@ -544,6 +550,9 @@ impl Participant {
             .local_description()
             .await
             .context("no local description")?;
+        if let Ok(dir) = std::env::var("TIAOJIE_TEST_DUMP_SDP") {
+            let _ = std::fs::write(format!("{dir}/{identity}-offer.sdp"), &local.sdp);
+        }
         let reply = ws.request(json!({"type": "offer", "sdp": local.sdp})).await;
         if reply["type"] != "answer" {
             return Err(anyhow!("offer refused: {reply}"));
@@ -552,6 +561,9 @@ impl Participant {
             .as_str()
             .context("answer without sdp")?
             .to_string();
+        if let Ok(dir) = std::env::var("TIAOJIE_TEST_DUMP_SDP") {
+            let _ = std::fs::write(format!("{dir}/{identity}-answer.sdp"), &answer);
+        }
         pc.set_remote_description(RTCSessionDescription::answer(answer)?)
             .await?;
 
@@ -750,6 +762,34 @@ fn local_track(
     )
 }
 
+/// The simulcast layers: rid, share of the bitrate, size.
+const LAYERS: [(&str, u64, (u16, u16)); 3] = [
+    ("q", 9, (320, 180)),
+    ("h", 3, (640, 360)),
+    ("f", 1, (1280, 720)),
+];
+
+fn simulcast_track(identity: &str) -> MediaStreamTrack {
+    MediaStreamTrack::new(
+        identity.to_owned(),
+        format!("{identity}-video"),
+        "video".to_owned(),
+        RtpCodecKind::Video,
+        LAYERS
+            .iter()
+            .map(|(rid, _, _)| RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    rid: (*rid).into(),
+                    ssrc: Some(rand_u32()),
+                    ..Default::default()
+                },
+                codec: vp8_codec(),
+                ..Default::default()
+            })
+            .collect(),
+    )
+}
+
 fn rand_u32() -> u32 {
     static N: AtomicU64 = AtomicU64::new(0x2545_f491_4f6c_dd1d);
     let x = N.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
@@ -887,7 +927,8 @@ async fn send_audio(
     }
 }
 
-/// 30 frames per second of synthetic VP8 at the configured bitrate; a keyframe when asked.
+/// 30 frames per second of synthetic VP8 at the configured bitrate (per layer with simulcast);
+/// a keyframe when asked.
 async fn send_video(
     track: Arc<TrackLocalStaticSample>,
     pt: u8,
@@ -895,10 +936,30 @@ async fn send_video(
     wanted: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 ) {
-    let Some(ssrc) = track.ssrcs().await.first().copied() else {
-        return;
+    let ssrcs = track.ssrcs().await;
+    let layers: Vec<(u32, u8, usize, (u16, u16))> = if options.simulcast {
+        ssrcs
+            .iter()
+            .zip(LAYERS)
+            .enumerate()
+            .map(|(i, (ssrc, (_, share, size)))| {
+                (
+                    *ssrc,
+                    i as u8,
+                    (options.video_bitrate_bps / share / 8 / 30) as usize,
+                    size,
+                )
+            })
+            .collect()
+    } else {
+        let Some(ssrc) = ssrcs.first() else { return };
+        vec![(
+            *ssrc,
+            0,
+            (options.video_bitrate_bps / 8 / 30) as usize,
+            (640, 360),
+        )]
     };
-    let frame_bytes = (options.video_bitrate_bps / 8 / 30).max(64) as usize;
     let mut ticker = tokio::time::interval(Duration::from_millis(33));
     let mut number = 0u32;
     let mut last_key = Instant::now();
@@ -909,15 +970,18 @@ async fn send_video(
         if key {
             last_key = Instant::now();
         }
-        let size = if key { frame_bytes * 3 } else { frame_bytes };
-        let frame = synthetic_vp8_frame(key, 0, number, size, (640, 360));
+        for (ssrc, layer, frame_bytes, dims) in &layers {
+            let frame_bytes = (*frame_bytes).max(64);
+            let size = if key { frame_bytes * 3 } else { frame_bytes };
+            let frame = synthetic_vp8_frame(key, *layer, number, size, *dims);
+            let sample = Sample {
+                data: frame,
+                duration: Duration::from_millis(33),
+                ..Sample::new(Instant::now())
+            };
+            let _ = track.sample_writer(*ssrc, pt).write_sample(&sample).await;
+        }
         number += 1;
-        let sample = Sample {
-            data: frame,
-            duration: Duration::from_millis(33),
-            ..Sample::new(Instant::now())
-        };
-        let _ = track.sample_writer(ssrc, pt).write_sample(&sample).await;
     }
 }
 

@@ -294,7 +294,7 @@ async fn a_late_joiner_gets_a_keyframe_within_500_ms() {
         keyframe_interval: Duration::from_secs(600),
         ..ParticipantOptions::default()
     };
-    let publisher = enter(&server, "r5", "publisher", Role::Mediator, rare_keyframes).await;
+    let _publisher = enter(&server, "r5", "publisher", Role::Mediator, rare_keyframes).await;
     let early = enter(
         &server,
         "r5",
@@ -401,7 +401,7 @@ async fn a_party_muted_by_the_mediator_reaches_nobody_until_unmuted() {
         ParticipantOptions::default(),
     )
     .await;
-    let a = enter(
+    let _a = enter(
         &server,
         "r7",
         "a",
@@ -668,5 +668,99 @@ async fn the_loudest_speaker_is_announced() {
         .await
         .expect("speaker event");
     assert_eq!(event["identity"], "b", "{event}");
+    server.stop().await;
+}
+
+/// Not passing yet: webrtc-rs 0.21.1 sends the three layers (their datagrams reach the SFU, and
+/// both SDPs negotiate `a=simulcast`, `a=rid` and the mid/rid header extensions), but str0m
+/// creates no receive stream for them, so nothing is forwarded. Next step: look at the RTP
+/// header extensions webrtc-rs puts on simulcast packets. The layer choice itself is unit-tested
+/// in `media/src/layers.rs`. Run with `--ignored` (and `RUST_LOG=str0m=trace`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "simulcast interop with webrtc-rs 0.21.1 does not forward yet; see the comment"]
+async fn simulcast_layers_follow_the_subscribers_bandwidth_and_size() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_default())
+        .try_init();
+    let server = server().await;
+    let simulcast = ParticipantOptions {
+        simulcast: true,
+        video_bitrate_bps: 1_500_000,
+        audio: false,
+        ..ParticipantOptions::default()
+    };
+    let _publisher = enter(&server, "r12", "publisher", Role::Mediator, simulcast).await;
+    let sub = enter(
+        &server,
+        "r12",
+        "sub",
+        Role::Party,
+        ParticipantOptions::silent_observer(),
+    )
+    .await;
+    let layer = |r: &tiaojie_tests::participant::Received| r.stream("publisher", "video").layer;
+    if let Err(e) = sub
+        .until(Duration::from_secs(10), "a layer above the lowest", |r| {
+            layer(r) >= Some(1)
+        })
+        .await
+    {
+        let (_, stats) = server
+            .api(reqwest::Method::GET, "/api/rooms/r12/media", None)
+            .await;
+        panic!("{e:#}\n{stats}");
+    }
+
+    // The subscriber asks for small pictures: the lowest layer (180 lines).
+    sub.request(json!({"type": "preferences", "max_height": 180}))
+        .await
+        .expect("reply");
+    sub.until(Duration::from_secs(5), "the 180-line layer", |r| {
+        layer(r) == Some(0)
+    })
+    .await
+    .expect("max_height honoured");
+    sub.request(json!({"type": "preferences", "max_height": 0}))
+        .await
+        .expect("reply");
+    sub.until(Duration::from_secs(5), "a larger layer again", |r| {
+        layer(r) >= Some(1)
+    })
+    .await
+    .expect("limit cleared");
+
+    // Its network narrows to 250 kbit/s: the estimate falls and the lowest layer fits.
+    sub.net.set_cap(250_000);
+    let down = sub
+        .until(
+            Duration::from_secs(20),
+            "the lowest layer under the cap",
+            |r| layer(r) == Some(0),
+        )
+        .await
+        .expect("switched down");
+    sub.net.set_cap(0);
+    let up = sub
+        .until(
+            Duration::from_secs(30),
+            "a higher layer after the cap lifts",
+            |r| layer(r) >= Some(1),
+        )
+        .await
+        .expect("switched back up");
+    eprintln!("switched down after {down:?}, up after {up:?}");
+    let (_, stats) = server
+        .api(reqwest::Method::GET, "/api/rooms/r12/media", None)
+        .await;
+    let publisher = stats
+        .as_array()
+        .and_then(|v| v.iter().find(|p| p["participant"] == "publisher"))
+        .cloned()
+        .expect("publisher");
+    assert_eq!(
+        publisher["published"][0]["layers"].as_array().map(Vec::len),
+        Some(3),
+        "{stats}"
+    );
     server.stop().await;
 }

@@ -11,19 +11,18 @@
 //!
 //! `signaling-load all` runs the three with the figures (10,000 connections; 500/s).
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tiaojie_config::AuthConfig;
 use tiaojie_domain::Role;
 use tiaojie_signaling::token::{TokenKeys, TokenRequest};
+use tiaojie_tests::child::{ServerProcess, cpu_seconds_of, percentile};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -73,93 +72,6 @@ enum Mode {
     },
     /// `ramp` with 10,000 connections, then `paced` at 500/s, each on a fresh server.
     All,
-}
-
-struct ServerProcess {
-    child: Option<Child>,
-    addr: String,
-    _dir: PathBuf,
-}
-
-impl ServerProcess {
-    fn start(bin: &PathBuf) -> anyhow::Result<ServerProcess> {
-        let dir = std::env::temp_dir().join(format!(
-            "tiaojie-load-{}-{}",
-            std::process::id(),
-            tiaojie_domain::clock::now_millis()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        let mut child = Command::new(bin)
-            .arg("serve")
-            .env("TIAOJIE_SERVER_LISTEN", "127.0.0.1:0")
-            .env("TIAOJIE_SERVER_DATA_DIR", &dir)
-            .env("TIAOJIE_AUTH_SECRET", SECRET)
-            .env("TIAOJIE_LOG_LEVEL", "warn")
-            .env("TIAOJIE_SIGNALING_MAX_PARTICIPANTS_PER_ROOM", "6")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let stderr = child.stderr.take().context("stderr")?;
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines.next().context("server exited before listening")??;
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .context("address")?
-                    .to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        Ok(ServerProcess {
-            child: Some(child),
-            addr,
-            _dir: dir,
-        })
-    }
-
-    fn attach(addr: &str) -> ServerProcess {
-        ServerProcess {
-            child: None,
-            addr: addr.to_string(),
-            _dir: PathBuf::new(),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    fn rss_kib(&self) -> u64 {
-        proc_status_kib(self.pid(), "VmRSS:")
-    }
-
-    fn cpu_seconds(&self) -> f64 {
-        cpu_seconds_of(&format!("/proc/{}/stat", self.pid()))
-    }
-
-    fn stop(mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
-            let _ = std::fs::remove_dir_all(&self._dir);
-        }
-    }
-}
-
-fn proc_status_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 struct Tokens(TokenKeys);
@@ -255,14 +167,6 @@ async fn hold(mut ws: Ws, mut stop: watch::Receiver<bool>, leave: bool) {
     let _ = ws.close(None).await;
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
@@ -270,7 +174,11 @@ fn ms(d: Duration) -> String {
 fn server(bin: &PathBuf, attach: Option<&str>) -> anyhow::Result<ServerProcess> {
     match attach {
         Some(addr) => Ok(ServerProcess::attach(addr)),
-        None => ServerProcess::start(bin),
+        None => ServerProcess::start(
+            bin,
+            SECRET,
+            &[("TIAOJIE_SIGNALING_MAX_PARTICIPANTS_PER_ROOM", "6")],
+        ),
     }
 }
 
@@ -372,18 +280,6 @@ async fn ramp(
 /// This process's CPU time (the load generator's share of the machine).
 fn own_cpu_seconds() -> f64 {
     cpu_seconds_of("/proc/self/stat")
-}
-
-/// User + system CPU seconds from a `/proc/<pid>/stat` file.
-fn cpu_seconds_of(stat_path: &str) -> f64 {
-    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
-    // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks
-    // (100 per second on Linux).
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    ticks as f64 / 100.0
 }
 
 fn proc_fd_count(pid: u32) -> usize {

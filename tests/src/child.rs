@@ -1,0 +1,126 @@
+//! Benchmarks' shared parts: the `tiaojie` server as a child process (so its CPU time and memory
+//! are measured apart from the load), and small measuring helpers.
+
+use anyhow::Context;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A `tiaojie serve` child process on 127.0.0.1.
+pub struct ServerProcess {
+    child: Option<Child>,
+    /// Its HTTP address.
+    pub addr: String,
+    _dir: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `bin serve` on port 0 with a fresh data directory, `secret` and extra `env`.
+    pub fn start(bin: &Path, secret: &str, env: &[(&str, &str)]) -> anyhow::Result<ServerProcess> {
+        let dir = std::env::temp_dir().join(format!(
+            "tiaojie-load-{}-{}",
+            std::process::id(),
+            tiaojie_domain::clock::now_millis()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .env("TIAOJIE_SERVER_LISTEN", "127.0.0.1:0")
+            .env("TIAOJIE_SERVER_DATA_DIR", &dir)
+            .env("TIAOJIE_AUTH_SECRET", secret)
+            .env("TIAOJIE_LOG_LEVEL", "warn")
+            .env("TIAOJIE_MEDIA_BIND", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stderr = child.stderr.take().context("stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines.next().context("server exited before listening")??;
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .context("address")?
+                    .to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Ok(ServerProcess {
+            child: Some(child),
+            addr,
+            _dir: dir,
+        })
+    }
+
+    /// A server someone else started.
+    pub fn attach(addr: &str) -> ServerProcess {
+        ServerProcess {
+            child: None,
+            addr: addr.to_string(),
+            _dir: PathBuf::new(),
+        }
+    }
+
+    /// Its process id (0 when attached).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Resident memory, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmRSS:")
+    }
+
+    /// User + system CPU time so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds_of(&format!("/proc/{}/stat", self.pid()))
+    }
+
+    /// SIGINT, wait, remove its data.
+    pub fn stop(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&self._dir);
+        }
+    }
+}
+
+/// A `KiB` line of `/proc/<pid>/status`.
+pub fn proc_status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds from a `/proc/<pid>/stat` file.
+pub fn cpu_seconds_of(stat_path: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks
+    // (100 per second on Linux).
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    ticks as f64 / 100.0
+}
+
+/// The `p` quantile (0..1) of sorted values.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
