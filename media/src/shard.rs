@@ -441,15 +441,15 @@ impl Shard {
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 self.lose(key, "ICE timeout: no packets from the participant");
             }
-            Event::MediaAdded(added) => {
-                if matches!(added.direction, Direction::RecvOnly | Direction::SendRecv) {
-                    self.track_published(key, added.mid, added.kind);
-                }
+            Event::MediaAdded(added)
+                if matches!(added.direction, Direction::RecvOnly | Direction::SendRecv) =>
+            {
+                self.track_published(key, added.mid, added.kind);
             }
-            Event::MediaChanged(changed) => {
-                if !matches!(changed.direction, Direction::RecvOnly | Direction::SendRecv) {
-                    self.track_unpublished(key, changed.mid);
-                }
+            Event::MediaChanged(changed)
+                if !matches!(changed.direction, Direction::RecvOnly | Direction::SendRecv) =>
+            {
+                self.track_unpublished(key, changed.mid);
             }
             Event::MediaData(data) => self.forward(key, data),
             Event::KeyframeRequest(req) => {

@@ -456,7 +456,6 @@ impl Participant {
             RTCRtpCodecParameters {
                 rtp_codec: opus_codec(),
                 payload_type: 111,
-                ..Default::default()
             },
             RtpCodecKind::Audio,
         )?;
@@ -467,7 +466,6 @@ impl Participant {
                     ..vp8_codec()
                 },
                 payload_type: 96,
-                ..Default::default()
             },
             RtpCodecKind::Video,
         )?;
@@ -482,7 +480,6 @@ impl Participant {
                     rtcp_feedback: vec![],
                 },
                 payload_type: 97,
-                ..Default::default()
             },
             RtpCodecKind::Video,
         )?;

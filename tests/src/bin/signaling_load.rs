@@ -171,7 +171,7 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn server(bin: &PathBuf, attach: Option<&str>) -> anyhow::Result<ServerProcess> {
+fn server(bin: &std::path::Path, attach: Option<&str>) -> anyhow::Result<ServerProcess> {
     match attach {
         Some(addr) => Ok(ServerProcess::attach(addr)),
         None => ServerProcess::start(
@@ -183,7 +183,7 @@ fn server(bin: &PathBuf, attach: Option<&str>) -> anyhow::Result<ServerProcess> 
 }
 
 async fn ramp(
-    bin: &PathBuf,
+    bin: &std::path::Path,
     attach: Option<&str>,
     connections: u64,
     concurrency: u64,
@@ -289,7 +289,7 @@ fn proc_fd_count(pid: u32) -> usize {
 }
 
 async fn paced(
-    bin: &PathBuf,
+    bin: &std::path::Path,
     attach: Option<&str>,
     rate: u64,
     seconds: u64,
