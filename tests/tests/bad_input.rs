@@ -367,10 +367,31 @@ async fn protocol_misuse_gets_typed_errors(backend: Backend) {
     assert_eq!(reply["code"], "unsupported_version");
     assert_eq!(c.join("r", &token).await["type"], "joined");
     assert_eq!(c.join("r", &token).await["code"], "already_joined");
+    // Media misuse: each gets a typed error and the connection (and the media plane) stays up.
     let reply = c.request(json!({"type": "offer", "sdp": "v=0"})).await;
-    assert_eq!(reply["code"], "media_unavailable");
+    assert_eq!(reply["code"], "invalid_message", "{reply}");
     let reply = c.request(json!({"type": "candidate", "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"}})).await;
-    assert_eq!(reply["code"], "media_unavailable");
+    assert_eq!(
+        reply["code"], "invalid_message",
+        "a candidate before any offer: {reply}"
+    );
+    let reply = c.request(json!({"type": "answer", "sdp": "v=0\r\n"})).await;
+    assert_eq!(
+        reply["code"], "invalid_message",
+        "an answer nobody asked for: {reply}"
+    );
+    let reply = c
+        .request(json!({"type": "preferences", "max_height": "tall"}))
+        .await;
+    assert_eq!(reply["code"], "invalid_message", "{reply}");
+    assert!(c.ping().await);
+    server.stop().await;
+
+    // A server with media turned off says so.
+    let server = TestServer::start_with(backend, |c| c.media.enabled = false).await;
+    let mut c = server.join("r", "a", Role::Party).await;
+    let reply = c.request(json!({"type": "offer", "sdp": "v=0"})).await;
+    assert_eq!(reply["code"], "media_unavailable", "{reply}");
     assert!(c.ping().await);
     server.stop().await;
 }
