@@ -718,6 +718,7 @@ impl Shard {
             return;
         }
         layer.keyframe_asked = Some(now);
+        tracing::debug!(publisher = %p.who, %mid, ?rid, "keyframe requested");
         self.mutate(publisher, |rtc| {
             if let Some(mut writer) = rtc.writer(mid)
                 && writer.is_request_keyframe_possible(kind)

@@ -84,7 +84,11 @@ impl Default for ParticipantOptions {
             loudness: 0.3,
             video: true,
             video_bitrate_bps: 600_000,
-            keyframe_interval: Duration::from_secs(10),
+            // A fallback, not the mechanism: keyframe requests from the SFU are answered at
+            // once, but webrtc-rs 0.21.1 stops delivering them to a publisher whose connection
+            // was renegotiated (see `watch_keyframe_requests`); tests of keyframe requests set a
+            // long interval on a publisher that is never renegotiated.
+            keyframe_interval: Duration::from_secs(1),
             simulcast: false,
         }
     }
@@ -616,6 +620,7 @@ impl Participant {
                 track.clone(),
                 wanted.clone(),
                 keyframe_requests,
+                stop.clone(),
             ));
             tokio::spawn(send_video(track, pt, options, wanted, stop.clone()));
         }
@@ -706,6 +711,14 @@ impl Participant {
 impl Drop for Participant {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        // webrtc-rs drives every connection of the process on a shared reactor: a connection
+        // left open keeps costing it after its test is over.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let pc = self.pc.clone();
+            runtime.spawn(async move {
+                let _ = pc.close().await;
+            });
+        }
     }
 }
 
@@ -860,8 +873,21 @@ async fn watch_keyframe_requests(
     track: Arc<TrackLocalStaticSample>,
     wanted: Arc<AtomicBool>,
     count: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
 ) {
-    while let Some(event) = track.poll().await {
+    while !stop.load(Ordering::Relaxed) {
+        // webrtc-rs 0.21.1's `poll` holds the track's receiver lock while it waits, and a
+        // renegotiation re-binds the track with a new receiver under that same lock: an endless
+        // poll would keep the old one (and never see another keyframe request). Poll in short
+        // turns so the re-bind gets through.
+        let event = match tokio::time::timeout(Duration::from_millis(100), track.poll()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            Err(_) => continue,
+        };
         if let TrackLocalEvent::OnRtcpPacket(packets) = event
             && packets.iter().any(|p| {
                 p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
