@@ -1305,11 +1305,10 @@ impl Shard {
                 sdp,
                 reply,
             } => {
-                let r = match self.key_of(&room, &participant) {
-                    Some(key) => self.offer(key, &sdp),
-                    None => Err(MediaError::NotEntered),
-                };
-                let _ = reply.send(r);
+                let key = self
+                    .key_of(&room, &participant)
+                    .ok_or(MediaError::NotEntered);
+                let _ = reply.send(key.and_then(|k| self.offer(k, &sdp)));
             }
             Command::Answer {
                 room,
@@ -1317,11 +1316,10 @@ impl Shard {
                 sdp,
                 reply,
             } => {
-                let r = match self.key_of(&room, &participant) {
-                    Some(key) => self.answer(key, &sdp),
-                    None => Err(MediaError::NotEntered),
-                };
-                let _ = reply.send(r);
+                let key = self
+                    .key_of(&room, &participant)
+                    .ok_or(MediaError::NotEntered);
+                let _ = reply.send(key.and_then(|k| self.answer(k, &sdp)));
             }
             Command::Candidate {
                 room,

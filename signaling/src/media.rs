@@ -133,25 +133,12 @@ impl Hub {
             )
             .await
             .map_err(media_error)?;
-        let mut state = self.owned_state(session).await?;
-        if let Some(m) = state.members.get(&session.identity) {
-            m.reply(
-                to_text(&Reply::Answer {
-                    id,
-                    sdp: outcome.answer,
-                })
-                .into(),
-            );
-        }
-        if let Some(sdp) = outcome.next_offer {
-            let seq = state.next_seq();
-            let stalled = state.broadcast(
-                &Event::MediaOffer { seq, sdp },
-                Audience::Only(&session.identity),
-            );
-            self.handle_stalled(&session.room, &mut state, stalled);
-        }
-        Ok(())
+        let reply = Reply::Answer {
+            id,
+            sdp: outcome.answer,
+        };
+        self.reply_then_offer(session, &reply, outcome.next_offer)
+            .await
     }
 
     /// `answer`: the participant's answer to a server offer; replies `ok`, then sends the next
@@ -171,11 +158,22 @@ impl Hub {
             )
             .await
             .map_err(media_error)?;
+        self.reply_then_offer(session, &Reply::Ok { id }, next)
+            .await
+    }
+
+    /// Sends the reply, then (in that order, under the room lock) a server offer if one is due.
+    async fn reply_then_offer(
+        self: &Arc<Self>,
+        session: &Session,
+        reply: &Reply,
+        offer: Option<String>,
+    ) -> Result<(), SignalError> {
         let mut state = self.owned_state(session).await?;
         if let Some(m) = state.members.get(&session.identity) {
-            m.reply(to_text(&Reply::Ok { id }).into());
+            m.reply(to_text(reply).into());
         }
-        if let Some(sdp) = next {
+        if let Some(sdp) = offer {
             let seq = state.next_seq();
             let stalled = state.broadcast(
                 &Event::MediaOffer { seq, sdp },

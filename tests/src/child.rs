@@ -1,11 +1,14 @@
 //! Benchmarks' shared parts: the `tiaojie` server as a child process (so its CPU time and memory
-//! are measured apart from the load), and small measuring helpers.
+//! are measured apart from the load), join tokens for it, and small measuring helpers.
 
 use anyhow::Context;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use tiaojie_config::AuthConfig;
+use tiaojie_domain::Role;
+use tiaojie_signaling::token::{TokenKeys, TokenRequest};
 
 /// A `tiaojie serve` child process on 127.0.0.1.
 pub struct ServerProcess {
@@ -123,4 +126,35 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// Join tokens minted with the same secret the child server was started with.
+pub struct Tokens(TokenKeys);
+
+impl Tokens {
+    /// Keys for HS256 with `secret`.
+    pub fn new(secret: &str) -> anyhow::Result<Tokens> {
+        let auth = AuthConfig {
+            secret: secret.into(),
+            ..Default::default()
+        };
+        Ok(Tokens(TokenKeys::from_config(
+            &auth,
+            &std::env::temp_dir(),
+        )?))
+    }
+
+    /// A join token for `identity` in `room` with `role`'s default grants ("" if it cannot be made).
+    pub fn issue(&self, room: &str, identity: &str, name: &str, role: Role) -> String {
+        let request = TokenRequest {
+            identity: identity.into(),
+            name: name.into(),
+            room: Some(room.into()),
+            role,
+            grants: None,
+            ttl: None,
+            not_before_secs: 0,
+        };
+        self.0.issue(&request).map(|(t, _)| t).unwrap_or_default()
+    }
 }

@@ -21,10 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tiaojie_config::AuthConfig;
 use tiaojie_domain::Role;
-use tiaojie_signaling::token::{TokenKeys, TokenRequest};
-use tiaojie_tests::child::{ServerProcess, cpu_seconds_of, percentile};
+use tiaojie_tests::child::{ServerProcess, Tokens, cpu_seconds_of, percentile};
 use tiaojie_tests::participant::{Participant, ParticipantOptions};
 
 const SECRET: &str = "media-bench-secret-media-bench-secret-0123";
@@ -58,34 +56,6 @@ enum Mode {
     },
     /// `fanout` then `meetings` with their defaults.
     All,
-}
-
-struct Tokens(TokenKeys);
-
-impl Tokens {
-    fn new() -> anyhow::Result<Tokens> {
-        let auth = AuthConfig {
-            secret: SECRET.into(),
-            ..Default::default()
-        };
-        Ok(Tokens(TokenKeys::from_config(
-            &auth,
-            &std::env::temp_dir(),
-        )?))
-    }
-
-    fn issue(&self, room: &str, identity: &str, role: Role) -> String {
-        let request = TokenRequest {
-            identity: identity.into(),
-            name: identity.into(),
-            room: Some(room.into()),
-            role,
-            grants: None,
-            ttl: None,
-            not_before_secs: 0,
-        };
-        self.0.issue(&request).map(|(t, _)| t).unwrap_or_default()
-    }
 }
 
 fn metric(text: &str, name: &str) -> u64 {
@@ -234,7 +204,7 @@ async fn run(
         &[("TIAOJIE_SIGNALING_MAX_PARTICIPANTS_PER_ROOM", "1000")],
     )?;
     let ws_url = format!("ws://{}/ws", server.addr);
-    let tokens = Tokens::new()?;
+    let tokens = Tokens::new(SECRET)?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_empty = server.rss_kib();
     let mut people = Vec::new();
@@ -251,7 +221,7 @@ async fn run(
             } else {
                 ParticipantOptions::silent_observer()
             };
-            let token = tokens.issue(room, &identity, role);
+            let token = tokens.issue(room, &identity, &identity, role);
             people.push(
                 Participant::join(&ws_url, room, &identity, &token, options)
                     .await

@@ -19,10 +19,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tiaojie_config::AuthConfig;
 use tiaojie_domain::Role;
-use tiaojie_signaling::token::{TokenKeys, TokenRequest};
-use tiaojie_tests::child::{ServerProcess, cpu_seconds_of, percentile};
+use tiaojie_tests::child::{ServerProcess, Tokens, cpu_seconds_of, percentile};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -74,39 +72,16 @@ enum Mode {
     All,
 }
 
-struct Tokens(TokenKeys);
-
-impl Tokens {
-    fn new() -> anyhow::Result<Tokens> {
-        let auth = AuthConfig {
-            secret: SECRET.into(),
-            ..Default::default()
-        };
-        Ok(Tokens(TokenKeys::from_config(
-            &auth,
-            &std::env::temp_dir(),
-        )?))
-    }
-
-    fn for_index(&self, run: &str, i: u64) -> (String, String) {
-        let room = format!("{run}-{}", i / ROOM_SIZE);
-        let role = if i.is_multiple_of(ROOM_SIZE) {
-            Role::Mediator
-        } else {
-            Role::Party
-        };
-        let request = TokenRequest {
-            identity: format!("p{i}"),
-            name: format!("Participant {i}"),
-            room: Some(room.clone()),
-            role,
-            grants: None,
-            ttl: None,
-            not_before_secs: 0,
-        };
-        let token = self.0.issue(&request).map(|(t, _)| t).unwrap_or_default();
-        (room, token)
-    }
+/// The join token of load client `i`: rooms of six, the first of each a mediator.
+fn token_for(tokens: &Tokens, run: &str, i: u64) -> (String, String) {
+    let room = format!("{run}-{}", i / ROOM_SIZE);
+    let role = if i.is_multiple_of(ROOM_SIZE) {
+        Role::Mediator
+    } else {
+        Role::Party
+    };
+    let token = tokens.issue(&room, &format!("p{i}"), &format!("Participant {i}"), role);
+    (room, token)
 }
 
 type Ws =
@@ -195,10 +170,10 @@ async fn ramp(
     let rss_before = server.rss_kib();
     let cpu_before = server.cpu_seconds();
     // Mint tokens up front so signing is not part of what is timed.
-    let minted = Tokens::new()?;
+    let minted = Tokens::new(SECRET)?;
     let tokens: Arc<Vec<(String, String)>> = Arc::new(
         (0..connections)
-            .map(|i| minted.for_index("ramp", i))
+            .map(|i| token_for(&minted, "ramp", i))
             .collect(),
     );
     let next = Arc::new(AtomicU64::new(0));
@@ -298,10 +273,11 @@ async fn paced(
     let server = server(bin, attach)?;
     let url = Arc::new(format!("ws://{}/ws", server.addr));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let tokens = Arc::new(Tokens::new()?);
+    let tokens = Arc::new(Tokens::new(SECRET)?);
     let total = rate * seconds;
     // Mint tokens up front so signing is not part of what is timed.
-    let minted: Vec<(String, String)> = (0..total).map(|i| tokens.for_index("paced", i)).collect();
+    let minted: Vec<(String, String)> =
+        (0..total).map(|i| token_for(&tokens, "paced", i)).collect();
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let started = tokio::time::Instant::now();
     let cpu_before = server.cpu_seconds();
