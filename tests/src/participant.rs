@@ -551,9 +551,7 @@ impl Participant {
             .local_description()
             .await
             .context("no local description")?;
-        if let Ok(dir) = std::env::var("TIAOJIE_TEST_DUMP_SDP") {
-            let _ = std::fs::write(format!("{dir}/{identity}-offer.sdp"), &local.sdp);
-        }
+        dump_sdp(&format!("{identity}-offer"), &local.sdp);
         let reply = ws.request(json!({"type": "offer", "sdp": local.sdp})).await;
         if reply["type"] != "answer" {
             return Err(anyhow!("offer refused: {reply}"));
@@ -562,9 +560,7 @@ impl Participant {
             .as_str()
             .context("answer without sdp")?
             .to_string();
-        if let Ok(dir) = std::env::var("TIAOJIE_TEST_DUMP_SDP") {
-            let _ = std::fs::write(format!("{dir}/{identity}-answer.sdp"), &answer);
-        }
+        dump_sdp(&format!("{identity}-answer"), &answer);
         pc.set_remote_description(RTCSessionDescription::answer(answer)?)
             .await?;
 
@@ -853,11 +849,16 @@ async fn signaling_task(
     }
 }
 
-async fn answer_offer(pc: &Arc<dyn PeerConnection>, sdp: &str) -> anyhow::Result<String> {
+/// With `TIAOJIE_TEST_DUMP_SDP=DIR`, every SDP the participant sends or gets is written to
+/// `DIR/<name>.sdp`, for debugging negotiation.
+fn dump_sdp(name: &str, sdp: &str) {
     if let Ok(dir) = std::env::var("TIAOJIE_TEST_DUMP_SDP") {
-        let n = rand_u32();
-        let _ = std::fs::write(format!("{dir}/offer-{n}.sdp"), sdp);
+        let _ = std::fs::write(format!("{dir}/{name}.sdp"), sdp);
     }
+}
+
+async fn answer_offer(pc: &Arc<dyn PeerConnection>, sdp: &str) -> anyhow::Result<String> {
+    dump_sdp(&format!("server-offer-{}", rand_u32()), sdp);
     pc.set_remote_description(RTCSessionDescription::offer(sdp.to_string())?)
         .await?;
     let answer = pc.create_answer(None).await?;
