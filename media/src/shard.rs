@@ -196,6 +196,19 @@ struct Peer {
     stats: PeerStatsView,
 }
 
+impl Peer {
+    /// The changes of an offer that will not be answered go back into the queue for the next.
+    fn requeue_negotiation(&mut self) {
+        for t in &mut self.tracks_out {
+            t.state = match t.state {
+                OutState::Negotiating(_) => OutState::ToOpen,
+                OutState::Stopping(mid) => OutState::ToStop(mid),
+                s => s,
+            };
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct PeerStatsView {
     last_bytes: Option<(u64, u64, Instant)>,
@@ -781,13 +794,7 @@ impl Shard {
         if let Some(p) = self.peers.get_mut(&key) {
             // Accepting an offer voids our own pending offer (glare): its changes go into the next.
             if p.pending.take().is_some() {
-                for t in &mut p.tracks_out {
-                    t.state = match t.state {
-                        OutState::Negotiating(_) => OutState::ToOpen,
-                        OutState::Stopping(mid) => OutState::ToStop(mid),
-                        s => s,
-                    };
-                }
+                p.requeue_negotiation();
             }
         }
         self.run_work();
@@ -812,13 +819,7 @@ impl Shard {
             Mutated::Done(None) => {
                 // The answer did not fit; what was in the offer goes into the next one.
                 if let Some(p) = self.peers.get_mut(&key) {
-                    for t in &mut p.tracks_out {
-                        t.state = match t.state {
-                            OutState::Negotiating(_) => OutState::ToOpen,
-                            OutState::Stopping(mid) => OutState::ToStop(mid),
-                            s => s,
-                        };
-                    }
+                    p.requeue_negotiation();
                 }
                 return Err(MediaError::InvalidSdp(
                     "the answer does not match the offer".into(),

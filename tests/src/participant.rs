@@ -45,6 +45,7 @@ use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
     RTCPeerConnectionState,
 };
+use webrtc::rtp_transceiver::RtpSender;
 
 use crate::WsClient;
 use crate::net::{NetControl, NetRuntime};
@@ -592,25 +593,11 @@ impl Participant {
         };
         participant.wait_connected(Duration::from_secs(10)).await?;
         if let Some((track, sender)) = audio {
-            let pt = sender
-                .get_parameters()
-                .await?
-                .rtp_parameters
-                .codecs
-                .first()
-                .map(|c| c.payload_type)
-                .context("no audio codec")?;
+            let pt = negotiated_pt(&sender).await?;
             tokio::spawn(send_audio(track, pt, options.loudness, stop.clone()));
         }
         if let Some((track, sender)) = video {
-            let pt = sender
-                .get_parameters()
-                .await?
-                .rtp_parameters
-                .codecs
-                .first()
-                .map(|c| c.payload_type)
-                .context("no video codec")?;
+            let pt = negotiated_pt(&sender).await?;
             let wanted = Arc::new(AtomicBool::new(true));
             tokio::spawn(watch_keyframe_requests(
                 track.clone(),
@@ -716,6 +703,18 @@ impl Drop for Participant {
             });
         }
     }
+}
+
+/// The payload type negotiated for a sender (webrtc-rs refuses samples stamped with another).
+async fn negotiated_pt(sender: &Arc<dyn RtpSender>) -> anyhow::Result<u8> {
+    sender
+        .get_parameters()
+        .await?
+        .rtp_parameters
+        .codecs
+        .first()
+        .map(|c| c.payload_type)
+        .context("no codec negotiated for a track")
 }
 
 fn opus_codec() -> RTCRtpCodec {
