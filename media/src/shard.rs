@@ -828,10 +828,15 @@ impl Shard {
             Mutated::Absent | Mutated::Lost => return Err(MediaError::NotEntered),
         }
         let mut keyframes = Vec::new();
+        let mut stopped_any = None;
         if let Some(p) = self.peers.get_mut(&key) {
             let connected = p.connected;
+            let before = p.tracks_out.len();
             p.tracks_out
                 .retain(|t| !matches!(t.state, OutState::Stopping(_)));
+            if p.tracks_out.len() != before {
+                stopped_any = Some(p.room.clone());
+            }
             for t in &mut p.tracks_out {
                 if let OutState::Negotiating(mid) = t.state {
                     if t.stop_when_open {
@@ -852,6 +857,11 @@ impl Shard {
             self.request_keyframe(publisher, source, rid, KeyframeRequestKind::Pli);
         }
         self.run_work();
+        // A track wanted again while its stop was in flight (moved out of a space and straight
+        // back) was just dropped: the policy brings it back as a new media line.
+        if let Some(room) = stopped_any {
+            self.sync_room(&room);
+        }
         Ok(self.negotiate(key))
     }
 
