@@ -27,6 +27,7 @@ use rtc::peer_connection::configuration::media_engine::{
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::extension::HeaderExtension;
 use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
@@ -605,7 +606,8 @@ impl Participant {
                 keyframe_requests,
                 stop.clone(),
             ));
-            tokio::spawn(send_video(track, pt, options, wanted, stop.clone()));
+            let mid = media_section_mid(&local.sdp, "video");
+            tokio::spawn(send_video(track, pt, mid, options, wanted, stop.clone()));
         }
         Ok(participant)
     }
@@ -795,6 +797,50 @@ fn simulcast_track(identity: &str) -> MediaStreamTrack {
     )
 }
 
+const SDES_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+const SDES_RTP_STREAM_ID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+
+/// An RTP header extension carrying an SDES text item (a mid or a rid, RFC 8843 / 8852).
+struct SdesItem(Bytes);
+
+impl SdesItem {
+    fn extension(uri: &'static str, text: &str) -> HeaderExtension {
+        HeaderExtension::Custom {
+            uri: uri.into(),
+            extension: Box::new(SdesItem(Bytes::copy_from_slice(text.as_bytes()))),
+        }
+    }
+}
+
+impl rtc::shared::marshal::MarshalSize for SdesItem {
+    fn marshal_size(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl rtc::shared::marshal::Marshal for SdesItem {
+    fn marshal_to(&self, buf: &mut [u8]) -> Result<usize, rtc::shared::error::Error> {
+        let out = buf
+            .get_mut(..self.0.len())
+            .ok_or(rtc::shared::error::Error::ErrBufferTooSmall)?;
+        out.copy_from_slice(&self.0);
+        Ok(self.0.len())
+    }
+}
+
+/// The `a=mid` of the first m-section of `kind` in an SDP.
+fn media_section_mid(sdp: &str, kind: &str) -> Option<String> {
+    let mut in_kind = false;
+    for line in sdp.lines() {
+        if let Some(m) = line.strip_prefix("m=") {
+            in_kind = m.starts_with(kind);
+        } else if in_kind && let Some(mid) = line.strip_prefix("a=mid:") {
+            return Some(mid.trim().to_string());
+        }
+    }
+    None
+}
+
 fn rand_u32() -> u32 {
     static N: AtomicU64 = AtomicU64::new(0x2545_f491_4f6c_dd1d);
     let x = N.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
@@ -955,22 +1001,24 @@ async fn send_audio(
 async fn send_video(
     track: Arc<TrackLocalStaticSample>,
     pt: u8,
+    mid: Option<String>,
     options: ParticipantOptions,
     wanted: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 ) {
     let ssrcs = track.ssrcs().await;
-    let layers: Vec<(u32, u8, usize, (u16, u16))> = if options.simulcast {
+    let layers: Vec<(u32, u8, usize, (u16, u16), Option<&str>)> = if options.simulcast {
         ssrcs
             .iter()
             .zip(LAYERS)
             .enumerate()
-            .map(|(i, (ssrc, (_, share, size)))| {
+            .map(|(i, (ssrc, (rid, share, size)))| {
                 (
                     *ssrc,
                     i as u8,
                     (options.video_bitrate_bps / share / 8 / 30) as usize,
                     size,
+                    Some(rid),
                 )
             })
             .collect()
@@ -981,6 +1029,7 @@ async fn send_video(
             0,
             (options.video_bitrate_bps / 8 / 30) as usize,
             (640, 360),
+            None,
         )]
     };
     let mut ticker = tokio::time::interval(Duration::from_millis(33));
@@ -993,7 +1042,7 @@ async fn send_video(
         if key {
             last_key = Instant::now();
         }
-        for (ssrc, layer, frame_bytes, dims) in &layers {
+        for (ssrc, layer, frame_bytes, dims, rid) in &layers {
             let frame_bytes = (*frame_bytes).max(64);
             let size = if key { frame_bytes * 3 } else { frame_bytes };
             let frame = synthetic_vp8_frame(key, *layer, number, size, *dims);
@@ -1002,7 +1051,15 @@ async fn send_video(
                 duration: Duration::from_millis(33),
                 ..Sample::new(Instant::now())
             };
-            let _ = track.sample_writer(*ssrc, pt).write_sample(&sample).await;
+            let mut writer = track.sample_writer(*ssrc, pt);
+            // webrtc-rs leaves the mid and rid extensions to the application; without them a
+            // receiver cannot tell which layer an SSRC it has not seen in the SDP belongs to.
+            if let (Some(mid), Some(rid)) = (&mid, rid) {
+                writer = writer
+                    .with_extension(SdesItem::extension(SDES_MID, mid))
+                    .with_extension(SdesItem::extension(SDES_RTP_STREAM_ID, rid));
+            }
+            let _ = writer.write_sample(&sample).await;
         }
         number += 1;
     }
@@ -1024,6 +1081,22 @@ mod tests {
         assert_eq!(s.completeness(), 1.0);
         s.record_seq(65_532);
         assert_eq!(s.distinct, 8, "duplicates count once");
+    }
+
+    #[test]
+    fn the_mid_of_a_media_section_is_found_and_sdes_items_marshal() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n";
+        assert_eq!(media_section_mid(sdp, "video").as_deref(), Some("1"));
+        assert_eq!(media_section_mid(sdp, "audio").as_deref(), Some("0"));
+        assert_eq!(media_section_mid(sdp, "application"), None);
+        use rtc::shared::marshal::Marshal;
+        let item = SdesItem(Bytes::from_static(b"h"));
+        assert_eq!(item.marshal().expect("marshal").as_ref(), b"h");
+        assert!(
+            item.marshal_to(&mut []).is_err(),
+            "too small a buffer is refused"
+        );
     }
 
     #[test]

@@ -682,13 +682,10 @@ async fn the_loudest_speaker_is_announced() {
     server.stop().await;
 }
 
-/// Not passing yet: webrtc-rs 0.21.1 sends the three layers (their datagrams reach the SFU, and
-/// both SDPs negotiate `a=simulcast`, `a=rid` and the mid/rid header extensions), but str0m
-/// creates no receive stream for them, so nothing is forwarded. Next step: look at the RTP
-/// header extensions webrtc-rs puts on simulcast packets. The layer choice itself is unit-tested
-/// in `media/src/layers.rs`. Run with `--ignored` (and `RUST_LOG=str0m=trace`).
+/// A simulcast publisher (three layers, q/h/f) and one subscriber: the subscriber gets a layer
+/// above the lowest, the lowest when it asks for 180 lines, a larger one when it lifts that;
+/// the lowest when its network is capped at 250 kbit/s, and a higher one when the cap lifts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "simulcast interop with webrtc-rs 0.21.1 does not forward yet; see the comment"]
 async fn simulcast_layers_follow_the_subscribers_bandwidth_and_size() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_default())
