@@ -9,6 +9,7 @@
 //!   observers, audio-only subscribers — as a plain state machine.
 //! - `demux`: which participant a datagram belongs to (source address, then STUN ufrag), O(1).
 //! - `layers`: simulcast layer choice from bandwidth and requested size.
+//! - `outbox`: outgoing datagrams, sent in batches with `sendmmsg`.
 //! - `speaker`: active-speaker detection from RFC 6464 audio levels.
 //! - [`tap`]: the recorder tap, a bounded channel that drops and counts rather than stalls.
 //!
@@ -20,6 +21,7 @@ pub mod tap;
 
 mod demux;
 mod layers;
+mod outbox;
 mod shard;
 mod speaker;
 

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::demux::{Demux, PeerKey};
 use crate::layers::{self, LayerInfo};
+use crate::outbox::Outbox;
 use crate::policy::{ForwardingPolicy, Kind, ParticipantId, Space, Standing};
 use crate::sfu::{
     LayerStats, MediaError, MediaEvent, OfferOutcome, ParticipantMediaStats, PublishedTrackStats,
@@ -36,6 +37,8 @@ use crate::tap::{Tap, TapPacket, TapReceiver};
 
 /// Datagrams read per wake-up before timers get a turn.
 const READ_BATCH: usize = 256;
+/// Due timeouts one drain feeds before yielding to the timer index (and so to other peers).
+const IMMEDIATE_TIMEOUTS: usize = 64;
 /// Housekeeping period: active speaker, layer choice, bitrates.
 const TICK: Duration = Duration::from_millis(100);
 /// Share of the estimate kept back for audio, RTCP and retransmissions.
@@ -241,6 +244,7 @@ pub(crate) struct Shard {
     rooms: HashMap<String, Room>,
     timers: BTreeSet<(Instant, PeerKey)>,
     work: VecDeque<(PeerKey, Event)>,
+    outbox: Outbox,
     events: mpsc::UnboundedSender<MediaEvent>,
     counters: Arc<SfuCounters>,
     next_key: PeerKey,
@@ -282,6 +286,7 @@ impl Shard {
             rooms: HashMap::new(),
             timers: BTreeSet::new(),
             work: VecDeque::new(),
+            outbox: Outbox::new(),
             events,
             counters,
             next_key: 1,
@@ -302,12 +307,14 @@ impl Shard {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Shutdown { reply }) => {
                         self.close_all();
+                        self.flush();
                         let _ = reply.send(());
                         return;
                     }
                     Some(cmd) => self.command(cmd),
                     None => {
                         self.close_all();
+                        self.flush();
                         return;
                     }
                 },
@@ -319,6 +326,14 @@ impl Shard {
                 }
             }
             self.fire_timers();
+            self.flush();
+        }
+    }
+
+    /// Sends what the last round of work queued.
+    fn flush(&mut self) {
+        if !self.outbox.is_empty() {
+            self.outbox.flush(&self.socket, &self.counters);
         }
     }
 
@@ -399,12 +414,16 @@ impl Shard {
         let Some(rtc) = peer.rtc.as_mut() else {
             return Mutated::Absent;
         };
-        let socket = &self.socket;
-        let counters = &self.counters;
-        let work = &mut self.work;
+        let sink = Sink {
+            socket: &self.socket,
+            counters: &self.counters,
+            outbox: &mut self.outbox,
+            work: &mut self.work,
+            key,
+        };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let result = f(rtc);
-            let deadline = drain(rtc, socket, counters, key, work);
+            let deadline = drain(rtc, sink);
             (result, deadline)
         }));
         let lost = match outcome {
@@ -430,7 +449,7 @@ impl Shard {
             }
             Ok((_, Err(e))) => Some(format!("media state failed: {e}")),
             Err(_) => {
-                counters.peer_panics.fetch_add(1, Ordering::Relaxed);
+                self.counters.peer_panics.fetch_add(1, Ordering::Relaxed);
                 Some("media state panicked".to_string())
             }
         };
@@ -1525,26 +1544,41 @@ impl Shard {
     }
 }
 
-/// Drains an `Rtc` until it asks for a timeout: datagrams go out now, events are queued.
-fn drain(
-    rtc: &mut Rtc,
-    socket: &UdpSocket,
-    counters: &SfuCounters,
+/// Where a drained `Rtc`'s output goes.
+struct Sink<'a> {
+    socket: &'a UdpSocket,
+    counters: &'a SfuCounters,
+    outbox: &'a mut Outbox,
+    work: &'a mut VecDeque<(PeerKey, Event)>,
     key: PeerKey,
-    work: &mut VecDeque<(PeerKey, Event)>,
-) -> Result<Instant, RtcError> {
+}
+
+/// Drains an `Rtc` until it asks for a timeout: datagrams are queued for the next batched
+/// send, events are queued as work.
+///
+/// A timeout already due is fed at once, up to [`IMMEDIATE_TIMEOUTS`] times: str0m's pacer asks
+/// for one after every paced packet, and a round trip through the timer index for each would
+/// cost more than the packet.
+fn drain(rtc: &mut Rtc, sink: Sink<'_>) -> Result<Instant, RtcError> {
+    let mut immediate = 0;
     loop {
         match rtc.poll_output()? {
-            Output::Timeout(at) => return Ok(at),
-            Output::Transmit(t) => match socket.try_send_to(&t.contents, t.destination) {
-                Ok(_) => {
-                    counters.datagrams_out.fetch_add(1, Ordering::Relaxed);
+            Output::Timeout(at) => {
+                let now = Instant::now();
+                if at > now || immediate == IMMEDIATE_TIMEOUTS {
+                    return Ok(at);
                 }
-                Err(_) => {
-                    counters.send_failures.fetch_add(1, Ordering::Relaxed);
+                immediate += 1;
+                if rtc.handle_input(Input::Timeout(now)).is_err() {
+                    // Leave it to the timer index, which reports a failing input.
+                    return Ok(at);
                 }
-            },
-            Output::Event(e) => work.push_back((key, e)),
+            }
+            Output::Transmit(t) => {
+                sink.outbox
+                    .push(t.destination, t.contents, sink.socket, sink.counters)
+            }
+            Output::Event(e) => sink.work.push_back((sink.key, e)),
         }
     }
 }
