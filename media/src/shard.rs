@@ -836,10 +836,12 @@ impl Shard {
         match self.mutate(key, |rtc| rtc.sdp_api().accept_answer(pending, answer)) {
             Mutated::Done(Some(())) => {}
             Mutated::Done(None) => {
-                // The answer did not fit; what was in the offer goes into the next one.
+                // The answer did not fit; what was in the offer goes into a new one at once,
+                // so the participant is not left without media until the next change.
                 if let Some(p) = self.peers.get_mut(&key) {
                     p.requeue_negotiation();
                 }
+                self.offer_now(key);
                 return Err(MediaError::InvalidSdp(
                     "the answer does not match the offer".into(),
                 ));
@@ -882,6 +884,20 @@ impl Shard {
             self.sync_room(&room);
         }
         Ok(self.negotiate(key))
+    }
+
+    /// Sends the participant a server offer (the `media.offer` event) if it has pending
+    /// changes and can take one now.
+    fn offer_now(&mut self, key: PeerKey) {
+        if let Some(sdp) = self.negotiate(key)
+            && let Some(p) = self.peers.get(&key)
+        {
+            let _ = self.events.send(MediaEvent::Offer {
+                room: p.room.clone(),
+                participant: p.who.clone(),
+                sdp,
+            });
+        }
     }
 
     /// Puts pending track changes into a server offer, if the participant can take one now.
@@ -1034,15 +1050,7 @@ impl Shard {
         }
         self.choose_layers(room);
         for key in changed {
-            if let Some(sdp) = self.negotiate(key)
-                && let Some(p) = self.peers.get(&key)
-            {
-                let _ = self.events.send(MediaEvent::Offer {
-                    room: p.room.clone(),
-                    participant: p.who.clone(),
-                    sdp,
-                });
-            }
+            self.offer_now(key);
         }
     }
 

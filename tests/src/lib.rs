@@ -6,7 +6,8 @@
 //! - [`WsClient`]: a protocol client over a real WebSocket that keeps events and replies apart,
 //!   so a test can wait for "the reply to request 3" or "the next participant.left".
 //! - [`participant`]: the headless WebRTC participant (webrtc-rs): signaling, real Opus and
-//!   well-formed VP8 out, per-publisher receive counters, latency and layer in.
+//!   well-formed VP8 or H.264 out, per-publisher receive counters, latency and layer in.
+//! - [`h264`]: synthetic H.264 access units and finding their slices in RTP payloads.
 //! - [`net`]: a damageable network for it (loss, a bandwidth cap, a cut), as a webrtc-rs runtime.
 //! - [`postgres`]: creating and dropping per-test PostgreSQL databases.
 //! - [`child`]: the server as a child process and measuring helpers, for the benchmarks.
@@ -15,6 +16,7 @@
 //! Everything binds and connects to 127.0.0.1 only.
 
 pub mod child;
+pub mod h264;
 pub mod net;
 pub mod participant;
 pub mod postgres;

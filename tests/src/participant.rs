@@ -1,5 +1,5 @@
 //! The headless participant: a webrtc-rs peer (an independent WebRTC stack) that speaks our
-//! signaling protocol, publishes real Opus and well-formed VP8, and counts and timestamps what
+//! signaling protocol, publishes real Opus and well-formed VP8 or H.264, and counts and timestamps what
 //! it receives.
 //!
 //! One task owns the WebSocket: it answers server offers (`media.offer`) by itself, routes
@@ -22,7 +22,7 @@ use rtc::peer_connection::configuration::interceptor_registry::{
     Registry, register_default_interceptors,
 };
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -49,6 +49,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::WsClient;
+use crate::h264;
 use crate::net::{NetControl, NetRuntime};
 
 const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
@@ -68,8 +69,10 @@ pub struct ParticipantOptions {
     pub audio: bool,
     /// Tone amplitude 0..1 (0: silence, level 127).
     pub loudness: f32,
-    /// Publish VP8.
+    /// Publish video (VP8 unless `h264`).
     pub video: bool,
+    /// Publish H.264 (constrained baseline, packetization mode 1) instead of VP8.
+    pub h264: bool,
     /// Video bitrate, bits per second (at 30 frames per second).
     pub video_bitrate_bps: u64,
     /// A keyframe at least this often (and whenever one is requested).
@@ -85,6 +88,7 @@ impl Default for ParticipantOptions {
             audio: true,
             loudness: 0.3,
             video: true,
+            h264: false,
             video_bitrate_bps: 600_000,
             // A fallback, not the mechanism: keyframe requests from the SFU are answered at
             // once, but webrtc-rs 0.21.1 stops delivering them to a publisher whose connection
@@ -179,9 +183,34 @@ impl StreamStats {
 #[derive(Debug, Default)]
 pub struct Received {
     streams: Mutex<HashMap<(String, &'static str), StreamStats>>,
+    /// Payload types the SFU's SDP maps to H.264 (the rest of the video is VP8).
+    h264_pts: Mutex<Vec<u8>>,
 }
 
 impl Received {
+    /// Learns from a remote description which payload types carry H.264.
+    fn learn_payload_types(&self, sdp: &str) {
+        let pts: Vec<u8> = sdp
+            .lines()
+            .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+            .filter_map(|l| {
+                let (pt, codec) = l.split_once(' ')?;
+                codec
+                    .to_ascii_uppercase()
+                    .starts_with("H264/")
+                    .then(|| pt.parse().ok())?
+            })
+            .collect();
+        *self.h264_pts.lock().unwrap_or_else(|p| p.into_inner()) = pts;
+    }
+
+    fn is_h264(&self, pt: u8) -> bool {
+        self.h264_pts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&pt)
+    }
+
     /// A copy of one stream's counters.
     pub fn stream(&self, publisher: &str, kind: &'static str) -> StreamStats {
         self.lock()
@@ -213,7 +242,7 @@ impl Received {
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn record(&self, publisher: &str, kind: &'static str, seq: u16, payload: &[u8]) {
+    fn record(&self, publisher: &str, kind: &'static str, h264: bool, seq: u16, payload: &[u8]) {
         let now = Instant::now();
         let mut map = self.lock();
         let s = map.entry((publisher.to_string(), kind)).or_default();
@@ -221,14 +250,18 @@ impl Received {
         s.first_at.get_or_insert(now);
         s.last_at = Some(now);
         s.record_seq(seq);
-        if kind == "video"
-            && let Some(frame) = vp8_frame_start(payload)
-        {
-            if frame.first().is_some_and(|b| b & 1 == 0) {
+        let start = match (kind, h264) {
+            ("video", false) => vp8_frame_start(payload)
+                .map(|frame| (frame.first().is_some_and(|b| b & 1 == 0), trailer(frame))),
+            ("video", true) => h264::slice_start(payload),
+            _ => None,
+        };
+        if let Some((keyframe, trailer)) = start {
+            if keyframe {
                 s.keyframes += 1;
                 s.first_keyframe_at.get_or_insert(now);
             }
-            if let Some((layer, sent_us)) = trailer(frame) {
+            if let Some((layer, sent_us)) = trailer {
                 s.layer = Some(layer);
                 let now_us = now.duration_since(epoch()).as_micros() as u64;
                 if s.latencies_us.len() < 100_000 {
@@ -384,7 +417,14 @@ impl PeerConnectionEventHandler for Handler {
             while let Some(event) = track.poll().await {
                 match event {
                     TrackRemoteEvent::OnRtpPacket(p) => {
-                        received.record(&publisher, kind, p.header.sequence_number, &p.payload);
+                        let h264 = received.is_h264(p.header.payload_type);
+                        received.record(
+                            &publisher,
+                            kind,
+                            h264,
+                            p.header.sequence_number,
+                            &p.payload,
+                        );
                     }
                     TrackRemoteEvent::OnEnded => break,
                     _ => {}
@@ -465,30 +505,37 @@ impl Participant {
             },
             RtpCodecKind::Audio,
         )?;
-        engine.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: RTCRtpCodec {
-                    rtcp_feedback: video_feedback,
-                    ..vp8_codec()
+        // VP8 and H.264, each with RTX (RFC 4588): the SFU answers NACKs with retransmissions
+        // on their own SSRC. A publisher lists its own codec first.
+        let mut video_codecs = [(vp8_codec(), 96), (h264_codec(), 102)];
+        if options.h264 {
+            video_codecs.reverse();
+        }
+        for (codec, pt) in video_codecs {
+            engine.register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        rtcp_feedback: video_feedback.clone(),
+                        ..codec
+                    },
+                    payload_type: pt,
                 },
-                payload_type: 96,
-            },
-            RtpCodecKind::Video,
-        )?;
-        // RTX (RFC 4588): the SFU answers NACKs with retransmissions on their own SSRC.
-        engine.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: RTCRtpCodec {
-                    mime_type: MIME_TYPE_RTX.to_owned(),
-                    clock_rate: 90_000,
-                    channels: 0,
-                    sdp_fmtp_line: "apt=96".into(),
-                    rtcp_feedback: vec![],
+                RtpCodecKind::Video,
+            )?;
+            engine.register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        mime_type: MIME_TYPE_RTX.to_owned(),
+                        clock_rate: 90_000,
+                        channels: 0,
+                        sdp_fmtp_line: format!("apt={pt}"),
+                        rtcp_feedback: vec![],
+                    },
+                    payload_type: pt + 1,
                 },
-                payload_type: 97,
-            },
-            RtpCodecKind::Video,
-        )?;
+                RtpCodecKind::Video,
+            )?;
+        }
         engine.register_header_extension(
             RTCRtpHeaderExtensionCapability {
                 uri: AUDIO_LEVEL_URI.into(),
@@ -533,6 +580,8 @@ impl Participant {
         if options.video {
             let media = if options.simulcast {
                 simulcast_track(identity)
+            } else if options.h264 {
+                local_track(identity, "video", RtpCodecKind::Video, h264_codec())
             } else {
                 local_track(identity, "video", RtpCodecKind::Video, vp8_codec())
             };
@@ -563,6 +612,7 @@ impl Participant {
             .context("answer without sdp")?
             .to_string();
         dump_sdp(&format!("{identity}-answer"), &answer);
+        received.learn_payload_types(&answer);
         pc.set_remote_description(RTCSessionDescription::answer(answer)?)
             .await?;
 
@@ -575,6 +625,7 @@ impl Participant {
             requests_rx,
             events_tx,
             offers_answered.clone(),
+            received.clone(),
         ));
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -739,6 +790,17 @@ fn vp8_codec() -> RTCRtpCodec {
     }
 }
 
+fn h264_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+            .into(),
+        rtcp_feedback: vec![],
+    }
+}
+
 fn recv_only() -> RTCRtpTransceiverInit {
     RTCRtpTransceiverInit {
         direction: RTCRtpTransceiverDirection::Recvonly,
@@ -853,6 +915,7 @@ async fn signaling_task(
     mut requests: mpsc::Receiver<Request>,
     events: mpsc::UnboundedSender<Value>,
     offers_answered: Arc<AtomicU64>,
+    received: Arc<Received>,
 ) {
     let mut waiting: HashMap<String, oneshot::Sender<Value>> = HashMap::new();
     let mut next = 0u64;
@@ -877,7 +940,9 @@ async fn signaling_task(
                     continue;
                 }
                 if message["type"] == "media.offer" {
-                    match answer_offer(&pc, message["sdp"].as_str().unwrap_or_default()).await {
+                    let offer = message["sdp"].as_str().unwrap_or_default();
+                    received.learn_payload_types(offer);
+                    match answer_offer(&pc, offer).await {
                         Ok(sdp) => {
                             next += 1;
                             let id = format!("a{next}");
@@ -1045,7 +1110,12 @@ async fn send_video(
         for (ssrc, layer, frame_bytes, dims, rid) in &layers {
             let frame_bytes = (*frame_bytes).max(64);
             let size = if key { frame_bytes * 3 } else { frame_bytes };
-            let frame = synthetic_vp8_frame(key, *layer, number, size, *dims);
+            let frame = if options.h264 {
+                let sent_us = epoch().elapsed().as_micros() as u64;
+                h264::synthetic_frame(key, *layer, number, sent_us, size)
+            } else {
+                synthetic_vp8_frame(key, *layer, number, size, *dims)
+            };
             let sample = Sample {
                 data: frame,
                 duration: Duration::from_millis(33),

@@ -772,3 +772,53 @@ async fn simulcast_layers_follow_the_subscribers_bandwidth_and_size() {
     );
     server.stop().await;
 }
+
+/// H.264 where the publisher offers it: an H.264 publisher's frames reach a subscriber (which
+/// offers VP8 and H.264) as H.264, starting on a keyframe (SPS, PPS, IDR), with every frame's
+/// trailer intact; a late subscriber gets a keyframe on request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_is_forwarded_when_the_publisher_sends_it() {
+    let (server, _turn) = server().await;
+    let h264 = ParticipantOptions {
+        h264: true,
+        keyframe_interval: Duration::from_secs(600),
+        ..ParticipantOptions::default()
+    };
+    let publisher = enter(&server, "r13", "publisher", Role::Mediator, h264).await;
+    let offer = publisher.pc.local_description().await.expect("offer").sdp;
+    assert!(offer.contains("H264/90000"), "the publisher offers H.264");
+    let sub = enter(
+        &server,
+        "r13",
+        "sub",
+        Role::Party,
+        ParticipantOptions::silent_observer(),
+    )
+    .await;
+    expect_flow(&sub, "publisher", Duration::from_secs(3)).await;
+    sub.until(Duration::from_secs(3), "60 H.264 frames", |r| {
+        r.stream("publisher", "video").latencies_us.len() >= 60
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}: {:?}", sub.received.stream("publisher", "video")));
+    let video = sub.received.stream("publisher", "video");
+    assert!(video.keyframes >= 1, "{video:?}");
+    assert!(
+        video.first_at <= video.first_keyframe_at,
+        "forwarding starts on a keyframe"
+    );
+    let late = enter(
+        &server,
+        "r13",
+        "late",
+        Role::Party,
+        ParticipantOptions::silent_observer(),
+    )
+    .await;
+    late.until(Duration::from_secs(2), "an H.264 keyframe", |r| {
+        r.stream("publisher", "video").keyframes > 0
+    })
+    .await
+    .expect("the late subscriber gets a keyframe although the publisher sends them rarely");
+    server.stop().await;
+}
