@@ -1590,3 +1590,50 @@ fn drain(rtc: &mut Rtc, sink: Sink<'_>) -> Result<Instant, RtcError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_in_one_participants_state_loses_only_that_participant() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let bound = socket.local_addr().expect("addr");
+        let (events, mut told) = mpsc::unbounded_channel();
+        let counters = Arc::new(SfuCounters::default());
+        let mut shard = Shard::new(
+            socket,
+            bound,
+            vec![bound.ip()],
+            SfuConfig::default(),
+            events,
+            counters.clone(),
+        );
+        let mut keys = Vec::new();
+        for who in ["a", "b"] {
+            shard.enter("r".into(), ParticipantId::from(who), Standing::joint());
+            let key = shard.key_of("r", &ParticipantId::from(who)).expect("key");
+            let (rtc, _) = shard.new_rtc();
+            if let Some(p) = shard.peers.get_mut(&key) {
+                p.rtc = Some(rtc);
+            }
+            keys.push(key);
+        }
+        let (a, b) = (keys[0], keys[1]);
+
+        let outcome = shard.mutate(a, |_| -> Result<(), RtcError> { panic!("injected") });
+        assert!(matches!(outcome, Mutated::Lost));
+        assert_eq!(counters.peer_panics.load(Ordering::Relaxed), 1);
+        assert!(shard.peers.get(&a).is_some_and(|p| p.rtc.is_none()));
+        match told.try_recv() {
+            Ok(MediaEvent::Lost { participant, .. }) => assert_eq!(participant.0, "a"),
+            other => panic!("expected a's loss, got {other:?}"),
+        }
+
+        // b's state is untouched and keeps working; a keeps its place and may connect again.
+        let alive = shard.mutate(b, |rtc| rtc.handle_input(Input::Timeout(Instant::now())));
+        assert!(matches!(alive, Mutated::Done(Some(()))));
+        assert!(shard.peers.get(&b).is_some_and(|p| p.rtc.is_some()));
+        assert!(shard.key_of("r", &ParticipantId::from("a")).is_some());
+    }
+}
