@@ -213,6 +213,44 @@ pub struct SfuCounters {
     pub(crate) peers_lost: AtomicU64,
     pub(crate) peer_panics: AtomicU64,
     pub(crate) peers: AtomicU64,
+    /// Frames by forwarding delay, one counter per [`FORWARD_DELAY_BUCKETS_US`] bound plus
+    /// one for longer.
+    pub(crate) forward_delay: [AtomicU64; FORWARD_DELAY_BUCKETS_US.len() + 1],
+    pub(crate) forward_delay_sum_us: AtomicU64,
+}
+
+/// Upper bounds (µs) of the forwarding-delay histogram: from the arrival of the datagram that
+/// completed a frame to that frame's packets being queued for every subscriber.
+pub const FORWARD_DELAY_BUCKETS_US: [u64; 10] = [
+    100, 250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000,
+];
+
+impl SfuCounters {
+    pub(crate) fn observe_forward_delay(&self, delay: Duration) {
+        let us = delay.as_micros().min(u128::from(u64::MAX)) as u64;
+        let bucket = FORWARD_DELAY_BUCKETS_US
+            .iter()
+            .position(|&bound| us <= bound)
+            .unwrap_or(FORWARD_DELAY_BUCKETS_US.len());
+        self.forward_delay[bucket].fetch_add(1, Ordering::Relaxed);
+        self.forward_delay_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// The forwarding-delay histogram: (upper bound in µs or `None` for +Inf, frames at or
+    /// below it — cumulative, as Prometheus wants), and the sum of all delays in µs.
+    pub fn forward_delay(&self) -> (Vec<(Option<u64>, u64)>, u64) {
+        let mut total = 0;
+        let buckets = self
+            .forward_delay
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                total += c.load(Ordering::Relaxed);
+                (FORWARD_DELAY_BUCKETS_US.get(i).copied(), total)
+            })
+            .collect();
+        (buckets, self.forward_delay_sum_us.load(Ordering::Relaxed))
+    }
 }
 
 macro_rules! getters {

@@ -685,6 +685,7 @@ impl Shard {
             targets.push((sub_key, mid, time));
         }
 
+        let forwarded_to_anyone = !targets.is_empty();
         for (sub_key, mid, time) in targets {
             let params = data.params;
             let payload = data.data.clone();
@@ -717,6 +718,10 @@ impl Shard {
             }
         }
 
+        if forwarded_to_anyone {
+            self.counters
+                .observe_forward_delay(Instant::now().saturating_duration_since(data.network_time));
+        }
         if lost_frames || want_switch_keyframe {
             self.request_keyframe(key, data.mid, data.rid, KeyframeRequestKind::Pli);
         }

@@ -191,5 +191,28 @@ pub fn render_media(c: &tiaojie_media::SfuCounters) -> String {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
     }
+    let name = "tiaojie_media_forward_delay_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} From the datagram that completes a frame to the frame queued for every subscriber.\n# TYPE {name} histogram"
+    );
+    let (buckets, sum_us) = c.forward_delay();
+    let mut count = 0;
+    for (bound, n) in buckets {
+        count = n;
+        match bound {
+            Some(us) => {
+                let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {n}", us as f64 / 1e6);
+            }
+            None => {
+                let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {n}");
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{name}_sum {}\n{name}_count {count}",
+        sum_us as f64 / 1e6
+    );
     out
 }

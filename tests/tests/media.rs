@@ -108,6 +108,25 @@ async fn three_participants_receive_each_others_audio_and_video_within_two_secon
             }
         }
     }
+    // The SFU's own forwarding delay is exported as a histogram, every forwarded frame in it.
+    let (_, metrics) = server.api(reqwest::Method::GET, "/metrics", None).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let frames = value("tiaojie_media_forward_delay_seconds_count");
+    assert!(frames > 100.0, "{metrics}");
+    assert_eq!(
+        value("tiaojie_media_forward_delay_seconds_bucket{le=\"+Inf\"}"),
+        frames
+    );
+    assert!(
+        value("tiaojie_media_datagrams_out_total") > frames,
+        "{metrics}"
+    );
     server.stop().await;
 }
 

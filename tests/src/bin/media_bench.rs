@@ -64,15 +64,51 @@ fn metric(text: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn counters(addr: &str) -> anyhow::Result<(u64, u64)> {
+/// The SFU's counters at one moment.
+struct Counters {
+    datagrams_in: u64,
+    datagrams_out: u64,
+    /// The forwarding-delay histogram: (upper bound in seconds, cumulative frames).
+    delay: Vec<(f64, u64)>,
+}
+
+async fn counters(addr: &str) -> anyhow::Result<Counters> {
     let text = reqwest::get(format!("http://{addr}/metrics"))
         .await?
         .text()
         .await?;
-    Ok((
-        metric(&text, "tiaojie_media_datagrams_in_total"),
-        metric(&text, "tiaojie_media_datagrams_out_total"),
-    ))
+    let delay = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("tiaojie_media_forward_delay_seconds_bucket{le=\"")?;
+            let (le, n) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, n.trim().parse().ok()?))
+        })
+        .collect();
+    Ok(Counters {
+        datagrams_in: metric(&text, "tiaojie_media_datagrams_in_total"),
+        datagrams_out: metric(&text, "tiaojie_media_datagrams_out_total"),
+        delay,
+    })
+}
+
+/// The bucket bound at or below which `q` of the frames counted between two readings fall.
+fn delay_quantile(before: &[(f64, u64)], after: &[(f64, u64)], q: f64) -> f64 {
+    let counts: Vec<(f64, u64)> = after
+        .iter()
+        .zip(before)
+        .map(|((le, a), (_, b))| (*le, a.saturating_sub(*b)))
+        .collect();
+    let total = counts.last().map_or(0, |c| c.1);
+    counts
+        .iter()
+        .find(|(_, n)| *n as f64 >= q * total as f64)
+        .map_or(f64::NAN, |c| c.0)
 }
 
 struct Outcome {
@@ -84,6 +120,9 @@ struct Outcome {
     latency_p50: Duration,
     latency_p99: Duration,
     frames: usize,
+    /// The SFU's own forwarding delay (histogram bucket bounds, seconds).
+    forward_p50: f64,
+    forward_p99: f64,
     rss_per_participant_kib: f64,
     relay_pps_per_core: f64,
     fanout: usize,
@@ -111,6 +150,11 @@ impl Outcome {
             self.latency_p50.as_secs_f64() * 1000.0,
             self.latency_p99.as_secs_f64() * 1000.0,
             self.frames
+        );
+        println!(
+            "SFU forwarding delay:        p50 ≤ {:.2} ms, p99 ≤ {:.2} ms (frame's last datagram in → queued for every subscriber)",
+            self.forward_p50 * 1000.0,
+            self.forward_p99 * 1000.0
         );
         println!(
             "server RSS per participant:  {:.0} KiB",
@@ -234,11 +278,11 @@ async fn run(
     for p in &people {
         p.received.reset();
     }
-    let (in0, out0) = counters(&server.addr).await?;
+    let c0 = counters(&server.addr).await?;
     let cpu0 = server.cpu_seconds();
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let (in1, out1) = counters(&server.addr).await?;
+    let c1 = counters(&server.addr).await?;
     let cpu1 = server.cpu_seconds();
     let elapsed = t0.elapsed().as_secs_f64();
     let rss_full = server.rss_kib();
@@ -263,8 +307,8 @@ async fn run(
     }
     drop(people);
     server.stop();
-    let ingress_pps = (in1 - in0) as f64 / elapsed;
-    let egress_pps = (out1 - out0) as f64 / elapsed;
+    let ingress_pps = (c1.datagrams_in - c0.datagrams_in) as f64 / elapsed;
+    let egress_pps = (c1.datagrams_out - c0.datagrams_out) as f64 / elapsed;
     // The baseline carries the SFU's media ingress with the same fan-out.
     let relay = tokio::task::spawn_blocking(move || raw_relay(ingress_pps, fanout, 5.0)).await??;
     Ok(Outcome {
@@ -276,6 +320,8 @@ async fn run(
         latency_p50: percentile(&latencies, 0.5),
         latency_p99: percentile(&latencies, 0.99),
         frames: latencies.len(),
+        forward_p50: delay_quantile(&c0.delay, &c1.delay, 0.5),
+        forward_p99: delay_quantile(&c0.delay, &c1.delay, 0.99),
         rss_per_participant_kib: rss_full.saturating_sub(rss_empty) as f64
             / participants.max(1) as f64,
         relay_pps_per_core: relay,
