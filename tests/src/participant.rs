@@ -1061,7 +1061,18 @@ async fn send_audio(
     }
 }
 
-/// 30 frames per second of synthetic VP8 at the configured bitrate (per layer with simulcast);
+/// One encoding the participant sends.
+struct VideoLayer {
+    ssrc: u32,
+    /// 0 for the only or lowest layer; written into each frame's trailer.
+    layer: u8,
+    frame_bytes: usize,
+    dims: (u16, u16),
+    /// The simulcast rid, if simulcast.
+    rid: Option<&'static str>,
+}
+
+/// 30 frames per second of synthetic VP8 or H.264 at the configured bitrate (per layer with simulcast);
 /// a keyframe when asked.
 async fn send_video(
     track: Arc<TrackLocalStaticSample>,
@@ -1072,30 +1083,28 @@ async fn send_video(
     stop: Arc<AtomicBool>,
 ) {
     let ssrcs = track.ssrcs().await;
-    let layers: Vec<(u32, u8, usize, (u16, u16), Option<&str>)> = if options.simulcast {
+    let layers: Vec<VideoLayer> = if options.simulcast {
         ssrcs
             .iter()
             .zip(LAYERS)
             .enumerate()
-            .map(|(i, (ssrc, (rid, share, size)))| {
-                (
-                    *ssrc,
-                    i as u8,
-                    (options.video_bitrate_bps / share / 8 / 30) as usize,
-                    size,
-                    Some(rid),
-                )
+            .map(|(i, (ssrc, (rid, share, dims)))| VideoLayer {
+                ssrc: *ssrc,
+                layer: i as u8,
+                frame_bytes: (options.video_bitrate_bps / share / 8 / 30) as usize,
+                dims,
+                rid: Some(rid),
             })
             .collect()
     } else {
         let Some(ssrc) = ssrcs.first() else { return };
-        vec![(
-            *ssrc,
-            0,
-            (options.video_bitrate_bps / 8 / 30) as usize,
-            (640, 360),
-            None,
-        )]
+        vec![VideoLayer {
+            ssrc: *ssrc,
+            layer: 0,
+            frame_bytes: (options.video_bitrate_bps / 8 / 30) as usize,
+            dims: (640, 360),
+            rid: None,
+        }]
     };
     let mut ticker = tokio::time::interval(Duration::from_millis(33));
     let mut number = 0u32;
@@ -1107,24 +1116,24 @@ async fn send_video(
         if key {
             last_key = Instant::now();
         }
-        for (ssrc, layer, frame_bytes, dims, rid) in &layers {
-            let frame_bytes = (*frame_bytes).max(64);
+        for l in &layers {
+            let frame_bytes = l.frame_bytes.max(64);
             let size = if key { frame_bytes * 3 } else { frame_bytes };
             let frame = if options.h264 {
                 let sent_us = epoch().elapsed().as_micros() as u64;
-                h264::synthetic_frame(key, *layer, number, sent_us, size)
+                h264::synthetic_frame(key, l.layer, number, sent_us, size)
             } else {
-                synthetic_vp8_frame(key, *layer, number, size, *dims)
+                synthetic_vp8_frame(key, l.layer, number, size, l.dims)
             };
             let sample = Sample {
                 data: frame,
                 duration: Duration::from_millis(33),
                 ..Sample::new(Instant::now())
             };
-            let mut writer = track.sample_writer(*ssrc, pt);
+            let mut writer = track.sample_writer(l.ssrc, pt);
             // webrtc-rs leaves the mid and rid extensions to the application; without them a
             // receiver cannot tell which layer an SSRC it has not seen in the SDP belongs to.
-            if let (Some(mid), Some(rid)) = (&mid, rid) {
+            if let (Some(mid), Some(rid)) = (&mid, l.rid) {
                 writer = writer
                     .with_extension(SdesItem::extension(SDES_MID, mid))
                     .with_extension(SdesItem::extension(SDES_RTP_STREAM_ID, rid));
