@@ -45,16 +45,6 @@ pub(crate) fn choose(
         .copied()
 }
 
-/// Width and height from a VP8 keyframe (RFC 6386 §9.1), if `frame` is one.
-pub(crate) fn vp8_keyframe_size(frame: &[u8]) -> Option<(u32, u32)> {
-    if frame.len() < 10 || frame[0] & 0x01 != 0 || frame[3..6] != [0x9d, 0x01, 0x2a] {
-        return None;
-    }
-    let w = u32::from(u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff);
-    let h = u32::from(u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff);
-    Some((w, h))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,18 +99,5 @@ mod tests {
             2
         ];
         assert_eq!(choose(&unmeasured, None, None), Some(0));
-    }
-
-    #[test]
-    fn reads_the_size_of_a_vp8_keyframe() {
-        // Frame tag (keyframe, shown), start code, 640x360.
-        let frame = [
-            0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01, 0, 0,
-        ];
-        assert_eq!(vp8_keyframe_size(&frame), Some((640, 360)));
-        assert_eq!(vp8_keyframe_size(&frame[..5]), None);
-        let mut delta = frame;
-        delta[0] |= 1;
-        assert_eq!(vp8_keyframe_size(&delta), None);
     }
 }

@@ -10,6 +10,7 @@
 //! - `demux`: which participant a datagram belongs to (source address, then STUN ufrag), O(1).
 //! - `layers`: simulcast layer choice from bandwidth and requested size.
 //! - `outbox`: outgoing datagrams, sent in batches with `sendmmsg`.
+//! - `payload`: what the SFU reads inside RTP payloads — where a VP8/H.264 keyframe starts.
 //! - `speaker`: active-speaker detection from RFC 6464 audio levels.
 //! - [`tap`]: the recorder tap, a bounded channel that drops and counts rather than stalls.
 //!
@@ -22,6 +23,7 @@ pub mod tap;
 mod demux;
 mod layers;
 mod outbox;
+mod payload;
 mod shard;
 mod speaker;
 

@@ -209,18 +209,18 @@ pub struct SfuCounters {
     pub(crate) datagrams_unknown: AtomicU64,
     pub(crate) datagrams_out: AtomicU64,
     pub(crate) send_failures: AtomicU64,
-    pub(crate) frames_forwarded: AtomicU64,
+    pub(crate) packets_forwarded: AtomicU64,
     pub(crate) peers_lost: AtomicU64,
     pub(crate) peer_panics: AtomicU64,
     pub(crate) peers: AtomicU64,
-    /// Frames by forwarding delay, one counter per [`FORWARD_DELAY_BUCKETS_US`] bound plus
+    /// Packets by forwarding delay, one counter per [`FORWARD_DELAY_BUCKETS_US`] bound plus
     /// one for longer.
     pub(crate) forward_delay: [AtomicU64; FORWARD_DELAY_BUCKETS_US.len() + 1],
     pub(crate) forward_delay_sum_us: AtomicU64,
 }
 
-/// Upper bounds (µs) of the forwarding-delay histogram: from the arrival of the datagram that
-/// completed a frame to that frame's packets being queued for every subscriber.
+/// Upper bounds (µs) of the forwarding-delay histogram: from the arrival of an RTP packet to
+/// its being queued for every subscriber.
 pub const FORWARD_DELAY_BUCKETS_US: [u64; 10] = [
     100, 250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000,
 ];
@@ -236,7 +236,7 @@ impl SfuCounters {
         self.forward_delay_sum_us.fetch_add(us, Ordering::Relaxed);
     }
 
-    /// The forwarding-delay histogram: (upper bound in µs or `None` for +Inf, frames at or
+    /// The forwarding-delay histogram: (upper bound in µs or `None` for +Inf, packets at or
     /// below it — cumulative, as Prometheus wants), and the sum of all delays in µs.
     pub fn forward_delay(&self) -> (Vec<(Option<u64>, u64)>, u64) {
         let mut total = 0;
@@ -266,7 +266,7 @@ getters! {
     datagrams_unknown: "Datagrams dropped because no participant owns their source (garbage, floods, stale peers).",
     datagrams_out: "UDP datagrams sent.",
     send_failures: "Datagrams the socket refused (buffer full).",
-    frames_forwarded: "Media frames written to subscribers.",
+    packets_forwarded: "RTP packets written to subscribers.",
     peers_lost: "Media connections lost (ICE timeout, failed state).",
     peer_panics: "Participant states that panicked and were isolated.",
     peers: "Participants with a media connection now.",

@@ -18,8 +18,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
+use str0m::format::PayloadParams;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcError};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -27,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::demux::{Demux, PeerKey};
 use crate::layers::{self, LayerInfo};
 use crate::outbox::Outbox;
+use crate::payload;
 use crate::policy::{ForwardingPolicy, Kind, ParticipantId, Space, Standing};
 use crate::sfu::{
     LayerStats, MediaError, MediaEvent, OfferOutcome, ParticipantMediaStats, PublishedTrackStats,
@@ -178,7 +181,50 @@ struct TrackOut {
     awaiting_keyframe: bool,
     /// Added to the source's RTP time so a layer switch keeps the subscriber's timeline going.
     time_offset: i64,
+    /// Added to the source's sequence numbers, for the same reason.
+    seq_offset: i64,
+    /// The source sequence number this subscriber's stream (or its current layer) began at.
+    first_seq: u64,
+    /// The highest sequence number sent to this subscriber.
+    last_seq_out: Option<u64>,
+    /// The RTP time last sent, when, and at what clock rate.
     last_out: Option<(u64, Instant, u32)>,
+}
+
+impl TrackOut {
+    /// Starts (or switches layers) at source packet `seq` with RTP time `rtp_time`: the
+    /// subscriber's sequence numbers and RTP time continue where they were, or start at the
+    /// source's (within the first 2^16, so no rollover needs signalling) for a new stream.
+    fn begin(&mut self, seq: u64, rtp_time: u64, rate: u32, now: Instant) {
+        let next_seq = self.last_seq_out.map_or(seq & 0xffff, |s| s + 1);
+        self.seq_offset = next_seq as i64 - seq as i64;
+        self.first_seq = seq;
+        self.time_offset = match self.last_out {
+            Some((last, at, last_rate)) if last_rate == rate => {
+                let elapsed = now.saturating_duration_since(at).as_secs_f64();
+                let continue_at = last as i64 + (elapsed * f64::from(rate)) as i64 + 1;
+                continue_at - rtp_time as i64
+            }
+            _ => 0,
+        };
+    }
+
+    /// The subscriber's sequence number and RTP time for a source packet.
+    fn map(&mut self, seq: u64, rtp_time: u64) -> (u64, u32) {
+        let out_seq = (seq as i64 + self.seq_offset).max(0) as u64;
+        self.last_seq_out = Some(self.last_seq_out.map_or(out_seq, |s| s.max(out_seq)));
+        let out_time = (rtp_time as i64 + self.time_offset) as u64;
+        (out_seq, out_time as u32)
+    }
+}
+
+/// Where an incoming SSRC's packets belong.
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    mid: Mid,
+    rid: Option<Rid>,
+    pt: Pt,
+    params: PayloadParams,
 }
 
 /// A participant.
@@ -191,6 +237,8 @@ struct Peer {
     connected: bool,
     tracks_in: Vec<TrackIn>,
     tracks_out: Vec<TrackOut>,
+    /// Incoming SSRCs seen so far.
+    sources: HashMap<Ssrc, Source>,
     pending: Option<SdpPendingOffer>,
     estimate: Option<Bitrate>,
     /// What the bandwidth estimator was last told to aim for.
@@ -483,7 +531,7 @@ impl Shard {
             {
                 self.track_unpublished(key, changed.mid);
             }
-            Event::MediaData(data) => self.forward(key, data),
+            Event::RtpPacket(packet) => self.forward(key, packet),
             Event::KeyframeRequest(req) => {
                 let target = self.peers.get(&key).and_then(|p| {
                     p.tracks_out
@@ -582,29 +630,68 @@ impl Shard {
 
     // ---- forwarding -----------------------------------------------------------------------
 
-    fn forward(&mut self, key: PeerKey, data: MediaData) {
+    /// Which track, layer and codec an incoming packet belongs to (cached per SSRC; str0m
+    /// knows it from the SDP or the mid/rid header extensions).
+    fn source_of(&mut self, key: PeerKey, packet: &RtpPacket) -> Option<Source> {
+        let peer = self.peers.get_mut(&key)?;
+        let ssrc = packet.header.ssrc;
+        let pt = packet.header.payload_type;
+        if let Some(known) = peer.sources.get(&ssrc)
+            && known.pt == pt
+        {
+            return Some(*known);
+        }
+        let rtc = peer.rtc.as_mut()?;
+        let params = *rtc.codec_config().find(|p| p.pt() == pt)?;
+        let mut api = rtc.direct_api();
+        let stream = api.stream_rx(&ssrc)?;
+        let source = Source {
+            mid: stream.mid(),
+            rid: stream.rid(),
+            pt,
+            params,
+        };
+        peer.sources.insert(ssrc, source);
+        Some(source)
+    }
+
+    /// Forwards one incoming RTP packet to every subscriber that should have it. Packets are
+    /// forwarded as they come (no frame assembly): each subscriber's stream gets its own
+    /// sequence numbers and RTP times, continuous across layer switches, and starts or switches
+    /// only at the first packet of a keyframe.
+    fn forward(&mut self, key: PeerKey, packet: RtpPacket) {
+        let Some(source) = self.source_of(key, &packet) else {
+            return;
+        };
         let now = Instant::now();
         let Some(publisher) = self.peers.get_mut(&key) else {
             return;
         };
-        let Some(track) = publisher.tracks_in.iter_mut().find(|t| t.mid == data.mid) else {
+        let Some(track) = publisher.tracks_in.iter_mut().find(|t| t.mid == source.mid) else {
             return;
         };
         let kind = track.kind;
-        let keyframe = kind == Kind::Video && data.is_keyframe();
-        let layer = track.layer_mut(data.rid);
-        layer.window_bytes += data.data.len() as u64;
+        let codec = source.params.spec().codec;
+        let start = match kind {
+            Kind::Video => payload::keyframe_start(codec, &packet.payload),
+            Kind::Audio => None,
+        };
+        let keyframe = start.is_some_and(|s| s.keyframe);
+        let layer = track.layer_mut(source.rid);
+        layer.window_bytes += packet.payload.len() as u64;
         if keyframe {
             layer.keyframe_asked = None;
-            if let Some((_, h)) = layers::vp8_keyframe_size(&data.data) {
+            if let Some((_, h)) = start.and_then(|s| s.size) {
                 layer.height = Some(h);
             }
         }
-        let lost_frames = kind == Kind::Video && !data.contiguous;
         let room_name = publisher.room.clone();
         let who = publisher.who.clone();
-        let level = data.ext_vals.audio_level;
-        let vad = data.ext_vals.voice_activity.unwrap_or(false);
+        let level = packet.header.ext_vals.audio_level;
+        let vad = packet.header.ext_vals.voice_activity.unwrap_or(false);
+        let seq = *packet.seq_no;
+        let rtp_time = packet.time.numer();
+        let rate = packet.time.denom();
 
         let Some(room) = self.rooms.get_mut(&room_name) else {
             return;
@@ -613,28 +700,29 @@ impl Shard {
             room.speaker.observe(&who, level);
         }
         if let Some(tap) = &room.tap {
-            let packet = TapPacket {
+            let copy = TapPacket {
                 participant: who.clone(),
-                mid: data.mid.to_string(),
+                mid: source.mid.to_string(),
                 kind,
-                rid: data.rid.map(|r| r.to_string()),
-                codec: data.params.spec().codec.to_string(),
-                rtp_time: data.time.numer(),
-                clock_rate: data.time.denom(),
-                arrival: data.network_time,
+                rid: source.rid.map(|r| r.to_string()),
+                codec: codec.to_string(),
+                seq,
+                marker: packet.header.marker,
+                rtp_time,
+                clock_rate: rate,
+                arrival: packet.timestamp,
                 arrival_wall: SystemTime::now(),
-                contiguous: data.contiguous,
                 keyframe,
                 audio_level: level,
-                data: data.data.clone(),
+                data: packet.payload.clone(),
             };
-            if !tap.offer(packet) {
+            if !tap.offer(copy) {
                 room.tap = None;
             }
         }
 
         // Decide per subscriber, then write: the writes are mutations of other Rtcs.
-        let mut targets: Vec<(PeerKey, Mid, u64)> = Vec::new();
+        let mut targets: Vec<(PeerKey, Mid, u64, u32)> = Vec::new();
         let mut want_switch_keyframe = false;
         for &sub_key in &room.members {
             if sub_key == key {
@@ -649,81 +737,80 @@ impl Shard {
             let Some(out) = sub
                 .tracks_out
                 .iter_mut()
-                .find(|t| t.publisher == key && t.source == data.mid)
+                .find(|t| t.publisher == key && t.source == source.mid)
             else {
                 continue;
             };
             let OutState::Open(mid) = out.state else {
                 continue;
             };
-            if out.layer != data.rid {
-                // Another simulcast layer: switch to it only on its keyframe.
-                if out.target == data.rid && keyframe {
-                    out.layer = data.rid;
-                    out.awaiting_keyframe = false;
-                    if let Some((last, at, rate)) = out.last_out {
-                        let elapsed = now.saturating_duration_since(at).as_secs_f64();
-                        let continue_at = last as i64 + (elapsed * f64::from(rate)) as i64 + 1;
-                        out.time_offset = continue_at - data.time.numer() as i64;
-                    }
-                } else {
-                    if out.target == data.rid {
-                        want_switch_keyframe = true;
-                    }
+            let starting =
+                out.last_seq_out.is_none() || out.layer != source.rid || out.awaiting_keyframe;
+            if starting {
+                // Another simulcast layer, or a video not started yet: begin only at the
+                // first packet of a keyframe of the layer we want. Audio starts anywhere.
+                let wanted = out.target == source.rid || out.layer == source.rid;
+                if !wanted {
                     continue;
                 }
-            }
-            if out.awaiting_keyframe {
-                if !keyframe {
+                if kind == Kind::Video && !keyframe {
                     want_switch_keyframe = true;
                     continue;
                 }
+                out.begin(seq, rtp_time, rate, now);
+                out.layer = source.rid;
                 out.awaiting_keyframe = false;
+            } else if seq < out.first_seq {
+                // Late (a repair) from before the point where this subscriber's stream began.
+                continue;
             }
-            let time = (data.time.numer() as i64 + out.time_offset).max(0) as u64;
-            out.last_out = Some((time, now, data.time.denom()));
-            targets.push((sub_key, mid, time));
+            let (out_seq, out_time) = out.map(seq, rtp_time);
+            out.last_out = Some((u64::from(out_time), now, rate));
+            targets.push((sub_key, mid, out_seq, out_time));
         }
 
         let forwarded_to_anyone = !targets.is_empty();
-        for (sub_key, mid, time) in targets {
-            let params = data.params;
-            let payload = data.data.clone();
-            let network_time = data.network_time;
-            let frequency = data.time.frequency();
+        let mut ext = ExtensionValues::default();
+        if let Some(l) = level {
+            ext.audio_level = Some(l);
+            ext.voice_activity = Some(vad);
+        }
+        for (sub_key, mid, out_seq, out_time) in targets {
+            let payload = packet.payload.clone();
             let written = self.mutate(sub_key, |rtc| {
-                let Some(writer) = rtc.writer(mid) else {
-                    return Ok(false);
-                };
                 // A subscriber that cannot decode this codec gets nothing rather than garbage.
-                let Some(pt) = writer.match_params(params) else {
+                let Some(pt) = rtc
+                    .codec_config()
+                    .match_params(source.params)
+                    .map(|p| p.pt())
+                else {
                     return Ok(false);
                 };
-                let writer = match level {
-                    Some(l) => writer.audio_level(l, vad),
-                    None => writer,
+                let mut api = rtc.direct_api();
+                let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+                    return Ok(false);
                 };
-                writer.write(
-                    pt,
-                    network_time,
-                    str0m::media::MediaTime::new(time, frequency),
-                    payload,
-                )?;
+                stream.write_rtp(
+                    RtpWrite::new(pt, out_seq.into(), out_time, packet.timestamp, payload)
+                        .marker(packet.header.marker)
+                        .ext_vals(ext.clone())
+                        .nackable(kind == Kind::Video),
+                );
                 Ok(true)
             });
             if let Mutated::Done(Some(true)) = written {
                 self.counters
-                    .frames_forwarded
+                    .packets_forwarded
                     .fetch_add(1, Ordering::Relaxed);
             }
         }
 
         if forwarded_to_anyone {
             self.counters
-                .observe_forward_delay(Instant::now().saturating_duration_since(data.network_time));
+                .observe_forward_delay(Instant::now().saturating_duration_since(packet.timestamp));
         }
-        if lost_frames || want_switch_keyframe {
-            self.request_keyframe(key, data.mid, data.rid, KeyframeRequestKind::Pli);
+        if want_switch_keyframe {
+            self.request_keyframe(key, source.mid, source.rid, KeyframeRequestKind::Pli);
         }
     }
 
@@ -757,10 +844,8 @@ impl Shard {
         layer.keyframe_asked = Some(now);
         tracing::debug!(publisher = %p.who, %mid, ?rid, "keyframe requested");
         self.mutate(publisher, |rtc| {
-            if let Some(mut writer) = rtc.writer(mid)
-                && writer.is_request_keyframe_possible(kind)
-            {
-                writer.request_keyframe(rid, kind)?;
+            if let Some(stream) = rtc.direct_api().stream_rx_by_mid(mid, rid) {
+                stream.request_keyframe(kind);
             }
             Ok(())
         });
@@ -773,6 +858,8 @@ impl Shard {
         let ufrag = creds.ufrag.clone();
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
+            // Packets are forwarded as they arrive, not reassembled into frames and cut again.
+            .set_rtp_mode(true)
             .set_local_ice_credentials(creds)
             .clear_codecs()
             .enable_opus(true, false)
@@ -1045,6 +1132,9 @@ impl Shard {
                     target: None,
                     awaiting_keyframe: kind == Kind::Video,
                     time_offset: 0,
+                    seq_offset: 0,
+                    first_seq: 0,
+                    last_seq_out: None,
                     last_out: None,
                 });
                 dirty = true;
@@ -1218,6 +1308,7 @@ impl Shard {
                 connected: false,
                 tracks_in: Vec::new(),
                 tracks_out: Vec::new(),
+                sources: HashMap::new(),
                 pending: None,
                 estimate: None,
                 desired_bps: 0,
@@ -1599,6 +1690,44 @@ fn drain(rtc: &mut Rtc, sink: Sink<'_>) -> Result<Instant, RtcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn track_out() -> TrackOut {
+        TrackOut {
+            publisher: 1,
+            source: Mid::from("0"),
+            kind: Kind::Video,
+            state: OutState::Open(Mid::from("0")),
+            stop_when_open: false,
+            layer: None,
+            target: None,
+            awaiting_keyframe: true,
+            time_offset: 0,
+            seq_offset: 0,
+            first_seq: 0,
+            last_seq_out: None,
+            last_out: None,
+        }
+    }
+
+    #[test]
+    fn a_subscribers_sequence_stays_continuous_across_layer_switches() {
+        let now = Instant::now();
+        let mut out = track_out();
+        // A source long past its first rollover: the subscriber's stream starts below 2^16.
+        out.begin(3 * 65_536 + 100, 90_000, 90_000, now);
+        assert_eq!(out.map(3 * 65_536 + 100, 90_000), (100, 90_000));
+        assert_eq!(out.map(3 * 65_536 + 101, 93_000), (101, 93_000));
+        // A repair of 101 arriving late maps to the same number and does not move the head.
+        assert_eq!(out.map(3 * 65_536 + 101, 93_000).0, 101);
+        // Another layer with unrelated numbering and clock: continues at 102, time moves on.
+        let later = now + Duration::from_millis(33);
+        out.last_out = Some((93_000, now, 90_000));
+        out.begin(7, 5_000_000, 90_000, later);
+        let (seq, time) = out.map(7, 5_000_000);
+        assert_eq!(seq, 102);
+        assert!((95_900..=96_100).contains(&time), "{time}");
+        assert_eq!(out.map(8, 5_003_000).0, 103);
+    }
 
     #[tokio::test]
     async fn a_panic_in_one_participants_state_loses_only_that_participant() {

@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 
 use crate::policy::{Kind, ParticipantId};
 
-/// One depacketized media frame (an Opus packet, a VP8 frame) as a publisher sent it.
+/// One RTP packet's payload as a publisher sent it (packets arrive in network order; a
+/// retransmission may fill a gap late — the sequence number says where it belongs).
 #[derive(Debug, Clone)]
 pub struct TapPacket {
     /// Whose media.
@@ -24,17 +25,19 @@ pub struct TapPacket {
     pub rid: Option<String>,
     /// Codec MIME type, e.g. `audio/opus`.
     pub codec: String,
-    /// RTP time of the frame in `clock_rate` units, extended to 64 bits.
+    /// Sequence number, extended to 64 bits: gaps are losses, to be concealed.
+    pub seq: u64,
+    /// The RTP marker bit (the last packet of a video frame).
+    pub marker: bool,
+    /// RTP time in `clock_rate` units, extended to 64 bits.
     pub rtp_time: u64,
     /// The codec clock rate.
     pub clock_rate: u32,
-    /// When its first packet arrived.
+    /// When it arrived.
     pub arrival: Instant,
     /// The wall-clock arrival time.
     pub arrival_wall: SystemTime,
-    /// False when packets before this one were lost for good.
-    pub contiguous: bool,
-    /// A video keyframe.
+    /// The first packet of a video keyframe.
     pub keyframe: bool,
     /// RFC 6464 level (-dBov), for audio.
     pub audio_level: Option<i8>,
@@ -118,11 +121,12 @@ mod tests {
             kind: Kind::Audio,
             rid: None,
             codec: "audio/opus".into(),
+            seq: 1,
+            marker: false,
             rtp_time: 0,
             clock_rate: 48_000,
             arrival: Instant::now(),
             arrival_wall: SystemTime::now(),
-            contiguous: true,
             keyframe: false,
             audio_level: None,
             data: Arc::from(&[1u8, 2, 3][..]),

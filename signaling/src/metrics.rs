@@ -162,10 +162,10 @@ pub fn render_media(c: &tiaojie_media::SfuCounters) -> String {
             c.send_failures(),
         ),
         (
-            "tiaojie_media_frames_forwarded_total",
+            "tiaojie_media_packets_forwarded_total",
             "counter",
-            "Media frames written to subscribers.",
-            c.frames_forwarded(),
+            "RTP packets written to subscribers.",
+            c.packets_forwarded(),
         ),
         (
             "tiaojie_media_peers_lost_total",
@@ -194,7 +194,7 @@ pub fn render_media(c: &tiaojie_media::SfuCounters) -> String {
     let name = "tiaojie_media_forward_delay_seconds";
     let _ = writeln!(
         out,
-        "# HELP {name} From the datagram that completes a frame to the frame queued for every subscriber.\n# TYPE {name} histogram"
+        "# HELP {name} From an RTP packet's arrival to its being queued for every subscriber.\n# TYPE {name} histogram"
     );
     let (buckets, sum_us) = c.forward_delay();
     let mut count = 0;

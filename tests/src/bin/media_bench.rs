@@ -152,7 +152,7 @@ impl Outcome {
             self.frames
         );
         println!(
-            "SFU forwarding delay:        p50 ≤ {:.2} ms, p99 ≤ {:.2} ms (frame's last datagram in → queued for every subscriber)",
+            "SFU forwarding delay:        p50 ≤ {:.2} ms, p99 ≤ {:.2} ms (packet in → queued for every subscriber)",
             self.forward_p50 * 1000.0,
             self.forward_p99 * 1000.0
         );
