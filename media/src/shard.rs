@@ -42,6 +42,15 @@ use crate::tap::{Tap, TapPacket, TapReceiver};
 const READ_BATCH: usize = 256;
 /// Due timeouts one drain feeds before yielding to the timer index (and so to other peers).
 const IMMEDIATE_TIMEOUTS: usize = 64;
+/// How far back a subscriber's NACKs are answered. A NACK comes about one round trip after the
+/// loss; a second covers round trips far beyond any usable call, where str0m's default keeps
+/// three seconds — two of them memory per subscriber and stream for nothing.
+const RTX_HISTORY: Duration = Duration::from_secs(1);
+/// At most this many packets of history (a second of 8 Mbit/s video).
+const RTX_HISTORY_PACKETS: usize = 1000;
+/// Queued retransmissions are dropped when they exceed this share of the stream (str0m's
+/// default): a subscriber losing more needs a lower layer, not more resends.
+const RTX_RATIO_CAP: f32 = 0.15;
 /// Housekeeping period: active speaker, layer choice, bitrates.
 const TICK: Duration = Duration::from_millis(100);
 /// Share of the estimate kept back for audio, RTCP and retransmissions.
@@ -189,6 +198,8 @@ struct TrackOut {
     last_seq_out: Option<u64>,
     /// The RTP time last sent, when, and at what clock rate.
     last_out: Option<(u64, Instant, u32)>,
+    /// Anything was written to this subscriber's stream yet.
+    written: bool,
 }
 
 impl TrackOut {
@@ -216,6 +227,16 @@ impl TrackOut {
         let out_time = (rtp_time as i64 + self.time_offset) as u64;
         (out_seq, out_time as u32)
     }
+}
+
+/// One subscriber's copy of a packet being forwarded.
+struct Target {
+    sub_key: PeerKey,
+    mid: Mid,
+    seq: u64,
+    time: u32,
+    /// The first packet on this stream: size its retransmission history first.
+    first_write: bool,
 }
 
 /// Where an incoming SSRC's packets belong.
@@ -722,7 +743,7 @@ impl Shard {
         }
 
         // Decide per subscriber, then write: the writes are mutations of other Rtcs.
-        let mut targets: Vec<(PeerKey, Mid, u64, u32)> = Vec::new();
+        let mut targets: Vec<Target> = Vec::new();
         let mut want_switch_keyframe = false;
         for &sub_key in &room.members {
             if sub_key == key {
@@ -766,7 +787,13 @@ impl Shard {
             }
             let (out_seq, out_time) = out.map(seq, rtp_time);
             out.last_out = Some((u64::from(out_time), now, rate));
-            targets.push((sub_key, mid, out_seq, out_time));
+            targets.push(Target {
+                sub_key,
+                mid,
+                seq: out_seq,
+                time: out_time,
+                first_write: !std::mem::replace(&mut out.written, true),
+            });
         }
 
         let forwarded_to_anyone = !targets.is_empty();
@@ -775,9 +802,9 @@ impl Shard {
             ext.audio_level = Some(l);
             ext.voice_activity = Some(vad);
         }
-        for (sub_key, mid, out_seq, out_time) in targets {
+        for t in targets {
             let payload = packet.payload.clone();
-            let written = self.mutate(sub_key, |rtc| {
+            let written = self.mutate(t.sub_key, |rtc| {
                 // A subscriber that cannot decode this codec gets nothing rather than garbage.
                 let Some(pt) = rtc
                     .codec_config()
@@ -787,11 +814,14 @@ impl Shard {
                     return Ok(false);
                 };
                 let mut api = rtc.direct_api();
-                let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+                let Some(stream) = api.stream_tx_by_mid(t.mid, None) else {
                     return Ok(false);
                 };
+                if t.first_write {
+                    stream.set_rtx_cache(RTX_HISTORY_PACKETS, RTX_HISTORY, Some(RTX_RATIO_CAP));
+                }
                 stream.write_rtp(
-                    RtpWrite::new(pt, out_seq.into(), out_time, packet.timestamp, payload)
+                    RtpWrite::new(pt, t.seq.into(), t.time, packet.timestamp, payload)
                         .marker(packet.header.marker)
                         .ext_vals(ext.clone())
                         .nackable(kind == Kind::Video),
@@ -1136,6 +1166,7 @@ impl Shard {
                     first_seq: 0,
                     last_seq_out: None,
                     last_out: None,
+                    written: false,
                 });
                 dirty = true;
             }
@@ -1706,6 +1737,7 @@ mod tests {
             first_seq: 0,
             last_seq_out: None,
             last_out: None,
+            written: false,
         }
     }
 

@@ -5,6 +5,8 @@
 //!
 //! - `fanout`: one publisher (VP8 ~1.5 Mbit/s + Opus) to N subscribers.
 //! - `meetings`: K rooms of six, everyone publishing and receiving.
+//! - `voice`: K rooms of six publishing audio only — memory per participant without video
+//!   packet buffers.
 //!
 //! Each run reports egress packets per second, the SFU's CPU (cores), egress packets per
 //! CPU-second, publisher-send → subscriber-receive latency of video frames (p50/p99; both ends
@@ -54,7 +56,14 @@ enum Mode {
         #[arg(long, default_value_t = 3)]
         rooms: usize,
     },
-    /// `fanout` then `meetings` with their defaults.
+    /// K rooms of six, everyone publishing audio only: memory per participant without video
+    /// packet buffers (retransmission history, send queues).
+    Voice {
+        /// Rooms.
+        #[arg(long, default_value_t = 10)]
+        rooms: usize,
+    },
+    /// `fanout`, `meetings` and `voice` with their defaults.
     All,
 }
 
@@ -145,12 +154,14 @@ impl Outcome {
             "ratio to the raw relay:      {:.2}",
             per_core / self.relay_pps_per_core.max(1e-9)
         );
-        println!(
-            "video latency send→receive: p50 {:.2} ms, p99 {:.2} ms ({} frames)",
-            self.latency_p50.as_secs_f64() * 1000.0,
-            self.latency_p99.as_secs_f64() * 1000.0,
-            self.frames
-        );
+        if self.frames > 0 {
+            println!(
+                "video latency send→receive: p50 {:.2} ms, p99 {:.2} ms ({} frames)",
+                self.latency_p50.as_secs_f64() * 1000.0,
+                self.latency_p99.as_secs_f64() * 1000.0,
+                self.frames
+            );
+        }
         println!(
             "SFU forwarding delay:        p50 ≤ {:.2} ms, p99 ≤ {:.2} ms (packet in → queued for every subscriber)",
             self.forward_p50 * 1000.0,
@@ -241,6 +252,7 @@ async fn run(
     groups: Vec<(String, usize, usize)>,
     seconds: u64,
     fanout: usize,
+    publisher: ParticipantOptions,
 ) -> anyhow::Result<Outcome> {
     let server = ServerProcess::start(
         bin,
@@ -257,11 +269,7 @@ async fn run(
             let identity = format!("{room}-p{i}");
             let role = if i == 0 { Role::Mediator } else { Role::Party };
             let options = if i < *publishers {
-                ParticipantOptions {
-                    video_bitrate_bps: 1_500_000,
-                    keyframe_interval: Duration::from_secs(5),
-                    ..ParticipantOptions::default()
-                }
+                publisher.clone()
             } else {
                 ParticipantOptions::silent_observer()
             };
@@ -345,10 +353,16 @@ async fn main() -> anyhow::Result<()> {
         Mode::All => vec![
             Mode::Fanout { subscribers: 30 },
             Mode::Meetings { rooms: 3 },
+            Mode::Voice { rooms: 10 },
         ],
         m => vec![m],
     };
     println!("# media-bench, {} s measured per run\n", cli.seconds);
+    let video = ParticipantOptions {
+        video_bitrate_bps: 1_500_000,
+        keyframe_interval: Duration::from_secs(5),
+        ..ParticipantOptions::default()
+    };
     for mode in modes {
         let outcome = match mode {
             Mode::Fanout { subscribers } => {
@@ -358,6 +372,7 @@ async fn main() -> anyhow::Result<()> {
                     vec![("fanout".into(), 1, subscribers)],
                     cli.seconds,
                     subscribers,
+                    video.clone(),
                 )
                 .await?
             }
@@ -369,6 +384,22 @@ async fn main() -> anyhow::Result<()> {
                     groups,
                     cli.seconds,
                     5,
+                    video.clone(),
+                )
+                .await?
+            }
+            Mode::Voice { rooms } => {
+                let groups = (0..rooms).map(|r| (format!("voice{r}"), 6, 0)).collect();
+                run(
+                    &bin,
+                    format!("voice: {rooms} rooms of 6, everyone publishing audio only"),
+                    groups,
+                    cli.seconds,
+                    5,
+                    ParticipantOptions {
+                        video: false,
+                        ..ParticipantOptions::default()
+                    },
                 )
                 .await?
             }
