@@ -203,6 +203,26 @@ struct TrackOut {
 }
 
 impl TrackOut {
+    /// A track newly wanted by a subscriber: it goes into the next server offer.
+    fn wanted(publisher: PeerKey, source: Mid, kind: Kind) -> TrackOut {
+        TrackOut {
+            publisher,
+            source,
+            kind,
+            state: OutState::ToOpen,
+            stop_when_open: false,
+            layer: None,
+            target: None,
+            awaiting_keyframe: kind == Kind::Video,
+            time_offset: 0,
+            seq_offset: 0,
+            first_seq: 0,
+            last_seq_out: None,
+            last_out: None,
+            written: false,
+        }
+    }
+
     /// Starts (or switches layers) at source packet `seq` with RTP time `rtp_time`: the
     /// subscriber's sequence numbers and RTP time continue where they were, or start at the
     /// source's (within the first 2^16, so no rollover needs signalling) for a new stream.
@@ -1152,22 +1172,7 @@ impl Shard {
                     }
                     continue;
                 }
-                sub.tracks_out.push(TrackOut {
-                    publisher: pub_key,
-                    source: mid,
-                    kind,
-                    state: OutState::ToOpen,
-                    stop_when_open: false,
-                    layer: None,
-                    target: None,
-                    awaiting_keyframe: kind == Kind::Video,
-                    time_offset: 0,
-                    seq_offset: 0,
-                    first_seq: 0,
-                    last_seq_out: None,
-                    last_out: None,
-                    written: false,
-                });
+                sub.tracks_out.push(TrackOut::wanted(pub_key, mid, kind));
                 dirty = true;
             }
             if dirty {
@@ -1722,29 +1727,10 @@ fn drain(rtc: &mut Rtc, sink: Sink<'_>) -> Result<Instant, RtcError> {
 mod tests {
     use super::*;
 
-    fn track_out() -> TrackOut {
-        TrackOut {
-            publisher: 1,
-            source: Mid::from("0"),
-            kind: Kind::Video,
-            state: OutState::Open(Mid::from("0")),
-            stop_when_open: false,
-            layer: None,
-            target: None,
-            awaiting_keyframe: true,
-            time_offset: 0,
-            seq_offset: 0,
-            first_seq: 0,
-            last_seq_out: None,
-            last_out: None,
-            written: false,
-        }
-    }
-
     #[test]
     fn a_subscribers_sequence_stays_continuous_across_layer_switches() {
         let now = Instant::now();
-        let mut out = track_out();
+        let mut out = TrackOut::wanted(1, Mid::from("0"), Kind::Video);
         // A source long past its first rollover: the subscriber's stream starts below 2^16.
         out.begin(3 * 65_536 + 100, 90_000, 90_000, now);
         assert_eq!(out.map(3 * 65_536 + 100, 90_000), (100, 90_000));
