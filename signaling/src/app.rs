@@ -8,6 +8,7 @@ use crate::api;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::token::{KeyError, TokenKeys};
+use crate::web;
 use crate::ws;
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -33,9 +34,11 @@ pub struct AppState {
     pub config: Arc<Config>,
 }
 
-/// The router: `/ws`, `/api/*`, `/healthz`, `/metrics`.
+/// The router: the web client (`/`, `/join`, `/admin`, `/web/*`), `/ws`, `/api/*`, `/healthz`,
+/// `/metrics`.
 pub fn app(state: AppState) -> Router {
     Router::new()
+        .merge(web::routes())
         .route("/ws", get(websocket))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

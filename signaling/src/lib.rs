@@ -1,8 +1,9 @@
 //! tiaojie's edge: HTTP, WebSocket signaling, the control API, and the server's lifecycle.
 //!
 //! Map of the crate (dependencies point down the list, never up):
-//! - [`app`]: the axum router (`/ws`, `/api/*`, `/healthz`, `/metrics`) and [`app::Server`],
-//!   which starts everything on embedded defaults and shuts it down gracefully.
+//! - [`app`]: the axum router (`/ws`, `/api/*`, `/healthz`, `/metrics`, the web client) and
+//!   [`app::Server`], which starts everything on embedded defaults and shuts it down gracefully.
+//! - [`web`]: the browser client from `web-client/`, embedded in the binary.
 //! - [`api`]: the REST control API for admins, with its OpenAPI document generated from code.
 //! - [`ws`]: one WebSocket connection's task: rate limit, size limit, parse, dispatch, write.
 //! - [`hub`]: every live room and the operations on them (join, resume, leave, chat, mute,
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod rate_limit;
 pub mod token;
+pub mod web;
 pub mod ws;
 
 pub use app::{Server, StartError};

@@ -536,3 +536,47 @@ fn assert_update(update: &serde_json::Value, identity: &str, field: &str, value:
         "{update}"
     );
 }
+
+/// The web client is served by the server itself, with headers that keep a join link's token
+/// to this origin; pages are only at their own paths, and nothing outside the client is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_client_is_served_with_safe_headers() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("http://{}{path}", server.addr)).send();
+    for page in ["/", "/join", "/admin"] {
+        let response = get(page).await.expect("page");
+        assert_eq!(response.status(), 200, "{page}");
+        let headers = response.headers().clone();
+        assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .is_ok_and(|csp| csp.contains("script-src 'self'")),
+            "{page}"
+        );
+        let body = response.text().await.expect("body");
+        assert!(body.contains("/web/js/"), "{page} loads its module");
+    }
+    let script = get("/web/js/signaling.js").await.expect("script");
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(
+        script
+            .text()
+            .await
+            .expect("body")
+            .contains("PROTOCOL_VERSION = 1")
+    );
+    for missing in ["/web/index.html", "/web/../Cargo.toml", "/web/js/nope.js"] {
+        assert_eq!(
+            get(missing).await.expect("reply").status(),
+            404,
+            "{missing}"
+        );
+    }
+    server.stop().await;
+}

@@ -1,0 +1,270 @@
+// The web client in real Chromium (Debian's /usr/lib/chromium/chromium with a fake camera and
+// microphone), driven by playwright-core, against the real tiaojie binary. Run by `./run`,
+// which puts everything in a loopback-only network namespace. Assertions read the DOM and
+// RTCPeerConnection.getStats(), never sleeps alone. Screenshots go to docs/screenshots/.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const BIN = path.resolve(root, process.env.TIAOJIE_BIN ?? 'target/debug/tiaojie');
+const CHROMIUM = process.env.TIAOJIE_CHROMIUM ?? '/usr/lib/chromium/chromium';
+const SHOTS = path.join(root, 'docs/screenshots');
+const PORT = 8080;
+const BASE = `http://127.0.0.1:${PORT}`;
+const SECRET = 'browser-scenarios-secret-0123456789abcdefghij';
+const only = process.argv[2];
+
+const dataDir = mkdtempSync(path.join(tmpdir(), 'tiaojie-browser-'));
+const env = {
+  ...process.env,
+  TIAOJIE_SERVER_LISTEN: `127.0.0.1:${PORT}`,
+  TIAOJIE_SERVER_DATA_DIR: dataDir,
+  TIAOJIE_AUTH_SECRET: SECRET,
+  TIAOJIE_MEDIA_BIND: '127.0.0.1:50000',
+  TIAOJIE_SIGNALING_RESUME_GRACE: '20s',
+  TIAOJIE_LOG_LEVEL: process.env.TIAOJIE_LOG_LEVEL ?? 'warn',
+};
+
+function token(args) {
+  return execFileSync(BIN, ['token', 'create', ...args], { env }).toString().trim();
+}
+
+function joinToken(room, identity, name, role) {
+  return token(['--room', room, '--identity', identity, '--name', name, '--role', role, '--ttl', '1h']);
+}
+
+const adminToken = () => token(['--identity', 'admin', '--role', 'admin', '--ttl', '1h']);
+
+async function api(method, path, body) {
+  const response = await fetch(`${BASE}/api${path}`, {
+    method,
+    headers: { authorization: `Bearer ${adminToken()}`, 'content-type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+async function until(what, check, ms = 15000) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    last = await check();
+    if (last === true || (last && last.ok)) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+}
+
+// ---- the server and the browser ---------------------------------------------------------------
+
+async function startServer() {
+  const server = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  await until('the server to answer /healthz', async () => {
+    try {
+      return (await fetch(`${BASE}/healthz`)).ok;
+    } catch {
+      return false;
+    }
+  });
+  return server;
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: [
+    '--no-sandbox',
+    '--use-fake-device-for-media-stream',
+    '--use-fake-ui-for-media-stream',
+    '--allow-loopback-in-peer-connection',
+    '--autoplay-policy=no-user-gesture-required',
+  ],
+});
+
+/** A person with their own browser context (own storage) on a phone- or desktop-sized page. */
+async function person(viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport, locale: 'zh-CN' });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+  return { context, page };
+}
+
+async function enter(room, identity, name, role) {
+  const p = await person();
+  p.identity = identity;
+  await p.page.goto(`${BASE}/join?token=${joinToken(room, identity, name, role)}`);
+  await p.page.locator('#check').waitFor();
+  await p.page.locator('#join').click();
+  return p;
+}
+
+/** Per remote publisher: video frames decoded and audio packets received so far. */
+function inbound(p) {
+  return p.page.evaluate(async () => {
+    const s = window.tiaojie;
+    const out = {};
+    if (!s.media?.pc) return out;
+    for (const [id, stream] of s.media.streams) {
+      out[id] = { video: 0, audio: 0 };
+      for (const track of stream.getTracks()) {
+        const receiver = s.media.pc.getReceivers().find((r) => r.track === track);
+        if (!receiver) continue;
+        (await receiver.getStats()).forEach((x) => {
+          if (x.type !== 'inbound-rtp') return;
+          if (x.kind === 'video') out[id].video = x.framesDecoded ?? 0;
+          else out[id].audio = x.packetsReceived ?? 0;
+        });
+      }
+    }
+    return out;
+  });
+}
+
+async function receivesFrom(p, others, kinds = ['video', 'audio']) {
+  await until(`${p.identity} to decode ${kinds} from ${others}`, async () => {
+    const stats = await inbound(p);
+    const ok = others.every((o) => kinds.every((k) => (stats[o]?.[k] ?? 0) > 5));
+    return { ok, stats };
+  });
+}
+
+/** Counts of `kind` from `from` grow (true) or stand still (false) over `ms`. */
+async function flowing(p, from, kind, ms = 2500) {
+  const before = (await inbound(p))[from]?.[kind] ?? 0;
+  await new Promise((r) => setTimeout(r, ms));
+  const after = (await inbound(p))[from]?.[kind] ?? 0;
+  return after > before;
+}
+
+async function shot(p, name) {
+  mkdirSync(SHOTS, { recursive: true });
+  await p.page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+}
+
+// ---- scenarios ----------------------------------------------------------------------------
+
+const scenarios = {
+  async 'a mediator admits two parties from the lobby and all three see and hear each other'() {
+    await api('POST', '/rooms', { name: 's1', lobby: true });
+    const m = await enter('s1', 'mediator', '李调解员', 'mediator');
+    const a = await enter('s1', 'party-a', '张三', 'party');
+    const b = await enter('s1', 'party-b', '王五', 'party');
+    for (const p of [a, b]) {
+      await p.page.locator('#lobby').waitFor();
+      await p.page.locator('#lobby-message').filter({ hasText: '调解员将允许您进入' }).waitFor();
+    }
+    await shot(a, 'lobby');
+    // The mediator sees both waiting and admits them.
+    const waiting = m.page.locator('#waiting li');
+    await until('two people waiting', async () => ({
+      ok: (await waiting.count()) === 2,
+      waiting: await waiting.allTextContents(),
+      screen: await m.page.evaluate(() => [...document.querySelectorAll('[data-screen]')].find((s) => !s.hidden)?.id),
+    }));
+    await shot(m, 'mediator-lobby-list');
+    for (const name of ['张三', '王五']) {
+      await m.page.locator('#waiting li', { hasText: name }).locator('button').click();
+    }
+    for (const p of [a, b]) await p.page.locator('#room').waitFor();
+    await receivesFrom(m, ['party-a', 'party-b']);
+    await receivesFrom(a, ['mediator', 'party-b']);
+    await receivesFrom(b, ['mediator', 'party-a']);
+    // Names and roles are on the tiles.
+    await a.page.locator('[data-tile="mediator"] .role', { hasText: '调解员' }).waitFor();
+    await shot(m, 'room-three-people');
+    await m.page.setViewportSize({ width: 390, height: 844 });
+    await shot(m, 'room-phone');
+    return { m, a, b };
+  },
+
+  async 'a party on audio only stops receiving video, keeps audio, and gets video back'(ctx) {
+    const { a } = ctx;
+    await a.page.locator('#audio-only-toggle').click();
+    await until('video to stop', async () => !(await flowing(a, 'mediator', 'video')));
+    if (!(await flowing(a, 'mediator', 'audio'))) throw new Error('audio stopped with video');
+    await a.page.locator('#audio-only-toggle[aria-pressed="true"]').waitFor();
+    await shot(a, 'audio-only');
+    await a.page.locator('#audio-only-toggle').click();
+    await until('video to resume', () => flowing(a, 'mediator', 'video'));
+  },
+
+  async 'the mediator mutes a party and nobody receives its audio until unmuted'(ctx) {
+    const { m, a, b } = ctx;
+    const tile = m.page.locator('[data-tile="party-b"]');
+    await tile.locator('button.mod').first().click();
+    await a.page.locator('[data-tile="party-b"] .badge', { hasText: '已静音' }).waitFor();
+    for (const p of [m, a]) {
+      await until(`${p.identity} to stop hearing party-b`, async () => !(await flowing(p, 'party-b', 'audio')));
+    }
+    await tile.locator('button.mod').first().click();
+    for (const p of [m, a]) {
+      await until(`${p.identity} to hear party-b again`, () => flowing(p, 'party-b', 'audio'));
+    }
+    await b.page.locator('#room').waitFor();
+  },
+
+  async 'a forged or expired link shows a clear error page'() {
+    const valid = joinToken('s5', 'x', 'X', 'party');
+    const [head, payload, sig] = valid.split('.');
+    const forged = `${head}.${payload}.${sig.slice(0, -4)}AAAA`;
+    const p = await person();
+    await p.page.goto(`${BASE}/join?token=${forged}`);
+    await p.page.locator('#join').click();
+    await p.page.locator('#error-message', { hasText: '签名不符' }).waitFor();
+    await shot(p, 'error-forged-link');
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
+    claims.exp = Math.floor(Date.now() / 1000) - 60;
+    const expired = `${head}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${sig}`;
+    await p.page.goto(`${BASE}/join?token=${expired}`);
+    await p.page.locator('#error-message', { hasText: '已过期' }).waitFor();
+    await p.page.goto(`${BASE}/join`);
+    await p.page.evaluate(() => sessionStorage.clear());
+    await p.page.reload();
+    await p.page.locator('#error-message', { hasText: '没有找到参会链接' }).waitFor();
+    await p.context.close();
+  },
+
+  async 'Chinese by default, English on request'() {
+    const p = await person({ width: 390, height: 844 });
+    await p.page.goto(`${BASE}/join?token=${joinToken('s6', 'y', 'Y', 'party')}`);
+    await p.page.locator('#join', { hasText: '进入调解室' }).waitFor();
+    if ((await p.page.getAttribute('html', 'lang')) !== 'zh-CN') throw new Error('not zh-CN');
+    await shot(p, 'device-check-phone');
+    await p.page.locator('#lang-switch').click();
+    await p.page.locator('#join', { hasText: 'Enter the room' }).waitFor();
+    await p.page.locator('#check h1', { hasText: 'Check your devices' }).waitFor();
+    // The choice survives a reload.
+    await p.page.reload();
+    await p.page.locator('#join', { hasText: 'Enter the room' }).waitFor();
+    await p.context.close();
+  },
+};
+
+const server = await startServer();
+let failed = 0;
+let ctx = {};
+try {
+  for (const [name, run] of Object.entries(scenarios)) {
+    if (only && !name.includes(only)) continue;
+    const started = Date.now();
+    try {
+      ctx = (await run(ctx)) ?? ctx;
+      console.log(`ok   ${name} (${Date.now() - started} ms)`);
+    } catch (e) {
+      failed += 1;
+      console.log(`FAIL ${name}: ${e.stack ?? e}`);
+    }
+  }
+} finally {
+  await browser.close();
+  server.kill('SIGTERM');
+  rmSync(dataDir, { recursive: true, force: true });
+}
+console.log(failed ? `${failed} browser scenario(s) failed` : 'all browser scenarios passed');
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,446 @@
+// The participant client: personal link → device check → lobby or room; reconnection within
+// the server's grace period; moderation for those whose grants allow it. What a person may
+// receive is decided by the server (lobby, private rooms, mutes), never here.
+
+import { t } from './i18n.js';
+import { MediaSession } from './media.js';
+import { FINAL_CLOSE_CODES, Signaling, SignalingError } from './signaling.js';
+import { h, showScreen, tr, wireLanguageSwitch } from './ui.js';
+
+const state = {
+  token: null,
+  room: null,
+  you: null,
+  participants: new Map(), // identity → participant info from the server
+  speaker: null,
+  signaling: null,
+  media: null,
+  local: null,
+  audioOnly: false,
+  leaving: false,
+  qualityTimer: null,
+};
+
+// Tests and support staff read this to see what the page believes.
+window.tiaojie = state;
+
+wireLanguageSwitch();
+start();
+
+function start() {
+  const params = new URLSearchParams(location.search);
+  const fromUrl = params.get('token');
+  if (fromUrl) {
+    // Keep the token out of the address bar (screenshots, shoulder-surfing, history).
+    sessionStorage.setItem('tiaojie.token', fromUrl);
+    history.replaceState(null, '', '/join');
+  }
+  state.token = fromUrl || sessionStorage.getItem('tiaojie.token');
+  if (!state.token) return fail('link.missing');
+  const claims = decodeClaims(state.token);
+  if (!claims || typeof claims.room !== 'string') return fail('link.malformed');
+  if (typeof claims.exp === 'number' && claims.exp * 1000 < Date.now()) return fail('link.expired');
+  state.room = claims.room;
+  deviceCheck();
+}
+
+/** The token's claims, read without verifying (the server verifies). */
+function decodeClaims(token) {
+  try {
+    const part = token.split('.')[1];
+    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/'));
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(json, (c) => c.charCodeAt(0))));
+  } catch {
+    return null;
+  }
+}
+
+function fail(key, vars) {
+  stopQuality();
+  tr(document.getElementById('error-message'), key, vars);
+  showScreen('error');
+}
+
+function failWith(error) {
+  if (error instanceof SignalingError) {
+    const key = `error.${error.code}`;
+    if (t(key) !== key) return fail(key);
+    return fail('error.generic', { message: error.message });
+  }
+  return fail('error.generic', { message: String(error?.message ?? error) });
+}
+
+// ---- device check -------------------------------------------------------------------------
+
+async function deviceCheck() {
+  showScreen('check');
+  const note = document.getElementById('check-note');
+  const preview = document.getElementById('preview');
+  const audioOnly = document.getElementById('audio-only');
+  try {
+    state.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+  } catch (e) {
+    state.local = null;
+    note.hidden = false;
+    tr(note, e?.name === 'NotAllowedError' ? 'check.denied' : 'check.no_device');
+  }
+  if (state.local) {
+    preview.srcObject = state.local;
+    await fillDeviceLists();
+    meterMicrophone(state.local);
+  }
+  audioOnly.addEventListener('change', () => {
+    for (const track of state.local?.getVideoTracks() ?? []) track.enabled = !audioOnly.checked;
+  });
+  document.getElementById('speaker-test').onclick = speakerTest;
+  document.getElementById('join').onclick = () => {
+    state.audioOnly = audioOnly.checked;
+    enter();
+  };
+}
+
+async function fillDeviceLists() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  for (const [kind, id] of [
+    ['videoinput', 'camera-select'],
+    ['audioinput', 'mic-select'],
+  ]) {
+    const select = document.getElementById(id);
+    select.replaceChildren(
+      ...devices
+        .filter((d) => d.kind === kind)
+        .map((d, i) => h('option', { value: d.deviceId }, d.label || `${kind} ${i + 1}`)),
+    );
+    select.onchange = () => switchDevice(kind === 'videoinput' ? 'video' : 'audio', select.value);
+  }
+}
+
+async function switchDevice(kind, deviceId) {
+  const constraints = { [kind]: { deviceId: { exact: deviceId } } };
+  const fresh = await navigator.mediaDevices.getUserMedia(constraints);
+  for (const old of state.local.getTracks().filter((x) => x.kind === kind)) {
+    state.local.removeTrack(old);
+    old.stop();
+  }
+  for (const track of fresh.getTracks()) state.local.addTrack(track);
+  document.getElementById('preview').srcObject = state.local;
+}
+
+function meterMicrophone(stream) {
+  if (!stream.getAudioTracks().length) return;
+  const ctx = new AudioContext();
+  const analyser = ctx.createAnalyser();
+  ctx.createMediaStreamSource(stream).connect(analyser);
+  const data = new Uint8Array(analyser.fftSize);
+  const meter = document.getElementById('mic-meter');
+  const tick = () => {
+    if (document.getElementById('check').hidden) return ctx.close();
+    analyser.getByteTimeDomainData(data);
+    const peak = data.reduce((m, v) => Math.max(m, Math.abs(v - 128)), 0);
+    meter.value = Math.min(100, Math.round((peak / 128) * 100));
+    requestAnimationFrame(tick);
+  };
+  tick();
+}
+
+function speakerTest() {
+  const ctx = new AudioContext();
+  const osc = ctx.createOscillator();
+  const gain = ctx.createGain();
+  osc.frequency.value = 440;
+  gain.gain.value = 0.1;
+  osc.connect(gain).connect(ctx.destination);
+  osc.start();
+  const status = document.getElementById('speaker-status');
+  tr(status, 'check.speaker.playing');
+  setTimeout(() => {
+    osc.stop();
+    ctx.close();
+    status.textContent = '';
+    delete status.dataset.i18n;
+  }, 1500);
+}
+
+// ---- joining ------------------------------------------------------------------------------
+
+async function enter() {
+  const signaling = new Signaling();
+  state.signaling = signaling;
+  try {
+    await signaling.connect();
+    const joined = await signaling.join(state.room, state.token);
+    listen(signaling);
+    present(joined);
+    state.media = new MediaSession(signaling);
+    state.media.addEventListener('streams', renderTiles);
+    if (state.local && state.audioOnly) {
+      for (const track of state.local.getVideoTracks()) {
+        state.local.removeTrack(track);
+        track.stop();
+      }
+    }
+    await state.media.start(state.local);
+    if (state.audioOnly) await setAudioOnly(true);
+    startQuality();
+  } catch (e) {
+    signaling.drop();
+    failWith(e);
+  }
+}
+
+/** Takes in a `joined` or `resumed` reply. */
+function present(reply) {
+  state.you = reply.you;
+  state.participants = new Map(reply.participants.map((p) => [p.identity, p]));
+  render();
+}
+
+function listen(signaling) {
+  const on = (type, f) => signaling.addEventListener(type, (e) => f(e.detail));
+  on('participant.joined', (m) => {
+    state.participants.set(m.participant.identity, m.participant);
+    render();
+  });
+  on('participant.updated', (m) => {
+    if (m.participant.identity === state.you.identity) state.you = m.participant;
+    else state.participants.set(m.participant.identity, m.participant);
+    if (m.participant.identity === state.you.identity && m.participant.media === 'lost') {
+      state.media?.restart();
+    }
+    render();
+  });
+  on('participant.left', (m) => {
+    state.participants.delete(m.identity);
+    render();
+  });
+  on('speaker.active', (m) => {
+    state.speaker = m.identity;
+    renderTiles();
+  });
+  on('chat', (m) => addChat(m.from, m.text, m.to));
+  on('removed', (m) => finish('left.removed', { reason: m.reason || t('moderation.remove.reason') }));
+  on('room.closed', (m) => finish('left.closed', { reason: m.reason || '' }));
+  on('closed', (e) => closed(e.detail ?? e));
+}
+
+function closed({ code }) {
+  if (state.leaving) return;
+  if (code === 4002) return finish('left.elsewhere');
+  if (FINAL_CLOSE_CODES.has(code)) return;
+  reconnect();
+}
+
+// ---- reconnection -------------------------------------------------------------------------
+
+async function reconnect() {
+  const banner = document.getElementById('reconnecting');
+  banner.hidden = false;
+  tr(document.getElementById('reconnecting-text'), 'reconnect.lost');
+  document.getElementById('rejoin').hidden = true;
+  const deadline = Date.now() + state.signaling.resumeGraceMs;
+  let wait = 500;
+  while (Date.now() < deadline && !state.leaving) {
+    try {
+      await state.signaling.connect();
+      const reply = await state.signaling.resume();
+      present(reply);
+      banner.hidden = true;
+      return;
+    } catch (e) {
+      if (e instanceof SignalingError && e.code === 'resume_failed') break;
+      state.signaling.drop();
+      await new Promise((r) => setTimeout(r, wait));
+      wait = Math.min(wait * 2, 4000);
+    }
+  }
+  tr(document.getElementById('reconnecting-text'), 'reconnect.failed');
+  const rejoin = document.getElementById('rejoin');
+  rejoin.hidden = false;
+  rejoin.onclick = () => location.reload();
+}
+
+// ---- the room -----------------------------------------------------------------------------
+
+function render() {
+  if (!state.you) return;
+  const inLobby = state.you.space === 'lobby';
+  showScreen(inLobby ? 'lobby' : 'room');
+  const where = document.getElementById('where');
+  if (state.you.space?.startsWith('private:')) {
+    tr(where, 'room.private', { key: state.you.space.slice('private:'.length) });
+  } else {
+    tr(where, 'room.title');
+  }
+  renderControls();
+  renderTiles();
+  renderModeration();
+}
+
+function renderControls() {
+  const mic = document.getElementById('mic');
+  const cam = document.getElementById('cam');
+  const audioOnly = document.getElementById('audio-only-toggle');
+  tr(mic, state.you.audio_muted ? 'room.mic.on' : 'room.mic.off');
+  mic.setAttribute('aria-pressed', String(state.you.audio_muted));
+  tr(cam, state.you.video_muted ? 'room.cam.on' : 'room.cam.off');
+  cam.setAttribute('aria-pressed', String(state.you.video_muted));
+  cam.disabled = !state.local?.getVideoTracks().length;
+  tr(audioOnly, state.audioOnly ? 'room.audio_only.off' : 'room.audio_only.on');
+  audioOnly.setAttribute('aria-pressed', String(state.audioOnly));
+}
+
+function tileFor(identity) {
+  let tile = document.querySelector(`[data-tile="${CSS.escape(identity)}"]`);
+  if (!tile) {
+    const video = h('video', { autoplay: true, playsinline: true });
+    if (identity === state.you.identity) video.muted = true;
+    tile = h(
+      'figure',
+      { class: 'tile', dataset: { tile: identity } },
+      video,
+      h('figcaption', {}, h('span', { class: 'name' }), h('span', { class: 'role' }), h('span', { class: 'badges' })),
+    );
+    document.getElementById('tiles').append(tile);
+  }
+  return tile;
+}
+
+function renderTiles() {
+  if (!state.you) return;
+  const everyone = [state.you, ...state.participants.values()].filter(
+    (p) => p.identity === state.you.identity || p.space === state.you.space,
+  );
+  const keep = new Set(everyone.map((p) => p.identity));
+  for (const tile of document.querySelectorAll('[data-tile]')) {
+    if (!keep.has(tile.dataset.tile)) tile.remove();
+  }
+  for (const p of everyone) {
+    const tile = tileFor(p.identity);
+    const mine = p.identity === state.you.identity;
+    const stream = mine ? state.local : state.media?.streams.get(p.identity);
+    const video = tile.querySelector('video');
+    if (stream && video.srcObject !== stream) video.srcObject = stream;
+    if (!stream) video.srcObject = null;
+    tile.querySelector('.name').textContent = p.name + (mine ? ` ${t('room.you')}` : '');
+    tr(tile.querySelector('.role'), `role.${p.role}`);
+    const badges = tile.querySelector('.badges');
+    badges.replaceChildren(
+      ...[
+        p.audio_muted && 'room.muted',
+        p.video_muted && 'room.camera_off',
+        state.speaker === p.identity && 'room.speaking',
+      ]
+        .filter(Boolean)
+        .map((key) => tr(h('span', { class: `badge ${key.replace('.', '-')}` }), key)),
+    );
+    tile.classList.toggle('speaking', state.speaker === p.identity);
+    if (!mine && state.you.grants.includes('moderate')) {
+      const muteKey = p.audio_muted ? 'moderation.unmute' : 'moderation.mute';
+      badges.append(
+        tr(h('button', { class: 'mod', onclick: () => moderateMute(p) }), muteKey),
+        tr(h('button', { class: 'mod danger', onclick: () => moderateRemove(p) }), 'moderation.remove'),
+      );
+    }
+  }
+}
+
+function renderModeration() {
+  const panel = document.getElementById('moderation');
+  panel.hidden = !state.you.grants.includes('moderate');
+  if (panel.hidden) return;
+  const waiting = [...state.participants.values()].filter((p) => p.space === 'lobby');
+  const list = document.getElementById('waiting');
+  list.replaceChildren(
+    ...waiting.map((p) =>
+      h(
+        'li',
+        {},
+        h('span', {}, `${p.name} · ${t(`role.${p.role}`)}`),
+        tr(h('button', { onclick: () => state.signaling.moderate('admit', p.identity).catch(failWith) }), 'moderation.admit'),
+      ),
+    ),
+  );
+  if (!waiting.length) list.append(tr(h('li', { class: 'empty' }), 'moderation.none_waiting'));
+}
+
+function moderateMute(p) {
+  state.signaling
+    .moderate('mute', p.identity, { kind: 'audio', muted: !p.audio_muted })
+    .catch(failWith);
+}
+
+function moderateRemove(p) {
+  state.signaling
+    .moderate('remove', p.identity, { reason: t('moderation.remove.reason') })
+    .catch(failWith);
+}
+
+async function toggleMute(kind) {
+  const field = kind === 'audio' ? 'audio_muted' : 'video_muted';
+  const muted = !state.you[field];
+  state.media.setEnabled(kind, !muted);
+  await state.signaling.mute(kind, muted);
+}
+
+async function setAudioOnly(on) {
+  state.audioOnly = on;
+  await state.media.setAudioOnly(on);
+  renderControls();
+}
+
+function addChat(from, text, to) {
+  const sender = from === state.you.identity ? state.you : state.participants.get(from);
+  const item = h('li', {}, h('b', {}, sender?.name ?? from), to ? ' → ' : '', ': ', text);
+  document.getElementById('chat-log').append(item);
+  item.scrollIntoView({ block: 'nearest' });
+}
+
+async function sendChat(event) {
+  event.preventDefault();
+  const input = document.getElementById('chat-input');
+  const text = input.value.trim();
+  if (!text) return;
+  await state.signaling.chat(text);
+  addChat(state.you.identity, text, null);
+  input.value = '';
+}
+
+function startQuality() {
+  const show = async () => {
+    const level = (await state.media?.quality()) ?? 'unknown';
+    const el = document.getElementById('quality');
+    el.dataset.level = level;
+    tr(el, 'room.quality', { level: t(`quality.${level}`) });
+  };
+  show();
+  state.qualityTimer = setInterval(show, 2000);
+}
+
+function stopQuality() {
+  clearInterval(state.qualityTimer);
+}
+
+async function leave() {
+  state.leaving = true;
+  try {
+    await state.signaling.leave();
+  } catch {
+    // Leaving anyway.
+  }
+  finish('left.title');
+}
+
+function finish(key, vars) {
+  state.leaving = true;
+  stopQuality();
+  state.media?.close();
+  tr(document.getElementById('left-message'), key, vars);
+  showScreen('left');
+}
+
+document.getElementById('mic').onclick = () => toggleMute('audio').catch(failWith);
+document.getElementById('cam').onclick = () => toggleMute('video').catch(failWith);
+document.getElementById('audio-only-toggle').onclick = () => setAudioOnly(!state.audioOnly).catch(failWith);
+document.getElementById('leave').onclick = leave;
+document.getElementById('lobby-leave').onclick = leave;
+document.getElementById('chat-form').onsubmit = (e) => sendChat(e).catch(failWith);
