@@ -95,9 +95,10 @@ async function person(viewport = { width: 1280, height: 800 }) {
   return { context, page };
 }
 
-async function enter(room, identity, name, role) {
+async function enter(room, identity, name, role, beforeJoin) {
   const p = await person();
   p.identity = identity;
+  await beforeJoin?.(p);
   await p.page.goto(`${BASE}/join?token=${joinToken(room, identity, name, role)}`);
   await p.page.locator('#check').waitFor();
   await p.page.locator('#join').click();
@@ -169,7 +170,7 @@ const scenarios = {
     }));
     await shot(m, 'mediator-lobby-list');
     for (const name of ['张三', '王五']) {
-      await m.page.locator('#waiting li', { hasText: name }).locator('button').click();
+      await m.page.locator('#waiting li', { hasText: name }).getByRole('button', { name: '允许进入' }).click();
     }
     for (const p of [a, b]) await p.page.locator('#room').waitFor();
     await receivesFrom(m, ['party-a', 'party-b']);
@@ -207,6 +208,74 @@ const scenarios = {
       await until(`${p.identity} to hear party-b again`, () => flowing(p, 'party-b', 'audio'));
     }
     await b.page.locator('#room').waitFor();
+  },
+
+  async 'a party whose network drops and returns within the grace period never leaves'(ctx) {
+    // The party's signaling goes through a WebSocket route we can cut: close it and refuse
+    // new connections for a few seconds, then let them through again.
+    let cut = false;
+    const sockets = [];
+    const c = await enter('s4', 'party-c', '赵六', 'party', (p) =>
+      p.page.routeWebSocket(/\/ws$/, (ws) => {
+        if (cut) return ws.close({ code: 4999, reason: 'network cut (test)' });
+        sockets.push({ ws, server: ws.connectToServer() });
+      }),
+    );
+    const m = await enter('s4', 'mediator-2', '钱调解员', 'mediator');
+    await until('party-c in the room', () =>
+      c.page.evaluate(() => ({
+        ok: !document.getElementById('room').hidden,
+        screen: [...document.querySelectorAll('[data-screen]')].find((x) => !x.hidden)?.id,
+        error: document.getElementById('error-message').textContent,
+      })),
+    );
+    await receivesFrom(m, ['party-c']);
+    await m.page.evaluate(() => {
+      window.leftEvents = [];
+      window.tiaojie.signaling.addEventListener('participant.left', (e) => window.leftEvents.push(e.detail.identity));
+    });
+    cut = true;
+    for (const s of sockets.splice(0)) {
+      await s.ws.close({ code: 4999, reason: 'network cut (test)' });
+    }
+    await c.page.locator('#reconnecting').waitFor();
+    await shot(c, 'reconnecting');
+    await m.page.locator('[data-tile="party-c"] .badge', { hasText: '等待重连' }).waitFor();
+    await new Promise((r) => setTimeout(r, 3000));
+    cut = false;
+    await c.page.locator('#reconnecting').waitFor({ state: 'hidden', timeout: 15000 });
+    await m.page.locator('[data-tile="party-c"] .badge', { hasText: '等待重连' }).waitFor({ state: 'detached' });
+    const left = await m.page.evaluate(() => window.leftEvents);
+    if (left.length) throw new Error(`the mediator saw leaves: ${left}`);
+    await until('media from party-c to keep flowing', () => flowing(m, 'party-c', 'video'));
+    await until('media to party-c to keep flowing', () => flowing(c, 'mediator-2', 'audio'));
+    // The party's connection works again: a chat message goes through.
+    await c.page.locator('#chat-input').fill('我回来了');
+    await c.page.locator('#chat-form button').click();
+    await m.page.locator('#chat-log li', { hasText: '我回来了' }).waitFor();
+    await c.context.close();
+    await m.context.close();
+    return ctx;
+  },
+
+  async 'a declined person is told so, and the admin page lists live rooms and acts on them'() {
+    await api('POST', '/rooms', { name: 's7', lobby: true });
+    const m = await enter('s7', 'mediator-3', '孙调解员', 'mediator');
+    const d = await enter('s7', 'party-d', '周七', 'party');
+    await d.page.locator('#lobby').waitFor();
+    await m.page.locator('#waiting li', { hasText: '周七' }).getByRole('button', { name: '拒绝' }).click();
+    await d.page.locator('#left-message', { hasText: '调解员未允许您进入本次调解' }).waitFor();
+
+    const admin = await person();
+    await admin.page.goto(`${BASE}/admin`);
+    await admin.page.locator('#admin-token').fill(adminToken());
+    await admin.page.locator('#token-form button').click();
+    const room = admin.page.locator('[data-room="s7"]');
+    await room.locator('td', { hasText: '孙调解员' }).waitFor();
+    await shot(admin, 'admin');
+    await room.getByRole('button', { name: '关闭调解室' }).click();
+    await m.page.locator('#left-message', { hasText: '调解室已关闭' }).waitFor();
+    for (const p of [m, d, admin]) await p.context.close();
   },
 
   async 'a forged or expired link shows a clear error page'() {

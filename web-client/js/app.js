@@ -77,23 +77,29 @@ async function deviceCheck() {
   const note = document.getElementById('check-note');
   const preview = document.getElementById('preview');
   const audioOnly = document.getElementById('audio-only');
-  try {
-    state.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
-  } catch (e) {
-    state.local = null;
-    note.hidden = false;
-    tr(note, e?.name === 'NotAllowedError' ? 'check.denied' : 'check.no_device');
-  }
-  if (state.local) {
-    preview.srcObject = state.local;
-    await fillDeviceLists();
-    meterMicrophone(state.local);
-  }
+  const join = document.getElementById('join');
+  // The button works at once; joining waits for the devices (a permission prompt may be open).
+  const devices = (async () => {
+    try {
+      state.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+    } catch (e) {
+      state.local = null;
+      note.hidden = false;
+      tr(note, e?.name === 'NotAllowedError' ? 'check.denied' : 'check.no_device');
+    }
+    if (state.local) {
+      preview.srcObject = state.local;
+      await fillDeviceLists();
+      meterMicrophone(state.local);
+    }
+  })();
   audioOnly.addEventListener('change', () => {
     for (const track of state.local?.getVideoTracks() ?? []) track.enabled = !audioOnly.checked;
   });
   document.getElementById('speaker-test').onclick = speakerTest;
-  document.getElementById('join').onclick = () => {
+  join.onclick = async () => {
+    join.disabled = true;
+    await devices;
     state.audioOnly = audioOnly.checked;
     enter();
   };
@@ -328,6 +334,7 @@ function renderTiles() {
       ...[
         p.audio_muted && 'room.muted',
         p.video_muted && 'room.camera_off',
+        p.connection === 'reconnecting' && 'room.reconnecting',
         state.speaker === p.identity && 'room.speaking',
       ]
         .filter(Boolean)
@@ -356,7 +363,22 @@ function renderModeration() {
         'li',
         {},
         h('span', {}, `${p.name} · ${t(`role.${p.role}`)}`),
-        tr(h('button', { onclick: () => state.signaling.moderate('admit', p.identity).catch(failWith) }), 'moderation.admit'),
+        h(
+          'span',
+          {},
+          tr(h('button', { onclick: () => state.signaling.moderate('admit', p.identity).catch(failWith) }), 'moderation.admit'),
+          ' ',
+          tr(
+            h('button', {
+              class: 'danger',
+              onclick: () =>
+                state.signaling
+                  .moderate('remove', p.identity, { reason: t('moderation.decline.reason') })
+                  .catch(failWith),
+            }),
+            'moderation.decline',
+          ),
+        ),
       ),
     ),
   );
