@@ -278,6 +278,26 @@ const scenarios = {
     for (const p of [m, d, admin]) await p.context.close();
   },
 
+  async 'someone who refuses the camera and microphone is told so and can still enter'() {
+    // A second browser that denies the permission prompt instead of faking consent. (It enters
+    // listen-only; its media is not checked here: without the permission Chromium offers ICE
+    // only the default route's interface, and this namespace has only loopback.)
+    const denying = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--use-fake-device-for-media-stream', '--deny-permission-prompts'],
+    });
+    try {
+      const page = await (await denying.newContext({ locale: 'zh-CN' })).newPage();
+      await page.goto(`${BASE}/join?token=${joinToken('s8', 'listener', '吴八', 'party')}`);
+      await page.locator('#check-note', { hasText: '未获准使用摄像头或麦克风' }).waitFor();
+      await page.locator('#join').click();
+      await page.locator('#room').waitFor();
+      await page.locator('#cam[disabled]').waitFor();
+    } finally {
+      await denying.close();
+    }
+  },
+
   async 'a forged or expired link shows a clear error page'() {
     const valid = joinToken('s5', 'x', 'X', 'party');
     const [head, payload, sig] = valid.split('.');
