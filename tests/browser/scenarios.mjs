@@ -27,7 +27,7 @@ const env = {
   TIAOJIE_SERVER_DATA_DIR: dataDir,
   TIAOJIE_AUTH_SECRET: SECRET,
   TIAOJIE_MEDIA_BIND: '127.0.0.1:50000',
-  TIAOJIE_SIGNALING_RESUME_GRACE: '20s',
+  TIAOJIE_SIGNALING_RESUME_GRACE: '8s',
   TIAOJIE_LOG_LEVEL: process.env.TIAOJIE_LOG_LEVEL ?? 'warn',
 };
 
@@ -256,6 +256,33 @@ const scenarios = {
     await c.context.close();
     await m.context.close();
     return ctx;
+  },
+
+  async 'after the grace period the page offers to enter again, and that works'() {
+    let cut = false;
+    const sockets = [];
+    const e = await enter('s9', 'party-e', '冯九', 'party', (p) =>
+      p.page.routeWebSocket(/\/ws$/, (ws) => {
+        if (cut) return ws.close({ code: 4999, reason: 'network cut (test)' });
+        sockets.push({ ws, server: ws.connectToServer() });
+      }),
+    );
+    const m = await enter('s9', 'mediator-5', '陈调解员', 'mediator');
+    await m.page.locator('[data-tile="party-e"]').waitFor();
+    cut = true;
+    for (const s of sockets.splice(0)) await s.ws.close({ code: 4999, reason: 'network cut (test)' });
+    // The grace period (8 s here) runs out: the others see the party leave, the party's page
+    // stops trying and offers to enter again.
+    await m.page.locator('[data-tile="party-e"]').waitFor({ state: 'detached', timeout: 20000 });
+    await e.page.locator('#rejoin').waitFor({ timeout: 20000 });
+    await e.page.locator('#reconnecting-text', { hasText: '未能恢复连接' }).waitFor();
+    cut = false;
+    await e.page.locator('#rejoin').click();
+    await e.page.locator('#join').click();
+    await e.page.locator('#room').waitFor();
+    await m.page.locator('[data-tile="party-e"]').waitFor();
+    await receivesFrom(m, ['party-e']);
+    for (const p of [m, e]) await p.context.close();
   },
 
   async 'a declined person is told so, and the admin page lists live rooms and acts on them'() {

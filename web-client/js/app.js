@@ -18,6 +18,7 @@ const state = {
   local: null,
   audioOnly: false,
   leaving: false,
+  reconnecting: false,
   qualityTimer: null,
 };
 
@@ -230,7 +231,8 @@ function listen(signaling) {
 }
 
 function closed({ code }) {
-  if (state.leaving) return;
+  // Sockets opened while reconnecting close too; the loop that opened them handles that.
+  if (state.leaving || state.reconnecting) return;
   if (code === 4002) return finish('left.elsewhere');
   if (FINAL_CLOSE_CODES.has(code)) return;
   reconnect();
@@ -239,6 +241,15 @@ function closed({ code }) {
 // ---- reconnection -------------------------------------------------------------------------
 
 async function reconnect() {
+  state.reconnecting = true;
+  try {
+    await resumeWithinGrace();
+  } finally {
+    state.reconnecting = false;
+  }
+}
+
+async function resumeWithinGrace() {
   const banner = document.getElementById('reconnecting');
   banner.hidden = false;
   tr(document.getElementById('reconnecting-text'), 'reconnect.lost');

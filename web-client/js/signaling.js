@@ -32,10 +32,16 @@ export class Signaling extends EventTarget {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.url);
       this.ws = ws;
-      ws.onopen = () => resolve();
+      let opened = false;
+      ws.onopen = () => {
+        opened = true;
+        resolve();
+      };
       ws.onerror = () => reject(new SignalingError('network', 'cannot reach the server'));
       ws.onmessage = (e) => this.receive(e.data);
       ws.onclose = (e) => {
+        // Closed before it opened: no error event is promised, so fail the connect here.
+        if (!opened) reject(new SignalingError('network', 'cannot reach the server'));
         if (this.ws !== ws) return;
         this.ws = null;
         for (const { reject: fail } of this.pending.values()) {
