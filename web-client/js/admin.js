@@ -65,7 +65,7 @@ function roomSection(room, people) {
           {},
           h('td', {}, p.name),
           h('td', {}, t(`role.${p.role}`)),
-          h('td', {}, p.space ?? ''),
+          h('td', {}, spaceLabel(p.space)),
           h('td', {}, p.audio_muted ? t('room.muted') : ''),
           h(
             'td',
@@ -81,4 +81,9 @@ function roomSection(room, people) {
     ),
     h('p', {}, tr(h('button', { class: 'danger', onclick: act(`${base}/close`, { reason: '' }) }), 'admin.close')),
   );
+}
+
+function spaceLabel(space = '') {
+  if (space.startsWith('private:')) return t('space.private', { key: space.slice('private:'.length) });
+  return space ? t(`space.${space}`) : '';
 }
