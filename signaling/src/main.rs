@@ -4,6 +4,7 @@
 //! - `tiaojie token create --room R --identity ID --name N --role ROLE [--ttl 2h]`: print a token.
 //! - `tiaojie keys generate --out DIR`: write an Ed25519 key pair for `auth.algorithm = "EdDSA"`.
 //! - `tiaojie config show [--config FILE]`: print the configuration in force (secrets hidden).
+//! - `tiaojie recording verify DIR`: check a recording's segments, hash chain and signatures.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -49,6 +50,21 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Recordings.
+    Recording {
+        #[command(subcommand)]
+        command: RecordingCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordingCommand {
+    /// Recompute a recording's hash chain from its files and check every signature; say exactly
+    /// what does not match. Exit status 1 if anything does.
+    Verify {
+        /// The recording's directory (holds recording.json and chain.jsonl).
+        dir: PathBuf,
     },
 }
 
@@ -199,6 +215,16 @@ fn main() -> anyhow::Result<()> {
                 config.auth.secret = "(hidden)".into();
             }
             print!("{}", toml::to_string(&config)?);
+            Ok(())
+        }
+        Command::Recording {
+            command: RecordingCommand::Verify { dir },
+        } => {
+            let report = tiaojie_recorder::verify(&dir);
+            print!("{report}");
+            if !report.problems.is_empty() {
+                std::process::exit(1);
+            }
             Ok(())
         }
     }

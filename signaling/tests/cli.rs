@@ -262,3 +262,54 @@ fn base64_url_decode(text: &str) -> Vec<u8> {
         .decode(text)
         .expect("base64url")
 }
+
+/// `tiaojie recording verify DIR` passes an untouched recording and names a one-byte change.
+#[test]
+fn recording_verify_passes_a_clean_recording_and_names_a_changed_byte() {
+    use tiaojie_recorder::{CaptureConfig, Packet, Recording, SigningKey};
+    let dir = temp_dir("recording").join("rec");
+    let (key, _) = SigningKey::generate().expect("key");
+    let config = CaptureConfig {
+        segment_bytes: 4_000,
+        ..CaptureConfig::default()
+    };
+    let mut r = Recording::create(&dir, "rec-1", config, key).expect("create");
+    for i in 0..100u64 {
+        r.write(&Packet {
+            track: "party-a-audio",
+            arrival_us: 1_000 + i * 20_000,
+            seq: i,
+            rtp_time: i * 960,
+            marker: false,
+            keyframe: false,
+            payload: &[0x55; 120],
+        })
+        .expect("write");
+    }
+    r.finish().expect("finish");
+
+    let clean = Command::new(BIN)
+        .args(["recording", "verify"])
+        .arg(&dir)
+        .output()
+        .expect("run");
+    let out = String::from_utf8_lossy(&clean.stdout);
+    assert!(clean.status.success(), "{out}");
+    assert!(out.contains("verified"), "{out}");
+
+    let segment = dir.join("party-a-audio/000001.seg");
+    let mut data = std::fs::read(&segment).expect("segment");
+    data[100] ^= 0x80;
+    std::fs::write(&segment, data).expect("tamper");
+    let tampered = Command::new(BIN)
+        .args(["recording", "verify"])
+        .arg(&dir)
+        .output()
+        .expect("run");
+    let out = String::from_utf8_lossy(&tampered.stdout);
+    assert_eq!(tampered.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("party-a-audio/000001.seg (chain entry 0) was modified in bytes 0.."),
+        "{out}"
+    );
+}
