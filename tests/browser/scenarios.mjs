@@ -105,6 +105,31 @@ async function enter(room, identity, name, role, beforeJoin) {
   return p;
 }
 
+/**
+ * A page's signaling through a WebSocket route that can be cut: `install` before the page
+ * connects; `cut()` closes the socket and refuses new ones; `restore()` lets them through.
+ */
+function cuttableSignaling() {
+  let cut = false;
+  const sockets = [];
+  const close = (ws) => ws.close({ code: 4999, reason: 'network cut (test)' });
+  return {
+    install: (p) =>
+      p.page.routeWebSocket(/\/ws$/, (ws) => {
+        if (cut) return close(ws);
+        sockets.push(ws);
+        ws.connectToServer();
+      }),
+    async cut() {
+      cut = true;
+      for (const ws of sockets.splice(0)) await close(ws);
+    },
+    restore() {
+      cut = false;
+    },
+  };
+}
+
 /** Per remote publisher: video frames decoded and audio packets received so far. */
 function inbound(p) {
   return p.page.evaluate(async () => {
@@ -211,16 +236,9 @@ const scenarios = {
   },
 
   async 'a party whose network drops and returns within the grace period never leaves'(ctx) {
-    // The party's signaling goes through a WebSocket route we can cut: close it and refuse
-    // new connections for a few seconds, then let them through again.
-    let cut = false;
-    const sockets = [];
-    const c = await enter('s4', 'party-c', '赵六', 'party', (p) =>
-      p.page.routeWebSocket(/\/ws$/, (ws) => {
-        if (cut) return ws.close({ code: 4999, reason: 'network cut (test)' });
-        sockets.push({ ws, server: ws.connectToServer() });
-      }),
-    );
+    // The party's signaling is cut for a few seconds, then let through again.
+    const network = cuttableSignaling();
+    const c = await enter('s4', 'party-c', '赵六', 'party', network.install);
     const m = await enter('s4', 'mediator-2', '钱调解员', 'mediator');
     await until('party-c in the room', () =>
       c.page.evaluate(() => ({
@@ -234,15 +252,12 @@ const scenarios = {
       window.leftEvents = [];
       window.tiaojie.signaling.addEventListener('participant.left', (e) => window.leftEvents.push(e.detail.identity));
     });
-    cut = true;
-    for (const s of sockets.splice(0)) {
-      await s.ws.close({ code: 4999, reason: 'network cut (test)' });
-    }
+    await network.cut();
     await c.page.locator('#reconnecting').waitFor();
     await shot(c, 'reconnecting');
     await m.page.locator('[data-tile="party-c"] .badge', { hasText: '等待重连' }).waitFor();
     await new Promise((r) => setTimeout(r, 3000));
-    cut = false;
+    network.restore();
     await c.page.locator('#reconnecting').waitFor({ state: 'hidden', timeout: 15000 });
     await m.page.locator('[data-tile="party-c"] .badge', { hasText: '等待重连' }).waitFor({ state: 'detached' });
     const left = await m.page.evaluate(() => window.leftEvents);
@@ -259,24 +274,17 @@ const scenarios = {
   },
 
   async 'after the grace period the page offers to enter again, and that works'() {
-    let cut = false;
-    const sockets = [];
-    const e = await enter('s9', 'party-e', '冯九', 'party', (p) =>
-      p.page.routeWebSocket(/\/ws$/, (ws) => {
-        if (cut) return ws.close({ code: 4999, reason: 'network cut (test)' });
-        sockets.push({ ws, server: ws.connectToServer() });
-      }),
-    );
+    const network = cuttableSignaling();
+    const e = await enter('s9', 'party-e', '冯九', 'party', network.install);
     const m = await enter('s9', 'mediator-5', '陈调解员', 'mediator');
     await m.page.locator('[data-tile="party-e"]').waitFor();
-    cut = true;
-    for (const s of sockets.splice(0)) await s.ws.close({ code: 4999, reason: 'network cut (test)' });
+    await network.cut();
     // The grace period (8 s here) runs out: the others see the party leave, the party's page
     // stops trying and offers to enter again.
     await m.page.locator('[data-tile="party-e"]').waitFor({ state: 'detached', timeout: 20000 });
     await e.page.locator('#rejoin').waitFor({ timeout: 20000 });
     await e.page.locator('#reconnecting-text', { hasText: '未能恢复连接' }).waitFor();
-    cut = false;
+    network.restore();
     await e.page.locator('#rejoin').click();
     await e.page.locator('#join').click();
     await e.page.locator('#room').waitFor();
