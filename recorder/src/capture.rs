@@ -353,10 +353,11 @@ pub(crate) fn now_us() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::verify::verify;
 
+    /// A fresh, empty path under the temporary directory.
     pub(crate) fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "tiaojie-recorder-{name}-{}-{}",
@@ -367,30 +368,39 @@ mod tests {
         dir
     }
 
+    /// A recording in `dir` signed with a fresh key.
+    pub(crate) fn start(dir: &Path, config: CaptureConfig) -> Recording {
+        let (key, _) = SigningKey::generate().expect("key");
+        Recording::create(dir, "rec", config, key).expect("create")
+    }
+
+    /// The `i`th packet of a 20 ms track.
+    pub(crate) fn packet<'a>(track: &'a str, i: u64, payload: &'a [u8]) -> Packet<'a> {
+        Packet {
+            track,
+            arrival_us: 1_000_000 + i * 20_000,
+            seq: i,
+            rtp_time: i * 960,
+            marker: false,
+            keyframe: false,
+            payload,
+        }
+    }
+
     #[test]
     fn segments_seal_by_size_and_age_and_the_chain_links_them() {
         let dir = temp_dir("seal");
-        let (key, _) = SigningKey::generate().expect("key");
         let config = CaptureConfig {
             segment_bytes: 2_000,
             segment_age: Duration::from_secs(1),
             checkpoint_every: 2,
             block_size: 512,
         };
-        let mut r = Recording::create(&dir, "rec-1", config, key).expect("create");
+        let mut r = start(&dir, config);
         let payload = [7u8; 100];
         for i in 0..60u64 {
             for track in ["a-audio", "b-video"] {
-                r.write(&Packet {
-                    track,
-                    arrival_us: 1_000_000 + i * 20_000,
-                    seq: i,
-                    rtp_time: i * 960,
-                    marker: true,
-                    keyframe: i == 0,
-                    payload: &payload,
-                })
-                .expect("write");
+                r.write(&packet(track, i, &payload)).expect("write");
             }
         }
         let last = r.finish().expect("finish").expect("a checkpoint");
@@ -425,20 +435,13 @@ mod tests {
     #[test]
     fn bad_track_names_and_reused_directories_are_refused() {
         let dir = temp_dir("names");
-        let (key, _) = SigningKey::generate().expect("key");
-        let mut r = Recording::create(&dir, "rec", CaptureConfig::default(), key).expect("create");
+        let mut r = start(&dir, CaptureConfig::default());
         for bad in ["", "../x", "a/b", "a b"] {
-            let p = Packet {
-                track: bad,
-                arrival_us: 1,
-                seq: 1,
-                rtp_time: 1,
-                marker: false,
-                keyframe: false,
-                payload: b"x",
-            };
             assert!(
-                matches!(r.write(&p), Err(RecorderError::InvalidTrack(_))),
+                matches!(
+                    r.write(&packet(bad, 1, b"x")),
+                    Err(RecorderError::InvalidTrack(_))
+                ),
                 "{bad:?}"
             );
         }

@@ -357,37 +357,25 @@ fn find_unchained(dir: &Path, entries: &[Entry], report: &mut Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::{CaptureConfig, Packet, Recording};
+    use crate::capture::CaptureConfig;
+    use crate::capture::tests::{packet, start, temp_dir};
     use crate::digest::SigningKey;
     use std::path::PathBuf;
     use std::time::Duration;
 
     fn recorded(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "tiaojie-verify-{name}-{}-{}",
-            std::process::id(),
-            crate::capture::now_us()
-        ));
-        let (key, _) = SigningKey::generate().expect("key");
+        let dir = temp_dir(name);
         let config = CaptureConfig {
             segment_bytes: 3_000,
             segment_age: Duration::from_secs(60),
             checkpoint_every: 3,
             block_size: 1024,
         };
-        let mut r = Recording::create(&dir, "rec", config, key).expect("create");
+        let mut r = start(&dir, config);
         let payload: Vec<u8> = (0..200u32).map(|i| i as u8).collect();
         for i in 0..80u64 {
-            r.write(&Packet {
-                track: if i % 2 == 0 { "a-audio" } else { "b-audio" },
-                arrival_us: 10_000 + i * 20_000,
-                seq: i,
-                rtp_time: i * 960,
-                marker: false,
-                keyframe: false,
-                payload: &payload,
-            })
-            .expect("write");
+            let track = if i % 2 == 0 { "a-audio" } else { "b-audio" };
+            r.write(&packet(track, i, &payload)).expect("write");
         }
         r.finish().expect("finish");
         dir
@@ -528,27 +516,16 @@ mod tests {
     #[test]
     fn after_a_crash_sealed_segments_verify_up_to_the_last_checkpoint() {
         // A recording killed mid-way: no finish, an open segment left, the tail unsigned.
-        let dir = std::env::temp_dir().join(format!("tiaojie-verify-crash-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let (key, _) = SigningKey::generate().expect("key");
+        let dir = temp_dir("crash");
         let config = CaptureConfig {
             segment_bytes: 1_000,
             segment_age: Duration::from_secs(60),
             checkpoint_every: 2,
             block_size: 256,
         };
-        let mut r = Recording::create(&dir, "rec", config, key).expect("create");
+        let mut r = start(&dir, config);
         for i in 0..35u64 {
-            r.write(&Packet {
-                track: "a-audio",
-                arrival_us: i,
-                seq: i,
-                rtp_time: i,
-                marker: false,
-                keyframe: false,
-                payload: &[1u8; 100],
-            })
-            .expect("write");
+            r.write(&packet("a-audio", i, &[1u8; 100])).expect("write");
         }
         drop(r); // killed: nothing sealed beyond what the size limit sealed
         let report = verify(&dir);

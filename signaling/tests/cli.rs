@@ -288,11 +288,14 @@ fn recording_verify_passes_a_clean_recording_and_names_a_changed_byte() {
     }
     r.finish().expect("finish");
 
-    let clean = Command::new(BIN)
-        .args(["recording", "verify"])
-        .arg(&dir)
-        .output()
-        .expect("run");
+    let verify = || {
+        Command::new(BIN)
+            .args(["recording", "verify"])
+            .arg(&dir)
+            .output()
+            .expect("run")
+    };
+    let clean = verify();
     let out = String::from_utf8_lossy(&clean.stdout);
     assert!(clean.status.success(), "{out}");
     assert!(out.contains("verified"), "{out}");
@@ -301,11 +304,7 @@ fn recording_verify_passes_a_clean_recording_and_names_a_changed_byte() {
     let mut data = std::fs::read(&segment).expect("segment");
     data[100] ^= 0x80;
     std::fs::write(&segment, data).expect("tamper");
-    let tampered = Command::new(BIN)
-        .args(["recording", "verify"])
-        .arg(&dir)
-        .output()
-        .expect("run");
+    let tampered = verify();
     let out = String::from_utf8_lossy(&tampered.stdout);
     assert_eq!(tampered.status.code(), Some(1), "{out}");
     assert!(
