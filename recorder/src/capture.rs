@@ -22,10 +22,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::{self, CHAIN_FILE, CHECKPOINT_FILE, Checkpoint, Entry, GENESIS};
 use crate::digest::{SigningKey, hex};
+use crate::events::{EVENTS_FILE, EventKind, RecordingEvent};
 
 pub(crate) const SEGMENT_MAGIC: &[u8] = b"TJSEG1\n";
 pub(crate) const RECORDING_FILE: &str = "recording.json";
-const RECORD_HEADER: usize = 8 + 8 + 8 + 1;
+pub(crate) const RECORD_HEADER: usize = 8 + 8 + 8 + 1;
 
 /// What went wrong while recording.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +105,7 @@ pub struct Recording {
     tracks: HashMap<String, Track>,
     chain: File,
     checkpoints: File,
+    events: File,
     head: String,
     next_index: u64,
     since_checkpoint: u64,
@@ -159,6 +161,7 @@ impl Recording {
             tracks: HashMap::new(),
             chain: chain::open_append(&dir.join(CHAIN_FILE))?,
             checkpoints: chain::open_append(&dir.join(CHECKPOINT_FILE))?,
+            events: chain::open_append(&dir.join(EVENTS_FILE))?,
             head: GENESIS.to_string(),
             next_index: 0,
             since_checkpoint: 0,
@@ -168,6 +171,21 @@ impl Recording {
     /// The chain's head: the hash of the last sealed segment's entry.
     pub fn head(&self) -> &str {
         &self.head
+    }
+
+    /// The recording's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends an event to `events.jsonl` (fsynced), stamped now.
+    pub fn event(&mut self, what: EventKind) -> Result<(), RecorderError> {
+        let event = RecordingEvent {
+            at_us: now_us(),
+            what,
+        };
+        chain::append_line(&mut self.events, &event)?;
+        Ok(())
     }
 
     /// Appends a packet to its track's open segment, sealing the segment first if it is full.

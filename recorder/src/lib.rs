@@ -10,18 +10,32 @@
 //!   (`checkpoints.jsonl`, Ed25519 with the server's key) at intervals and when capture stops.
 //! - [`verify`]: recomputes everything from the files and says exactly what does not match:
 //!   which segment, which byte range, which link or signature.
+//! - [`events`]: the event log (`events.jsonl`): start, pause, stop, presence, tracks,
+//!   interruptions.
+//! - [`derive`]: the playable files made from the sealed segments — Ogg/Opus per audio track,
+//!   WebM per VP8 video track with its publisher's audio, and one mixed Opus track.
+//! - [`manifest`]: the final signed manifest: events, chain head, derived files and hashes.
+//! - [`verify`]: recomputes everything from the files and says exactly what does not match:
+//!   which segment, which byte range, which link, signature or derived file.
 //! - `digest`: SHA-256, hex, and the Ed25519 key the recorder signs with.
 //!
-//! Not here yet (issue 5 continues): the derived files (Ogg/Opus, WebM, the mixed track), the
-//! final manifest with participants and consent events, and the wiring to the media tap.
+//! Arrows: `manifest` → `derive` → `events`, `chain`; `verify` → `manifest`, `chain`.
+//! The crate knows nothing of the SFU or the server: the server turns tap packets into
+//! [`Packet`]s and room changes into [`EventKind`]s.
 
 pub mod capture;
 pub mod chain;
+pub mod derive;
+pub mod events;
+pub mod manifest;
 pub mod verify;
 
 mod digest;
 
 pub use capture::{CaptureConfig, Packet, RecorderError, Recording};
 pub use chain::{Checkpoint, Entry};
+pub use derive::{Derivation, DeriveError, DerivedFile};
 pub use digest::SigningKey;
+pub use events::{EventKind, RecordingEvent, read_events};
+pub use manifest::{Manifest, finalize};
 pub use verify::{Problem, Report, verify};

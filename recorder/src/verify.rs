@@ -11,7 +11,10 @@ use std::path::Path;
 
 use crate::capture::{RECORDING_FILE, RecordingInfo};
 use crate::chain::{self, CHAIN_FILE, CHECKPOINT_FILE, Checkpoint, Entry, GENESIS};
+use crate::derive::{DERIVED_DIR, hash_file};
 use crate::digest::sha256_hex;
+use crate::events::read_events;
+use crate::manifest::{MANIFEST_FILE, Manifest};
 
 /// Something that does not match. Fields: `index` is a chain entry's index, `position` a
 /// checkpoint's line (from 0), `file` a path relative to the recording directory.
@@ -57,6 +60,25 @@ pub enum Problem {
     CheckpointHead { position: usize, index: u64 },
     /// Entries no valid checkpoint covers.
     Unsigned { from: u64, to: u64 },
+    /// The manifest's signature does not verify (it was edited).
+    ManifestSignature,
+    /// The manifest is signed by another key than `recording.json` names, or is another
+    /// recording's.
+    ManifestForeign,
+    /// The manifest names a chain of `entries` entries ending in `head`; the chain differs.
+    ManifestChain { entries: u64, head: String },
+    /// `events.jsonl` differs from the events the manifest signed.
+    EventsChanged,
+    /// A derived file the manifest lists is missing.
+    DerivedMissing { file: String },
+    /// A derived file's bytes differ from the manifest's hash.
+    DerivedChanged {
+        file: String,
+        expected_bytes: u64,
+        actual_bytes: u64,
+    },
+    /// A file in `derived/` the manifest does not list.
+    DerivedNotListed { file: String },
 }
 
 impl fmt::Display for Problem {
@@ -125,6 +147,33 @@ impl fmt::Display for Problem {
                 f,
                 "chain entries {from}..={to} are not covered by a signed checkpoint"
             ),
+            Problem::ManifestSignature => {
+                write!(f, "manifest.json: the signature does not verify (edited)")
+            }
+            Problem::ManifestForeign => write!(
+                f,
+                "manifest.json: signed by another key than recording.json names, or for another recording"
+            ),
+            Problem::ManifestChain { entries, head } => write!(
+                f,
+                "manifest.json names a chain of {entries} entries ending in {head}; the chain on disk differs"
+            ),
+            Problem::EventsChanged => write!(
+                f,
+                "events.jsonl differs from the events the manifest signed"
+            ),
+            Problem::DerivedMissing { file } => write!(f, "derived file {file} is missing"),
+            Problem::DerivedChanged {
+                file,
+                expected_bytes,
+                actual_bytes,
+            } => write!(
+                f,
+                "derived file {file} was modified: SHA-256 differs ({actual_bytes} bytes, the manifest says {expected_bytes})"
+            ),
+            Problem::DerivedNotListed { file } => {
+                write!(f, "{file} is not in the manifest (added afterwards?)")
+            }
         }
     }
 }
@@ -142,6 +191,8 @@ pub struct Report {
     pub problems: Vec<Problem>,
     /// Observations that are not failures (e.g. an unsealed segment after a crash).
     pub notes: Vec<String>,
+    /// A signed manifest was found (and checked).
+    pub manifest: bool,
 }
 
 impl fmt::Display for Report {
@@ -239,7 +290,75 @@ pub fn verify(dir: &Path) -> Report {
             });
         }
     }
+    check_manifest(dir, info.as_ref(), &entries, &mut report);
     report
+}
+
+/// The manifest's signature, the chain and events it names, and the derived files' hashes.
+fn check_manifest(
+    dir: &Path,
+    info: Option<&RecordingInfo>,
+    entries: &[Entry],
+    report: &mut Report,
+) {
+    let manifest = match Manifest::read(dir) {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            report.notes.push(
+                "no manifest.json: the recording is still running or was interrupted (run `tiaojie recording recover`)".into(),
+            );
+            return;
+        }
+        Err(e) => {
+            report.problems.push(Problem::Unreadable {
+                file: MANIFEST_FILE.into(),
+                error: e.to_string(),
+            });
+            return;
+        }
+    };
+    report.manifest = true;
+    if !manifest.signature_valid() {
+        report.problems.push(Problem::ManifestSignature);
+    }
+    if info.is_some_and(|i| i.public_key != manifest.public_key || i.id != manifest.recording) {
+        report.problems.push(Problem::ManifestForeign);
+    }
+    let head = entries.last().map_or(GENESIS, |e| e.hash.as_str());
+    if manifest.chain_entries != entries.len() as u64 || manifest.chain_head != head {
+        report.problems.push(Problem::ManifestChain {
+            entries: manifest.chain_entries,
+            head: manifest.chain_head.clone(),
+        });
+    }
+    match read_events(dir) {
+        Ok(events) if events == manifest.events => {}
+        _ => report.problems.push(Problem::EventsChanged),
+    }
+    for d in &manifest.derived {
+        match hash_file(&dir.join(&d.file)) {
+            Err(_) => report.problems.push(Problem::DerivedMissing {
+                file: d.file.clone(),
+            }),
+            Ok((bytes, sha)) if sha != d.sha256 => report.problems.push(Problem::DerivedChanged {
+                file: d.file.clone(),
+                expected_bytes: d.bytes,
+                actual_bytes: bytes,
+            }),
+            Ok(_) => {}
+        }
+    }
+    if let Ok(files) = std::fs::read_dir(dir.join(DERIVED_DIR)) {
+        let mut extra: Vec<String> = files
+            .flatten()
+            .map(|f| format!("{DERIVED_DIR}/{}", f.file_name().to_string_lossy()))
+            .filter(|name| !manifest.derived.iter().any(|d| &d.file == name))
+            .collect();
+        extra.sort();
+        for file in extra {
+            report.problems.push(Problem::DerivedNotListed { file });
+        }
+    }
 }
 
 fn lines<T: for<'de> serde::Deserialize<'de>>(
@@ -327,7 +446,10 @@ fn find_unchained(dir: &Path, entries: &[Entry], report: &mut Report) {
         return;
     };
     let mut found: Vec<String> = Vec::new();
-    for track in tracks.flatten().filter(|t| t.path().is_dir()) {
+    for track in tracks
+        .flatten()
+        .filter(|t| t.path().is_dir() && t.file_name() != DERIVED_DIR)
+    {
         let Ok(files) = std::fs::read_dir(track.path()) else {
             continue;
         };
