@@ -2,7 +2,7 @@
 //!
 //! Map of the crate:
 //! - [`Config`] and its sections ([`ServerConfig`], [`DatabaseConfig`], [`AuthConfig`],
-//!   [`SignalingConfig`], [`ApiConfig`], [`LogConfig`]): every key has an embedded default, so
+//!   [`SignalingConfig`], [`ApiConfig`], [`MediaConfig`], [`RecordingConfig`], [`LogConfig`]): every key has an embedded default, so
 //!   `tiaojie serve` runs with no file at all. `config/tiaojie.toml` documents each key.
 //! - [`Config::load`]: defaults ← TOML file ← `TIAOJIE_<SECTION>_<KEY>` environment variables,
 //!   then [`Config::validate`]. Every error names the key (or variable) that caused it.
@@ -73,6 +73,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// `[media]`: the SFU's UDP port and the addresses clients reach it on.
     pub media: MediaConfig,
+    /// `[recording]`: what may be recorded, where recordings are kept, who may read them.
+    pub recording: RecordingConfig,
     /// `[log]`: log format and level.
     pub log: LogConfig,
 }
@@ -83,7 +85,8 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address the HTTP/WebSocket listener binds.
     pub listen: SocketAddr,
-    /// Directory for the SQLite database, the generated token secret and (later) recordings.
+    /// Directory for the SQLite database, the generated token secret, the recording key and
+    /// recordings.
     pub data_dir: PathBuf,
     /// Base URL people reach the server at, used in join links. Empty: `http://<listen>`.
     pub public_url: String,
@@ -279,6 +282,71 @@ impl MediaConfig {
     }
 }
 
+/// `[recording]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// The most any room may record: `off`, `audio` or `audio_video`. A room's own policy
+    /// (set when it is created) may allow less, never more.
+    pub allowed: String,
+    /// Whether private rooms (背对背) are recorded too. Off: a person in a private room is not
+    /// recorded there, and the recording's events say so.
+    pub private_rooms: bool,
+    /// Where recordings are kept; empty: `<server.data_dir>/recordings`.
+    pub dir: String,
+    /// The Ed25519 key (PKCS#8 DER) recordings are signed with; empty:
+    /// `<server.data_dir>/recording-key.der`, generated on first start.
+    pub key_file: String,
+    /// Seal a captured segment (fsync, hash, chain) after this long...
+    #[serde(with = "duration")]
+    pub segment_age: Duration,
+    /// ...or at this size, whichever comes first. A crash loses at most the open segment.
+    pub segment_bytes: u64,
+    /// Packets the media plane may queue for the recorder before it drops (and logs) them.
+    pub tap_capacity: usize,
+    /// Days a finished recording is kept before it is deleted (audited); 0 keeps it forever.
+    pub retention_days: u32,
+    /// Whether parties and agents may list and download their room's recordings (mediators,
+    /// judges and admins always may).
+    pub participant_download: bool,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            allowed: "audio_video".into(),
+            private_rooms: false,
+            dir: String::new(),
+            key_file: String::new(),
+            segment_age: Duration::from_secs(10),
+            segment_bytes: 4 << 20,
+            tap_capacity: 8192,
+            retention_days: 0,
+            participant_download: false,
+        }
+    }
+}
+
+impl RecordingConfig {
+    /// The recordings directory.
+    pub fn dir(&self, data_dir: &Path) -> PathBuf {
+        if self.dir.is_empty() {
+            data_dir.join("recordings")
+        } else {
+            PathBuf::from(&self.dir)
+        }
+    }
+
+    /// The signing key's file.
+    pub fn key_file(&self, data_dir: &Path) -> PathBuf {
+        if self.key_file.is_empty() {
+            data_dir.join("recording-key.der")
+        } else {
+            PathBuf::from(&self.key_file)
+        }
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -454,6 +522,22 @@ impl Config {
         }
         if self.auth.issuer.is_empty() {
             return invalid("auth.issuer", "must not be empty");
+        }
+        let r = &self.recording;
+        if !["off", "audio", "audio_video"].contains(&r.allowed.as_str()) {
+            return invalid("recording.allowed", "must be off, audio or audio_video");
+        }
+        if r.segment_age < Duration::from_millis(100) || r.segment_age > Duration::from_secs(600) {
+            return invalid("recording.segment_age", "must be between 100ms and 10m");
+        }
+        if r.segment_bytes < 4096 || r.segment_bytes > 1 << 30 {
+            return invalid(
+                "recording.segment_bytes",
+                "must be between 4096 and 1073741824",
+            );
+        }
+        if r.tap_capacity == 0 {
+            return invalid("recording.tap_capacity", "must be at least 1");
         }
         if self.auth.default_ttl.is_zero() {
             return invalid("auth.default_ttl", "must be longer than zero");

@@ -5,6 +5,8 @@
 //!   and the grants (publish, subscribe, moderate, record, admin) each role gets by default.
 //! - [`room`]: a room record (the place a session happens) and its lifecycle (open → closed).
 //! - [`participation`]: who was in a room, with which role, when they joined and left, and why.
+//! - [`recording`]: a room's recording policy (off / audio / audio+video) and the audit log's
+//!   entries (who read or deleted a recording).
 //! - [`store`]: [`store::Store`], the sqlx-backed storage for all of the above, on SQLite (the
 //!   embedded default) or PostgreSQL, with migrations applied at start; also revoked token ids.
 //! - [`clock`]: wall-clock milliseconds, the one time unit stored.
@@ -16,11 +18,13 @@
 pub mod clock;
 mod group_commit;
 pub mod participation;
+pub mod recording;
 pub mod role;
 pub mod room;
 pub mod store;
 
 pub use participation::{LeaveReason, Participation};
+pub use recording::{AuditEntry, RecordingMode};
 pub use role::{Grant, Role};
 pub use room::{NewRoom, Room};
 pub use store::{Store, StoreError};

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::recording::RecordingMode;
+
 /// Longest room name accepted.
 pub const MAX_NAME_LEN: usize = 128;
 
@@ -23,6 +25,8 @@ pub struct Room {
     pub metadata: String,
     /// Participants without the `moderate` grant wait in a lobby until admitted.
     pub lobby: bool,
+    /// The most this room may record; `None` follows the server's `recording.allowed`.
+    pub recording: Option<RecordingMode>,
 }
 
 impl Room {
@@ -47,6 +51,10 @@ pub struct NewRoom {
     /// Participants without the `moderate` grant wait in a lobby until a moderator admits them.
     #[serde(default)]
     pub lobby: bool,
+    /// The most this room may record (`off`, `audio`, `audio_video`); absent follows the
+    /// server's `recording.allowed`, and a room never allows more than that.
+    #[serde(default)]
+    pub recording: Option<RecordingMode>,
 }
 
 /// Checks a room name; names appear in URLs, logs and file paths, so they stay plain.

@@ -6,6 +6,7 @@
 
 use crate::group_commit::{Done, Op, Writer};
 use crate::participation::{LeaveReason, Participation};
+use crate::recording::{AuditEntry, RecordingMode};
 use crate::room::{self, NewRoom, Room};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Row};
@@ -74,7 +75,7 @@ pub struct Store {
 // Column lists as macros: sqlx 0.9 accepts only static SQL, and `concat!` builds it at compile time.
 macro_rules! room_columns {
     () => {
-        "name, created_at, closed_at, close_reason, max_participants, metadata, lobby"
+        "name, created_at, closed_at, close_reason, max_participants, metadata, lobby, recording"
     };
 }
 macro_rules! participation_columns {
@@ -144,14 +145,15 @@ impl Store {
             ));
         }
         let inserted = sqlx::query(
-            "INSERT INTO rooms (name, created_at, max_participants, metadata, lobby) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO rooms (name, created_at, max_participants, metadata, lobby, recording) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
         )
         .bind(&new.name)
         .bind(now)
         .bind(new.max_participants)
         .bind(&new.metadata)
         .bind(i64::from(new.lobby))
+        .bind(new.recording.map(RecordingMode::as_str))
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -335,6 +337,73 @@ impl Store {
             .map_err(Into::into)
     }
 
+    /// Sets a room's recording policy (`None`: the server's).
+    pub async fn set_room_recording(
+        &self,
+        name: &str,
+        mode: Option<RecordingMode>,
+    ) -> Result<Room, StoreError> {
+        sqlx::query("UPDATE rooms SET recording = $1 WHERE name = $2")
+            .bind(mode.map(RecordingMode::as_str))
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        self.room(name).await
+    }
+
+    /// Appends to the audit log.
+    pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, role, action, target, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(entry.at)
+        .bind(&entry.actor)
+        .bind(&entry.role)
+        .bind(&entry.action)
+        .bind(&entry.target)
+        .bind(&entry.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The audit log, oldest first; only entries on `target` when given.
+    pub async fn audit_log(&self, target: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
+        macro_rules! columns {
+            () => {
+                "SELECT id, at, actor, role, action, target, detail FROM audit_log"
+            };
+        }
+        let rows = match target {
+            Some(target) => {
+                sqlx::query(concat!(columns!(), " WHERE target = $1 ORDER BY at, id"))
+                    .bind(target)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(concat!(columns!(), " ORDER BY at, id"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    id: row.try_get("id")?,
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    role: row.try_get("role")?,
+                    action: row.try_get("action")?,
+                    target: row.try_get("target")?,
+                    detail: row.try_get("detail")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
     /// Forgets revocations of tokens that have expired anyway.
     pub async fn prune_revocations(&self, now: i64) -> Result<u64, StoreError> {
         Ok(
@@ -418,6 +487,9 @@ fn room_from_row(row: &AnyRow) -> Result<Room, sqlx::Error> {
         max_participants: row.try_get("max_participants")?,
         metadata: row.try_get("metadata")?,
         lobby: row.try_get::<i64, _>("lobby")? != 0,
+        recording: row
+            .try_get::<Option<String>, _>("recording")?
+            .and_then(|m| m.parse().ok()),
     })
 }
 
@@ -440,10 +512,38 @@ mod tests {
             max_participants: Some(6),
             metadata: "（2026）豫0502民调123号".into(),
             lobby: true,
+            recording: Some(RecordingMode::Audio),
         };
         let room = store.create_room(&new, 1000).await.expect("create");
         assert_eq!(room.max_participants, Some(6));
         assert!(room.lobby, "the lobby setting is stored");
+        assert_eq!(room.recording, Some(RecordingMode::Audio));
+        let room = store
+            .set_room_recording("case-1", None)
+            .await
+            .expect("policy");
+        assert_eq!(room.recording, None);
+        let entry = AuditEntry {
+            id: 0,
+            at: 5,
+            actor: "admin".into(),
+            role: "admin".into(),
+            action: "recording.read".into(),
+            target: "recording:x".into(),
+            detail: String::new(),
+        };
+        store.audit(&entry).await.expect("audit");
+        store
+            .audit(&AuditEntry {
+                target: "recording:y".into(),
+                ..entry.clone()
+            })
+            .await
+            .expect("audit");
+        let log = store.audit_log(Some("recording:x")).await.expect("log");
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].action, "recording.read");
+        assert_eq!(store.audit_log(None).await.expect("log").len(), 2);
         assert!(matches!(
             store.create_room(&new, 1001).await,
             Err(StoreError::RoomExists(_))

@@ -96,6 +96,14 @@ pub struct RecordingInfo {
     pub public_key: String,
 }
 
+impl RecordingInfo {
+    /// Reads a recording directory's `recording.json`.
+    pub fn read(dir: &Path) -> std::io::Result<RecordingInfo> {
+        serde_json::from_slice(&std::fs::read(dir.join(RECORDING_FILE))?)
+            .map_err(std::io::Error::other)
+    }
+}
+
 /// A recording being captured.
 pub struct Recording {
     dir: PathBuf,
@@ -248,6 +256,27 @@ impl Recording {
             segment.append(p.payload, self.config.block_size)?;
             segment.packets += 1;
             segment.last_arrival_us = p.arrival_us;
+        }
+        Ok(())
+    }
+
+    /// Seals every open segment whose first packet is older than the segment age, so a track
+    /// that went quiet (a muted or departed publisher) does not keep its last packets unsealed.
+    pub fn seal_idle(&mut self, now_us: u64) -> Result<(), RecorderError> {
+        let age = self.config.segment_age.as_micros() as u64;
+        let mut idle: Vec<String> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| {
+                t.open
+                    .as_ref()
+                    .is_some_and(|s| now_us.saturating_sub(s.first_arrival_us) >= age)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        idle.sort();
+        for name in idle {
+            self.seal(&name)?;
         }
         Ok(())
     }

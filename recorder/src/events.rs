@@ -71,3 +71,16 @@ pub enum EventKind {
 pub fn read_events(dir: &std::path::Path) -> std::io::Result<Vec<RecordingEvent>> {
     Ok(crate::chain::read_lines::<RecordingEvent>(&dir.join(EVENTS_FILE))?.values)
 }
+
+/// Appends one event to a recording directory's log (fsynced): for recovery, when no
+/// [`crate::Recording`] is open on it any more.
+pub fn append_event(dir: &std::path::Path, what: EventKind) -> std::io::Result<()> {
+    let mut file = crate::chain::open_append(&dir.join(EVENTS_FILE))?;
+    crate::chain::append_line(
+        &mut file,
+        &RecordingEvent {
+            at_us: crate::capture::now_us(),
+            what,
+        },
+    )
+}

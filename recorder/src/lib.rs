@@ -32,10 +32,10 @@ pub mod verify;
 
 mod digest;
 
-pub use capture::{CaptureConfig, Packet, RecorderError, Recording};
+pub use capture::{CaptureConfig, Packet, RecorderError, Recording, RecordingInfo};
 pub use chain::{Checkpoint, Entry};
 pub use derive::{Derivation, DeriveError, DerivedFile};
 pub use digest::SigningKey;
-pub use events::{EventKind, RecordingEvent, read_events};
-pub use manifest::{Manifest, finalize};
+pub use events::{EventKind, RecordingEvent, append_event, read_events};
+pub use manifest::{Manifest, finalize, recover};
 pub use verify::{Problem, Report, verify};

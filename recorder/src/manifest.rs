@@ -124,6 +124,29 @@ pub fn finalize(dir: &Path, key: &SigningKey, complete: bool) -> Result<Manifest
     Ok(manifest)
 }
 
+/// Finishes a recording whose capture was interrupted (the server was killed): records the
+/// interruption, derives the files from the sealed segments and signs a manifest marked
+/// incomplete. Unsealed `*.open` segments are left as they are and are not evidence.
+pub fn recover(dir: &Path, key: &SigningKey) -> Result<Manifest, DeriveError> {
+    let entries: Vec<Entry> = chain::read_lines(&dir.join(CHAIN_FILE))?.values;
+    let last = entries.iter().map(|e| e.last_arrival_us).max();
+    crate::events::append_event(
+        dir,
+        EventKind::Interruption {
+            cause: "server_restart".into(),
+            track: None,
+            packets: 0,
+            detail: match last {
+                Some(us) => format!(
+                    "capture ended without a stop; the record holds what was sealed, up to the packet that arrived at {us} µs after the Unix epoch"
+                ),
+                None => "capture ended without a stop before any segment was sealed".into(),
+            },
+        },
+    )?;
+    finalize(dir, key, false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

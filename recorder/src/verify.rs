@@ -3,8 +3,10 @@
 //! Checked: every entry's hash and its link to the previous one; every sealed segment's size,
 //! SHA-256 and — when they differ — which blocks, reported as byte ranges; that no sealed
 //! segment is missing from the chain; every checkpoint's signature, signer (the key in
-//! `recording.json`) and the head it signs; and that the whole chain is covered by a signed
-//! checkpoint. Unsealed `*.open` segments (a crash mid-segment) are noted, not evidence.
+//! `recording.json`) and the head it signs; that the whole chain is covered by a signed
+//! checkpoint or by the signed manifest; and, once the recording is finished, the manifest's
+//! signature, the chain and events it names, and every derived file's hash. Unsealed `*.open`
+//! segments (a crash mid-segment) are noted, not evidence.
 
 use std::fmt;
 use std::path::Path;
@@ -281,6 +283,10 @@ pub fn verify(dir: &Path) -> Report {
         }
         covered = Some(covered.map_or(c.index, |k| k.max(c.index)));
     }
+    // A valid manifest signs the whole chain (it names the head), after a crash too.
+    if check_manifest(dir, info.as_ref(), &entries, &mut report) {
+        covered = entries.len().checked_sub(1).map(|k| k as u64);
+    }
     if let Some(last) = entries.len().checked_sub(1) {
         let from = covered.map_or(0, |k| k + 1);
         if from <= last as u64 {
@@ -290,42 +296,46 @@ pub fn verify(dir: &Path) -> Report {
             });
         }
     }
-    check_manifest(dir, info.as_ref(), &entries, &mut report);
     report
 }
 
 /// The manifest's signature, the chain and events it names, and the derived files' hashes.
+/// True when a valid manifest signs exactly this chain.
 fn check_manifest(
     dir: &Path,
     info: Option<&RecordingInfo>,
     entries: &[Entry],
     report: &mut Report,
-) {
+) -> bool {
     let manifest = match Manifest::read(dir) {
         Ok(Some(m)) => m,
         Ok(None) => {
             report.notes.push(
                 "no manifest.json: the recording is still running or was interrupted (run `tiaojie recording recover`)".into(),
             );
-            return;
+            return false;
         }
         Err(e) => {
             report.problems.push(Problem::Unreadable {
                 file: MANIFEST_FILE.into(),
                 error: e.to_string(),
             });
-            return;
+            return false;
         }
     };
     report.manifest = true;
-    if !manifest.signature_valid() {
+    let signed = manifest.signature_valid();
+    if !signed {
         report.problems.push(Problem::ManifestSignature);
     }
-    if info.is_some_and(|i| i.public_key != manifest.public_key || i.id != manifest.recording) {
+    let ours =
+        !info.is_some_and(|i| i.public_key != manifest.public_key || i.id != manifest.recording);
+    if !ours {
         report.problems.push(Problem::ManifestForeign);
     }
     let head = entries.last().map_or(GENESIS, |e| e.hash.as_str());
-    if manifest.chain_entries != entries.len() as u64 || manifest.chain_head != head {
+    let same_chain = manifest.chain_entries == entries.len() as u64 && manifest.chain_head == head;
+    if !same_chain {
         report.problems.push(Problem::ManifestChain {
             entries: manifest.chain_entries,
             head: manifest.chain_head.clone(),
@@ -359,6 +369,7 @@ fn check_manifest(
             report.problems.push(Problem::DerivedNotListed { file });
         }
     }
+    signed && ours && same_chain
 }
 
 fn lines<T: for<'de> serde::Deserialize<'de>>(

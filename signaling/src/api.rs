@@ -1,4 +1,5 @@
-//! The control API: REST + JSON under `/api/`, for admins (the `admin` grant).
+//! The control API: REST + JSON under `/api/`, for admins (the `admin` grant); the
+//! recordings endpoints (in [`crate::recordings_api`]) also serve a room's mediator or judge.
 //!
 //! Every handler is annotated for the OpenAPI document served at `/api/openapi.json`, so the
 //! document is generated from the code it describes. Every failure is an [`ApiError`] with one
@@ -51,13 +52,14 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/rooms/{room}/media", get(room_media))
         .route("/tokens", post(create_token))
+        .merge(crate::recordings_api::routes())
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "tiaojie control API",
-        description = "Admin operations on rooms, participants and join tokens. Every call needs a bearer token with the `admin` grant (`tiaojie token create --role admin`).",
+        description = "Admin operations on rooms, participants, join tokens and recordings. Every call needs a bearer token with the `admin` grant (`tiaojie token create --role admin`), except the recordings' reads: a room's mediator or judge may list and fetch that room's recordings with their room token (parties and agents only when `recording.participant_download` is on); every read is audited.",
         version = "1"
     ),
     paths(
@@ -72,9 +74,16 @@ pub fn routes() -> Router<AppState> {
         update_grants,
         move_participant,
         room_media,
-        create_token
+        create_token,
+        crate::recordings_api::list_recordings,
+        crate::recordings_api::get_recording,
+        crate::recordings_api::download_file,
+        crate::recordings_api::delete_recording,
+        crate::recordings_api::control_recording,
+        crate::recordings_api::set_policy,
+        crate::recordings_api::audit_log
     ),
-    components(schemas(ErrorBody, ErrorDetail, ErrorCode, RoomView, NewRoom, Room, CloseRoom, RemoveParticipant, MuteParticipant, UpdateGrants, MoveParticipant, ParticipantMediaStats, PublishedTrackStats, ReceivedTrackStats, LayerStats, MediaState, ParticipantInfo, Participation, Role, Grant, MediaKind, CreateToken, TokenView)),
+    components(schemas(ErrorBody, ErrorDetail, ErrorCode, RoomView, NewRoom, Room, CloseRoom, RemoveParticipant, MuteParticipant, UpdateGrants, MoveParticipant, ParticipantMediaStats, PublishedTrackStats, ReceivedTrackStats, LayerStats, MediaState, ParticipantInfo, Participation, Role, Grant, MediaKind, CreateToken, TokenView, crate::recording::RecordingView, crate::recording::RecordingFile, crate::recordings_api::RecordingDetail, crate::recordings_api::ControlRecording, crate::recordings_api::RecordingPolicy, crate::protocol::RecordingStatus, crate::protocol::RecordingState, crate::protocol::RecordAction, tiaojie_domain::RecordingMode, tiaojie_domain::AuditEntry)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -137,7 +146,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -147,7 +156,7 @@ impl ApiError {
 }
 
 /// The HTTP status for a code.
-fn status_of(code: ErrorCode) -> StatusCode {
+pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
     use ErrorCode::*;
     match code {
         TokenMalformed | TokenAlgorithm | TokenBadSignature | TokenExpired | TokenNotYetValid
@@ -156,7 +165,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
         }
         Forbidden => StatusCode::FORBIDDEN,
         RoomNotFound | ParticipantNotFound | NotFound => StatusCode::NOT_FOUND,
-        RoomExists | RoomClosed | RoomFull => StatusCode::CONFLICT,
+        RoomExists | RoomClosed | RoomFull | RecordingState => StatusCode::CONFLICT,
         PayloadTooLarge | MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -190,7 +199,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Counts an error by code for `/metrics` on its way out.
-fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiError> {
+pub(crate) fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiError> {
     state.hub.metrics.api_requests.fetch_add(1, Relaxed);
     if let Err(e) = &result {
         state.hub.metrics.error(e.code);
@@ -226,6 +235,28 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     ApiError::new(status, code, rejection.body_text())
 }
 
+/// The claims of the request's bearer token (any valid token: admin or room).
+pub(crate) async fn bearer_claims(
+    parts: &Parts,
+    state: &AppState,
+    what: &str,
+) -> Result<Claims, ApiError> {
+    let token = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                format!("send {what} as 'Authorization: Bearer <token>'"),
+            )
+        })?;
+    Ok(state.hub.authenticate(token, None).await?)
+}
+
 /// An authenticated caller holding the `admin` grant.
 pub struct Admin(pub Claims);
 
@@ -237,20 +268,7 @@ impl FromRequestParts<AppState> for Admin {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let result = async {
-            let token = parts
-                .headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::UNAUTHORIZED,
-                        ErrorCode::Unauthorized,
-                        "send an admin token as 'Authorization: Bearer <token>'",
-                    )
-                })?;
-            let claims = state.hub.authenticate(token, None).await?;
+            let claims = bearer_claims(parts, state, "an admin token").await?;
             if !claims.has(Grant::Admin) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -677,6 +695,13 @@ mod tests {
             ("/api/rooms/{room}/participants/{identity}/move", "post"),
             ("/api/rooms/{room}/media", "get"),
             ("/api/tokens", "post"),
+            ("/api/recordings", "get"),
+            ("/api/recordings/{id}", "get"),
+            ("/api/recordings/{id}", "delete"),
+            ("/api/recordings/{id}/files/{file}", "get"),
+            ("/api/rooms/{room}/recording", "post"),
+            ("/api/rooms/{room}/recording-policy", "put"),
+            ("/api/audit", "get"),
         ] {
             assert!(
                 paths.get(path).and_then(|p| p.get(method)).is_some(),

@@ -7,6 +7,7 @@
 use crate::api;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::recording::{RecorderSetupError, Recorders};
 use crate::token::{KeyError, TokenKeys};
 use crate::web;
 use crate::ws;
@@ -116,6 +117,9 @@ pub enum StartError {
     /// The media plane could not start.
     #[error("media: {0}")]
     Media(#[from] MediaError),
+    /// The recordings directory or the recording key could not be set up.
+    #[error("recording: {0}")]
+    Recorder(#[from] RecorderSetupError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -159,6 +163,9 @@ impl Server {
             &config.server.data_dir,
         )?);
         let metrics = Arc::new(Metrics::default());
+        let recorders = Arc::new(Recorders::open(&config.recording, &config.server.data_dir)?);
+        // Recordings a crash interrupted get their files and an incomplete-marked manifest.
+        recorders.recover_interrupted();
         let revoked = store.revoked_token_ids().await?;
         let (media, media_events) = if config.media.enabled {
             let sfu_config = SfuConfig {
@@ -182,7 +189,9 @@ impl Server {
             metrics,
             revoked,
             media,
+            recorders,
         ));
+        tokio::spawn(retention(hub.clone()));
         if let Some(events) = media_events {
             tokio::spawn(hub.clone().relay_media_events(events));
         }
@@ -239,6 +248,9 @@ impl Server {
                 self.task.abort();
             }
         }
+        // Recordings stopped by the shutdown finish their files before the database closes.
+        let recorders = self.hub.recorders().clone();
+        let _ = tokio::task::spawn_blocking(move || recorders.wait_for_workers()).await;
         let _ = self
             .hub
             .store()
@@ -246,5 +258,53 @@ impl Server {
             .await;
         self.hub.store().close().await;
         tracing::info!("stopped");
+    }
+}
+
+/// Deletes finished recordings older than `recording.retention_days` (0: never), hourly; each
+/// deletion is audited as the system's.
+async fn retention(hub: Arc<Hub>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let recorders = hub.recorders().clone();
+        let days = recorders.config().retention_days;
+        let expired = match tokio::task::spawn_blocking(move || {
+            let ids = recorders.expired(now_millis());
+            (recorders, ids)
+        })
+        .await
+        {
+            Ok(found) => found,
+            Err(_) => continue,
+        };
+        let (recorders, ids) = expired;
+        for id in ids {
+            let entry = tiaojie_domain::AuditEntry {
+                id: 0,
+                at: now_millis(),
+                actor: "system".into(),
+                role: "system".into(),
+                action: "recording.delete".into(),
+                target: format!("recording:{id}"),
+                detail: format!("retention: kept {days} days"),
+            };
+            if let Err(e) = hub.store().audit(&entry).await {
+                tracing::error!(recording = %id, error = %e, "retention: not deleting, the audit log is unavailable");
+                continue;
+            }
+            let r = recorders.clone();
+            let doomed = id.clone();
+            match tokio::task::spawn_blocking(move || r.delete(&doomed)).await {
+                Ok(Ok(true)) => {
+                    tracing::info!(recording = %id, days, "retention: recording deleted")
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(recording = %id, error = %e, "retention: could not delete")
+                }
+                Err(e) => tracing::error!(recording = %id, error = %e, "retention: task failed"),
+            }
+        }
     }
 }

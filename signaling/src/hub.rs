@@ -15,6 +15,7 @@ use crate::protocol::{
     ConnectionState, ErrorCode, Event, MAX_CHAT_CHARS, MediaKind, MediaState, PROTOCOL_VERSION,
     ParticipantInfo, Reply, RequestId, to_text,
 };
+use crate::recording::{Control, Recorders};
 use crate::token::{Claims, TokenError, TokenKeys};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -134,6 +135,8 @@ pub struct Hub {
     shutting_down: AtomicBool,
     /// The SFU, when media is enabled.
     pub(crate) media: Option<Sfu>,
+    /// The recorder.
+    pub(crate) recorders: Arc<Recorders>,
 }
 
 /// A new connection's outbound side: what the connection task reads, and the link the hub keeps.
@@ -159,9 +162,11 @@ impl Hub {
         metrics: Arc<Metrics>,
         revoked: Vec<String>,
         media: Option<Sfu>,
+        recorders: Arc<Recorders>,
     ) -> Hub {
         Hub {
             media,
+            recorders,
             revoked: Mutex::new(revoked.into_iter().collect()),
             store,
             keys,
@@ -266,6 +271,7 @@ impl Hub {
 
     fn retire(&self, room: &Arc<LiveRoom>, state: &mut RoomState) {
         state.retired = true;
+        self.stop_recording(&room.name, state, "system", "everyone left the room");
         let mut rooms = lock(&self.rooms);
         if rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
             rooms.remove(&room.name);
@@ -382,6 +388,7 @@ impl Hub {
                     seq: seq_now,
                     resume_token: resume_token.clone(),
                     resume_grace_ms: self.config.resume_grace.as_millis() as u64,
+                    recording: state.recording_status(),
                 })
                 .into(),
             );
@@ -398,6 +405,7 @@ impl Hub {
                 },
             };
             let stalled = state.broadcast(&event, Audience::AllBut(&claims.sub));
+            tell_recording_present(&state, &entered);
             self.media_enter(room_name, &entered).await;
             {
                 let mut index = lock(&self.resume_index);
@@ -475,6 +483,7 @@ impl Hub {
                     seq: seq_now,
                     missed_events: missed,
                     resume_token: new_token,
+                    recording: state.recording_status(),
                 })
                 .into(),
             );
@@ -591,6 +600,11 @@ impl Hub {
         };
         self.metrics.participants.fetch_sub(1, Ordering::Relaxed);
         lock(&self.resume_index).remove(&member.resume_token);
+        if let Some(r) = &state.recording {
+            r.tell(Control::Left {
+                identity: identity.to_string(),
+            });
+        }
         self.media_leave(&room.name, identity).await;
         if let Err(e) = self
             .store
@@ -756,8 +770,12 @@ impl Hub {
         change: impl FnOnce(&mut ParticipantInfo),
     ) -> Option<ParticipantInfo> {
         let member = state.members.get_mut(identity)?;
+        let space_before = member.info.space.clone();
         change(&mut member.info);
         let info = member.info.clone();
+        if info.space != space_before {
+            tell_recording_present(state, &info);
+        }
         let seq = state.next_seq();
         let stalled = state.broadcast(
             &Event::ParticipantUpdated {
@@ -993,6 +1011,7 @@ impl Hub {
             },
         };
         let _ = state.broadcast(&event, Audience::All);
+        self.stop_recording(&live.name, state, "system", reason);
         let now = now_millis();
         let members = std::mem::take(&mut state.members);
         for (identity, member) in members {
@@ -1038,6 +1057,18 @@ impl Hub {
 fn reply_to(state: &RoomState, identity: &str, reply: &Reply) {
     if let Some(member) = state.members.get(identity) {
         member.reply(to_text(reply).into());
+    }
+}
+
+/// Tells the room's capture (if any) where someone now is.
+fn tell_recording_present(state: &RoomState, info: &ParticipantInfo) {
+    if let Some(r) = &state.recording {
+        r.tell(Control::Present {
+            identity: info.identity.clone(),
+            name: info.name.clone(),
+            role: info.role.as_str().to_string(),
+            space: info.space.clone(),
+        });
     }
 }
 

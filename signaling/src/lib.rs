@@ -10,6 +10,11 @@
 //!   remove, close, shutdown); keeps rooms' order of events and the database in step.
 //! - [`media`]: the hub's bridge to the SFU (`tiaojie-media`): standings (lobby, joint, private
 //!   rooms, moderator blocks), SDP and candidates in, server offers / speaker / lost media out.
+//! - [`recorder_bridge`]: the hub's bridge to the recorder: `record` requests, the room's
+//!   recording policy, `recording.updated` to everyone.
+//! - [`recording`]: the server's recorder (`tiaojie-recorder`): the signing key, each recorded
+//!   room's capture thread fed by the media tap, listing/deleting recordings, crash recovery.
+//! - [`recordings_api`]: the control API's recordings endpoints: by role, every read audited.
 //! - [`live_room`]: one room's in-memory state; delivery that never blocks; resume buffers.
 //! - [`protocol`]: the signaling protocol's messages and error codes (`docs/protocol.md`).
 //! - [`token`]: JWT join/admin tokens (HS256 or EdDSA), with a distinct error per failure.
@@ -27,6 +32,9 @@ pub mod media;
 pub mod metrics;
 pub mod protocol;
 pub mod rate_limit;
+pub mod recorder_bridge;
+pub mod recording;
+pub mod recordings_api;
 pub mod token;
 pub mod web;
 pub mod ws;

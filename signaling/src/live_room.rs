@@ -5,7 +5,8 @@
 //! writes the database, and acts on what it returns (e.g. members whose queue overflowed).
 //! Delivery never blocks: a member whose outbound queue is full is cut off and may resume.
 
-use crate::protocol::{ConnectionState, Event, ParticipantInfo, to_text};
+use crate::protocol::{ConnectionState, Event, ParticipantInfo, RecordingStatus, to_text};
+use crate::recording::LiveRecording;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, mpsc};
@@ -211,6 +212,8 @@ pub struct RoomState {
     pub retired: bool,
     /// Newcomers without the moderate grant wait in the lobby.
     pub lobby: bool,
+    /// The recording, while the room is recorded.
+    pub recording: Option<LiveRecording>,
     /// Events each member keeps for resuming.
     resume_buffer: usize,
 }
@@ -225,6 +228,7 @@ impl RoomState {
             seq: 0,
             retired: false,
             lobby: false,
+            recording: None,
             resume_buffer,
         }
     }
@@ -232,6 +236,13 @@ impl RoomState {
     /// The participant list, in identity order.
     pub fn participants(&self) -> Vec<ParticipantInfo> {
         self.members.values().map(|m| m.info.clone()).collect()
+    }
+
+    /// What participants are told about recording.
+    pub fn recording_status(&self) -> RecordingStatus {
+        self.recording
+            .as_ref()
+            .map_or_else(RecordingStatus::off, LiveRecording::status)
     }
 
     /// The next sequence number, for an event about to be built.
@@ -278,6 +289,7 @@ fn event_seq(event: &Event) -> u64 {
         | Event::RoomClosed { seq, .. }
         | Event::MediaOffer { seq, .. }
         | Event::SpeakerActive { seq, .. }
+        | Event::RecordingUpdated { seq, .. }
         | Event::ServerShutdown { seq, .. } => *seq,
     }
 }

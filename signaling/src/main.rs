@@ -4,7 +4,10 @@
 //! - `tiaojie token create --room R --identity ID --name N --role ROLE [--ttl 2h]`: print a token.
 //! - `tiaojie keys generate --out DIR`: write an Ed25519 key pair for `auth.algorithm = "EdDSA"`.
 //! - `tiaojie config show [--config FILE]`: print the configuration in force (secrets hidden).
-//! - `tiaojie recording verify DIR`: check a recording's segments, hash chain and signatures.
+//! - `tiaojie recording verify DIR`: check a recording's segments, hash chain, signatures,
+//!   manifest and derived files.
+//! - `tiaojie recording recover DIR`: finish a recording a crash interrupted (derived files and
+//!   a signed manifest marked incomplete, from what was sealed).
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -64,6 +67,15 @@ enum RecordingCommand {
     /// what does not match. Exit status 1 if anything does.
     Verify {
         /// The recording's directory (holds recording.json and chain.jsonl).
+        dir: PathBuf,
+    },
+    /// Finish a recording whose capture was interrupted (the server was killed): derive the
+    /// playable files from the sealed segments and sign a manifest marked incomplete, with the
+    /// server's recording key. The server does this itself when it starts again.
+    Recover {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The recording's directory.
         dir: PathBuf,
     },
 }
@@ -224,6 +236,41 @@ fn main() -> anyhow::Result<()> {
             print!("{report}");
             if !report.problems.is_empty() {
                 std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Recording {
+            command: RecordingCommand::Recover { config, dir },
+        } => {
+            let config = load_config(&config)?;
+            if tiaojie_recorder::Manifest::read(&dir)
+                .with_context(|| format!("reading {}", dir.display()))?
+                .is_some()
+            {
+                println!(
+                    "{} is finished already (it has a signed manifest); nothing to recover",
+                    dir.display()
+                );
+                return Ok(());
+            }
+            let key_path = config.recording.key_file(&config.server.data_dir);
+            let der = std::fs::read(&key_path)
+                .with_context(|| format!("reading the recording key {}", key_path.display()))?;
+            let key = tiaojie_recorder::SigningKey::from_pkcs8(&der).map_err(anyhow::Error::msg)?;
+            let manifest = tiaojie_recorder::recover(&dir, &key)
+                .with_context(|| format!("recovering {}", dir.display()))?;
+            println!(
+                "recovered {}: {} sealed segments, head {}, {} files:",
+                manifest.recording,
+                manifest.chain_entries,
+                manifest.chain_head,
+                manifest.derived.len()
+            );
+            for d in &manifest.derived {
+                println!("  {} ({} bytes, sha256 {})", d.file, d.bytes, d.sha256);
+            }
+            for n in &manifest.notes {
+                println!("  note: {n}");
             }
             Ok(())
         }

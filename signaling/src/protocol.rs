@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tiaojie_domain::{Grant, Role};
+use tiaojie_domain::{Grant, RecordingMode, Role};
 
 /// The protocol version this server speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -30,7 +30,7 @@ pub enum RequestId {
 }
 
 /// Every `type` a client may send, for telling an unknown type from a malformed known one.
-pub const CLIENT_TYPES: [&str; 12] = [
+pub const CLIENT_TYPES: [&str; 13] = [
     "join",
     "resume",
     "leave",
@@ -43,6 +43,7 @@ pub const CLIENT_TYPES: [&str; 12] = [
     "answer",
     "candidate",
     "preferences",
+    "record",
 ];
 
 /// A request from a client.
@@ -160,6 +161,77 @@ pub enum ClientMessage {
         /// The candidate.
         candidate: Option<IceCandidate>,
     },
+    /// Start, pause, resume or stop recording the room (needs the `record` grant).
+    Record {
+        /// Request id.
+        id: Option<RequestId>,
+        /// What to do.
+        action: RecordAction,
+        /// `start`: `audio` or `audio_video` (default: the most the room allows).
+        #[serde(default)]
+        mode: Option<RecordingMode>,
+    },
+}
+
+/// What a `record` request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordAction {
+    /// Start recording (everyone present is told at once).
+    Start,
+    /// Stop capturing for a while; the recording stays open.
+    Pause,
+    /// Capture again after a pause.
+    Resume,
+    /// End the recording; its playable files and signed manifest are made next.
+    Stop,
+}
+
+/// Whether the room is being recorded, as every participant is told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RecordingStatus {
+    /// `off`, `recording` or `paused`.
+    pub state: RecordingState,
+    /// What is recorded (`audio` or `audio_video`), while not off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RecordingMode>,
+    /// The recording's id, while not off (and, when just stopped, the one that ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// When it started, Unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
+    /// Who started, paused, resumed or stopped it last (an identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Whether people in private rooms are recorded too.
+    pub private_rooms: bool,
+}
+
+impl RecordingStatus {
+    /// Not recording.
+    pub fn off() -> RecordingStatus {
+        RecordingStatus {
+            state: RecordingState::Off,
+            mode: None,
+            id: None,
+            started_at: None,
+            by: None,
+            private_rooms: false,
+        }
+    }
+}
+
+/// A recording's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingState {
+    /// Not recording.
+    Off,
+    /// Recording now.
+    Recording,
+    /// Started but paused: nothing is captured.
+    Paused,
 }
 
 impl ClientMessage {
@@ -177,7 +249,8 @@ impl ClientMessage {
             | ClientMessage::Answer { id, .. }
             | ClientMessage::Moderate { id, .. }
             | ClientMessage::Preferences { id, .. }
-            | ClientMessage::Candidate { id, .. } => id.as_ref(),
+            | ClientMessage::Candidate { id, .. }
+            | ClientMessage::Record { id, .. } => id.as_ref(),
         }
     }
 }
@@ -330,6 +403,14 @@ pub enum Event {
         /// Who is speaking.
         identity: Option<String>,
     },
+    /// Recording started, paused, resumed or stopped: show it to everyone at once.
+    #[serde(rename = "recording.updated")]
+    RecordingUpdated {
+        /// Room sequence number.
+        seq: u64,
+        /// The new state.
+        recording: RecordingStatus,
+    },
     /// You were removed; the connection closes next (code 4001).
     #[serde(rename = "removed")]
     Removed {
@@ -380,6 +461,8 @@ pub enum Reply {
         resume_token: String,
         /// How long a dropped session may be resumed, in milliseconds.
         resume_grace_ms: u64,
+        /// Whether the room is being recorded (show it before anything else).
+        recording: RecordingStatus,
     },
     /// `resume` succeeded.
     #[serde(rename = "resumed")]
@@ -401,6 +484,8 @@ pub enum Reply {
         missed_events: bool,
         /// The new resume token (the old one is spent).
         resume_token: String,
+        /// Whether the room is being recorded.
+        recording: RecordingStatus,
     },
     /// `leave` done; the server closes the connection (code 1000).
     #[serde(rename = "left")]
@@ -550,6 +635,9 @@ error_codes! {
     PayloadTooLarge = "payload_too_large",
     /// Media requests before this server has a media plane.
     MediaUnavailable = "media_unavailable",
+    /// A recording request that does not fit the room's recording state (e.g. stop when
+    /// nothing is recorded), or a recording that is still being captured.
+    RecordingState = "recording_state",
     /// The server failed; the request may be retried.
     Internal = "internal",
 }

@@ -350,6 +350,10 @@ impl ConnectionState {
                             .await?;
                         Ok(Flow::Continue)
                     }
+                    M::Record { id, action, mode } => {
+                        self.hub.record(&session, id, action, mode).await?;
+                        Ok(Flow::Continue)
+                    }
                     M::Join { .. } | M::Resume { .. } | M::Ping { .. } => Ok(Flow::Continue),
                 }
             }

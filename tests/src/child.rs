@@ -15,7 +15,8 @@ pub struct ServerProcess {
     child: Option<Child>,
     /// Its HTTP address.
     pub addr: String,
-    _dir: PathBuf,
+    /// Its data directory.
+    pub dir: PathBuf,
 }
 
 impl ServerProcess {
@@ -27,6 +28,18 @@ impl ServerProcess {
             tiaojie_domain::clock::now_millis()
         ));
         let _ = std::fs::remove_dir_all(&dir);
+        Self::start_in(bin, &dir, secret, env)
+    }
+
+    /// Starts `bin serve` on port 0 with the data directory `dir` (kept from an earlier run, or
+    /// new).
+    pub fn start_in(
+        bin: &Path,
+        dir: &Path,
+        secret: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<ServerProcess> {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir)?;
         let mut child = Command::new(bin)
             .arg("serve")
@@ -56,7 +69,7 @@ impl ServerProcess {
         Ok(ServerProcess {
             child: Some(child),
             addr,
-            _dir: dir,
+            dir,
         })
     }
 
@@ -65,7 +78,7 @@ impl ServerProcess {
         ServerProcess {
             child: None,
             addr: addr.to_string(),
-            _dir: PathBuf::new(),
+            dir: PathBuf::new(),
         }
     }
 
@@ -91,8 +104,18 @@ impl ServerProcess {
                 .args(["-INT", &child.id().to_string()])
                 .status();
             let _ = child.wait();
-            let _ = std::fs::remove_dir_all(&self._dir);
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+
+    /// SIGKILL — no shutdown at all, as in a crash or power loss; the data directory is kept
+    /// and returned.
+    pub fn kill(mut self) -> PathBuf {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        std::mem::take(&mut self.dir)
     }
 }
 
@@ -151,6 +174,20 @@ impl Tokens {
             name: name.into(),
             room: Some(room.into()),
             role,
+            grants: None,
+            ttl: None,
+            not_before_secs: 0,
+        };
+        self.0.issue(&request).map(|(t, _)| t).unwrap_or_default()
+    }
+
+    /// An admin token for the control API ("" if it cannot be made).
+    pub fn issue_admin(&self, identity: &str) -> String {
+        let request = TokenRequest {
+            identity: identity.into(),
+            name: identity.into(),
+            room: None,
+            role: Role::Admin,
             grants: None,
             ttl: None,
             not_before_secs: 0,

@@ -9,7 +9,7 @@
 //! latency and tell which layer it gets.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -67,8 +67,11 @@ fn epoch() -> Instant {
 pub struct ParticipantOptions {
     /// Publish an Opus tone.
     pub audio: bool,
-    /// Tone amplitude 0..1 (0: silence, level 127).
+    /// Tone amplitude 0..1 (0: silence, level 127); changeable later with
+    /// [`Participant::set_loudness`].
     pub loudness: f32,
+    /// Tone frequency, Hz (tell speakers apart in a recording).
+    pub tone_hz: f32,
     /// Publish video (VP8 unless `h264`).
     pub video: bool,
     /// Publish H.264 (constrained baseline, packetization mode 1) instead of VP8.
@@ -87,6 +90,7 @@ impl Default for ParticipantOptions {
         ParticipantOptions {
             audio: true,
             loudness: 0.3,
+            tone_hz: 440.0,
             video: true,
             h264: false,
             video_bitrate_bps: 600_000,
@@ -452,6 +456,8 @@ pub struct Participant {
     pub net: Arc<NetControl>,
     /// Keyframe requests this participant's video got from the SFU.
     pub keyframe_requests: Arc<AtomicU64>,
+    /// The tone's amplitude (f32 bits), read for every 20 ms frame.
+    loudness: Arc<AtomicU32>,
     /// Server offers answered.
     pub offers_answered: Arc<AtomicU64>,
     state: Arc<Mutex<RTCPeerConnectionState>>,
@@ -630,7 +636,9 @@ impl Participant {
 
         let stop = Arc::new(AtomicBool::new(false));
         let keyframe_requests = Arc::new(AtomicU64::new(0));
+        let loudness = Arc::new(AtomicU32::new(options.loudness.to_bits()));
         let participant = Participant {
+            loudness: loudness.clone(),
             identity: identity.to_string(),
             joined,
             events,
@@ -646,7 +654,13 @@ impl Participant {
         participant.wait_connected(Duration::from_secs(10)).await?;
         if let Some((track, sender)) = audio {
             let pt = negotiated_pt(&sender).await?;
-            tokio::spawn(send_audio(track, pt, options.loudness, stop.clone()));
+            tokio::spawn(send_audio(
+                track,
+                pt,
+                loudness,
+                options.tone_hz,
+                stop.clone(),
+            ));
         }
         if let Some((track, sender)) = video {
             let pt = negotiated_pt(&sender).await?;
@@ -664,6 +678,12 @@ impl Participant {
     }
 
     /// Waits until ICE and DTLS are up.
+    /// Changes the tone's amplitude (0: silence) from the next 20 ms frame on.
+    pub fn set_loudness(&self, loudness: f32) {
+        self.loudness.store(loudness.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Waits until the media connection is up.
     pub async fn wait_connected(&self, within: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + within;
         loop {
@@ -1010,11 +1030,12 @@ async fn watch_keyframe_requests(
     }
 }
 
-/// 20 ms Opus frames of a 440 Hz tone, with RFC 6464 levels.
+/// 20 ms Opus frames of a tone, with RFC 6464 levels.
 async fn send_audio(
     track: Arc<TrackLocalStaticSample>,
     pt: u8,
-    loudness: f32,
+    loudness: Arc<AtomicU32>,
+    tone_hz: f32,
     stop: Arc<AtomicBool>,
 ) {
     let Ok(mut encoder) = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)
@@ -1025,19 +1046,20 @@ async fn send_audio(
     let Some(ssrc) = track.ssrcs().await.first().copied() else {
         return;
     };
-    let rms = loudness.clamp(0.0, 1.0) / std::f32::consts::SQRT_2;
-    let level = if rms <= 0.0 {
-        127
-    } else {
-        (-20.0 * rms.log10()).clamp(0.0, 127.0) as u8
-    };
     let mut ticker = tokio::time::interval(Duration::from_millis(20));
     let mut pcm = vec![0i16; 960];
     let mut out = vec![0u8; 1500];
     let mut phase = 0.0f32;
-    let step = 2.0 * std::f32::consts::PI * 440.0 / 48_000.0;
+    let step = 2.0 * std::f32::consts::PI * tone_hz / 48_000.0;
     while !stop.load(Ordering::Relaxed) {
         ticker.tick().await;
+        let loudness = f32::from_bits(loudness.load(Ordering::Relaxed)).clamp(0.0, 1.0);
+        let rms = loudness / std::f32::consts::SQRT_2;
+        let level = if rms <= 0.0 {
+            127
+        } else {
+            (-20.0 * rms.log10()).clamp(0.0, 127.0) as u8
+        };
         for s in pcm.iter_mut() {
             *s = (phase.sin() * loudness * f32::from(i16::MAX)) as i16;
             phase = (phase + step) % (2.0 * std::f32::consts::PI);

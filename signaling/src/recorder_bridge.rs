@@ -1,0 +1,222 @@
+//! The hub's bridge to the recorder: the `record` request (and the control API's), the room's
+//! recording policy, and telling every participant at once (`recording.updated`).
+//!
+//! The room's lock is held while recording starts or stops, so the event everyone sees and the
+//! capture's own log of who was present agree.
+
+use std::sync::Arc;
+
+use tiaojie_domain::{Grant, RecordingMode};
+
+use crate::hub::{Hub, Session, SignalError};
+use crate::live_room::{Audience, RoomState};
+use crate::protocol::{ErrorCode, Event, RecordAction, RecordingStatus, Reply, RequestId, to_text};
+use crate::recording::{Control, Recorders};
+
+impl Hub {
+    /// The recorder.
+    pub fn recorders(&self) -> &Arc<Recorders> {
+        &self.recorders
+    }
+
+    /// `record`: a participant with the `record` grant starts, pauses, resumes or stops it.
+    pub async fn record(
+        self: &Arc<Self>,
+        session: &Session,
+        id: Option<RequestId>,
+        action: RecordAction,
+        mode: Option<RecordingMode>,
+    ) -> Result<(), SignalError> {
+        {
+            let state = self.owned_state(session).await?;
+            let allowed = state
+                .members
+                .get(&session.identity)
+                .is_some_and(|m| m.info.grants.contains(&Grant::Record));
+            if !allowed {
+                return Err(SignalError::new(
+                    ErrorCode::Forbidden,
+                    "recording needs the record grant",
+                ));
+            }
+        }
+        self.recording_action(&session.room.name, &session.identity, action, mode)
+            .await?;
+        let state = self.owned_state(session).await?;
+        if let Some(member) = state.members.get(&session.identity) {
+            member.reply(to_text(&Reply::Ok { id }).into());
+        }
+        Ok(())
+    }
+
+    /// The most `room` may record: the configuration's limit, lowered by the room's policy.
+    async fn recording_limit(&self, room: &str) -> Result<RecordingMode, SignalError> {
+        let record = self.store().room(room).await?;
+        let server = self.recorders.allowed();
+        Ok(record.recording.map_or(server, |r| r.min(server)))
+    }
+
+    /// Starts, pauses, resumes or stops recording a room people are in; everyone present is
+    /// told. `by` is who asked (an identity, or an admin's).
+    pub async fn recording_action(
+        self: &Arc<Self>,
+        room: &str,
+        by: &str,
+        action: RecordAction,
+        mode: Option<RecordingMode>,
+    ) -> Result<RecordingStatus, SignalError> {
+        let state_error = |m: &str| SignalError::new(ErrorCode::RecordingState, m);
+        let limit = self.recording_limit(room).await?;
+        let Some(live) = self.existing_room(room) else {
+            return Err(state_error(
+                "nobody is in the room; recording needs a session",
+            ));
+        };
+        let mut state = live.state.lock().await;
+        if state.retired {
+            return Err(state_error(
+                "nobody is in the room; recording needs a session",
+            ));
+        }
+        let mut ended = None;
+        match action {
+            RecordAction::Start => {
+                if let Some(r) = &state.recording {
+                    return Err(state_error(&format!(
+                        "the room is being recorded ({})",
+                        r.id
+                    )));
+                }
+                if limit == RecordingMode::Off {
+                    return Err(SignalError::new(
+                        ErrorCode::Forbidden,
+                        "recording is not allowed in this room",
+                    ));
+                }
+                let mode = mode.unwrap_or(limit);
+                if mode == RecordingMode::Off {
+                    return Err(SignalError::new(
+                        ErrorCode::InvalidMessage,
+                        "mode must be audio or audio_video",
+                    ));
+                }
+                if mode > limit {
+                    return Err(SignalError::new(
+                        ErrorCode::Forbidden,
+                        format!("this room may be recorded as {} at most", limit.as_str()),
+                    ));
+                }
+                let Some(sfu) = self.sfu_handle() else {
+                    return Err(SignalError::new(
+                        ErrorCode::MediaUnavailable,
+                        "recording needs the media plane (media.enabled = false)",
+                    ));
+                };
+                let tap = sfu
+                    .tap(room, self.recorders.config().tap_capacity)
+                    .await
+                    .map_err(|e| SignalError::new(ErrorCode::MediaUnavailable, e.to_string()))?;
+                let present = state
+                    .members
+                    .values()
+                    .map(|m| {
+                        (
+                            m.info.identity.clone(),
+                            m.info.name.clone(),
+                            m.info.role.as_str().to_string(),
+                            m.info.space.clone(),
+                        )
+                    })
+                    .collect();
+                let recorders = self.recorders.clone();
+                let (room_name, by_name) = (room.to_string(), by.to_string());
+                // Creating the directory and its first files fsyncs: off the async threads.
+                let started = tokio::task::spawn_blocking(move || {
+                    recorders.start(&room_name, mode, &by_name, present, tap)
+                })
+                .await
+                .map_err(|e| SignalError::new(ErrorCode::Internal, e.to_string()))
+                .and_then(|r| {
+                    r.map_err(|e| {
+                        tracing::error!(room, error = %e, "could not start a recording");
+                        SignalError::new(ErrorCode::Internal, "recording storage failed")
+                    })
+                });
+                match started {
+                    Ok(recording) => state.recording = Some(recording),
+                    Err(e) => {
+                        let _ = sfu.untap(room).await;
+                        return Err(e);
+                    }
+                }
+            }
+            RecordAction::Pause | RecordAction::Resume => {
+                let pause = action == RecordAction::Pause;
+                let Some(r) = state.recording.as_mut() else {
+                    return Err(state_error("the room is not being recorded"));
+                };
+                if r.paused == pause {
+                    return Err(state_error(if pause {
+                        "the recording is paused already"
+                    } else {
+                        "the recording is not paused"
+                    }));
+                }
+                r.paused = pause;
+                r.by = by.to_string();
+                r.tell(if pause {
+                    Control::Pause { by: by.into() }
+                } else {
+                    Control::Resume { by: by.into() }
+                });
+            }
+            RecordAction::Stop => {
+                ended = self.stop_recording(room, &mut state, by, &format!("stopped by {by}"));
+                if ended.is_none() {
+                    return Err(state_error("the room is not being recorded"));
+                }
+            }
+        }
+        let status = match ended {
+            Some(id) => RecordingStatus {
+                id: Some(id),
+                by: Some(by.to_string()),
+                ..RecordingStatus::off()
+            },
+            None => state.recording_status(),
+        };
+        tracing::info!(room, by, ?action, state = ?status.state, "recording changed");
+        let seq = state.next_seq();
+        let stalled = state.broadcast(
+            &Event::RecordingUpdated {
+                seq,
+                recording: status.clone(),
+            },
+            Audience::All,
+        );
+        self.handle_stalled(&live, &mut state, stalled);
+        Ok(status)
+    }
+
+    /// Ends the room's recording, if any: the capture drains what the tap holds, then makes its
+    /// files. Returns the ended recording's id. Does not tell participants.
+    pub(crate) fn stop_recording(
+        &self,
+        room: &str,
+        state: &mut RoomState,
+        by: &str,
+        reason: &str,
+    ) -> Option<String> {
+        let recording = state.recording.take()?;
+        recording.tell(Control::Stop {
+            by: by.to_string(),
+            reason: reason.to_string(),
+        });
+        // The worker drains the tap and drops it; the media plane lets go of a tap whose
+        // recorder has gone (a new recording's tap replaces it). No untap here: it could race
+        // a new recording's tap.
+        self.recorders.stopping(&recording.id);
+        tracing::info!(room, recording = %recording.id, by, reason, "recording stopped");
+        Some(recording.id)
+    }
+}

@@ -1,0 +1,443 @@
+//! The control API's recordings: listed and played only through here, only by those the
+//! record belongs to — an admin, or the room's mediator or judge (parties and agents only when
+//! `recording.participant_download` allows) — and every read, refusal and deletion is written
+//! to the audit log before anything is served. Also: starting and stopping a room's recording,
+//! its recording policy, and the audit log itself (admins).
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tiaojie_domain::clock::now_millis;
+use tiaojie_domain::{AuditEntry, Grant, RecordingMode, Role, Room};
+use utoipa::ToSchema;
+
+use crate::api::{Admin, ApiError, ApiJson, ErrorBody, bearer_claims, counted};
+use crate::app::AppState;
+use crate::hub::SignalError;
+use crate::protocol::{ErrorCode, RecordAction, RecordingStatus};
+use crate::recording::RecordingView;
+use crate::token::Claims;
+
+/// The recordings routes, merged into `/api` by [`crate::api::routes`].
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/recordings", get(list_recordings))
+        .route(
+            "/recordings/{id}",
+            get(get_recording).delete(delete_recording),
+        )
+        .route("/recordings/{id}/files/{*file}", get(download_file))
+        .route("/rooms/{room}/recording", post(control_recording))
+        .route("/rooms/{room}/recording-policy", put(set_policy))
+        .route("/audit", get(audit_log))
+}
+
+/// Any valid token: an admin's, or a room token (its role decides what it may read).
+pub struct Caller(pub Claims);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let result = bearer_claims(parts, state, "a token").await.map(Caller);
+        if result.is_err() {
+            counted(state, result)
+        } else {
+            result
+        }
+    }
+}
+
+/// Whether `claims` may read `room`'s recordings.
+fn may_read(claims: &Claims, room: &str, participant_download: bool) -> bool {
+    if claims.has(Grant::Admin) {
+        return true;
+    }
+    if claims.room.as_deref() != Some(room) {
+        return false;
+    }
+    match claims.role {
+        Role::Mediator | Role::Judge => true,
+        Role::Party | Role::Agent => participant_download,
+        _ => false,
+    }
+}
+
+fn forbidden() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::Forbidden,
+        "recordings are read by the room's mediator or judge, or an admin",
+    )
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        "no such recording",
+    )
+}
+
+/// Writes an audit entry; the read it records does not happen if this fails.
+async fn audit(
+    state: &AppState,
+    claims: &Claims,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<(), ApiError> {
+    let entry = AuditEntry {
+        id: 0,
+        at: now_millis(),
+        actor: claims.sub.clone(),
+        role: claims.role.as_str().to_string(),
+        action: action.to_string(),
+        target: target.to_string(),
+        detail: detail.to_string(),
+    };
+    state.hub.store().audit(&entry).await?;
+    Ok(())
+}
+
+/// Runs a blocking read of the recordings directory off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SignalError::new(ErrorCode::Internal, e.to_string()).into())
+}
+
+/// List the recordings the caller may read, newest first (every listing is audited).
+#[utoipa::path(get, path = "/api/recordings", responses(
+    (status = 200, body = [RecordingView]),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn list_recordings(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+) -> Result<Json<Vec<RecordingView>>, ApiError> {
+    let result = async {
+        let download = state.config.recording.participant_download;
+        let scope = if claims.has(Grant::Admin) {
+            "recordings".to_string()
+        } else {
+            let room = claims.room.clone().unwrap_or_default();
+            if !may_read(&claims, &room, download) {
+                audit(
+                    &state,
+                    &claims,
+                    "recording.denied",
+                    &format!("room:{room}"),
+                    "list",
+                )
+                .await?;
+                return Err(forbidden());
+            }
+            format!("room:{room}")
+        };
+        audit(&state, &claims, "recording.list", &scope, "").await?;
+        let recorders = state.hub.recorders().clone();
+        let all = blocking(move || recorders.list()).await?;
+        Ok(Json(
+            all.into_iter()
+                .filter(|v| may_read(&claims, &v.room, download))
+                .collect(),
+        ))
+    }
+    .await;
+    counted(&state, result)
+}
+
+/// A recording with its signed manifest.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecordingDetail {
+    /// The summary.
+    #[serde(flatten)]
+    pub recording: RecordingView,
+    /// The signed manifest (events, chain head, files and hashes), once finished.
+    #[schema(value_type = Object)]
+    pub manifest: Option<serde_json::Value>,
+}
+
+/// One recording and its signed manifest (audited).
+#[utoipa::path(get, path = "/api/recordings/{id}", params(("id" = String, Path)), responses(
+    (status = 200, body = RecordingDetail),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_recording(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RecordingDetail>, ApiError> {
+    let result = async {
+        let recorders = state.hub.recorders().clone();
+        let lookup = id.clone();
+        let (view, manifest) =
+            blocking(move || (recorders.view(&lookup), recorders.manifest(&lookup))).await?;
+        let target = format!("recording:{id}");
+        let Some(view) = view else {
+            return Err(not_found());
+        };
+        if !may_read(
+            &claims,
+            &view.room,
+            state.config.recording.participant_download,
+        ) {
+            audit(&state, &claims, "recording.denied", &target, "read").await?;
+            return Err(forbidden());
+        }
+        audit(&state, &claims, "recording.read", &target, "").await?;
+        let manifest = manifest
+            .filter(|_| view.state == "finished")
+            .and_then(|m| serde_json::to_value(m).ok());
+        Ok(Json(RecordingDetail {
+            recording: view,
+            manifest,
+        }))
+    }
+    .await;
+    counted(&state, result)
+}
+
+/// Download one of a finished recording's files (audited). `file` is a path the recording's
+/// `files` list names, e.g. `derived/mixed.opus`.
+#[utoipa::path(get, path = "/api/recordings/{id}/files/{file}", params(("id" = String, Path), ("file" = String, Path)), responses(
+    (status = 200, description = "the file (audio/ogg or video/webm)", content_type = "application/octet-stream"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn download_file(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((id, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let result = async {
+        let recorders = state.hub.recorders().clone();
+        let (lookup, wanted) = (id.clone(), file.clone());
+        let (view, path) =
+            blocking(move || (recorders.view(&lookup), recorders.file(&lookup, &wanted))).await?;
+        let target = format!("recording:{id}");
+        let Some(view) = view else {
+            return Err(not_found());
+        };
+        if !may_read(
+            &claims,
+            &view.room,
+            state.config.recording.participant_download,
+        ) {
+            audit(&state, &claims, "recording.denied", &target, &file).await?;
+            return Err(forbidden());
+        }
+        let Some(path) = path else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "no such file in this recording (or it is not finished yet)",
+            ));
+        };
+        let handle = tokio::fs::File::open(&path)
+            .await
+            .map_err(|_| not_found())?;
+        let length = handle.metadata().await.map(|m| m.len()).unwrap_or(0);
+        audit(&state, &claims, "recording.download", &target, &file).await?;
+        let content_type = if file.ends_with(".webm") {
+            "video/webm"
+        } else if file.ends_with(".opus") {
+            "audio/ogg; codecs=opus"
+        } else {
+            "application/octet-stream"
+        };
+        let name = file.rsplit('/').next().unwrap_or("recording");
+        Ok((
+            [
+                (header::CONTENT_TYPE, content_type.to_string()),
+                (header::CONTENT_LENGTH, length.to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{id}-{name}\""),
+                ),
+                (header::CACHE_CONTROL, "no-store".to_string()),
+            ],
+            Body::from_stream(read_chunks(handle)),
+        )
+            .into_response())
+    }
+    .await;
+    counted(&state, result)
+}
+
+/// A file as a stream of 64 KiB chunks (recordings can be gigabytes).
+fn read_chunks(
+    file: tokio::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> {
+    futures_util::stream::unfold(Some(file), |file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut file = file?;
+        let mut buf = vec![0u8; 64 << 10];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct DeleteQuery {
+    /// Why (kept in the audit log).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Delete a recording for good (admins; audited; a running recording cannot be deleted).
+#[utoipa::path(delete, path = "/api/recordings/{id}", params(("id" = String, Path), DeleteQuery), responses(
+    (status = 204, description = "deleted"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, description = "still recording", body = ErrorBody)))]
+pub(crate) async fn delete_recording(
+    State(state): State<AppState>,
+    Admin(claims): Admin,
+    Path(id): Path<String>,
+    Query(query): Query<DeleteQuery>,
+) -> Result<StatusCode, ApiError> {
+    let result = async {
+        let recorders = state.hub.recorders().clone();
+        let lookup = id.clone();
+        if blocking(move || recorders.view(&lookup)).await?.is_none() {
+            return Err(not_found());
+        }
+        if state.hub.recorders().is_live(&id) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::RecordingState,
+                "the recording is still running; stop it first",
+            ));
+        }
+        // Audited first: a deletion that happens is always on record.
+        audit(
+            &state,
+            &claims,
+            "recording.delete",
+            &format!("recording:{id}"),
+            &query.reason,
+        )
+        .await?;
+        let recorders = state.hub.recorders().clone();
+        let deleted = blocking(move || recorders.delete(&id)).await?;
+        match deleted {
+            Ok(true) => Ok(StatusCode::NO_CONTENT),
+            Ok(false) => Err(not_found()),
+            Err(e) => Err(SignalError::new(ErrorCode::Internal, e.to_string()).into()),
+        }
+    }
+    .await;
+    counted(&state, result)
+}
+
+/// What to do with a room's recording.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ControlRecording {
+    /// `start`, `pause`, `resume` or `stop`.
+    pub action: RecordAction,
+    /// `start`: `audio` or `audio_video` (default: the most the room allows).
+    #[serde(default)]
+    pub mode: Option<RecordingMode>,
+}
+
+/// Start, pause, resume or stop recording a room people are in; everyone present is told.
+#[utoipa::path(post, path = "/api/rooms/{room}/recording", params(("room" = String, Path)), request_body = ControlRecording, responses(
+    (status = 200, body = RecordingStatus),
+    (status = 403, description = "not allowed in this room", body = ErrorBody),
+    (status = 404, body = ErrorBody),
+    (status = 409, description = "not in a state for this (e.g. nobody is in the room)", body = ErrorBody)))]
+pub(crate) async fn control_recording(
+    State(state): State<AppState>,
+    Admin(claims): Admin,
+    Path(room): Path<String>,
+    body: Result<ApiJson<ControlRecording>, ApiError>,
+) -> Result<Json<RecordingStatus>, ApiError> {
+    let result = async {
+        let ApiJson(body) = body?;
+        let status = state
+            .hub
+            .recording_action(&room, &claims.sub, body.action, body.mode)
+            .await?;
+        Ok(Json(status))
+    }
+    .await;
+    counted(&state, result)
+}
+
+/// A room's recording policy.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingPolicy {
+    /// The most the room may record (`off`, `audio`, `audio_video`); `null` follows the
+    /// server's `recording.allowed`. The server's limit always applies.
+    pub recording: Option<RecordingMode>,
+}
+
+/// Set a room's recording policy.
+#[utoipa::path(put, path = "/api/rooms/{room}/recording-policy", params(("room" = String, Path)), request_body = RecordingPolicy, responses(
+    (status = 200, body = Room), (status = 404, body = ErrorBody)))]
+pub(crate) async fn set_policy(
+    State(state): State<AppState>,
+    Admin(claims): Admin,
+    Path(room): Path<String>,
+    body: Result<ApiJson<RecordingPolicy>, ApiError>,
+) -> Result<Json<Room>, ApiError> {
+    let result = async {
+        let ApiJson(body) = body?;
+        state.hub.store().room(&room).await?;
+        let record = state
+            .hub
+            .store()
+            .set_room_recording(&room, body.recording)
+            .await?;
+        audit(
+            &state,
+            &claims,
+            "room.recording_policy",
+            &format!("room:{room}"),
+            body.recording
+                .map_or("server default", RecordingMode::as_str),
+        )
+        .await?;
+        Ok(Json(record))
+    }
+    .await;
+    counted(&state, result)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct AuditQuery {
+    /// Only entries on this target, e.g. `recording:<id>`.
+    pub target: Option<String>,
+}
+
+/// The audit log, oldest first (admins).
+#[utoipa::path(get, path = "/api/audit", params(AuditQuery), responses(
+    (status = 200, body = [AuditEntry]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn audit_log(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let result = async {
+        Ok(Json(
+            state.hub.store().audit_log(query.target.as_deref()).await?,
+        ))
+    }
+    .await;
+    counted(&state, result)
+}
