@@ -519,6 +519,15 @@ impl Sfu {
         .await
     }
 
+    /// Asks every camera in the room for a keyframe (a recording resumes decodable).
+    pub async fn request_keyframes(&self, room: &str) -> Result<(), MediaError> {
+        self.ask(|reply| Command::Keyframes {
+            room: room.into(),
+            reply,
+        })
+        .await
+    }
+
     /// Stops the room's tap.
     pub async fn untap(&self, room: &str) -> Result<(), MediaError> {
         self.ask(|reply| Command::Untap {

@@ -116,6 +116,10 @@ pub(crate) enum Command {
         room: String,
         reply: oneshot::Sender<()>,
     },
+    Keyframes {
+        room: String,
+        reply: oneshot::Sender<()>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -864,6 +868,28 @@ impl Shard {
         }
     }
 
+    /// Asks every video publisher of a room for a keyframe on every layer.
+    fn request_room_keyframes(&mut self, room: &str) {
+        let Some(members) = self.rooms.get(room).map(|r| r.members.clone()) else {
+            return;
+        };
+        let mut wanted = Vec::new();
+        for key in members {
+            let Some(p) = self.peers.get(&key) else {
+                continue;
+            };
+            for t in p.tracks_in.iter().filter(|t| t.kind == Kind::Video) {
+                if t.layers.is_empty() {
+                    wanted.push((key, t.mid, None));
+                }
+                wanted.extend(t.layers.iter().map(|l| (key, t.mid, l.rid)));
+            }
+        }
+        for (key, mid, rid) in wanted {
+            self.request_keyframe(key, mid, rid, KeyframeRequestKind::Pli);
+        }
+    }
+
     /// Asks a publisher for a keyframe on one layer, at most once per throttle period while a
     /// request is outstanding (a keyframe arriving clears it, so the next new subscriber is
     /// served at once).
@@ -1562,8 +1588,15 @@ impl Shard {
                 reply,
             } => {
                 let (tap, rx) = Tap::new(capacity);
-                self.rooms.entry(room).or_default().tap = Some(tap);
+                self.rooms.entry(room.clone()).or_default().tap = Some(tap);
+                // A recording starts decodable: every camera sends a keyframe now rather than
+                // at its next periodic one (browsers send them only when asked).
+                self.request_room_keyframes(&room);
                 let _ = reply.send(rx);
+            }
+            Command::Keyframes { room, reply } => {
+                self.request_room_keyframes(&room);
+                let _ = reply.send(());
             }
             Command::Untap { room, reply } => {
                 if let Some(r) = self.rooms.get_mut(&room) {

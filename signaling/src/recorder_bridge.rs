@@ -169,6 +169,10 @@ impl Hub {
                 } else {
                     Control::Resume { by: by.into() }
                 });
+                if !pause && let Some(sfu) = self.sfu_handle() {
+                    // The video resumes decodable: a keyframe from every camera now.
+                    let _ = sfu.request_keyframes(room).await;
+                }
             }
             RecordAction::Stop => {
                 ended = self.stop_recording(room, &mut state, by, &format!("stopped by {by}"));

@@ -235,6 +235,36 @@ const scenarios = {
     await b.page.locator('#room').waitFor();
   },
 
+  async 'the mediator starts recording, everyone sees it at once, and pause and stop show too'(ctx) {
+    const { m, a, b } = ctx;
+    if (await a.page.locator('#record-toggle').isVisible()) throw new Error('a party sees the record button');
+    await m.page.getByRole('button', { name: '开始录制' }).click();
+    for (const p of [m, a, b]) {
+      await p.page.locator('#recording:not([hidden])', { hasText: '正在录音录像' }).waitFor();
+    }
+    await shot(a, 'recording');
+    await m.page.getByRole('button', { name: '暂停录制' }).click();
+    await b.page.locator('#recording', { hasText: '录制已暂停' }).waitFor();
+    await m.page.getByRole('button', { name: '继续录制' }).click();
+    await b.page.locator('#recording', { hasText: '正在录音录像' }).waitFor();
+    await new Promise((r) => setTimeout(r, 2000));
+    await m.page.getByRole('button', { name: '停止录制' }).click();
+    for (const p of [m, a, b]) await p.page.locator('#recording').waitFor({ state: 'hidden' });
+    // The browsers' own Opus and VP8 become playable files.
+    const list = await until(
+      'the recording to finish with its files',
+      async () => {
+        const all = await api('GET', '/recordings');
+        return { ok: all[0]?.state === 'finished', all };
+      },
+      30000,
+    );
+    const kinds = list.all[0].files.map((f) => f.kind).sort();
+    if (kinds.filter((k) => k === 'video').length !== 3 || !kinds.includes('mixed')) {
+      throw new Error(`unexpected files: ${JSON.stringify(list.all[0].files)}`);
+    }
+  },
+
   async 'a party whose network drops and returns within the grace period never leaves'(ctx) {
     // The party's signaling is cut for a few seconds, then let through again.
     const network = cuttableSignaling();

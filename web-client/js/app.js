@@ -199,6 +199,7 @@ async function enter() {
 function present(reply) {
   state.you = reply.you;
   state.participants = new Map(reply.participants.map((p) => [p.identity, p]));
+  state.recording = reply.recording ?? { state: 'off' };
   render();
 }
 
@@ -219,6 +220,10 @@ function listen(signaling) {
   on('participant.left', (m) => {
     state.participants.delete(m.identity);
     render();
+  });
+  on('recording.updated', (m) => {
+    state.recording = m.recording;
+    renderRecording();
   });
   on('speaker.active', (m) => {
     state.speaker = m.identity;
@@ -267,7 +272,9 @@ async function resumeWithinGrace() {
       if (e instanceof SignalingError && e.code === 'resume_failed') break;
       state.signaling.drop();
       await new Promise((r) => setTimeout(r, wait));
-      wait = Math.min(wait * 2, 4000);
+      // Short steps: a network that comes back is used within two seconds, well inside the
+      // grace period.
+      wait = Math.min(wait * 2, 2000);
     }
   }
   tr(document.getElementById('reconnecting-text'), 'reconnect.failed');
@@ -291,6 +298,49 @@ function render() {
   renderControls();
   renderTiles();
   renderModeration();
+  renderRecording();
+}
+
+/** The recording indicator everyone sees, and the mediator's record buttons. */
+function renderRecording() {
+  const rec = state.recording ?? { state: 'off' };
+  const on = rec.state !== 'off';
+  const indicator = document.getElementById('recording');
+  indicator.hidden = !on;
+  indicator.classList.toggle('paused', rec.state === 'paused');
+  if (on) {
+    const notHere = state.you?.space?.startsWith('private:') && !rec.private_rooms;
+    const key =
+      rec.state === 'paused'
+        ? 'recording.paused'
+        : notHere
+          ? 'recording.not_here'
+          : rec.mode === 'audio'
+            ? 'recording.audio'
+            : 'recording.audio_video';
+    tr(document.getElementById('recording-text'), key);
+  }
+  const controls = document.getElementById('record-controls');
+  controls.hidden = !state.you?.grants.includes('record');
+  if (controls.hidden) return;
+  const toggle = document.getElementById('record-toggle');
+  tr(toggle, on ? 'recording.stop' : 'recording.start');
+  toggle.setAttribute('aria-pressed', String(on));
+  toggle.classList.toggle('danger', on);
+  const pause = document.getElementById('record-pause');
+  pause.hidden = !on;
+  tr(pause, rec.state === 'paused' ? 'recording.resume' : 'recording.pause');
+}
+
+async function record(action) {
+  const note = document.getElementById('room-note');
+  note.hidden = true;
+  try {
+    await state.signaling.record(action);
+  } catch (e) {
+    note.textContent = t('recording.failed', { reason: e.message });
+    note.hidden = false;
+  }
 }
 
 function renderControls() {
@@ -475,5 +525,9 @@ document.getElementById('mic').onclick = () => toggleMute('audio').catch(failWit
 document.getElementById('cam').onclick = () => toggleMute('video').catch(failWith);
 document.getElementById('audio-only-toggle').onclick = () => setAudioOnly(!state.audioOnly).catch(failWith);
 document.getElementById('leave').onclick = leave;
+document.getElementById('record-toggle').onclick = () =>
+  record(state.recording?.state === 'off' ? 'start' : 'stop');
+document.getElementById('record-pause').onclick = () =>
+  record(state.recording?.state === 'paused' ? 'resume' : 'pause');
 document.getElementById('lobby-leave').onclick = leave;
 document.getElementById('chat-form').onsubmit = (e) => sendChat(e).catch(failWith);

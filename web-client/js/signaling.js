@@ -144,6 +144,11 @@ export class Signaling extends EventTarget {
   preferences(prefs) {
     return this.request({ type: 'preferences', ...prefs });
   }
+
+  /** `action`: start, pause, resume or stop; `mode` (start): audio or audio_video. */
+  record(action, mode) {
+    return this.request({ type: 'record', action, ...(mode ? { mode } : {}) });
+  }
 }
 
 function defaultUrl() {

@@ -6,11 +6,17 @@
 //! checkpoints signed — as fast as one thread can, and reports the thread's CPU time per session
 //! second: how many such tracks one core keeps up with, and what sealing (fsync) costs in wall
 //! time. Then `verify` reads it all back.
+//!
+//! `--mix-minutes M` then measures the derived files of a `--speakers`-party session of M
+//! minutes: real Opus (each speaker a tone in 5 s turns, silence otherwise, 20 ms packets as a
+//! browser sends them) is captured, and the thread's CPU time for `derive` — one Ogg file per
+//! track plus the mixed track (every packet decoded, summed, re-encoded) — is reported as
+//! session time per CPU time.
 
 use std::time::Instant;
 
 use clap::Parser;
-use tiaojie_recorder::{CaptureConfig, Packet, Recording, SigningKey, verify};
+use tiaojie_recorder::{CaptureConfig, EventKind, Packet, Recording, SigningKey, verify};
 use tiaojie_tests::child::cpu_seconds_of;
 
 #[derive(Parser)]
@@ -25,6 +31,12 @@ struct Cli {
     /// Session seconds recorded.
     #[arg(long, default_value_t = 30)]
     seconds: u64,
+    /// Minutes of the session whose derived files are timed (0: skip).
+    #[arg(long, default_value_t = 60)]
+    mix_minutes: u64,
+    /// Speakers in that session.
+    #[arg(long, default_value_t = 4)]
+    speakers: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +44,93 @@ fn main() -> anyhow::Result<()> {
     println!("# recorder-bench, {} s of session per phase\n", cli.seconds);
     phase("audio", cli.audio, false, cli.seconds)?;
     phase("video", cli.video, true, cli.seconds)?;
+    if cli.mix_minutes > 0 {
+        mix(cli.speakers, cli.mix_minutes)?;
+    }
+    Ok(())
+}
+
+/// Captures a `speakers`-party session of `minutes` of real Opus and times `derive`.
+fn mix(speakers: usize, minutes: u64) -> anyhow::Result<()> {
+    let dir =
+        std::env::temp_dir().join(format!("tiaojie-recorder-bench-mix-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (key, _) = SigningKey::generate().map_err(anyhow::Error::msg)?;
+    let mut recording = Recording::create(&dir, "bench-mix", CaptureConfig::default(), key)?;
+    let start_us = tiaojie_recorder::RecordingInfo::read(&dir)?.created_us;
+    recording.event(EventKind::Started {
+        room: "bench".into(),
+        mode: "audio".into(),
+        by: "bench".into(),
+        private_rooms: false,
+    })?;
+    // One second of each speaker's tone and of silence, encoded once and sent in a loop.
+    let mut voices = Vec::new();
+    for s in 0..speakers {
+        let name = format!("speaker{s}-audio-m0");
+        recording.event(EventKind::Track {
+            track: name.clone(),
+            identity: format!("speaker{s}"),
+            kind: "audio".into(),
+            codec: "audio/opus".into(),
+            clock_rate: 48_000,
+        })?;
+        let mut encoder =
+            opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)?;
+        let hz = 300.0 + 170.0 * s as f32;
+        let mut out = vec![0u8; 1500];
+        let mut talk = Vec::new();
+        let mut quiet = Vec::new();
+        for i in 0..50 {
+            let pcm: Vec<i16> = (0..960)
+                .map(|n| {
+                    let t = (i * 960 + n) as f32 / 48_000.0;
+                    ((2.0 * std::f32::consts::PI * hz * t).sin() * 8_000.0) as i16
+                })
+                .collect();
+            let len = encoder.encode(&pcm, &mut out)?;
+            talk.push(out[..len].to_vec());
+            let len = encoder.encode(&[0i16; 960], &mut out)?;
+            quiet.push(out[..len].to_vec());
+        }
+        voices.push((name, talk, quiet));
+    }
+    let ticks = minutes * 60 * 50;
+    for tick in 0..ticks {
+        for (s, (name, talk, quiet)) in voices.iter().enumerate() {
+            let speaking = (tick / 250) as usize % speakers == s;
+            let packet = if speaking { talk } else { quiet }[(tick % 50) as usize].as_slice();
+            recording.write(&Packet {
+                track: name,
+                arrival_us: start_us + 5_000 + tick * 20_000,
+                seq: tick,
+                rtp_time: tick * 960,
+                marker: false,
+                keyframe: false,
+                payload: packet,
+            })?;
+        }
+    }
+    recording.finish()?;
+
+    let cpu0 = cpu_seconds_of("/proc/thread-self/stat");
+    let t0 = Instant::now();
+    let derived = tiaojie_recorder::derive::derive(&dir)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds_of("/proc/thread-self/stat") - cpu0;
+    let session = (minutes * 60) as f64;
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("## derived files of a {speakers}-party, {minutes}-minute session");
+    println!(
+        "made:                   {} files ({} Ogg copies + the mix)",
+        derived.files.len(),
+        derived.files.len().saturating_sub(1)
+    );
+    println!(
+        "derive thread:          {cpu:.1} s CPU, {wall:.1} s wall → {:.0}× real time per core ({:.0}× wall)\n",
+        session / cpu.max(0.01),
+        session / wall.max(0.01)
+    );
     Ok(())
 }
 
