@@ -5,9 +5,10 @@
 //! - `<track>/NNNNNN.seg`: sealed segments; `<track>/NNNNNN.seg.open`: the one being written;
 //! - `chain.jsonl`, `checkpoints.jsonl`: see [`crate::chain`].
 //!
-//! A segment is `TJSEG1\n` followed by records: a 4-byte big-endian length, then the arrival
+//! A segment is `TJSEG2\n` followed by records: a 4-byte big-endian length, then the arrival
 //! time (µs since the Unix epoch, u64), the RTP sequence number (extended, u64), the RTP time
-//! (extended, u64), a flags byte (1: marker, 2: keyframe start) and the payload. Sealing —
+//! (extended, u64), a flags byte (1: marker, 2: keyframe start), the sender's RFC 6464 audio
+//! level (-dBov, 0–127; 255: none) and the payload. Sealing —
 //! flush, fsync, rename, fsync of the directory, then the chain entry, fsynced — happens when
 //! a segment reaches its size or age, and for all tracks when capture stops.
 
@@ -24,9 +25,9 @@ use crate::chain::{self, CHAIN_FILE, CHECKPOINT_FILE, Checkpoint, Entry, GENESIS
 use crate::digest::{SigningKey, hex};
 use crate::events::{EVENTS_FILE, EventKind, RecordingEvent};
 
-pub(crate) const SEGMENT_MAGIC: &[u8] = b"TJSEG1\n";
+pub(crate) const SEGMENT_MAGIC: &[u8] = b"TJSEG2\n";
 pub(crate) const RECORDING_FILE: &str = "recording.json";
-pub(crate) const RECORD_HEADER: usize = 8 + 8 + 8 + 1;
+pub(crate) const RECORD_HEADER: usize = 8 + 8 + 8 + 1 + 1;
 
 /// What went wrong while recording.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,8 @@ pub struct Packet<'a> {
     pub marker: bool,
     /// The first packet of a video keyframe.
     pub keyframe: bool,
+    /// The sender's RFC 6464 audio level (-dBov, 0 loudest – 127 silence), if it sent one.
+    pub audio_level: Option<u8>,
     /// The RTP payload.
     pub payload: &'a [u8],
 }
@@ -252,6 +255,7 @@ impl Recording {
             header.extend_from_slice(&p.seq.to_be_bytes());
             header.extend_from_slice(&p.rtp_time.to_be_bytes());
             header.push(u8::from(p.marker) | (u8::from(p.keyframe) << 1));
+            header.push(p.audio_level.map_or(255, |l| l.min(127)));
             segment.append(&header, self.config.block_size)?;
             segment.append(p.payload, self.config.block_size)?;
             segment.packets += 1;
@@ -430,6 +434,7 @@ pub(crate) mod tests {
             rtp_time: i * 960,
             marker: false,
             keyframe: false,
+            audio_level: None,
             payload,
         }
     }

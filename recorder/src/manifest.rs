@@ -217,6 +217,7 @@ mod tests {
                     rtp_time: 5_000 + i * 960,
                     marker: false,
                     keyframe: false,
+                    audio_level: None,
                     payload: &out[..len],
                 })
                 .expect("audio");
@@ -237,6 +238,7 @@ mod tests {
                     rtp_time: 3000 * (i / 3),
                     marker: true,
                     keyframe: key,
+                    audio_level: None,
                     payload: &frame,
                 })
                 .expect("video");

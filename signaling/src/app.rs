@@ -192,6 +192,8 @@ impl Server {
             recorders,
         ));
         tokio::spawn(retention(hub.clone()));
+        let finished = hub.recorders().announcements();
+        tokio::spawn(hub.clone().relay_finished_recordings(finished));
         if let Some(events) = media_events {
             tokio::spawn(hub.clone().relay_media_events(events));
         }

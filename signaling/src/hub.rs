@@ -788,6 +788,26 @@ impl Hub {
         Some(info)
     }
 
+    /// Fails with `forbidden` (and `refusal`) unless the session's member holds `grant` now
+    /// (grants can change while connected).
+    pub(crate) async fn require_grant(
+        &self,
+        session: &Session,
+        grant: Grant,
+        refusal: &str,
+    ) -> Result<(), SignalError> {
+        let state = self.owned_state(session).await?;
+        let allowed = state
+            .members
+            .get(&session.identity)
+            .is_some_and(|m| m.info.grants.contains(&grant));
+        if allowed {
+            Ok(())
+        } else {
+            Err(SignalError::new(ErrorCode::Forbidden, refusal))
+        }
+    }
+
     /// `moderate`: a participant with the `moderate` grant mutes or removes another one.
     pub async fn moderate(
         self: &Arc<Self>,
@@ -796,19 +816,12 @@ impl Hub {
         target: &str,
         action: Moderation,
     ) -> Result<(), SignalError> {
-        {
-            let state = self.owned_state(session).await?;
-            let allowed = state
-                .members
-                .get(&session.identity)
-                .is_some_and(|m| m.info.grants.contains(&Grant::Moderate));
-            if !allowed {
-                return Err(SignalError::new(
-                    ErrorCode::Forbidden,
-                    "moderating needs the moderate grant",
-                ));
-            }
-        }
+        self.require_grant(
+            session,
+            Grant::Moderate,
+            "moderating needs the moderate grant",
+        )
+        .await?;
         // A mediator moves themself too (into a private room with one side); muting or
         // removing oneself is not moderation.
         if target == session.identity && !matches!(action, Moderation::Move { .. }) {

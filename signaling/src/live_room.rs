@@ -290,6 +290,7 @@ fn event_seq(event: &Event) -> u64 {
         | Event::MediaOffer { seq, .. }
         | Event::SpeakerActive { seq, .. }
         | Event::RecordingUpdated { seq, .. }
+        | Event::RecordingFinished { seq, .. }
         | Event::ServerShutdown { seq, .. } => *seq,
     }
 }

@@ -411,6 +411,20 @@ pub enum Event {
         /// The new state.
         recording: RecordingStatus,
     },
+    /// A stopped recording's files and signed manifest are ready: `chain_head` is the hash
+    /// that commits to everything captured — what the agreement cites and what participants
+    /// may be shown to confirm the record.
+    #[serde(rename = "recording.finished")]
+    RecordingFinished {
+        /// Room sequence number.
+        seq: u64,
+        /// The recording's id (not `id`: that names a request's reply).
+        recording: String,
+        /// The hash chain's head.
+        chain_head: String,
+        /// False when it was finished after an interruption.
+        complete: bool,
+    },
     /// You were removed; the connection closes next (code 4001).
     #[serde(rename = "removed")]
     Removed {

@@ -11,7 +11,7 @@ use tiaojie_domain::{Grant, RecordingMode};
 use crate::hub::{Hub, Session, SignalError};
 use crate::live_room::{Audience, RoomState};
 use crate::protocol::{ErrorCode, Event, RecordAction, RecordingStatus, Reply, RequestId, to_text};
-use crate::recording::{Control, Recorders};
+use crate::recording::{Control, Finished, Recorders};
 
 impl Hub {
     /// The recorder.
@@ -27,19 +27,8 @@ impl Hub {
         action: RecordAction,
         mode: Option<RecordingMode>,
     ) -> Result<(), SignalError> {
-        {
-            let state = self.owned_state(session).await?;
-            let allowed = state
-                .members
-                .get(&session.identity)
-                .is_some_and(|m| m.info.grants.contains(&Grant::Record));
-            if !allowed {
-                return Err(SignalError::new(
-                    ErrorCode::Forbidden,
-                    "recording needs the record grant",
-                ));
-            }
-        }
+        self.require_grant(session, Grant::Record, "recording needs the record grant")
+            .await?;
         self.recording_action(&session.room.name, &session.identity, action, mode)
             .await?;
         let state = self.owned_state(session).await?;
@@ -200,6 +189,31 @@ impl Hub {
         );
         self.handle_stalled(&live, &mut state, stalled);
         Ok(status)
+    }
+
+    /// Tells a room (if anyone is still in it) that a recording's files are ready, with the
+    /// chain head participants may be shown to confirm the record.
+    pub async fn relay_finished_recordings(
+        self: Arc<Self>,
+        mut finished: tokio::sync::mpsc::UnboundedReceiver<Finished>,
+    ) {
+        while let Some(f) = finished.recv().await {
+            let Some(live) = self.existing_room(&f.room) else {
+                continue;
+            };
+            let mut state = live.state.lock().await;
+            let seq = state.next_seq();
+            let stalled = state.broadcast(
+                &Event::RecordingFinished {
+                    seq,
+                    recording: f.id,
+                    chain_head: f.chain_head,
+                    complete: f.complete,
+                },
+                Audience::All,
+            );
+            self.handle_stalled(&live, &mut state, stalled);
+        }
     }
 
     /// Ends the room's recording, if any: the capture drains what the tap holds, then makes its

@@ -166,6 +166,19 @@ pub struct RecordingFile {
     pub sha256: String,
 }
 
+/// A recording whose files and manifest are ready.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The room it recorded.
+    pub room: String,
+    /// Its id.
+    pub id: String,
+    /// The chain head its manifest signs.
+    pub chain_head: String,
+    /// False when finished after an interruption.
+    pub complete: bool,
+}
+
 /// The server's recorder.
 pub struct Recorders {
     config: RecordingConfig,
@@ -175,6 +188,8 @@ pub struct Recorders {
     /// Live recordings: id → (room, stopping).
     live: Mutex<HashMap<String, (String, bool)>>,
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Where finished recordings are announced (the hub tells the room).
+    finished: Mutex<Option<mpsc::UnboundedSender<Finished>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -234,6 +249,7 @@ impl Recorders {
             key_der,
             live: Mutex::new(HashMap::new()),
             workers: Mutex::new(Vec::new()),
+            finished: Mutex::new(None),
         })
     }
 
@@ -290,6 +306,7 @@ impl Recorders {
         })?;
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let mut worker = Worker {
+            room: room.to_string(),
             recording: Some(recording),
             mode,
             private_rooms: self.config.private_rooms,
@@ -330,6 +347,19 @@ impl Recorders {
             private_rooms: self.config.private_rooms,
             control: control_tx,
         })
+    }
+
+    /// Finished recordings from now on (one listener: the hub).
+    pub fn announcements(&self) -> mpsc::UnboundedReceiver<Finished> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *lock(&self.finished) = Some(tx);
+        rx
+    }
+
+    fn announce(&self, finished: Finished) {
+        if let Some(tx) = lock(&self.finished).as_ref() {
+            let _ = tx.send(finished);
+        }
     }
 
     /// Marks a live recording as stopping (its files are being made).
@@ -530,6 +560,7 @@ struct TrackState {
 
 /// A capture: runs on its own thread until stopped, then makes the files.
 struct Worker {
+    room: String,
     recording: Option<Recording>,
     mode: RecordingMode,
     private_rooms: bool,
@@ -598,11 +629,21 @@ impl Worker {
             .map_err(tiaojie_recorder::DeriveError::from)
             .and_then(|key| tiaojie_recorder::finalize(&dir, &key, true));
         match finished {
-            Ok(m) => tracing::info!(
-                recording = id, files = m.derived.len(), head = %m.chain_head,
-                took_ms = started.elapsed().as_millis() as u64,
-                "recording finished"
-            ),
+            Ok(m) => {
+                tracing::info!(
+                    recording = id, files = m.derived.len(), head = %m.chain_head,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "recording finished"
+                );
+                // Announced only once the recording no longer counts as live.
+                lock(&recorders.live).remove(id);
+                recorders.announce(Finished {
+                    room: self.room.clone(),
+                    id: id.to_string(),
+                    chain_head: m.chain_head,
+                    complete: m.complete,
+                });
+            }
             Err(e) => {
                 tracing::error!(recording = id, error = %e, "could not make the recording's files")
             }
@@ -763,6 +804,7 @@ impl Worker {
                 rtp_time: p.rtp_time,
                 marker: p.marker,
                 keyframe: p.keyframe,
+                audio_level: p.audio_level.map(|l| l.unsigned_abs()),
                 payload: &p.data,
             }),
             None => return,

@@ -117,6 +117,35 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| SignalError::new(ErrorCode::Internal, e.to_string()).into())
 }
 
+/// The recording `id` if `claims` may read it; a refusal is audited (`what`: the read refused).
+async fn readable(
+    state: &AppState,
+    claims: &Claims,
+    id: &str,
+    view: Option<RecordingView>,
+    what: &str,
+) -> Result<RecordingView, ApiError> {
+    let Some(view) = view else {
+        return Err(not_found());
+    };
+    if !may_read(
+        claims,
+        &view.room,
+        state.config.recording.participant_download,
+    ) {
+        audit(
+            state,
+            claims,
+            "recording.denied",
+            &format!("recording:{id}"),
+            what,
+        )
+        .await?;
+        return Err(forbidden());
+    }
+    Ok(view)
+}
+
 /// List the recordings the caller may read, newest first (every listing is audited).
 #[utoipa::path(get, path = "/api/recordings", responses(
     (status = 200, body = [RecordingView]),
@@ -182,19 +211,15 @@ pub(crate) async fn get_recording(
         let lookup = id.clone();
         let (view, manifest) =
             blocking(move || (recorders.view(&lookup), recorders.manifest(&lookup))).await?;
-        let target = format!("recording:{id}");
-        let Some(view) = view else {
-            return Err(not_found());
-        };
-        if !may_read(
+        let view = readable(&state, &claims, &id, view, "read").await?;
+        audit(
+            &state,
             &claims,
-            &view.room,
-            state.config.recording.participant_download,
-        ) {
-            audit(&state, &claims, "recording.denied", &target, "read").await?;
-            return Err(forbidden());
-        }
-        audit(&state, &claims, "recording.read", &target, "").await?;
+            "recording.read",
+            &format!("recording:{id}"),
+            "",
+        )
+        .await?;
         let manifest = manifest
             .filter(|_| view.state == "finished")
             .and_then(|m| serde_json::to_value(m).ok());
@@ -222,18 +247,7 @@ pub(crate) async fn download_file(
         let (lookup, wanted) = (id.clone(), file.clone());
         let (view, path) =
             blocking(move || (recorders.view(&lookup), recorders.file(&lookup, &wanted))).await?;
-        let target = format!("recording:{id}");
-        let Some(view) = view else {
-            return Err(not_found());
-        };
-        if !may_read(
-            &claims,
-            &view.room,
-            state.config.recording.participant_download,
-        ) {
-            audit(&state, &claims, "recording.denied", &target, &file).await?;
-            return Err(forbidden());
-        }
+        readable(&state, &claims, &id, view, &file).await?;
         let Some(path) = path else {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -245,6 +259,7 @@ pub(crate) async fn download_file(
             .await
             .map_err(|_| not_found())?;
         let length = handle.metadata().await.map(|m| m.len()).unwrap_or(0);
+        let target = format!("recording:{id}");
         audit(&state, &claims, "recording.download", &target, &file).await?;
         let content_type = if file.ends_with(".webm") {
             "video/webm"

@@ -282,6 +282,7 @@ fn recording_verify_passes_a_clean_recording_and_names_a_changed_byte() {
             rtp_time: i * 960,
             marker: false,
             keyframe: false,
+            audio_level: None,
             payload: &[0x55; 120],
         })
         .expect("write");

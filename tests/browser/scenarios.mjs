@@ -259,6 +259,8 @@ const scenarios = {
       },
       30000,
     );
+    // Those in the room are shown the fingerprint (chain head) the signed manifest commits to.
+    await a.page.locator('#chat-log li.notice', { hasText: list.all[0].chain_head }).waitFor();
     const kinds = list.all[0].files.map((f) => f.kind).sort();
     if (kinds.filter((k) => k === 'video').length !== 3 || !kinds.includes('mixed')) {
       throw new Error(`unexpected files: ${JSON.stringify(list.all[0].files)}`);

@@ -228,6 +228,13 @@ async fn a_recorded_three_party_session_gives_playable_files_a_mixed_track_and_v
     let view = finished(&server, &id).await;
     assert_eq!(view["room"], room);
     assert_eq!(view["complete"], true);
+    // Those still in the room are shown the chain head the signed manifest commits to.
+    let told = people[2]
+        .event("recording.finished", Duration::from_secs(10))
+        .await
+        .expect("told the recording is saved");
+    assert_eq!(told["recording"], id.as_str());
+    assert_eq!(told["chain_head"], view["chain_head"], "{told}");
     let dir: PathBuf = server.config.server.data_dir.join("recordings").join(&id);
     let files: Vec<Value> = view["files"].as_array().cloned().unwrap_or_default();
     let kinds = |k: &str| files.iter().filter(|f| f["kind"] == k).count();

@@ -225,6 +225,9 @@ function listen(signaling) {
     state.recording = m.recording;
     renderRecording();
   });
+  on('recording.finished', (m) =>
+    addNotice(t(m.complete ? 'recording.saved' : 'recording.saved_incomplete', { head: m.chain_head })),
+  );
   on('speaker.active', (m) => {
     state.speaker = m.identity;
     renderTiles();
@@ -474,6 +477,13 @@ async function setAudioOnly(on) {
 function addChat(from, text, to) {
   const sender = from === state.you.identity ? state.you : state.participants.get(from);
   const item = h('li', {}, h('b', {}, sender?.name ?? from), to ? ' → ' : '', ': ', text);
+  document.getElementById('chat-log').append(item);
+  item.scrollIntoView({ block: 'nearest' });
+}
+
+/** A line from the system (not a person) in the message log. */
+function addNotice(text) {
+  const item = h('li', { class: 'notice', role: 'status' }, text);
   document.getElementById('chat-log').append(item);
   item.scrollIntoView({ block: 'nearest' });
 }

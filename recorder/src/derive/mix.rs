@@ -1,7 +1,8 @@
 //! The mixed track: every speaker's Opus decoded onto the session's clock, summed, and encoded
 //! as one Opus stream from the recording's start to its end.
 //!
-//! Per speaker: a lost packet is concealed — its audio recovered from the next packet's
+//! Per speaker: a packet its sender measured as silence (RFC 6464 level) is silence without
+//! being decoded; a lost packet is concealed — its audio recovered from the next packet's
 //! in-band FEC when there is any, Opus packet-loss concealment otherwise — for up to
 //! [`MAX_CONCEALED`] samples; a longer gap, or a gap without lost packets (DTX, a muted or
 //! absent speaker), is silence. The output's pre-skip is the encoder's look-ahead and its last
@@ -19,6 +20,10 @@ use super::read::{Timeline, TrackReader};
 const FRAME: usize = 960;
 /// Conceal at most 200 ms of lost packets; beyond that a gap is silence.
 const MAX_CONCEALED: u64 = 9_600;
+/// Packets the sender measured at this level or quieter (RFC 6464, -dBov) are silence in the
+/// mix without being decoded: far below the room noise of any microphone, and most of a
+/// session is most people listening.
+const INAUDIBLE_DBOV: u8 = 80;
 /// The largest Opus packet's samples (120 ms).
 const MAX_PACKET_SAMPLES: usize = 5_760;
 
@@ -31,6 +36,8 @@ pub(crate) struct MixStats {
     pub concealed_samples: u64,
     /// Packets that would not decode.
     pub undecodable: u64,
+    /// Packets not decoded because their sender measured them as silence.
+    pub skipped: u64,
 }
 
 /// One speaker's audio, decoded on demand.
@@ -43,9 +50,12 @@ pub(crate) struct Voice {
     last_seq: Option<u64>,
     last_samples: usize,
     /// Decoded samples from the mixer's position on.
-    buf: VecDeque<i16>,
+    buf: VecDeque<f32>,
     buf_start: u64,
-    pcm: Vec<i16>,
+    pcm: Vec<f32>,
+    /// The last packet skipped as silence, decoded (and discarded) before the next one that
+    /// is not, so the decoder's state is not stale.
+    quiet: Option<Vec<u8>>,
 }
 
 impl Voice {
@@ -60,7 +70,8 @@ impl Voice {
             last_samples: FRAME,
             buf: VecDeque::new(),
             buf_start: 0,
-            pcm: vec![0; MAX_PACKET_SAMPLES],
+            pcm: vec![0.0; MAX_PACKET_SAMPLES],
+            quiet: None,
         })
     }
 
@@ -90,11 +101,29 @@ impl Voice {
             let Some((pos, record)) = self.next.take() else {
                 return Ok(());
             };
-            let n = match self.decoder.decode(&record.payload, &mut self.pcm, false) {
-                Ok(n) => n,
-                Err(_) => {
-                    stats.undecodable += 1;
-                    continue;
+            let inaudible = record.audio_level.is_some_and(|l| l >= INAUDIBLE_DBOV);
+            let n = if inaudible {
+                // The sender measured it as silence: no decoding, just its length of silence.
+                // The last such packet is kept so the decoder can catch up before speech.
+                let n = super::ogg::opus_samples(&record.payload).unwrap_or(FRAME as u32) as usize;
+                self.pcm[..n].fill(0.0);
+                stats.skipped += 1;
+                self.quiet = Some(record.payload.clone());
+                n
+            } else {
+                if let Some(quiet) = self.quiet.take() {
+                    // Bring the decoder's state up to the packet before this one.
+                    let _ = self.decoder.decode_float(&quiet, &mut self.pcm, false);
+                }
+                match self
+                    .decoder
+                    .decode_float(&record.payload, &mut self.pcm, false)
+                {
+                    Ok(n) => n,
+                    Err(_) => {
+                        stats.undecodable += 1;
+                        continue;
+                    }
                 }
             };
             self.last_seq = Some(record.seq);
@@ -123,7 +152,7 @@ impl Voice {
                 let want = (gap - fec as u64 - concealed).min(self.last_samples as u64) as usize;
                 let n = self
                     .decoder
-                    .decode(&[], &mut self.pcm[..want], false)
+                    .decode_float(&[], &mut self.pcm[..want], false)
                     .unwrap_or(0)
                     .min(want);
                 if n == 0 {
@@ -134,7 +163,7 @@ impl Voice {
             }
             if let Ok(n) = self
                 .decoder
-                .decode(&next.payload, &mut self.pcm[..fec], true)
+                .decode_float(&next.payload, &mut self.pcm[..fec], true)
             {
                 self.buf.extend(&self.pcm[..n.min(fec)]);
                 concealed += n.min(fec) as u64;
@@ -143,13 +172,13 @@ impl Voice {
             gap = pos.saturating_sub(self.buf_end());
         }
         let silence = gap.min(until.saturating_sub(self.buf_end()));
-        self.buf.extend(std::iter::repeat_n(0, silence as usize));
+        self.buf.extend(std::iter::repeat_n(0.0, silence as usize));
     }
 
     /// Adds this speaker's next `out.len()` samples into `out` and moves on.
-    fn take(&mut self, out: &mut [i32]) {
+    fn take(&mut self, out: &mut [f32]) {
         for s in out.iter_mut() {
-            *s += i32::from(self.buf.pop_front().unwrap_or(0));
+            *s += self.buf.pop_front().unwrap_or(0.0);
         }
         self.buf_start += out.len() as u64;
     }
@@ -163,29 +192,32 @@ pub(crate) fn mix<W: Write>(
     comments: &[String],
 ) -> Result<(W, MixStats), DeriveError> {
     let codec = |e: opus::Error| DeriveError::Codec(e.to_string());
-    let mut encoder =
-        opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).map_err(codec)?;
+    let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::LowDelay)
+        .map_err(codec)?;
     encoder
         .set_bitrate(opus::Bitrate::Bits(32_000))
         .map_err(codec)?;
+    // CELT (the low-delay application) at complexity 3: SILK's analysis and delayed-decision
+    // quantisation at the top settings cost more than decoding every speaker, and CELT's higher
+    // complexities add little to speech at 32 kbit/s (measured: BENCHMARKS.md).
+    encoder.set_complexity(3).map_err(codec)?;
     let lookahead = encoder.get_lookahead().map_err(codec)?.max(0) as u64;
     let mut writer = OggOpusWriter::new(out, 0x6d69_7864, 1, lookahead as u16, comments)?;
     let mut stats = MixStats::default();
     let end = total + lookahead;
-    let mut sum = vec![0i32; FRAME];
-    let mut pcm = vec![0i16; FRAME];
+    let mut sum = vec![0f32; FRAME];
     let mut packet = vec![0u8; 1500];
     let mut position = 0u64;
     while position < end {
-        sum.fill(0);
+        sum.fill(0.0);
         for v in voices.iter_mut() {
             v.fill(position + FRAME as u64, &mut stats)?;
             v.take(&mut sum);
         }
-        for (p, s) in pcm.iter_mut().zip(&sum) {
-            *p = (*s).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+        for s in sum.iter_mut() {
+            *s = s.clamp(-1.0, 1.0);
         }
-        let n = encoder.encode(&pcm, &mut packet).map_err(codec)?;
+        let n = encoder.encode_float(&sum, &mut packet).map_err(codec)?;
         position += FRAME as u64;
         writer.packet(&packet[..n], position.min(end))?;
         stats.frames += 1;

@@ -252,7 +252,7 @@ pub fn derive(dir: &Path) -> Result<Derivation, DeriveError> {
         "mixed",
         None,
         speakers.iter().map(|(n, _)| (*n).clone()).collect(),
-        "every audio track decoded with libopus onto the session clock (lost packets concealed with FEC/PLC for up to 200 ms, silence otherwise), summed, re-encoded as mono Opus 32 kbit/s from the recording's start to its end",
+        "every audio track decoded with libopus onto the session clock (lost packets concealed with FEC/PLC for up to 200 ms, silence otherwise), summed, re-encoded as mono Opus (CELT, 32 kbit/s) from the recording's start to its end",
     )?);
     Ok(out)
 }

@@ -16,6 +16,8 @@ pub(crate) struct Record {
     pub seq: u64,
     pub rtp_time: u64,
     pub marker: bool,
+    /// RFC 6464 level (-dBov), if the sender gave one.
+    pub audio_level: Option<u8>,
     pub payload: Vec<u8>,
 }
 
@@ -100,6 +102,7 @@ pub(crate) fn parse_segment(bytes: &[u8]) -> Result<VecDeque<Record>, u64> {
             seq: u64_at(8),
             rtp_time: u64_at(16),
             marker: flags & 1 != 0,
+            audio_level: (body[25] <= 127).then_some(body[25]),
             payload: body[RECORD_HEADER..].to_vec(),
         });
         at += 4 + len;

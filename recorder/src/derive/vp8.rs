@@ -137,6 +137,7 @@ mod tests {
             seq,
             rtp_time: ts,
             marker,
+            audio_level: None,
             payload,
         }
     }

@@ -8,8 +8,8 @@
 //! time. Then `verify` reads it all back.
 //!
 //! `--mix-minutes M` then measures the derived files of a `--speakers`-party session of M
-//! minutes: real Opus (each speaker a tone in 5 s turns, silence otherwise, 20 ms packets as a
-//! browser sends them) is captured, and the thread's CPU time for `derive` — one Ogg file per
+//! minutes: real Opus (each speaker a tone in 5 s turns, silence otherwise, 20 ms packets with
+//! RFC 6464 levels as a browser sends them) is captured, and the thread's CPU time for `derive` — one Ogg file per
 //! track plus the mixed track (every packet decoded, summed, re-encoded) — is reported as
 //! session time per CPU time.
 
@@ -37,6 +37,9 @@ struct Cli {
     /// Speakers in that session.
     #[arg(long, default_value_t = 4)]
     speakers: usize,
+    /// Send no RFC 6464 levels (as a sender without the extension): every packet is decoded.
+    #[arg(long)]
+    no_levels: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,13 +48,13 @@ fn main() -> anyhow::Result<()> {
     phase("audio", cli.audio, false, cli.seconds)?;
     phase("video", cli.video, true, cli.seconds)?;
     if cli.mix_minutes > 0 {
-        mix(cli.speakers, cli.mix_minutes)?;
+        mix(cli.speakers, cli.mix_minutes, !cli.no_levels)?;
     }
     Ok(())
 }
 
 /// Captures a `speakers`-party session of `minutes` of real Opus and times `derive`.
-fn mix(speakers: usize, minutes: u64) -> anyhow::Result<()> {
+fn mix(speakers: usize, minutes: u64, levels: bool) -> anyhow::Result<()> {
     let dir =
         std::env::temp_dir().join(format!("tiaojie-recorder-bench-mix-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -107,6 +110,8 @@ fn mix(speakers: usize, minutes: u64) -> anyhow::Result<()> {
                 rtp_time: tick * 960,
                 marker: false,
                 keyframe: false,
+                // As a browser marks them: loud while speaking, silence (127) otherwise.
+                audio_level: levels.then_some(if speaking { 20 } else { 127 }),
                 payload: packet,
             })?;
         }
@@ -120,7 +125,14 @@ fn mix(speakers: usize, minutes: u64) -> anyhow::Result<()> {
     let cpu = cpu_seconds_of("/proc/thread-self/stat") - cpu0;
     let session = (minutes * 60) as f64;
     let _ = std::fs::remove_dir_all(&dir);
-    println!("## derived files of a {speakers}-party, {minutes}-minute session");
+    println!(
+        "## derived files of a {speakers}-party, {minutes}-minute session ({})",
+        if levels {
+            "with audio levels"
+        } else {
+            "without audio levels: every packet decoded"
+        }
+    );
     println!(
         "made:                   {} files ({} Ogg copies + the mix)",
         derived.files.len(),
@@ -166,6 +178,7 @@ fn phase(label: &str, tracks: usize, video: bool, seconds: u64) -> anyhow::Resul
                     rtp_time: tick * clock,
                     marker: k == per_tick - 1,
                     keyframe: video && tick % 250 == 0 && k == 0,
+                    audio_level: None,
                     payload: &payload,
                 })?;
                 packets += 1;
