@@ -6,7 +6,7 @@
 //! - [`room`]: a room record (the place a session happens) and its lifecycle (open → closed).
 //! - [`participation`]: who was in a room, with which role, when they joined and left, and why.
 //! - [`recording`]: a room's recording policy (off / audio / audio+video) and the audit log's
-//!   entries (who read or deleted a recording).
+//!   entries (who read or deleted a recording), hash-chained, with their verification.
 //! - [`store`]: [`store::Store`], the sqlx-backed storage for all of the above, on SQLite (the
 //!   embedded default) or PostgreSQL, with migrations applied at start; also revoked token ids.
 //! - [`clock`]: wall-clock milliseconds, the one time unit stored.
@@ -24,7 +24,9 @@ pub mod room;
 pub mod store;
 
 pub use participation::{LeaveReason, Participation};
-pub use recording::{AuditEntry, RecordingMode};
+pub use recording::{
+    AUDIT_GENESIS, AuditEntry, AuditProblem, AuditVerification, RecordingMode, verify_audit,
+};
 pub use role::{Grant, Role};
 pub use room::{NewRoom, Room};
 pub use store::{Store, StoreError};

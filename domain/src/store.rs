@@ -6,7 +6,7 @@
 
 use crate::group_commit::{Done, Op, Writer};
 use crate::participation::{LeaveReason, Participation};
-use crate::recording::{AuditEntry, RecordingMode};
+use crate::recording::{AUDIT_GENESIS, AuditEntry, AuditVerification, RecordingMode, verify_audit};
 use crate::room::{self, NewRoom, Room};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Row};
@@ -67,6 +67,8 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Audit appends read the chain's head and write the next entry as one step.
+    audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Presence writes (joins, leaves, first-join room creation), group-committed.
     writer: Writer,
     backend: Backend,
@@ -121,6 +123,7 @@ impl Store {
         let writer = Writer::spawn(pool.clone());
         Ok(Store {
             pool,
+            audit_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             writer,
             backend,
         })
@@ -351,11 +354,22 @@ impl Store {
         self.room(name).await
     }
 
-    /// Appends to the audit log.
+    /// Appends to the audit log, chained to the entry before it. (One server appends; several
+    /// servers on one PostgreSQL would need the head read under a row lock.)
     pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let _turn = self.audit_lock.lock().await;
+        let prev: Option<String> =
+            sqlx::query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|row| row.try_get::<String, _>(0))
+                .transpose()?;
+        let mut entry = entry.clone();
+        entry.prev_hash = prev.unwrap_or_else(|| AUDIT_GENESIS.to_string());
+        entry.hash = entry.compute_hash();
         sqlx::query(
-            "INSERT INTO audit_log (at, actor, role, action, target, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO audit_log (at, actor, role, action, target, detail, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(entry.at)
         .bind(&entry.actor)
@@ -363,6 +377,8 @@ impl Store {
         .bind(&entry.action)
         .bind(&entry.target)
         .bind(&entry.detail)
+        .bind(&entry.prev_hash)
+        .bind(&entry.hash)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -372,18 +388,18 @@ impl Store {
     pub async fn audit_log(&self, target: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
         macro_rules! columns {
             () => {
-                "SELECT id, at, actor, role, action, target, detail FROM audit_log"
+                "SELECT id, at, actor, role, action, target, detail, prev_hash, hash FROM audit_log"
             };
         }
         let rows = match target {
             Some(target) => {
-                sqlx::query(concat!(columns!(), " WHERE target = $1 ORDER BY at, id"))
+                sqlx::query(concat!(columns!(), " WHERE target = $1 ORDER BY id"))
                     .bind(target)
                     .fetch_all(&self.pool)
                     .await?
             }
             None => {
-                sqlx::query(concat!(columns!(), " ORDER BY at, id"))
+                sqlx::query(concat!(columns!(), " ORDER BY id"))
                     .fetch_all(&self.pool)
                     .await?
             }
@@ -398,10 +414,17 @@ impl Store {
                     action: row.try_get("action")?,
                     target: row.try_get("target")?,
                     detail: row.try_get("detail")?,
+                    prev_hash: row.try_get("prev_hash")?,
+                    hash: row.try_get("hash")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
+    }
+
+    /// Recomputes the whole audit chain and says where it breaks.
+    pub async fn verify_audit_log(&self) -> Result<AuditVerification, StoreError> {
+        Ok(verify_audit(&self.audit_log(None).await?))
     }
 
     /// Forgets revocations of tokens that have expired anyway.
@@ -523,15 +546,7 @@ mod tests {
             .await
             .expect("policy");
         assert_eq!(room.recording, None);
-        let entry = AuditEntry {
-            id: 0,
-            at: 5,
-            actor: "admin".into(),
-            role: "admin".into(),
-            action: "recording.read".into(),
-            target: "recording:x".into(),
-            detail: String::new(),
-        };
+        let entry = AuditEntry::new(5, "admin", "admin", "recording.read", "recording:x", "");
         store.audit(&entry).await.expect("audit");
         store
             .audit(&AuditEntry {
@@ -544,6 +559,22 @@ mod tests {
         assert_eq!(log.len(), 1);
         assert_eq!(log[0].action, "recording.read");
         assert_eq!(store.audit_log(None).await.expect("log").len(), 2);
+        let intact = store.verify_audit_log().await.expect("verify");
+        assert!(
+            intact.problems.is_empty() && intact.entries == 2,
+            "{intact:?}"
+        );
+        // Someone with database access edits the first entry: the chain says which.
+        sqlx::query("UPDATE audit_log SET detail = 'nothing to see' WHERE id = 1")
+            .execute(&store.pool)
+            .await
+            .expect("tamper");
+        let broken = store.verify_audit_log().await.expect("verify");
+        assert_eq!(
+            broken.problems.iter().map(|p| p.id).collect::<Vec<_>>(),
+            vec![1],
+            "{broken:?}"
+        );
         assert!(matches!(
             store.create_room(&new, 1001).await,
             Err(StoreError::RoomExists(_))

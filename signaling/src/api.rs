@@ -81,9 +81,10 @@ pub fn routes() -> Router<AppState> {
         crate::recordings_api::delete_recording,
         crate::recordings_api::control_recording,
         crate::recordings_api::set_policy,
-        crate::recordings_api::audit_log
+        crate::recordings_api::audit_log,
+        crate::recordings_api::verify_audit_log
     ),
-    components(schemas(ErrorBody, ErrorDetail, ErrorCode, RoomView, NewRoom, Room, CloseRoom, RemoveParticipant, MuteParticipant, UpdateGrants, MoveParticipant, ParticipantMediaStats, PublishedTrackStats, ReceivedTrackStats, LayerStats, MediaState, ParticipantInfo, Participation, Role, Grant, MediaKind, CreateToken, TokenView, crate::recording::RecordingView, crate::recording::RecordingFile, crate::recordings_api::RecordingDetail, crate::recordings_api::ControlRecording, crate::recordings_api::RecordingPolicy, crate::protocol::RecordingStatus, crate::protocol::RecordingState, crate::protocol::RecordAction, tiaojie_domain::RecordingMode, tiaojie_domain::AuditEntry)),
+    components(schemas(ErrorBody, ErrorDetail, ErrorCode, RoomView, NewRoom, Room, CloseRoom, RemoveParticipant, MuteParticipant, UpdateGrants, MoveParticipant, ParticipantMediaStats, PublishedTrackStats, ReceivedTrackStats, LayerStats, MediaState, ParticipantInfo, Participation, Role, Grant, MediaKind, CreateToken, TokenView, crate::recording::RecordingView, crate::recording::RecordingFile, crate::recordings_api::RecordingDetail, crate::recordings_api::ControlRecording, crate::recordings_api::RecordingPolicy, crate::protocol::RecordingStatus, crate::protocol::RecordingState, crate::protocol::RecordAction, tiaojie_domain::RecordingMode, tiaojie_domain::AuditEntry, tiaojie_domain::AuditVerification, tiaojie_domain::AuditProblem)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -702,6 +703,7 @@ mod tests {
             ("/api/rooms/{room}/recording", "post"),
             ("/api/rooms/{room}/recording-policy", "put"),
             ("/api/audit", "get"),
+            ("/api/audit/verify", "get"),
         ] {
             assert!(
                 paths.get(path).and_then(|p| p.get(method)).is_some(),

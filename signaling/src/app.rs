@@ -282,15 +282,14 @@ async fn retention(hub: Arc<Hub>) {
         };
         let (recorders, ids) = expired;
         for id in ids {
-            let entry = tiaojie_domain::AuditEntry {
-                id: 0,
-                at: now_millis(),
-                actor: "system".into(),
-                role: "system".into(),
-                action: "recording.delete".into(),
-                target: format!("recording:{id}"),
-                detail: format!("retention: kept {days} days"),
-            };
+            let entry = tiaojie_domain::AuditEntry::new(
+                now_millis(),
+                "system",
+                "system",
+                "recording.delete",
+                &format!("recording:{id}"),
+                &format!("retention: kept {days} days"),
+            );
             if let Err(e) = hub.store().audit(&entry).await {
                 tracing::error!(recording = %id, error = %e, "retention: not deleting, the audit log is unavailable");
                 continue;

@@ -6,6 +6,7 @@
 //! - `tiaojie config show [--config FILE]`: print the configuration in force (secrets hidden).
 //! - `tiaojie recording verify DIR`: check a recording's segments, hash chain, signatures,
 //!   manifest and derived files.
+//! - `tiaojie audit verify`: recompute the audit log's hash chain; say where it breaks.
 //! - `tiaojie recording recover DIR`: finish a recording a crash interrupted (derived files and
 //!   a signed manifest marked incomplete, from what was sealed).
 
@@ -59,6 +60,18 @@ enum Command {
         #[command(subcommand)]
         command: RecordingCommand,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the audit log's hash chain in the configured database and say which entries
+    /// were edited, removed or inserted. Exit status 1 if any.
+    Verify(ConfigArg),
 }
 
 #[derive(Subcommand)]
@@ -237,6 +250,37 @@ fn main() -> anyhow::Result<()> {
             if !report.problems.is_empty() {
                 std::process::exit(1);
             }
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify(arg),
+        } => {
+            let config = load_config(&arg)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(async {
+                let store = tiaojie_domain::Store::connect(&config.database_url(), 1).await?;
+                let report = store.verify_audit_log().await;
+                store.close().await;
+                report
+            })?;
+            println!(
+                "{} audit entries, head {}",
+                report.entries,
+                if report.head.is_empty() {
+                    "(none)"
+                } else {
+                    &report.head
+                }
+            );
+            for p in &report.problems {
+                println!("MISMATCH: entry {}: {}", p.id, p.what);
+            }
+            if !report.problems.is_empty() {
+                std::process::exit(1);
+            }
+            println!("verified: every entry and link matches");
             Ok(())
         }
         Command::Recording {

@@ -2,7 +2,7 @@
 //! record belongs to — an admin, or the room's mediator or judge (parties and agents only when
 //! `recording.participant_download` allows) — and every read, refusal and deletion is written
 //! to the audit log before anything is served. Also: starting and stopping a room's recording,
-//! its recording policy, and the audit log itself (admins).
+//! its recording policy, and the audit log itself and its verification (admins).
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -13,7 +13,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tiaojie_domain::clock::now_millis;
-use tiaojie_domain::{AuditEntry, Grant, RecordingMode, Role, Room};
+use tiaojie_domain::{AuditEntry, AuditVerification, Grant, RecordingMode, Role, Room};
 use utoipa::ToSchema;
 
 use crate::api::{Admin, ApiError, ApiJson, ErrorBody, bearer_claims, counted};
@@ -35,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{room}/recording", post(control_recording))
         .route("/rooms/{room}/recording-policy", put(set_policy))
         .route("/audit", get(audit_log))
+        .route("/audit/verify", get(verify_audit_log))
 }
 
 /// Any valid token: an admin's, or a room token (its role decides what it may read).
@@ -95,15 +96,14 @@ async fn audit(
     target: &str,
     detail: &str,
 ) -> Result<(), ApiError> {
-    let entry = AuditEntry {
-        id: 0,
-        at: now_millis(),
-        actor: claims.sub.clone(),
-        role: claims.role.as_str().to_string(),
-        action: action.to_string(),
-        target: target.to_string(),
-        detail: detail.to_string(),
-    };
+    let entry = AuditEntry::new(
+        now_millis(),
+        &claims.sub,
+        claims.role.as_str(),
+        action,
+        target,
+        detail,
+    );
     state.hub.store().audit(&entry).await?;
     Ok(())
 }
@@ -454,5 +454,17 @@ pub(crate) async fn audit_log(
         ))
     }
     .await;
+    counted(&state, result)
+}
+
+/// Recompute the audit log's hash chain and say where it breaks (admins).
+#[utoipa::path(get, path = "/api/audit/verify", responses(
+    (status = 200, description = "`problems` empty: the log is intact", body = AuditVerification),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn verify_audit_log(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Json<AuditVerification>, ApiError> {
+    let result = async { Ok(Json(state.hub.store().verify_audit_log().await?)) }.await;
     counted(&state, result)
 }

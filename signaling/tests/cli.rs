@@ -158,6 +158,11 @@ async fn serve_issue_join_and_stop_on_sigterm() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        let mode = std::fs::metadata(dir.join("recording-key.der"))
+            .expect("recording key written on first run")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
     assert!(
         dir.join("tiaojie.db").exists(),
@@ -312,4 +317,36 @@ fn recording_verify_passes_a_clean_recording_and_names_a_changed_byte() {
         out.contains("party-a-audio/000001.seg (chain entry 0) was modified in bytes 0.."),
         "{out}"
     );
+}
+
+#[tokio::test]
+async fn audit_verify_recomputes_the_chain_in_the_configured_database() {
+    let dir = temp_dir("audit");
+    let store =
+        tiaojie_domain::Store::connect(&format!("sqlite:{}", dir.join("tiaojie.db").display()), 1)
+            .await
+            .expect("store");
+    for action in ["recording.read", "recording.download"] {
+        store
+            .audit(&tiaojie_domain::AuditEntry::new(
+                1,
+                "m",
+                "mediator",
+                action,
+                "recording:r",
+                "",
+            ))
+            .await
+            .expect("audit");
+    }
+    store.close().await;
+    let out = tiaojie(&dir, &[])
+        .args(["audit", "verify"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("2 audit entries"), "{text}");
+    assert!(text.contains("verified"), "{text}");
+    std::fs::remove_dir_all(dir).ok();
 }

@@ -423,8 +423,9 @@ async fn a_recorded_three_party_session_gives_playable_files_a_mixed_track_and_v
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recording_policy_and_state_are_enforced() {
     let _turn = ONE_AT_A_TIME.lock().await;
+    // On PostgreSQL: the room policy column and the audit chain on the other backend.
     let server =
-        TestServer::start_with(Backend::Sqlite, |c| c.recording.allowed = "audio".into()).await;
+        TestServer::start_with(Backend::Postgres, |c| c.recording.allowed = "audio".into()).await;
     let room = "policy-room";
     let mut m = server.join(room, "m", Role::Mediator).await;
     let reply = m
@@ -491,7 +492,8 @@ async fn recording_policy_and_state_are_enforced() {
     assert_eq!(reply["type"], "ok", "{reply}");
     // Leaving the room (the last one out) stops the recording; it finishes on its own.
     let id = e["recording"]["id"].as_str().expect("id").to_string();
-    m.close().await;
+    let reply = m.request(json!({"type": "leave"})).await;
+    assert_eq!(reply["type"], "left", "{reply}");
     let view = finished(&server, &id).await;
     let events: Vec<String> = std::fs::read_to_string(
         server
@@ -514,6 +516,13 @@ async fn recording_policy_and_state_are_enforced() {
         );
     }
     assert_eq!(view["mode"], "audio");
+    // The policy changes were audited, in an intact hash chain.
+    let (status, check) = server
+        .api(reqwest::Method::GET, "/api/audit/verify", None)
+        .await;
+    assert_eq!(status, 200, "{check}");
+    assert!(check["entries"].as_u64() >= Some(2), "{check}");
+    assert_eq!(check["problems"], json!([]), "{check}");
     server.stop().await;
 }
 
