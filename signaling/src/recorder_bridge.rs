@@ -55,7 +55,11 @@ impl Hub {
         mode: Option<RecordingMode>,
     ) -> Result<RecordingStatus, SignalError> {
         let state_error = |m: &str| SignalError::new(ErrorCode::RecordingState, m);
-        let limit = self.recording_limit(room).await?;
+        // Only a start needs the room's policy (a database read).
+        let limit = match action {
+            RecordAction::Start => Some(self.recording_limit(room).await?),
+            _ => None,
+        };
         let Some(live) = self.existing_room(room) else {
             return Err(state_error(
                 "nobody is in the room; recording needs a session",
@@ -76,6 +80,7 @@ impl Hub {
                         r.id
                     )));
                 }
+                let limit = limit.unwrap_or(RecordingMode::Off);
                 if limit == RecordingMode::Off {
                     return Err(SignalError::new(
                         ErrorCode::Forbidden,

@@ -328,12 +328,20 @@ impl Recorders {
         lock(&self.live).insert(id.clone(), (room.to_string(), false));
         let recorders = self.clone();
         let worker_id = id.clone();
-        let thread = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(format!("recorder-{id}"))
             .spawn(move || {
                 worker.run(tap, control_rx, &recorders, &worker_id);
                 lock(&recorders.live).remove(&worker_id);
-            })?;
+            });
+        let thread = match spawned {
+            Ok(thread) => thread,
+            Err(e) => {
+                // Never started: it must not stay listed as live (undeletable) forever.
+                lock(&self.live).remove(&id);
+                return Err(e.into());
+            }
+        };
         let mut workers = lock(&self.workers);
         workers.retain(|w| !w.is_finished());
         workers.push(thread);
