@@ -49,16 +49,10 @@ impl Role {
         }
     }
 
-    /// Grants a token for this role carries unless others are asked for.
+    /// Grants a token for this role carries unless others are asked for (from the permission
+    /// matrix, [`crate::permission`]).
     pub fn default_grants(self) -> Vec<Grant> {
-        use Grant::*;
-        match self {
-            Role::Mediator => vec![Publish, Subscribe, Moderate, Record],
-            Role::Judge => vec![Publish, Subscribe, Moderate],
-            Role::Party | Role::Agent => vec![Publish, Subscribe],
-            Role::Observer => vec![Subscribe],
-            Role::Admin => vec![Admin, Moderate, Subscribe],
-        }
+        crate::permission::default_grants(self)
     }
 }
 

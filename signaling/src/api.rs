@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering::Relaxed;
 use tiaojie_domain::clock::now_millis;
-use tiaojie_domain::{Grant, NewRoom, Participation, Role, Room};
+use tiaojie_domain::{AuditEntry, Grant, NewRoom, Participation, Role, Room};
 use tiaojie_media::ParticipantMediaStats;
 use tiaojie_media::sfu::{LayerStats, PublishedTrackStats, ReceivedTrackStats};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -53,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{room}/media", get(room_media))
         .route("/tokens", post(create_token))
         .merge(crate::recordings_api::routes())
+        .merge(crate::cases_api::routes())
 }
 
 #[derive(OpenApi)]
@@ -109,8 +110,9 @@ impl Modify for BearerAuth {
 
 /// The OpenAPI document as JSON.
 pub fn openapi_document() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::cases_api::CasesDoc::openapi());
+    doc.to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
@@ -166,7 +168,8 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         }
         Forbidden => StatusCode::FORBIDDEN,
         RoomNotFound | ParticipantNotFound | NotFound => StatusCode::NOT_FOUND,
-        RoomExists | RoomClosed | RoomFull | RecordingState => StatusCode::CONFLICT,
+        RoomExists | RoomClosed | RoomFull | RecordingState | CaseState | ChecksMissing
+        | StaleVersion | CaseExists => StatusCode::CONFLICT,
         PayloadTooLarge | MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -256,6 +259,26 @@ pub(crate) async fn bearer_claims(
             )
         })?;
     Ok(state.hub.authenticate(token, None).await?)
+}
+
+/// Writes an audit entry; the read it records does not happen if this fails.
+pub(crate) async fn audit(
+    state: &AppState,
+    claims: &Claims,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<(), ApiError> {
+    let entry = AuditEntry::new(
+        now_millis(),
+        &claims.sub,
+        claims.role.as_str(),
+        action,
+        target,
+        detail,
+    );
+    state.hub.store().audit(&entry).await?;
+    Ok(())
 }
 
 /// An authenticated caller holding the `admin` grant.

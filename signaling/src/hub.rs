@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tiaojie_config::SignalingConfig;
-use tiaojie_domain::clock::now_millis;
+use tiaojie_domain::clock::{Clock, now_millis};
 use tiaojie_domain::{Grant, LeaveReason, Store, StoreError};
 use tiaojie_media::{Sfu, StandingChange};
 use tokio::sync::mpsc;
@@ -69,6 +69,20 @@ impl From<StoreError> for SignalError {
             StoreError::RoomClosed(_) => SignalError::new(ErrorCode::RoomClosed, e.to_string()),
             StoreError::RoomExists(_) => SignalError::new(ErrorCode::RoomExists, e.to_string()),
             StoreError::Invalid(_) => SignalError::new(ErrorCode::InvalidRequest, e.to_string()),
+            StoreError::CaseExists(_) => SignalError::new(ErrorCode::CaseExists, e.to_string()),
+            StoreError::CaseNotFound(_) => SignalError::new(ErrorCode::NotFound, e.to_string()),
+            StoreError::Conflict => SignalError::new(ErrorCode::CaseState, e.to_string()),
+            StoreError::Rule(rule) => {
+                use tiaojie_domain::mediation::RuleError as R;
+                let code = match &rule {
+                    R::Invalid(_) => ErrorCode::InvalidRequest,
+                    R::NotFound(_) => ErrorCode::NotFound,
+                    R::State(_) => ErrorCode::CaseState,
+                    R::Stale(_) => ErrorCode::StaleVersion,
+                    R::ChecksMissing(_) => ErrorCode::ChecksMissing,
+                };
+                SignalError::new(code, rule.to_string())
+            }
             other => {
                 tracing::error!(error = %other, "storage failed");
                 SignalError::new(ErrorCode::Internal, "storage is unavailable; try again")
@@ -137,6 +151,8 @@ pub struct Hub {
     pub(crate) media: Option<Sfu>,
     /// The recorder.
     pub(crate) recorders: Arc<Recorders>,
+    /// The time the workflow's rules see (time limits, invitations); tests move it.
+    pub clock: Clock,
 }
 
 /// A new connection's outbound side: what the connection task reads, and the link the hub keeps.
@@ -176,6 +192,7 @@ impl Hub {
             resume_index: Mutex::new(HashMap::new()),
             next_generation: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
+            clock: Clock::default(),
         }
     }
 
@@ -709,12 +726,24 @@ impl Hub {
             ));
         }
         let mut state = self.owned_state(session).await?;
+        // Chat stays in the sender's space: a private room's chat reaches nobody outside it,
+        // and a direct message only someone in the same space (the server decides, not the
+        // client).
+        let space = state
+            .members
+            .get(&session.identity)
+            .map(|m| m.info.space.clone())
+            .unwrap_or_default();
         if let Some(target) = &to
-            && (target == &session.identity || !state.members.contains_key(target))
+            && (target == &session.identity
+                || state
+                    .members
+                    .get(target)
+                    .is_none_or(|m| m.info.space != space))
         {
             return Err(SignalError::new(
                 ErrorCode::ParticipantNotFound,
-                format!("{target:?} is not another participant in this room"),
+                format!("{target:?} is not another participant in your part of the room"),
             ));
         }
         let seq = state.next_seq();
@@ -730,7 +759,13 @@ impl Hub {
         };
         let stalled = match &to {
             Some(target) => state.broadcast(&event, Audience::Only(target)),
-            None => state.broadcast(&event, Audience::AllBut(&session.identity)),
+            None => state.broadcast(
+                &event,
+                Audience::Space {
+                    space: &space,
+                    except: Some(&session.identity),
+                },
+            ),
         };
         reply_to(
             &state,

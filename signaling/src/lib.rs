@@ -15,6 +15,9 @@
 //! - [`recording`]: the server's recorder (`tiaojie-recorder`): the signing key, each recorded
 //!   room's capture thread fed by the media tap, listing/deleting recordings, crash recovery.
 //! - [`recordings_api`]: the control API's recordings endpoints: by role, every read audited.
+//! - [`cases_api`]: the mediation workflow's API (cases, sessions, checks, private rooms,
+//!   minutes, agreement, signatures, outcome, time limits, ratings), every request checked
+//!   against the permission matrix and audited; changes announced to the session's room.
 //! - [`live_room`]: one room's in-memory state; delivery that never blocks; resume buffers.
 //! - [`protocol`]: the signaling protocol's messages and error codes (`docs/protocol.md`).
 //! - [`token`]: JWT join/admin tokens (HS256 or EdDSA), with a distinct error per failure.
@@ -25,6 +28,7 @@
 
 pub mod api;
 pub mod app;
+pub mod cases_api;
 pub mod hub;
 pub mod ids;
 pub mod live_room;

@@ -195,6 +195,14 @@ pub enum Audience<'a> {
     AllBut(&'a str),
     /// Only this identity.
     Only(&'a str),
+    /// Those in one space (lobby, joint room, a private room), but `except`: what is said or
+    /// typed in a private room reaches nobody outside it.
+    Space {
+        /// The space (`ParticipantInfo::space`).
+        space: &'a str,
+        /// Left out (the sender).
+        except: Option<&'a str>,
+    },
 }
 
 /// The state of one live room.
@@ -264,6 +272,9 @@ impl RoomState {
                 Audience::All => true,
                 Audience::AllBut(skip) => identity != skip,
                 Audience::Only(target) => identity == target,
+                Audience::Space { space, except } => {
+                    member.info.space == space && except != Some(identity.as_str())
+                }
             };
             if wanted && !member.deliver(seq, &text, keep) {
                 if let Some(link) = member.detach() {
@@ -291,6 +302,8 @@ fn event_seq(event: &Event) -> u64 {
         | Event::SpeakerActive { seq, .. }
         | Event::RecordingUpdated { seq, .. }
         | Event::RecordingFinished { seq, .. }
+        | Event::CaseUpdated { seq, .. }
+        | Event::MinutesUpdated { seq, .. }
         | Event::ServerShutdown { seq, .. } => *seq,
     }
 }

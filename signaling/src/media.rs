@@ -286,14 +286,24 @@ impl Hub {
                         continue;
                     };
                     let mut state = live.state.lock().await;
+                    // Who speaks in a private room is not shown outside it.
+                    let space = participant
+                        .as_ref()
+                        .and_then(|p| state.members.get(&p.0))
+                        .map(|m| m.info.space.clone());
                     let seq = state.next_seq();
-                    let stalled = state.broadcast(
-                        &Event::SpeakerActive {
-                            seq,
-                            identity: participant.map(|p| p.0),
+                    let event = Event::SpeakerActive {
+                        seq,
+                        identity: participant.map(|p| p.0),
+                    };
+                    let audience = match &space {
+                        Some(space) => Audience::Space {
+                            space,
+                            except: None,
                         },
-                        Audience::All,
-                    );
+                        None => Audience::All,
+                    };
+                    let stalled = state.broadcast(&event, audience);
                     self.handle_stalled(&live, &mut state, stalled);
                 }
                 MediaEvent::Connected { room, participant } => {

@@ -425,6 +425,38 @@ pub enum Event {
         /// False when it was finished after an interruption.
         complete: bool,
     },
+    /// Something changed in the case this room's session belongs to (a check, a consent, a
+    /// signature, the session's phase, a side's move): read it again with
+    /// `GET /api/cases/{case}`.
+    #[serde(rename = "case.updated")]
+    CaseUpdated {
+        /// Room sequence number.
+        seq: u64,
+        /// The case id.
+        case: String,
+        /// The session this room is.
+        session: u32,
+        /// What changed: the kind of the last event appended (e.g. `agreement_signed`).
+        change: String,
+        /// The case's own sequence number after the change.
+        case_seq: i64,
+    },
+    /// The mediator saved the minutes: their current text, for everyone present to read.
+    #[serde(rename = "minutes.updated")]
+    MinutesUpdated {
+        /// Room sequence number.
+        seq: u64,
+        /// The case id.
+        case: String,
+        /// The session.
+        session: u32,
+        /// Revision.
+        revision: i64,
+        /// SHA-256 of the canonical text (what a confirmation refers to).
+        sha256: String,
+        /// The text.
+        text: String,
+    },
     /// You were removed; the connection closes next (code 4001).
     #[serde(rename = "removed")]
     Removed {
@@ -652,6 +684,15 @@ error_codes! {
     /// A recording request that does not fit the room's recording state (e.g. stop when
     /// nothing is recorded), or a recording that is still being captured.
     RecordingState = "recording_state",
+    /// A case command that does not fit the case's state (e.g. signing after the mediation
+    /// ended, starting a session twice).
+    CaseState = "case_state",
+    /// The session cannot start: start-of-session checks are missing (listed in the message).
+    ChecksMissing = "checks_missing",
+    /// A signature or confirmation names a version or revision that is no longer current.
+    StaleVersion = "stale_version",
+    /// A case with this number exists.
+    CaseExists = "case_exists",
     /// The server failed; the request may be retried.
     Internal = "internal",
 }

@@ -12,11 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tiaojie_domain::clock::now_millis;
 use tiaojie_domain::{AuditEntry, AuditVerification, Grant, RecordingMode, Role, Room};
 use utoipa::ToSchema;
 
-use crate::api::{Admin, ApiError, ApiJson, ErrorBody, bearer_claims, counted};
+use crate::api::{Admin, ApiError, ApiJson, ErrorBody, audit, bearer_claims, counted};
 use crate::app::AppState;
 use crate::hub::SignalError;
 use crate::protocol::{ErrorCode, RecordAction, RecordingStatus};
@@ -65,11 +64,10 @@ fn may_read(claims: &Claims, room: &str, participant_download: bool) -> bool {
     if claims.room.as_deref() != Some(room) {
         return false;
     }
-    match claims.role {
-        Role::Mediator | Role::Judge => true,
-        Role::Party | Role::Agent => participant_download,
-        _ => false,
-    }
+    // The permission matrix's `recording.read`, widened to parties and agents by
+    // `recording.participant_download`.
+    tiaojie_domain::permission::role_may(claims.role, tiaojie_domain::Action::RecordingRead)
+        || (participant_download && matches!(claims.role, Role::Party | Role::Agent))
 }
 
 fn forbidden() -> ApiError {
@@ -86,26 +84,6 @@ fn not_found() -> ApiError {
         ErrorCode::NotFound,
         "no such recording",
     )
-}
-
-/// Writes an audit entry; the read it records does not happen if this fails.
-async fn audit(
-    state: &AppState,
-    claims: &Claims,
-    action: &str,
-    target: &str,
-    detail: &str,
-) -> Result<(), ApiError> {
-    let entry = AuditEntry::new(
-        now_millis(),
-        &claims.sub,
-        claims.role.as_str(),
-        action,
-        target,
-        detail,
-    );
-    state.hub.store().audit(&entry).await?;
-    Ok(())
 }
 
 /// Runs a blocking read of the recordings directory off the async threads.

@@ -237,9 +237,11 @@ impl TokenKeys {
         check_name("name", &name)?;
         if let Some(room) = &request.room {
             tiaojie_domain::room::validate_name(room).map_err(KeyError::Invalid)?;
-        } else if request.role != Role::Admin {
+        } else if !matches!(request.role, Role::Admin | Role::Mediator) {
+            // A room-less mediator token is a staff token: it opens and runs the mediator's
+            // own cases through the API and joins no room.
             return Err(KeyError::Invalid(
-                "only admin tokens may omit the room".into(),
+                "only admin and mediator (staff) tokens may omit the room".into(),
             ));
         }
         let ttl = request.ttl.unwrap_or(self.default_ttl);

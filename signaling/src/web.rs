@@ -37,6 +37,7 @@ const ASSETS: &[Asset] = assets! {
     "admin.html" => HTML,
     "css/app.css" => "text/css; charset=utf-8",
     "js/app.js" => JS,
+    "js/case.js" => JS,
     "js/admin.js" => JS,
     "js/i18n.js" => JS,
     "js/media.js" => JS,

@@ -345,6 +345,123 @@ const scenarios = {
     for (const p of [m, d, admin]) await p.context.close();
   },
 
+  async 'a mediation: identity checks, a private room and signing the agreement'() {
+    // The mediator's staff token opens the case; everyone gets a personal link.
+    const staff = token(['--identity', 'med-wang', '--name', '王调解', '--role', 'mediator', '--ttl', '1h']);
+    const asStaff = async (method, path, body) => {
+      const response = await fetch(`${BASE}/api${path}`, {
+        method,
+        headers: { authorization: `Bearer ${staff}`, 'content-type': 'application/json' },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
+      return response.json();
+    };
+    const opened = await asStaff('POST', '/cases', {
+      number: '(2026)京0105民诉前调7号',
+      case_type: '民间借贷纠纷',
+      claim_amount: 4_000_000,
+      stage: 'pre_filing',
+      mediator: { id: 'med-wang', name: '王调解', role: 'mediator' },
+      members: [
+        { id: 'p-zhang', name: '张三', role: 'party', side: 'applicant' },
+        { id: 'p-li', name: '李四', role: 'party', side: 'respondent' },
+        { id: 'lawyer-zhao', name: '赵律师', role: 'agent', side: 'applicant', represents: 'p-zhang' },
+      ],
+    });
+    const id = opened.id;
+    await asStaff('POST', `/cases/${id}/sessions`, { scheduled_at: Date.now() });
+    await asStaff('POST', `/cases/${id}/sessions/1/lobby`);
+    const people = {};
+    for (const who of ['med-wang', 'p-zhang', 'p-li', 'lawyer-zhao']) {
+      const invitation = await asStaff('POST', `/cases/${id}/sessions/1/invitations`, { person: who });
+      const p = await person();
+      p.identity = who;
+      await p.page.goto(`${BASE}${invitation.link}`);
+      await p.page.locator('#join').click();
+      people[who] = p;
+    }
+    const { 'med-wang': m, 'p-zhang': zhang, 'p-li': li, 'lawyer-zhao': zhao } = people;
+    const click = (p, action) => p.page.locator(`[data-action="${action}"]`).click();
+
+    // In the waiting room each party reads the warning and answers the consents.
+    for (const p of [zhang, li]) {
+      await p.page.locator('#lobby #case .warning-text').waitFor();
+      await click(p, 'ack-warning');
+      for (const subject of ['online_mediation', 'recording', 'recording_replaces_minutes']) {
+        await click(p, `consent-${subject}-yes`);
+        await p.page.locator(`[data-subject="${subject}"] .ok`).waitFor();
+      }
+    }
+    await click(zhao, 'ack-warning');
+    await zhao.page.locator('#case .own-checks .ok', { hasText: '已确认知悉' }).waitFor();
+    await shot(li, 'mediation-party-checks');
+
+    // Starting too early is refused with what is missing; then the mediator verifies everyone.
+    await click(m, 'start');
+    await m.page.locator('#case .case-note', { hasText: '身份' }).waitFor().catch(async () => {
+      await m.page.locator('#case .case-note').waitFor();
+    });
+    m.page.on('dialog', (dialog) => dialog.accept('律师证线下核验'));
+    await click(m, 'verify-p-zhang-id_document_video');
+    await m.page.locator('[data-person="p-zhang"]', { hasText: '证件比对' }).waitFor();
+    await click(m, 'verify-p-li-face_recognition');
+    await m.page.locator('[data-person="p-li"]', { hasText: '人脸识别' }).waitFor();
+    await click(m, 'verify-lawyer-zhao-offline');
+    await m.page.locator('[data-person="lawyer-zhao"]', { hasText: '线下核验' }).waitFor();
+    await zhang.page.locator('#case .own-checks .ok', { hasText: '身份已核验' }).waitFor();
+    await shot(m, 'mediation-identity-check');
+    await click(m, 'start');
+    for (const p of [zhang, li, zhao]) await p.page.locator('#room').waitFor();
+    await m.page.locator('#case .phase', { hasText: '调解中' }).waitFor();
+    await receivesFrom(li, ['p-zhang', 'med-wang']);
+
+    // 背对背: one click takes the applicant side (party and lawyer) and the mediator aside.
+    await click(m, 'private-applicant');
+    await zhang.page.locator('#where', { hasText: '单独调解室（申请方）' }).waitFor();
+    await zhao.page.locator('#where', { hasText: '单独调解室（申请方）' }).waitFor();
+    await li.page.locator('#elsewhere [data-person="p-zhang"]', { hasText: '单独调解室（申请方）' }).waitFor();
+    await until('李四 to hear nothing more of 张三', async () => !(await flowing(li, 'p-zhang', 'audio', 1500)));
+    await receivesFrom(zhang, ['med-wang']);
+    await zhang.page.fill('#chat-input', '私下说：底线四万');
+    await zhang.page.locator('#chat-form button').click();
+    await zhao.page.locator('#chat-log', { hasText: '底线四万' }).waitFor();
+    await new Promise((r) => setTimeout(r, 500));
+    if ((await li.page.locator('#chat-log').textContent()).includes('底线四万')) {
+      throw new Error('the other side read the private room chat');
+    }
+    await shot(zhang, 'mediation-private-room');
+    await click(m, 'joint-applicant');
+    await zhang.page.locator('#where', { hasText: '调解室' }).waitFor();
+    await until('李四 to hear 张三 again', () => flowing(li, 'p-zhang', 'audio', 1000));
+
+    // Minutes, live; the agreement from the template; everyone signs; it takes effect.
+    await m.page.fill('#minutes-editor', '调解笔录：双方同意分期还款。');
+    await li.page.locator('#case .minutes-text', { hasText: '分期还款' }).waitFor();
+    await click(li, 'confirm-minutes');
+    await li.page.locator('#case .minutes .ok').waitFor();
+    await m.page.fill('#agreement-terms', '一、李四于2026年12月31日前向张三支付人民币四万元。');
+    await click(m, 'draft');
+    const hash = await m.page.locator('#case .sha256').textContent();
+    for (const p of [zhang, li]) {
+      await p.page.locator('#case .sha256', { hasText: hash }).waitFor();
+      await p.page.locator('#case .agreement-text', { hasText: '四万元' }).waitFor();
+    }
+    await shot(li, 'mediation-signing');
+    for (const p of [zhang, li, m]) {
+      await click(p, 'sign');
+      await p.page.locator('#case .signatures li', { hasText: p === m ? '王调解' : p === zhang ? '张三' : '李四' }).waitFor();
+    }
+    for (const p of [zhang, li, m]) await p.page.locator('#case .effective').waitFor();
+    const agreement = await asStaff('GET', `/cases/${id}/agreement`);
+    if (!agreement.effective_at || agreement.signatures.length !== 3) {
+      throw new Error(`agreement not in effect: ${JSON.stringify(agreement)}`);
+    }
+    if (agreement.signatures.some((s) => s.sha256 !== hash)) throw new Error('a signature names another hash');
+    await shot(m, 'mediation-signed');
+    for (const p of Object.values(people)) await p.context.close();
+  },
+
   async 'someone who refuses the camera and microphone is told so and can still enter'() {
     // A second browser that denies the permission prompt instead of faking consent. (It enters
     // listen-only; its media is not checked here: without the permission Chromium offers ICE

@@ -146,6 +146,16 @@ impl TestServer {
         issue(self.running(), Some(room), identity, role)
     }
 
+    /// A room-less staff token (an admin's, or a mediator's for their own cases).
+    pub fn staff_token(&self, identity: &str, role: Role) -> String {
+        issue(self.running(), None, identity, role)
+    }
+
+    /// The server's workflow clock (tests move it forward to reach time limits).
+    pub fn clock(&self) -> &tiaojie_domain::clock::Clock {
+        &self.running().hub.clock
+    }
+
     /// The WebSocket URL.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)

@@ -2,6 +2,7 @@
 // the server's grace period; moderation for those whose grants allow it. What a person may
 // receive is decided by the server (lobby, private rooms, mutes), never here.
 
+import { CasePanel } from './case.js';
 import { t } from './i18n.js';
 import { MediaSession } from './media.js';
 import { FINAL_CLOSE_CODES, Signaling, SignalingError } from './signaling.js';
@@ -20,6 +21,7 @@ const state = {
   leaving: false,
   reconnecting: false,
   qualityTimer: null,
+  case: null, // the mediation panel, when this room is a case's session
 };
 
 // Tests and support staff read this to see what the page believes.
@@ -178,6 +180,7 @@ async function enter() {
     const joined = await signaling.join(state.room, state.token);
     listen(signaling);
     present(joined);
+    loadCase();
     state.media = new MediaSession(signaling);
     state.media.addEventListener('streams', renderTiles);
     if (state.local && state.audioOnly) {
@@ -192,6 +195,20 @@ async function enter() {
   } catch (e) {
     signaling.drop();
     failWith(e);
+  }
+}
+
+/** Loads the mediation panel once; a room that is no case's session has none. */
+async function loadCase() {
+  if (state.case) return;
+  const panel = new CasePanel(state.token, () => state.you);
+  try {
+    if (await panel.load()) {
+      state.case = panel;
+      render();
+    }
+  } catch (e) {
+    addNotice(t('case.failed', { reason: e.message }));
   }
 }
 
@@ -232,6 +249,8 @@ function listen(signaling) {
     state.speaker = m.identity;
     renderTiles();
   });
+  on('case.updated', () => state.case?.load().catch(() => {}));
+  on('minutes.updated', (m) => state.case?.minutesUpdated(m));
   on('chat', (m) => addChat(m.from, m.text, m.to));
   on('removed', (m) => finish('left.removed', { reason: m.reason || t('moderation.remove.reason') }));
   on('room.closed', (m) => finish('left.closed', { reason: m.reason || '' }));
@@ -293,15 +312,37 @@ function render() {
   const inLobby = state.you.space === 'lobby';
   showScreen(inLobby ? 'lobby' : 'room');
   const where = document.getElementById('where');
-  if (state.you.space?.startsWith('private:')) {
-    tr(where, 'room.private', { key: state.you.space.slice('private:'.length) });
-  } else {
-    tr(where, 'room.title');
+  tr(where, ...spaceLabel(state.you.space));
+  if (state.case) {
+    document.getElementById(inLobby ? 'lobby-case' : 'room-case').append(state.case.root);
+    state.case.render();
   }
+  document.getElementById('room-case').hidden = !state.case;
+  renderElsewhere();
   renderControls();
   renderTiles();
   renderModeration();
   renderRecording();
+}
+
+/** The translation key (and values) naming a space. */
+function spaceLabel(space) {
+  if (space === 'private:applicant' || space === 'private:respondent') return [`room.${space.replace(':', '.')}`];
+  if (space?.startsWith('private:')) return ['room.private', { key: space.slice('private:'.length) }];
+  if (space === 'lobby') return ['lobby.title'];
+  return ['room.title'];
+}
+
+/** Where the people outside your part of the room are (they are neither seen nor heard). */
+function renderElsewhere() {
+  const others = [...state.participants.values()].filter((p) => p.space !== state.you.space);
+  const list = document.getElementById('elsewhere');
+  list.replaceChildren(
+    ...others.map((p) =>
+      h('li', { dataset: { person: p.identity, space: p.space } }, `${p.name} · ${t(`role.${p.role}`)} — `, tr(h('span', {}), ...spaceLabel(p.space))),
+    ),
+  );
+  document.getElementById('elsewhere-box').hidden = others.length === 0;
 }
 
 /** The recording indicator everyone sees, and the mediator's record buttons. */

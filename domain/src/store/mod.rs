@@ -4,6 +4,10 @@
 //! `ON CONFLICT`, `RETURNING`, integers for times), and only the migrations differ per backend
 //! (`migrations/sqlite`, `migrations/postgres`), kept semantically identical.
 
+mod cases;
+
+pub use cases::{CaseSummary, MediatorRating, Minutes};
+
 use crate::group_commit::{Done, Op, Writer};
 use crate::participation::{LeaveReason, Participation};
 use crate::recording::{AUDIT_GENESIS, AuditEntry, AuditVerification, RecordingMode, verify_audit};
@@ -57,6 +61,18 @@ pub enum StoreError {
     /// The input breaks a rule (e.g. a bad room name).
     #[error("{0}")]
     Invalid(String),
+    /// A case with this number exists already.
+    #[error("case {0:?} already exists")]
+    CaseExists(String),
+    /// No case has this id.
+    #[error("case {0:?} not found")]
+    CaseNotFound(String),
+    /// The workflow's rules refuse the command.
+    #[error(transparent)]
+    Rule(#[from] crate::mediation::RuleError),
+    /// Other commands kept changing the case first (retried, then given up).
+    #[error("the case changed concurrently; try again")]
+    Conflict,
 }
 
 /// The storage handle; cheap to clone (a pool inside).

@@ -1,0 +1,269 @@
+//! What happened in a case: the append-only record its state is folded from.
+
+use super::case::{Member, Side, Stage};
+use super::outcome::Outcome;
+use crate::role::Role;
+use serde::{Deserialize, Serialize};
+
+/// How a person's identity was checked (ODR-Lit 7, ODR-Med 17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityMethod {
+    /// ID document shown on camera and compared with the face (证件比对).
+    IdDocumentVideo,
+    /// Face recognition against the national identity service (人脸识别).
+    FaceRecognition,
+    /// A court real-name account (e.g. 移动微法院) vouched for the person.
+    CourtAccount,
+    /// Checked in person, outside the platform (线下核验).
+    Offline,
+}
+
+impl IdentityMethod {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityMethod::IdDocumentVideo => "id_document_video",
+            IdentityMethod::FaceRecognition => "face_recognition",
+            IdentityMethod::CourtAccount => "court_account",
+            IdentityMethod::Offline => "offline",
+        }
+    }
+}
+
+/// What a party consents to (or refuses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentSubject {
+    /// Mediating online at all (ODR-Med 4).
+    OnlineMediation,
+    /// Being recorded.
+    Recording,
+    /// The recording replacing written minutes (ODR-Med 22).
+    RecordingReplacesMinutes,
+}
+
+/// One thing that happened in a case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CaseEvent {
+    /// The case was opened.
+    Opened {
+        /// Case number.
+        number: String,
+        /// Cause of action.
+        case_type: String,
+        /// Claim, fen.
+        claim_amount: i64,
+        /// Procedure stage.
+        stage: Stage,
+        /// Members at opening (the mediator first).
+        members: Vec<Member>,
+    },
+    /// A person joined the case (an assisting judge, an interpreter, ...).
+    MemberAdded {
+        /// Who.
+        member: Member,
+    },
+    /// A session was scheduled; it meets in `room`.
+    SessionScheduled {
+        /// Session number within the case, from 1.
+        session: u32,
+        /// The room's name.
+        room: String,
+        /// Planned start, Unix ms.
+        scheduled_at: i64,
+    },
+    /// A personal join link was issued.
+    InvitationIssued {
+        /// Session.
+        session: u32,
+        /// For whom.
+        person: String,
+        /// With which role.
+        role: Role,
+        /// Token id (for revocation).
+        token_id: String,
+        /// Expiry, Unix ms.
+        expires_at: i64,
+    },
+    /// The lobby opened: people may come in and wait.
+    LobbyOpened {
+        /// Session.
+        session: u32,
+    },
+    /// The mediator verified someone's identity.
+    IdentityVerified {
+        /// Session.
+        session: u32,
+        /// Whose identity.
+        person: String,
+        /// How.
+        method: IdentityMethod,
+        /// Whether it matched.
+        passed: bool,
+        /// Free text (document number's last digits, where checked offline, ...).
+        #[serde(default)]
+        note: String,
+    },
+    /// A party consented or refused.
+    ConsentRecorded {
+        /// Session.
+        session: u32,
+        /// Who.
+        person: String,
+        /// To what.
+        subject: ConsentSubject,
+        /// Yes or no.
+        given: bool,
+    },
+    /// A party (or agent) read and acknowledged the warning on false mediation.
+    WarningAcknowledged {
+        /// Session.
+        session: u32,
+        /// Who.
+        person: String,
+    },
+    /// Checks done for everyone present: the session is in session.
+    SessionStarted {
+        /// Session.
+        session: u32,
+        /// Who was present.
+        present: Vec<String>,
+    },
+    /// One side was moved (into its private room or back to the joint room).
+    SideMoved {
+        /// Session.
+        session: u32,
+        /// Which side.
+        side: Side,
+        /// `joint` or `private:<side>`.
+        to: String,
+    },
+    /// The session ended.
+    SessionEnded {
+        /// Session.
+        session: u32,
+    },
+    /// A party confirmed the minutes at one revision.
+    MinutesConfirmed {
+        /// Session.
+        session: u32,
+        /// Who.
+        person: String,
+        /// The revision confirmed.
+        revision: i64,
+        /// SHA-256 of its canonical text.
+        sha256: String,
+    },
+    /// With both parties' consent, the recording stands for the minutes.
+    MinutesReplacedByRecording {
+        /// Session.
+        session: u32,
+    },
+    /// A new version of the agreement.
+    AgreementDrafted {
+        /// Version number, from 1.
+        version: u32,
+        /// Its text.
+        text: String,
+        /// SHA-256 of its canonical text.
+        sha256: String,
+    },
+    /// Someone signed one version.
+    AgreementSigned {
+        /// Version signed.
+        version: u32,
+        /// Hash signed.
+        sha256: String,
+        /// Signer.
+        person: String,
+        /// Signer's role.
+        role: Role,
+        /// How the signer's identity was confirmed.
+        identity: String,
+    },
+    /// A party refused to sign.
+    SigningRefused {
+        /// Version refused.
+        version: u32,
+        /// Who.
+        person: String,
+        /// Why (optional).
+        #[serde(default)]
+        reason: String,
+    },
+    /// The mediation's result.
+    OutcomeRecorded {
+        /// Success, failure or termination.
+        outcome: Outcome,
+    },
+    /// The time limit was extended with every party's consent.
+    DeadlineExtended {
+        /// Days added.
+        days: i64,
+        /// The parties who consented (all of them).
+        consented_by: Vec<String>,
+    },
+    /// The time limit stopped (an appraisal started).
+    DeadlinePaused {
+        /// Why.
+        reason: String,
+    },
+    /// The time limit runs again.
+    DeadlineResumed,
+    /// A party rated a session.
+    Rated {
+        /// Session.
+        session: u32,
+        /// Who.
+        person: String,
+        /// 1–5.
+        score: u8,
+        /// Free text.
+        #[serde(default)]
+        comment: String,
+    },
+}
+
+impl CaseEvent {
+    /// The stored kind (the serde tag).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CaseEvent::Opened { .. } => "opened",
+            CaseEvent::MemberAdded { .. } => "member_added",
+            CaseEvent::SessionScheduled { .. } => "session_scheduled",
+            CaseEvent::InvitationIssued { .. } => "invitation_issued",
+            CaseEvent::LobbyOpened { .. } => "lobby_opened",
+            CaseEvent::IdentityVerified { .. } => "identity_verified",
+            CaseEvent::ConsentRecorded { .. } => "consent_recorded",
+            CaseEvent::WarningAcknowledged { .. } => "warning_acknowledged",
+            CaseEvent::SessionStarted { .. } => "session_started",
+            CaseEvent::SideMoved { .. } => "side_moved",
+            CaseEvent::SessionEnded { .. } => "session_ended",
+            CaseEvent::MinutesConfirmed { .. } => "minutes_confirmed",
+            CaseEvent::MinutesReplacedByRecording { .. } => "minutes_replaced_by_recording",
+            CaseEvent::AgreementDrafted { .. } => "agreement_drafted",
+            CaseEvent::AgreementSigned { .. } => "agreement_signed",
+            CaseEvent::SigningRefused { .. } => "signing_refused",
+            CaseEvent::OutcomeRecorded { .. } => "outcome_recorded",
+            CaseEvent::DeadlineExtended { .. } => "deadline_extended",
+            CaseEvent::DeadlinePaused { .. } => "deadline_paused",
+            CaseEvent::DeadlineResumed => "deadline_resumed",
+            CaseEvent::Rated { .. } => "rated",
+        }
+    }
+}
+
+/// An event as stored: its place in the case, when, and by whom.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Recorded {
+    /// Position in the case's record, from 1.
+    pub seq: i64,
+    /// When, Unix ms.
+    pub at: i64,
+    /// Who did it (person id; `system` for the server).
+    pub actor: String,
+    /// What.
+    pub event: CaseEvent,
+}

@@ -1,0 +1,264 @@
+//! The mediation workflow (DOMAIN.md, "A mediation, step by step").
+//!
+//! A case is an append-only record of [`event::CaseEvent`]s; its state ([`state::CaseState`]) is
+//! folded from them, and every command is a pure decision on that state that returns the events
+//! to append or the rule it breaks. Storage appends them with an expected sequence number, so two
+//! concurrent commands cannot both act on the same state.
+//!
+//! - [`case`]: the case, its members and sides, validation.
+//! - [`event`]: what can happen (and the identity methods and consent subjects).
+//! - [`state`]: the fold and the rules (session phases, checks before "in session", signatures
+//!   bound to a version's hash, outcome, extensions, pauses, ratings).
+//! - [`agreement`]: canonical text, SHA-256, templates.
+//! - [`outcome`]: success / failure (转立案) / termination on ODR-Med 25's grounds.
+//! - [`deadline`]: the time limit (ODR-Med 24), computed at a given moment.
+//! - [`document`]: the agreement as a print-ready HTML document.
+//!
+//! Who may issue which command is [`crate::permission`]'s business, not this module's.
+
+pub mod agreement;
+pub mod case;
+pub mod deadline;
+pub mod document;
+pub mod event;
+pub mod outcome;
+pub mod state;
+
+pub use case::{Member, NewCase, Side, Stage};
+pub use event::{CaseEvent, ConsentSubject, IdentityMethod, Recorded};
+pub use outcome::Outcome;
+pub use state::{CaseState, Phase, RuleError};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::role::Role;
+
+    struct Log {
+        events: Vec<Recorded>,
+        now: i64,
+    }
+
+    impl Log {
+        fn state(&self) -> CaseState {
+            CaseState::fold("c1", &self.events).expect("folds")
+        }
+        fn push(&mut self, actor: &str, events: Result<Vec<CaseEvent>, RuleError>) {
+            for event in events.expect("allowed") {
+                self.now += 1000;
+                let seq = self.events.len() as i64 + 1;
+                self.events.push(Recorded {
+                    seq,
+                    at: self.now,
+                    actor: actor.into(),
+                    event,
+                });
+            }
+        }
+    }
+
+    fn member(id: &str, role: Role, side: Option<Side>) -> Member {
+        Member {
+            id: id.into(),
+            name: id.to_uppercase(),
+            role,
+            side,
+            represents: (role == Role::Agent).then(|| "a".to_string()),
+        }
+    }
+
+    fn opened() -> Log {
+        let members = vec![
+            member("m", Role::Mediator, None),
+            member("a", Role::Party, Some(Side::Applicant)),
+            member("b", Role::Party, Some(Side::Respondent)),
+            member("l", Role::Agent, Some(Side::Applicant)),
+        ];
+        Log {
+            events: vec![Recorded {
+                seq: 1,
+                at: 1_000,
+                actor: "m".into(),
+                event: CaseEvent::Opened {
+                    number: "N1".into(),
+                    case_type: "T".into(),
+                    claim_amount: 100,
+                    stage: Stage::Simple,
+                    members,
+                },
+            }],
+            now: 1_000,
+        }
+    }
+
+    fn present() -> Vec<String> {
+        ["m", "a", "b", "l"].map(String::from).to_vec()
+    }
+
+    fn checked_in_session() -> Log {
+        let mut log = opened();
+        log.push("m", log.state().schedule("r1", 5_000));
+        log.push("m", log.state().open_lobby(1));
+        for p in ["a", "b", "l"] {
+            log.push(
+                "m",
+                log.state()
+                    .verify_identity(1, p, IdentityMethod::IdDocumentVideo, true, ""),
+            );
+            log.push(p, log.state().acknowledge_warning(1, p));
+        }
+        for p in ["a", "b"] {
+            log.push(
+                p,
+                log.state()
+                    .consent(1, p, ConsentSubject::OnlineMediation, true),
+            );
+            log.push(
+                p,
+                log.state().consent(1, p, ConsentSubject::Recording, true),
+            );
+        }
+        log.push("m", log.state().start(1, &present()));
+        log
+    }
+
+    #[test]
+    fn a_session_starts_only_when_everyone_present_is_checked() {
+        let mut log = opened();
+        log.push("m", log.state().schedule("r1", 5_000));
+        assert!(matches!(
+            log.state().start(1, &present()),
+            Err(RuleError::State(_))
+        ));
+        log.push("m", log.state().open_lobby(1));
+        let Err(RuleError::ChecksMissing(missing)) = log.state().start(1, &present()) else {
+            panic!("must refuse")
+        };
+        assert!(missing.contains(&"a: identity not verified".to_string()));
+        assert!(missing.contains(&"l: false-mediation warning not acknowledged".to_string()));
+        assert!(!missing.iter().any(|m| m.starts_with("m:")), "{missing:?}");
+        // Offline verification counts, and is recorded as such.
+        log.push(
+            "m",
+            log.state()
+                .verify_identity(1, "a", IdentityMethod::Offline, true, "窗口核验"),
+        );
+        log.push("a", log.state().acknowledge_warning(1, "a"));
+        log.push(
+            "a",
+            log.state()
+                .consent(1, "a", ConsentSubject::OnlineMediation, true),
+        );
+        log.push(
+            "a",
+            log.state()
+                .consent(1, "a", ConsentSubject::Recording, false),
+        );
+        // Only a and the mediator present: a refusal of recording does not block mediation.
+        let two = ["m", "a"].map(String::from).to_vec();
+        log.push("m", log.state().start(1, &two));
+        let s = log.state();
+        assert_eq!(s.session(1).map(|s| s.phase), Ok(Phase::InSession));
+        let check = s.session(1).ok().and_then(|s| s.checks.get("a").cloned());
+        assert_eq!(
+            check.and_then(|c| c.identity).map(|i| (i.method, i.by)),
+            Some((IdentityMethod::Offline, "m".to_string()))
+        );
+        // The recording cannot replace the minutes: a refused recording.
+        assert!(matches!(
+            s.replace_minutes_by_recording(1),
+            Err(RuleError::ChecksMissing(_))
+        ));
+    }
+
+    #[test]
+    fn signatures_bind_to_a_version_and_an_edit_voids_them() {
+        let mut log = checked_in_session();
+        log.push("m", log.state().draft("第一条 甲付乙一万元。"));
+        let v1 = log.state().agreement.current().cloned().expect("v1");
+        log.push("a", log.state().sign("a", 1, &v1.sha256));
+        assert_eq!(log.state().unsigned().len(), 2);
+        // An edit after a signature: new version, a's signature void.
+        log.push("m", log.state().draft("第一条 甲付乙八千元。"));
+        let s = log.state();
+        let v2 = s.agreement.current().cloned().expect("v2");
+        assert_eq!(v2.version, 2);
+        assert_eq!(s.agreement.valid_signatures().count(), 0);
+        // Replaying the old signature onto the new version is refused.
+        assert!(matches!(
+            s.sign("a", 1, &v1.sha256),
+            Err(RuleError::Stale(_))
+        ));
+        assert!(matches!(
+            s.sign("a", 2, &v1.sha256),
+            Err(RuleError::Stale(_))
+        ));
+        assert!(matches!(
+            s.sign("l", 2, &v2.sha256),
+            Err(RuleError::Invalid(_))
+        ));
+        assert!(matches!(
+            s.record_outcome(&Outcome::Success),
+            Err(RuleError::State(_))
+        ));
+        for p in ["a", "b", "m"] {
+            log.push(p, log.state().sign(p, 2, &v2.sha256));
+        }
+        let s = log.state();
+        assert!(s.agreement.effective_at.is_some());
+        let sig = s.agreement.valid_signatures().next().cloned().expect("sig");
+        assert!(
+            sig.identity.starts_with("id_document_video by m"),
+            "{}",
+            sig.identity
+        );
+        assert!(matches!(s.draft("改"), Err(RuleError::State(_))));
+        log.push("m", log.state().record_outcome(&Outcome::Success));
+        let s = log.state();
+        assert_eq!(s.outcome, Some(Outcome::Success));
+        assert_eq!(s.session(1).map(|s| s.phase), Ok(Phase::Ended));
+        log.push("a", log.state().rate(1, "a", 5, "很好"));
+        assert!(matches!(
+            log.state().rate(1, "a", 4, ""),
+            Err(RuleError::State(_))
+        ));
+        assert!(matches!(
+            log.state().rate(1, "b", 6, ""),
+            Err(RuleError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_refusal_to_sign_ends_the_mediation_on_ground_seven() {
+        let mut log = checked_in_session();
+        log.push("m", log.state().draft("协议"));
+        log.push("b", log.state().refuse("b", 1, "不同意金额"));
+        let s = log.state();
+        assert!(matches!(
+            s.outcome,
+            Some(Outcome::Termination { ground: 7, .. })
+        ));
+        assert!(matches!(s.draft("新协议"), Err(RuleError::State(_))));
+        assert!(
+            s.time_limit(1_000_000_000).remaining_ms > 0,
+            "clock stopped"
+        );
+    }
+
+    #[test]
+    fn extensions_need_every_party_and_pauses_stop_the_clock() {
+        let mut log = opened();
+        let s = log.state();
+        assert!(s.extend(5, &["a".into()]).is_err());
+        assert!(s.extend(5, &["a".into(), "b".into(), "l".into()]).is_err());
+        log.push("m", s.extend(5, &["a".into(), "b".into()]));
+        let day = super::deadline::DAY_MS;
+        let s = log.state();
+        assert_eq!(s.time_limit(0).due_at, s.opened_at + 12 * day);
+        assert!(s.time_limit(s.opened_at + 12 * day + 1).overdue);
+        log.push("m", s.pause(true, "司法鉴定"));
+        let s = log.state();
+        assert!(!s.time_limit(s.opened_at + 20 * day).overdue);
+        assert!(s.pause(true, "again").is_err());
+    }
+}

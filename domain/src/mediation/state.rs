@@ -1,0 +1,1111 @@
+//! A case's state, folded from its events, and the rules that decide which new events may be
+//! appended. Pure: no storage, no clock (callers pass `now`), so every rule is unit-tested.
+
+use super::agreement::{MAX_AGREEMENT_CHARS, text_hash};
+use super::case::{Member, Side, Stage, validate_addition};
+use super::deadline::{TimeLimit, time_limit};
+use super::event::{CaseEvent, ConsentSubject, IdentityMethod, Recorded};
+use super::outcome::{Outcome, REFUSED_TO_SIGN};
+use crate::role::Role;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Why a command was refused by the workflow's rules (not by permissions).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// The input is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such session or person in this case.
+    #[error("{0}")]
+    NotFound(String),
+    /// Not now: the case or session is in the wrong state.
+    #[error("{0}")]
+    State(String),
+    /// The version or hash given is not the current one (a replayed or late signature).
+    #[error("{0}")]
+    Stale(String),
+    /// The session cannot start: these checks are missing.
+    #[error("checks missing: {}", .0.join("; "))]
+    ChecksMissing(Vec<String>),
+}
+
+/// Phase of one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Planned.
+    Scheduled,
+    /// People may come in and wait; checks happen here.
+    LobbyOpen,
+    /// Mediating.
+    InSession,
+    /// Over.
+    Ended,
+}
+
+/// An identity check as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct IdentityCheck {
+    /// How.
+    pub method: IdentityMethod,
+    /// Whether it matched.
+    pub passed: bool,
+    /// Who verified.
+    pub by: String,
+    /// When, Unix ms.
+    pub at: i64,
+    /// Free text.
+    pub note: String,
+}
+
+/// A yes or no, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Answer {
+    /// Yes or no.
+    pub given: bool,
+    /// When, Unix ms.
+    pub at: i64,
+}
+
+/// One person's start-of-session checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PersonChecks {
+    /// The latest identity check.
+    pub identity: Option<IdentityCheck>,
+    /// Consent to online mediation.
+    pub online_mediation: Option<Answer>,
+    /// Consent to recording.
+    pub recording: Option<Answer>,
+    /// Consent to the recording replacing the minutes.
+    pub recording_replaces_minutes: Option<Answer>,
+    /// When the false-mediation warning was acknowledged.
+    pub warning_acknowledged_at: Option<i64>,
+}
+
+/// A personal join link as recorded (the token itself is not kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Invitation {
+    /// For whom.
+    pub person: String,
+    /// Token id.
+    pub token_id: String,
+    /// Issued, Unix ms.
+    pub issued_at: i64,
+    /// Expires, Unix ms.
+    pub expires_at: i64,
+    /// Issued by.
+    pub by: String,
+}
+
+/// A party's confirmation of the minutes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct MinutesConfirmation {
+    /// Who.
+    pub person: String,
+    /// Revision confirmed.
+    pub revision: i64,
+    /// Its hash.
+    pub sha256: String,
+    /// When.
+    pub at: i64,
+}
+
+/// A rating of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Rating {
+    /// Who.
+    pub person: String,
+    /// 1–5.
+    pub score: u8,
+    /// Free text.
+    pub comment: String,
+    /// When.
+    pub at: i64,
+}
+
+/// One session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SessionState {
+    /// Number within the case, from 1.
+    pub number: u32,
+    /// The room it meets in.
+    pub room: String,
+    /// Planned start.
+    pub scheduled_at: i64,
+    /// Phase.
+    pub phase: Phase,
+    /// When it went into session.
+    pub started_at: Option<i64>,
+    /// When it ended.
+    pub ended_at: Option<i64>,
+    /// Who was present at the start.
+    pub present_at_start: Vec<String>,
+    /// Where each side is now (`joint` or `private:<side>`).
+    pub sides: BTreeMap<String, String>,
+    /// Join links issued.
+    pub invitations: Vec<Invitation>,
+    /// Start-of-session checks per person.
+    pub checks: BTreeMap<String, PersonChecks>,
+    /// Confirmations of the minutes.
+    pub minutes_confirmations: Vec<MinutesConfirmation>,
+    /// Whether the recording stands for the minutes.
+    pub minutes_replaced_by_recording: bool,
+    /// Ratings.
+    pub ratings: Vec<Rating>,
+}
+
+/// One version of the agreement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AgreementVersion {
+    /// From 1.
+    pub version: u32,
+    /// Text as drafted.
+    pub text: String,
+    /// SHA-256 of the canonical text.
+    pub sha256: String,
+    /// When.
+    pub at: i64,
+    /// Who drafted it.
+    pub by: String,
+}
+
+/// A signature, bound to one version's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Signature {
+    /// Version signed.
+    pub version: u32,
+    /// Hash signed.
+    pub sha256: String,
+    /// Signer.
+    pub person: String,
+    /// Signer's name.
+    pub name: String,
+    /// Signer's role.
+    pub role: Role,
+    /// When.
+    pub at: i64,
+    /// How identity was confirmed.
+    pub identity: String,
+}
+
+/// A refusal to sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Refusal {
+    /// Version refused.
+    pub version: u32,
+    /// Who.
+    pub person: String,
+    /// Why.
+    pub reason: String,
+    /// When.
+    pub at: i64,
+}
+
+/// The agreement: its versions and signatures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AgreementState {
+    /// Every version, oldest first.
+    pub versions: Vec<AgreementVersion>,
+    /// Every signature ever given (those on older versions are void).
+    pub signatures: Vec<Signature>,
+    /// A refusal, if any.
+    pub refusal: Option<Refusal>,
+    /// When the current version took effect (its last required signature).
+    pub effective_at: Option<i64>,
+}
+
+impl AgreementState {
+    /// The current version.
+    pub fn current(&self) -> Option<&AgreementVersion> {
+        self.versions.last()
+    }
+
+    /// Valid signatures: those on the current version.
+    pub fn valid_signatures(&self) -> impl Iterator<Item = &Signature> {
+        let current = self.current().map(|v| v.version);
+        self.signatures
+            .iter()
+            .filter(move |s| Some(s.version) == current)
+    }
+}
+
+/// A whole case.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CaseState {
+    /// Case id (server-assigned).
+    pub id: String,
+    /// Case number.
+    pub number: String,
+    /// Cause of action.
+    pub case_type: String,
+    /// Claim, fen.
+    pub claim_amount: i64,
+    /// Stage.
+    pub stage: Stage,
+    /// Opened, Unix ms.
+    pub opened_at: i64,
+    /// Members, the mediator first.
+    pub members: Vec<Member>,
+    /// Sessions.
+    pub sessions: Vec<SessionState>,
+    /// The agreement.
+    pub agreement: AgreementState,
+    /// The result, once recorded.
+    pub outcome: Option<Outcome>,
+    /// When the result was recorded.
+    pub closed_at: Option<i64>,
+    /// Days of extension granted.
+    pub extension_days: i64,
+    /// Pauses of the time limit.
+    pub pauses: Vec<(i64, Option<i64>)>,
+    /// Events folded so far.
+    pub seq: i64,
+}
+
+fn state(msg: impl Into<String>) -> RuleError {
+    RuleError::State(msg.into())
+}
+
+fn invalid(msg: impl Into<String>) -> RuleError {
+    RuleError::Invalid(msg.into())
+}
+
+impl CaseState {
+    /// Folds a case's events, oldest first; `None` if the first is not `opened`.
+    pub fn fold(id: &str, events: &[Recorded]) -> Option<CaseState> {
+        let (first, rest) = events.split_first()?;
+        let CaseEvent::Opened {
+            number,
+            case_type,
+            claim_amount,
+            stage,
+            members,
+        } = &first.event
+        else {
+            return None;
+        };
+        let mut case = CaseState {
+            id: id.to_string(),
+            number: number.clone(),
+            case_type: case_type.clone(),
+            claim_amount: *claim_amount,
+            stage: *stage,
+            opened_at: first.at,
+            members: members.clone(),
+            sessions: Vec::new(),
+            agreement: AgreementState::default(),
+            outcome: None,
+            closed_at: None,
+            extension_days: 0,
+            pauses: Vec::new(),
+            seq: first.seq,
+        };
+        for e in rest {
+            case.apply(e);
+        }
+        Some(case)
+    }
+
+    /// Applies one recorded event (already checked when it was decided).
+    pub fn apply(&mut self, r: &Recorded) {
+        self.seq = r.seq;
+        let at = r.at;
+        match &r.event {
+            CaseEvent::Opened { .. } => {}
+            CaseEvent::MemberAdded { member } => self.members.push(member.clone()),
+            CaseEvent::SessionScheduled {
+                session,
+                room,
+                scheduled_at,
+            } => self.sessions.push(SessionState {
+                number: *session,
+                room: room.clone(),
+                scheduled_at: *scheduled_at,
+                phase: Phase::Scheduled,
+                started_at: None,
+                ended_at: None,
+                present_at_start: Vec::new(),
+                sides: [Side::Applicant, Side::Respondent]
+                    .into_iter()
+                    .map(|s| (s.as_str().to_string(), "joint".to_string()))
+                    .collect(),
+                invitations: Vec::new(),
+                checks: BTreeMap::new(),
+                minutes_confirmations: Vec::new(),
+                minutes_replaced_by_recording: false,
+                ratings: Vec::new(),
+            }),
+            CaseEvent::InvitationIssued {
+                session,
+                person,
+                token_id,
+                expires_at,
+                ..
+            } => {
+                if let Some(s) = self.session_mut(*session) {
+                    s.invitations.push(Invitation {
+                        person: person.clone(),
+                        token_id: token_id.clone(),
+                        issued_at: at,
+                        expires_at: *expires_at,
+                        by: r.actor.clone(),
+                    });
+                }
+            }
+            CaseEvent::LobbyOpened { session } => {
+                if let Some(s) = self.session_mut(*session) {
+                    s.phase = Phase::LobbyOpen;
+                }
+            }
+            CaseEvent::IdentityVerified {
+                session,
+                person,
+                method,
+                passed,
+                note,
+            } => {
+                if let Some(s) = self.session_mut(*session) {
+                    s.checks.entry(person.clone()).or_default().identity = Some(IdentityCheck {
+                        method: *method,
+                        passed: *passed,
+                        by: r.actor.clone(),
+                        at,
+                        note: note.clone(),
+                    });
+                }
+            }
+            CaseEvent::ConsentRecorded {
+                session,
+                person,
+                subject,
+                given,
+            } => {
+                if let Some(s) = self.session_mut(*session) {
+                    let checks = s.checks.entry(person.clone()).or_default();
+                    let answer = Some(Answer { given: *given, at });
+                    match subject {
+                        ConsentSubject::OnlineMediation => checks.online_mediation = answer,
+                        ConsentSubject::Recording => checks.recording = answer,
+                        ConsentSubject::RecordingReplacesMinutes => {
+                            checks.recording_replaces_minutes = answer
+                        }
+                    }
+                }
+            }
+            CaseEvent::WarningAcknowledged { session, person } => {
+                if let Some(s) = self.session_mut(*session) {
+                    s.checks
+                        .entry(person.clone())
+                        .or_default()
+                        .warning_acknowledged_at = Some(at);
+                }
+            }
+            CaseEvent::SessionStarted { session, present } => {
+                if let Some(s) = self.session_mut(*session) {
+                    s.phase = Phase::InSession;
+                    s.started_at = Some(at);
+                    s.present_at_start = present.clone();
+                }
+            }
+            CaseEvent::SideMoved { session, side, to } => {
+                if let Some(s) = self.session_mut(*session) {
+                    s.sides.insert(side.as_str().to_string(), to.clone());
+                }
+            }
+            CaseEvent::SessionEnded { session } => {
+                if let Some(s) = self.session_mut(*session) {
+                    s.phase = Phase::Ended;
+                    s.ended_at = Some(at);
+                }
+            }
+            CaseEvent::MinutesConfirmed {
+                session,
+                person,
+                revision,
+                sha256,
+            } => {
+                if let Some(s) = self.session_mut(*session) {
+                    s.minutes_confirmations.push(MinutesConfirmation {
+                        person: person.clone(),
+                        revision: *revision,
+                        sha256: sha256.clone(),
+                        at,
+                    });
+                }
+            }
+            CaseEvent::MinutesReplacedByRecording { session } => {
+                if let Some(s) = self.session_mut(*session) {
+                    s.minutes_replaced_by_recording = true;
+                }
+            }
+            CaseEvent::AgreementDrafted {
+                version,
+                text,
+                sha256,
+            } => {
+                self.agreement.versions.push(AgreementVersion {
+                    version: *version,
+                    text: text.clone(),
+                    sha256: sha256.clone(),
+                    at,
+                    by: r.actor.clone(),
+                });
+                self.agreement.effective_at = None;
+            }
+            CaseEvent::AgreementSigned {
+                version,
+                sha256,
+                person,
+                role,
+                identity,
+            } => {
+                let name = self
+                    .member(person)
+                    .map_or_else(|| person.clone(), |m| m.name.clone());
+                self.agreement.signatures.push(Signature {
+                    version: *version,
+                    sha256: sha256.clone(),
+                    person: person.clone(),
+                    name,
+                    role: *role,
+                    at,
+                    identity: identity.clone(),
+                });
+                if self.unsigned().is_empty() {
+                    self.agreement.effective_at = Some(at);
+                }
+            }
+            CaseEvent::SigningRefused {
+                version,
+                person,
+                reason,
+            } => {
+                self.agreement.refusal = Some(Refusal {
+                    version: *version,
+                    person: person.clone(),
+                    reason: reason.clone(),
+                    at,
+                });
+            }
+            CaseEvent::OutcomeRecorded { outcome } => {
+                self.outcome = Some(outcome.clone());
+                self.closed_at = Some(at);
+                for (_, end) in self.pauses.iter_mut().filter(|(_, e)| e.is_none()) {
+                    *end = Some(at);
+                }
+            }
+            CaseEvent::DeadlineExtended { days, .. } => self.extension_days += days,
+            CaseEvent::DeadlinePaused { .. } => self.pauses.push((at, None)),
+            CaseEvent::DeadlineResumed => {
+                if let Some((_, end)) = self.pauses.iter_mut().find(|(_, e)| e.is_none()) {
+                    *end = Some(at);
+                }
+            }
+            CaseEvent::Rated {
+                session,
+                person,
+                score,
+                comment,
+            } => {
+                if let Some(s) = self.session_mut(*session) {
+                    s.ratings.push(Rating {
+                        person: person.clone(),
+                        score: *score,
+                        comment: comment.clone(),
+                        at,
+                    });
+                }
+            }
+        }
+    }
+
+    fn session_mut(&mut self, n: u32) -> Option<&mut SessionState> {
+        self.sessions.iter_mut().find(|s| s.number == n)
+    }
+
+    /// One session.
+    pub fn session(&self, n: u32) -> Result<&SessionState, RuleError> {
+        self.sessions
+            .iter()
+            .find(|s| s.number == n)
+            .ok_or_else(|| RuleError::NotFound(format!("no session {n} in this case")))
+    }
+
+    /// The session meeting in `room`.
+    pub fn session_in_room(&self, room: &str) -> Option<&SessionState> {
+        self.sessions.iter().find(|s| s.room == room)
+    }
+
+    /// A member.
+    pub fn member(&self, id: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    fn known_member(&self, id: &str) -> Result<&Member, RuleError> {
+        self.member(id)
+            .ok_or_else(|| RuleError::NotFound(format!("{id} is not a member of this case")))
+    }
+
+    /// The mediator.
+    pub fn mediator(&self) -> Option<&Member> {
+        self.members.iter().find(|m| m.role == Role::Mediator)
+    }
+
+    /// The parties.
+    pub fn parties(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| m.role == Role::Party)
+    }
+
+    /// Who must sign for the agreement to take effect: every party and the mediator.
+    pub fn required_signers(&self) -> Vec<&Member> {
+        self.members
+            .iter()
+            .filter(|m| matches!(m.role, Role::Party | Role::Mediator))
+            .collect()
+    }
+
+    /// Required signers who have not signed the current version.
+    pub fn unsigned(&self) -> Vec<&Member> {
+        let signed: Vec<&str> = self
+            .agreement
+            .valid_signatures()
+            .map(|s| s.person.as_str())
+            .collect();
+        self.required_signers()
+            .into_iter()
+            .filter(|m| !signed.contains(&m.id.as_str()))
+            .collect()
+    }
+
+    /// The time limit at `now`.
+    pub fn time_limit(&self, now: i64) -> TimeLimit {
+        time_limit(
+            self.stage,
+            self.opened_at,
+            self.extension_days,
+            &self.pauses,
+            self.closed_at,
+            now,
+        )
+    }
+
+    fn require_open(&self) -> Result<(), RuleError> {
+        match &self.outcome {
+            None => Ok(()),
+            Some(o) => Err(state(format!("the mediation has ended: {}", o.describe()))),
+        }
+    }
+
+    fn live_session(&self, n: u32) -> Result<&SessionState, RuleError> {
+        self.require_open()?;
+        let s = self.session(n)?;
+        if s.phase == Phase::Ended {
+            return Err(state(format!("session {n} has ended")));
+        }
+        Ok(s)
+    }
+
+    // ---- decisions: each returns the events to append, or why not ----
+
+    /// Adds a member (e.g. an assisting judge).
+    pub fn add_member(&self, member: &Member) -> Result<Vec<CaseEvent>, RuleError> {
+        self.require_open()?;
+        validate_addition(&self.members, member).map_err(RuleError::Invalid)?;
+        Ok(vec![CaseEvent::MemberAdded {
+            member: member.clone(),
+        }])
+    }
+
+    /// The number the next session gets.
+    pub fn next_session_number(&self) -> u32 {
+        self.sessions.iter().map(|s| s.number).max().unwrap_or(0) + 1
+    }
+
+    /// Schedules a session meeting in `room`.
+    pub fn schedule(&self, room: &str, scheduled_at: i64) -> Result<Vec<CaseEvent>, RuleError> {
+        self.require_open()?;
+        if self
+            .sessions
+            .iter()
+            .any(|s| s.phase != Phase::Ended && s.phase != Phase::Scheduled)
+        {
+            return Err(state(
+                "a session is running; end it before scheduling another",
+            ));
+        }
+        Ok(vec![CaseEvent::SessionScheduled {
+            session: self.next_session_number(),
+            room: room.to_string(),
+            scheduled_at,
+        }])
+    }
+
+    /// Records an issued join link.
+    pub fn invite(
+        &self,
+        n: u32,
+        person: &str,
+        token_id: &str,
+        expires_at: i64,
+    ) -> Result<Vec<CaseEvent>, RuleError> {
+        self.live_session(n)?;
+        let m = self.known_member(person)?;
+        Ok(vec![CaseEvent::InvitationIssued {
+            session: n,
+            person: person.to_string(),
+            role: m.role,
+            token_id: token_id.to_string(),
+            expires_at,
+        }])
+    }
+
+    /// Opens the lobby.
+    pub fn open_lobby(&self, n: u32) -> Result<Vec<CaseEvent>, RuleError> {
+        let s = self.live_session(n)?;
+        if s.phase != Phase::Scheduled {
+            return Err(state(format!("session {n}'s lobby is already open")));
+        }
+        Ok(vec![CaseEvent::LobbyOpened { session: n }])
+    }
+
+    /// Records an identity check of `person` by the mediator.
+    pub fn verify_identity(
+        &self,
+        n: u32,
+        person: &str,
+        method: IdentityMethod,
+        passed: bool,
+        note: &str,
+    ) -> Result<Vec<CaseEvent>, RuleError> {
+        let s = self.live_session(n)?;
+        if s.phase == Phase::Scheduled {
+            return Err(state("open the lobby first"));
+        }
+        let m = self.known_member(person)?;
+        if m.role == Role::Mediator {
+            return Err(invalid(
+                "the mediator is authenticated by the court's staff login",
+            ));
+        }
+        if note.chars().count() > 500 {
+            return Err(invalid("note: at most 500 characters"));
+        }
+        Ok(vec![CaseEvent::IdentityVerified {
+            session: n,
+            person: person.to_string(),
+            method,
+            passed,
+            note: note.to_string(),
+        }])
+    }
+
+    /// Records a party's consent or refusal.
+    pub fn consent(
+        &self,
+        n: u32,
+        person: &str,
+        subject: ConsentSubject,
+        given: bool,
+    ) -> Result<Vec<CaseEvent>, RuleError> {
+        let s = self.live_session(n)?;
+        if s.phase == Phase::Scheduled {
+            return Err(state("the lobby is not open yet"));
+        }
+        if self.known_member(person)?.role != Role::Party {
+            return Err(invalid("only parties give these consents"));
+        }
+        Ok(vec![CaseEvent::ConsentRecorded {
+            session: n,
+            person: person.to_string(),
+            subject,
+            given,
+        }])
+    }
+
+    /// Records that `person` read the false-mediation warning.
+    pub fn acknowledge_warning(&self, n: u32, person: &str) -> Result<Vec<CaseEvent>, RuleError> {
+        let s = self.live_session(n)?;
+        if s.phase == Phase::Scheduled {
+            return Err(state("the lobby is not open yet"));
+        }
+        let m = self.known_member(person)?;
+        if !matches!(m.role, Role::Party | Role::Agent) {
+            return Err(invalid("the warning is acknowledged by parties and agents"));
+        }
+        Ok(vec![CaseEvent::WarningAcknowledged {
+            session: n,
+            person: person.to_string(),
+        }])
+    }
+
+    /// What is still missing before session `n` can start with `present` there.
+    pub fn missing_checks(&self, n: u32, present: &[String]) -> Result<Vec<String>, RuleError> {
+        let s = self.session(n)?;
+        let mut missing = Vec::new();
+        for id in present {
+            let Some(m) = self.member(id) else {
+                missing.push(format!("{id}: not a member of this case"));
+                continue;
+            };
+            if m.role == Role::Mediator {
+                continue;
+            }
+            let c = s.checks.get(id).cloned().unwrap_or_default();
+            match &c.identity {
+                Some(i) if i.passed => {}
+                Some(_) => missing.push(format!("{id}: identity check failed")),
+                None => missing.push(format!("{id}: identity not verified")),
+            }
+            if matches!(m.role, Role::Party | Role::Agent) && c.warning_acknowledged_at.is_none() {
+                missing.push(format!("{id}: false-mediation warning not acknowledged"));
+            }
+            if m.role == Role::Party {
+                match c.online_mediation {
+                    Some(a) if a.given => {}
+                    Some(_) => missing.push(format!("{id}: refused online mediation")),
+                    None => missing.push(format!("{id}: no consent to online mediation")),
+                }
+                if c.recording.is_none() {
+                    missing.push(format!("{id}: not asked about recording"));
+                }
+            }
+        }
+        if !self.parties().any(|p| present.iter().any(|id| id == &p.id)) {
+            missing.push("no party is present".into());
+        }
+        Ok(missing)
+    }
+
+    /// Starts session `n` if everyone present has passed the checks.
+    pub fn start(&self, n: u32, present: &[String]) -> Result<Vec<CaseEvent>, RuleError> {
+        let s = self.live_session(n)?;
+        if s.phase != Phase::LobbyOpen {
+            return Err(state(format!(
+                "session {n} is {:?}; it starts from the open lobby",
+                s.phase
+            )));
+        }
+        let missing = self.missing_checks(n, present)?;
+        if !missing.is_empty() {
+            return Err(RuleError::ChecksMissing(missing));
+        }
+        let mut present = present.to_vec();
+        present.sort();
+        Ok(vec![CaseEvent::SessionStarted {
+            session: n,
+            present,
+        }])
+    }
+
+    /// Records a side's move (into its private room or back).
+    pub fn move_side(
+        &self,
+        n: u32,
+        side: Side,
+        to_private: bool,
+    ) -> Result<Vec<CaseEvent>, RuleError> {
+        let s = self.live_session(n)?;
+        if s.phase != Phase::InSession {
+            return Err(state("sides move only in session"));
+        }
+        let to = if to_private {
+            side.private_room()
+        } else {
+            "joint".to_string()
+        };
+        Ok(vec![CaseEvent::SideMoved {
+            session: n,
+            side,
+            to,
+        }])
+    }
+
+    /// Ends session `n`.
+    pub fn end(&self, n: u32) -> Result<Vec<CaseEvent>, RuleError> {
+        let s = self.session(n)?;
+        if s.phase == Phase::Ended {
+            return Err(state(format!("session {n} has ended already")));
+        }
+        Ok(vec![CaseEvent::SessionEnded { session: n }])
+    }
+
+    /// A party confirms the minutes at `revision` (whose hash is `sha256`); `current` is the
+    /// stored minutes' (revision, hash).
+    pub fn confirm_minutes(
+        &self,
+        n: u32,
+        person: &str,
+        revision: i64,
+        current: (i64, &str),
+    ) -> Result<Vec<CaseEvent>, RuleError> {
+        self.require_open()?;
+        self.session(n)?;
+        if self.known_member(person)?.role != Role::Party {
+            return Err(invalid("parties confirm the minutes"));
+        }
+        if revision != current.0 {
+            return Err(RuleError::Stale(format!(
+                "the minutes are at revision {}, not {revision}; read them again",
+                current.0
+            )));
+        }
+        Ok(vec![CaseEvent::MinutesConfirmed {
+            session: n,
+            person: person.to_string(),
+            revision,
+            sha256: current.1.to_string(),
+        }])
+    }
+
+    /// Lets the recording stand for the minutes: needs every party's express consent to that,
+    /// and to recording, in this session.
+    pub fn replace_minutes_by_recording(&self, n: u32) -> Result<Vec<CaseEvent>, RuleError> {
+        let s = self.live_session(n)?;
+        let missing: Vec<String> = self
+            .parties()
+            .filter(|p| {
+                let c = s.checks.get(&p.id);
+                !(c.and_then(|c| c.recording).is_some_and(|a| a.given)
+                    && c.and_then(|c| c.recording_replaces_minutes)
+                        .is_some_and(|a| a.given))
+            })
+            .map(|p| {
+                format!(
+                    "{}: no consent to the recording replacing the minutes",
+                    p.id
+                )
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(RuleError::ChecksMissing(missing));
+        }
+        Ok(vec![CaseEvent::MinutesReplacedByRecording { session: n }])
+    }
+
+    /// A new version of the agreement. Frozen once it took effect.
+    pub fn draft(&self, text: &str) -> Result<Vec<CaseEvent>, RuleError> {
+        self.require_open()?;
+        if self.agreement.effective_at.is_some() {
+            return Err(state(
+                "the agreement has taken effect and can no longer change",
+            ));
+        }
+        if text.trim().is_empty() || text.chars().count() > MAX_AGREEMENT_CHARS {
+            return Err(invalid(format!(
+                "agreement text: 1-{MAX_AGREEMENT_CHARS} characters"
+            )));
+        }
+        let sha256 = text_hash(text);
+        if self.agreement.current().is_some_and(|v| v.sha256 == sha256) {
+            return Err(invalid("the text is the same as the current version"));
+        }
+        let version = self.agreement.current().map_or(1, |v| v.version + 1);
+        Ok(vec![CaseEvent::AgreementDrafted {
+            version,
+            text: text.to_string(),
+            sha256,
+        }])
+    }
+
+    /// How `person`'s identity was confirmed, for a signature record.
+    pub fn identity_basis(&self, person: &str) -> String {
+        let latest = self
+            .sessions
+            .iter()
+            .filter_map(|s| s.checks.get(person).and_then(|c| c.identity.clone()))
+            .filter(|i| i.passed)
+            .max_by_key(|i| i.at);
+        match (self.member(person).map(|m| m.role), latest) {
+            (_, Some(i)) => format!("{} by {} at {}", i.method.as_str(), i.by, i.at),
+            (Some(Role::Mediator), None) => "court staff login".into(),
+            (_, None) => String::new(),
+        }
+    }
+
+    /// `person` signs `version` whose hash they were shown as `sha256`.
+    pub fn sign(
+        &self,
+        person: &str,
+        version: u32,
+        sha256: &str,
+    ) -> Result<Vec<CaseEvent>, RuleError> {
+        self.require_open()?;
+        let m = self.known_member(person)?;
+        if !matches!(m.role, Role::Party | Role::Mediator) {
+            return Err(invalid("parties and the mediator sign the agreement"));
+        }
+        let current = self
+            .agreement
+            .current()
+            .ok_or_else(|| state("there is no agreement to sign"))?;
+        if current.version != version || current.sha256 != sha256 {
+            return Err(RuleError::Stale(format!(
+                "the current agreement is version {} with SHA-256 {}; a signature binds to that \
+                 exact text",
+                current.version, current.sha256
+            )));
+        }
+        if self
+            .agreement
+            .valid_signatures()
+            .any(|s| s.person == person)
+        {
+            return Err(state("already signed this version"));
+        }
+        let identity = self.identity_basis(person);
+        if identity.is_empty() {
+            return Err(state(format!(
+                "{person}'s identity has not been verified in any session"
+            )));
+        }
+        Ok(vec![CaseEvent::AgreementSigned {
+            version,
+            sha256: sha256.to_string(),
+            person: person.to_string(),
+            role: m.role,
+            identity,
+        }])
+    }
+
+    /// A party refuses to sign: recorded, and the mediation ends (ODR-Med 25(7)).
+    pub fn refuse(
+        &self,
+        person: &str,
+        version: u32,
+        reason: &str,
+    ) -> Result<Vec<CaseEvent>, RuleError> {
+        self.require_open()?;
+        if self.known_member(person)?.role != Role::Party {
+            return Err(invalid("parties refuse to sign"));
+        }
+        let current = self
+            .agreement
+            .current()
+            .ok_or_else(|| state("there is no agreement"))?;
+        if current.version != version {
+            return Err(RuleError::Stale(format!(
+                "the current agreement is version {}",
+                current.version
+            )));
+        }
+        if self.agreement.effective_at.is_some() {
+            return Err(state("the agreement has taken effect"));
+        }
+        if reason.chars().count() > 2000 {
+            return Err(invalid("reason: at most 2000 characters"));
+        }
+        Ok(vec![
+            CaseEvent::SigningRefused {
+                version,
+                person: person.to_string(),
+                reason: reason.to_string(),
+            },
+            CaseEvent::OutcomeRecorded {
+                outcome: Outcome::Termination {
+                    ground: REFUSED_TO_SIGN,
+                    note: format!("{person} refused to sign version {version}"),
+                },
+            },
+        ])
+    }
+
+    /// Records the outcome. Success needs an agreement in effect.
+    pub fn record_outcome(&self, outcome: &Outcome) -> Result<Vec<CaseEvent>, RuleError> {
+        self.require_open()?;
+        outcome.validate().map_err(RuleError::Invalid)?;
+        if *outcome == Outcome::Success && self.agreement.effective_at.is_none() {
+            return Err(state(
+                "success needs an agreement signed by every party and the mediator",
+            ));
+        }
+        let mut events: Vec<CaseEvent> = self
+            .sessions
+            .iter()
+            .filter(|s| s.phase != Phase::Ended)
+            .map(|s| CaseEvent::SessionEnded { session: s.number })
+            .collect();
+        events.push(CaseEvent::OutcomeRecorded {
+            outcome: outcome.clone(),
+        });
+        Ok(events)
+    }
+
+    /// Extends the time limit; every party must have consented.
+    pub fn extend(&self, days: i64, consented_by: &[String]) -> Result<Vec<CaseEvent>, RuleError> {
+        self.require_open()?;
+        if !(1..=30).contains(&days) {
+            return Err(invalid("an extension is 1-30 days"));
+        }
+        let missing: Vec<&str> = self
+            .parties()
+            .filter(|p| !consented_by.contains(&p.id))
+            .map(|p| p.id.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(invalid(format!(
+                "an extension needs every party's consent; missing: {}",
+                missing.join(", ")
+            )));
+        }
+        if let Some(other) = consented_by
+            .iter()
+            .find(|id| self.member(id).is_none_or(|m| m.role != Role::Party))
+        {
+            return Err(invalid(format!("{other} is not a party")));
+        }
+        Ok(vec![CaseEvent::DeadlineExtended {
+            days,
+            consented_by: consented_by.to_vec(),
+        }])
+    }
+
+    /// Pauses (an appraisal starts) or resumes the time limit.
+    pub fn pause(&self, pause: bool, reason: &str) -> Result<Vec<CaseEvent>, RuleError> {
+        self.require_open()?;
+        let paused = self.pauses.iter().any(|(_, e)| e.is_none());
+        match (pause, paused) {
+            (true, true) => Err(state("the time limit is paused already")),
+            (false, false) => Err(state("the time limit is not paused")),
+            (true, false) if reason.trim().is_empty() || reason.chars().count() > 500 => {
+                Err(invalid("a pause needs a reason (1-500 characters)"))
+            }
+            (true, false) => Ok(vec![CaseEvent::DeadlinePaused {
+                reason: reason.to_string(),
+            }]),
+            (false, true) => Ok(vec![CaseEvent::DeadlineResumed]),
+        }
+    }
+
+    /// A party rates an ended session.
+    pub fn rate(
+        &self,
+        n: u32,
+        person: &str,
+        score: u8,
+        comment: &str,
+    ) -> Result<Vec<CaseEvent>, RuleError> {
+        let s = self.session(n)?;
+        if self.known_member(person)?.role != Role::Party {
+            return Err(invalid("parties rate sessions"));
+        }
+        if s.phase != Phase::Ended {
+            return Err(state("a session is rated after it ends"));
+        }
+        if !(1..=5).contains(&score) {
+            return Err(invalid("score: 1-5"));
+        }
+        if comment.chars().count() > 2000 {
+            return Err(invalid("comment: at most 2000 characters"));
+        }
+        if s.ratings.iter().any(|r| r.person == person) {
+            return Err(state("already rated this session"));
+        }
+        Ok(vec![CaseEvent::Rated {
+            session: n,
+            person: person.to_string(),
+            score,
+            comment: comment.to_string(),
+        }])
+    }
+}

@@ -1,0 +1,425 @@
+//! Storage of cases: their event records, the summary row, rooms, minutes and ratings.
+
+use super::{Store, StoreError};
+use crate::mediation::agreement::text_hash;
+use crate::mediation::case::{NewCase, validate_new_case};
+use crate::mediation::{CaseEvent, CaseState, Recorded, RuleError};
+use serde::Serialize;
+use sqlx::Row;
+
+/// How often a command is retried when another one appended to the same case first.
+const APPEND_ATTEMPTS: usize = 5;
+
+/// The stored minutes of one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Minutes {
+    /// Revision, from 1 (0: nothing written yet).
+    pub revision: i64,
+    /// Current text.
+    pub text: String,
+    /// SHA-256 of its canonical form.
+    pub sha256: String,
+    /// Last saved, Unix ms.
+    pub updated_at: i64,
+    /// Last saved by.
+    pub updated_by: String,
+}
+
+/// A case in a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CaseSummary {
+    /// Case id.
+    pub id: String,
+    /// Case number.
+    pub number: String,
+    /// The mediator's person id.
+    pub mediator: String,
+    /// Opened, Unix ms.
+    pub opened_at: i64,
+    /// Outcome recorded at, Unix ms.
+    pub closed_at: Option<i64>,
+    /// Time limit, Unix ms (as of the last change; see `paused`).
+    pub due_at: i64,
+    /// The time limit is paused.
+    pub paused: bool,
+}
+
+/// Ratings of one mediator's sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct MediatorRating {
+    /// The mediator's person id.
+    pub mediator: String,
+    /// Number of ratings.
+    pub count: i64,
+    /// Mean score.
+    pub average: f64,
+    /// Count per score, 1 to 5.
+    pub by_score: [i64; 5],
+}
+
+impl Store {
+    /// Opens a case: its summary row and its first event, in one transaction.
+    pub async fn open_case(
+        &self,
+        id: &str,
+        new: &NewCase,
+        actor: &str,
+        now: i64,
+    ) -> Result<CaseState, StoreError> {
+        let members = validate_new_case(new).map_err(StoreError::Invalid)?;
+        let first = Recorded {
+            seq: 1,
+            at: now,
+            actor: actor.to_string(),
+            event: CaseEvent::Opened {
+                number: new.number.trim().to_string(),
+                case_type: new.case_type.trim().to_string(),
+                claim_amount: new.claim_amount,
+                stage: new.stage,
+                members,
+            },
+        };
+        let case = CaseState::fold(id, std::slice::from_ref(&first))
+            .ok_or_else(|| StoreError::Invalid("cannot open the case".into()))?;
+        let mediator = case.mediator().map(|m| m.id.clone()).unwrap_or_default();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO cases (id, number, mediator, opened_at, due_at, seq) \
+             VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(&case.number)
+        .bind(&mediator)
+        .bind(now)
+        .bind(case.time_limit(now).due_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::CaseExists(case.number));
+        }
+        insert_event(&mut tx, id, &first).await?;
+        tx.commit().await?;
+        Ok(case)
+    }
+
+    /// A case's events, oldest first.
+    pub async fn case_events(&self, id: &str) -> Result<Vec<Recorded>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, body FROM case_events WHERE case_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let body: String = row.try_get("body")?;
+                let event = serde_json::from_str(&body).map_err(|e| {
+                    sqlx::Error::Decode(format!("case {id}: stored event: {e}").into())
+                })?;
+                Ok(Recorded {
+                    seq: row.try_get("seq")?,
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    event,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// A case's current state.
+    pub async fn case(&self, id: &str) -> Result<CaseState, StoreError> {
+        let events = self.case_events(id).await?;
+        CaseState::fold(id, &events).ok_or_else(|| StoreError::CaseNotFound(id.to_string()))
+    }
+
+    /// Runs `decide` on the case's current state and appends the events it returns; if another
+    /// command appended first, decides again on the new state. Returns the state after.
+    pub async fn case_command(
+        &self,
+        id: &str,
+        actor: &str,
+        now: i64,
+        decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
+    ) -> Result<(CaseState, Vec<Recorded>), StoreError> {
+        for _ in 0..APPEND_ATTEMPTS {
+            let before = self.case(id).await?;
+            let events = decide(&before).map_err(StoreError::Rule)?;
+            match self.append(&before, actor, now, events).await {
+                Err(StoreError::Conflict) => continue,
+                other => return other,
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    async fn append(
+        &self,
+        before: &CaseState,
+        actor: &str,
+        now: i64,
+        events: Vec<CaseEvent>,
+    ) -> Result<(CaseState, Vec<Recorded>), StoreError> {
+        let mut after = before.clone();
+        let mut recorded = Vec::with_capacity(events.len());
+        for event in events {
+            let r = Recorded {
+                seq: after.seq + 1,
+                at: now,
+                actor: actor.to_string(),
+                event,
+            };
+            after.apply(&r);
+            recorded.push(r);
+        }
+        let limit = after.time_limit(now);
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE cases SET seq = $1, closed_at = $2, due_at = $3, paused = $4 \
+             WHERE id = $5 AND seq = $6",
+        )
+        .bind(after.seq)
+        .bind(after.closed_at)
+        .bind(limit.due_at)
+        .bind(i64::from(limit.paused))
+        .bind(&after.id)
+        .bind(before.seq)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Err(StoreError::Conflict);
+        }
+        for r in &recorded {
+            insert_event(&mut tx, &after.id, r).await?;
+            match &r.event {
+                CaseEvent::SessionScheduled { session, room, .. } => {
+                    sqlx::query(
+                        "INSERT INTO case_rooms (room, case_id, session) VALUES ($1, $2, $3)",
+                    )
+                    .bind(room)
+                    .bind(&after.id)
+                    .bind(i64::from(*session))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                CaseEvent::Rated {
+                    session,
+                    person,
+                    score,
+                    comment,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO ratings (case_id, session, person, mediator, score, \
+                         comment, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&after.id)
+                    .bind(i64::from(*session))
+                    .bind(person)
+                    .bind(after.mediator().map(|m| m.id.as_str()).unwrap_or_default())
+                    .bind(i32::from(*score))
+                    .bind(comment)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                _ => {}
+            }
+        }
+        tx.commit().await?;
+        Ok((after, recorded))
+    }
+
+    /// The case and session a room belongs to, if any.
+    pub async fn case_of_room(&self, room: &str) -> Result<Option<(String, u32)>, StoreError> {
+        let row = sqlx::query("SELECT case_id, session FROM case_rooms WHERE room = $1")
+            .bind(room)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            let session: i64 = row.try_get("session")?;
+            Ok((row.try_get("case_id")?, session as u32))
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| e.into())
+    }
+
+    /// Cases, newest first: all, or one mediator's; only overdue ones at `overdue_at`.
+    pub async fn cases(
+        &self,
+        mediator: Option<&str>,
+        overdue_at: Option<i64>,
+    ) -> Result<Vec<CaseSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, number, mediator, opened_at, closed_at, due_at, paused FROM cases \
+             WHERE ($1 IS NULL OR mediator = $1) \
+             AND ($2 IS NULL OR (closed_at IS NULL AND paused = 0 AND due_at < $2)) \
+             ORDER BY opened_at DESC, id",
+        )
+        .bind(mediator)
+        .bind(overdue_at)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let paused: i64 = row.try_get("paused")?;
+                Ok(CaseSummary {
+                    id: row.try_get("id")?,
+                    number: row.try_get("number")?,
+                    mediator: row.try_get("mediator")?,
+                    opened_at: row.try_get("opened_at")?,
+                    closed_at: row.try_get("closed_at")?,
+                    due_at: row.try_get("due_at")?,
+                    paused: paused != 0,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// A session's minutes (revision 0 and empty text if nothing was written).
+    pub async fn minutes(&self, case: &str, session: u32) -> Result<Minutes, StoreError> {
+        let row = sqlx::query(
+            "SELECT revision, text, sha256, updated_at, updated_by FROM minutes \
+             WHERE case_id = $1 AND session = $2",
+        )
+        .bind(case)
+        .bind(i64::from(session))
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(Minutes {
+                revision: row.try_get("revision")?,
+                text: row.try_get("text")?,
+                sha256: row.try_get("sha256")?,
+                updated_at: row.try_get("updated_at")?,
+                updated_by: row.try_get("updated_by")?,
+            }),
+            None => Ok(Minutes {
+                revision: 0,
+                text: String::new(),
+                sha256: text_hash(""),
+                updated_at: 0,
+                updated_by: String::new(),
+            }),
+        }
+    }
+
+    /// Saves the minutes over revision `base` (the one the editor saw); a save over a newer
+    /// revision is refused as stale, so two editors never overwrite each other silently.
+    pub async fn save_minutes(
+        &self,
+        case: &str,
+        session: u32,
+        base: i64,
+        text: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<Minutes, StoreError> {
+        let sha256 = text_hash(text);
+        let revision = base + 1;
+        let written = if base == 0 {
+            sqlx::query(
+                "INSERT INTO minutes (case_id, session, revision, text, sha256, updated_at, \
+                 updated_by) VALUES ($1, $2, 1, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(case)
+            .bind(i64::from(session))
+            .bind(text)
+            .bind(&sha256)
+            .bind(now)
+            .bind(by)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+        } else {
+            sqlx::query(
+                "UPDATE minutes SET revision = $1, text = $2, sha256 = $3, updated_at = $4, \
+                 updated_by = $5 WHERE case_id = $6 AND session = $7 AND revision = $8",
+            )
+            .bind(revision)
+            .bind(text)
+            .bind(&sha256)
+            .bind(now)
+            .bind(by)
+            .bind(case)
+            .bind(i64::from(session))
+            .bind(base)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+        };
+        if written == 0 {
+            return Err(StoreError::Rule(RuleError::Stale(format!(
+                "the minutes changed since revision {base}; reload them"
+            ))));
+        }
+        Ok(Minutes {
+            revision,
+            text: text.to_string(),
+            sha256,
+            updated_at: now,
+            updated_by: by.to_string(),
+        })
+    }
+
+    /// Ratings aggregated per mediator.
+    pub async fn mediator_ratings(&self) -> Result<Vec<MediatorRating>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT mediator, CAST(score AS BIGINT) AS score, CAST(COUNT(*) AS BIGINT) AS n \
+             FROM ratings GROUP BY mediator, score ORDER BY mediator, score",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<MediatorRating> = Vec::new();
+        for row in &rows {
+            let mediator: String = row.try_get("mediator")?;
+            let score: i64 = row.try_get("score")?;
+            let n: i64 = row.try_get("n")?;
+            if out.last().is_none_or(|m| m.mediator != mediator) {
+                out.push(MediatorRating {
+                    mediator,
+                    count: 0,
+                    average: 0.0,
+                    by_score: [0; 5],
+                });
+            }
+            if let (Some(m), Ok(i @ 0..=4)) = (out.last_mut(), usize::try_from(score - 1)) {
+                m.by_score[i] += n;
+            }
+        }
+        for m in &mut out {
+            m.count = m.by_score.iter().sum();
+            let total: i64 = (1..=5).zip(m.by_score).map(|(s, n)| s * n).sum();
+            m.average = if m.count == 0 {
+                0.0
+            } else {
+                total as f64 / m.count as f64
+            };
+        }
+        Ok(out)
+    }
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    case: &str,
+    r: &Recorded,
+) -> Result<(), StoreError> {
+    let body = serde_json::to_string(&r.event)
+        .map_err(|e| StoreError::Invalid(format!("cannot encode event: {e}")))?;
+    sqlx::query(
+        "INSERT INTO case_events (case_id, seq, at, actor, kind, body) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(case)
+    .bind(r.seq)
+    .bind(r.at)
+    .bind(&r.actor)
+    .bind(r.event.kind())
+    .bind(body)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

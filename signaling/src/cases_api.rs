@@ -1,0 +1,1529 @@
+//! The mediation workflow's API (`/api/cases/...`, `/api/ratings/...`).
+//!
+//! Every handler names its [`Action`]; [`authorize`] resolves who the caller is in the case
+//! (an admin; a staff mediator token for their own cases; a session token whose room belongs to
+//! the case and whose subject is a member with that role) and asks the permission matrix. Refusals
+//! are audited. Commands run the domain's pure rules through `Store::case_command`, are audited,
+//! and are announced to the case's live session room (`case.updated`, `minutes.updated`).
+
+use crate::api::{ApiError, ApiJson, ErrorBody, audit};
+use crate::app::AppState;
+use crate::live_room::Audience;
+use crate::media::parse_space;
+use crate::protocol::{ErrorCode, Event};
+use crate::recordings_api::Caller;
+use crate::token::{Claims, TokenRequest};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tiaojie_domain::mediation::agreement::{DEFAULT_TEMPLATE, TemplateData, fill_template};
+use tiaojie_domain::mediation::deadline::TimeLimit;
+use tiaojie_domain::mediation::document::agreement_html;
+use tiaojie_domain::mediation::state::AgreementState;
+use tiaojie_domain::mediation::{
+    CaseEvent, CaseState, ConsentSubject, IdentityMethod, Member, NewCase, Outcome, Recorded,
+    RuleError, Side,
+};
+use tiaojie_domain::permission::{self, Action, Asker};
+use tiaojie_domain::{CaseSummary, Grant, MediatorRating, Minutes, NewRoom, Role, StoreError};
+use utoipa::{OpenApi, ToSchema};
+
+/// The routes, merged under `/api` by [`crate::api::routes`].
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/cases", get(list_cases).post(open_case))
+        .route("/cases/current", get(current_case))
+        .route("/cases/{case}", get(get_case))
+        .route("/cases/{case}/events", get(case_events))
+        .route("/cases/{case}/members", post(add_member))
+        .route("/cases/{case}/sessions", post(schedule_session))
+        .route("/cases/{case}/sessions/{n}/invitations", post(invite))
+        .route("/cases/{case}/sessions/{n}/lobby", post(open_lobby))
+        .route("/cases/{case}/sessions/{n}/start", post(start_session))
+        .route("/cases/{case}/sessions/{n}/end", post(end_session))
+        .route(
+            "/cases/{case}/sessions/{n}/members/{person}/identity",
+            put(verify_identity),
+        )
+        .route(
+            "/cases/{case}/sessions/{n}/members/{person}/consents",
+            put(give_consent),
+        )
+        .route(
+            "/cases/{case}/sessions/{n}/members/{person}/warning",
+            put(acknowledge_warning),
+        )
+        .route(
+            "/cases/{case}/sessions/{n}/members/{person}/move",
+            post(move_person),
+        )
+        .route(
+            "/cases/{case}/sessions/{n}/members/{person}/minutes-confirmation",
+            put(confirm_minutes),
+        )
+        .route(
+            "/cases/{case}/sessions/{n}/members/{person}/rating",
+            put(rate_session),
+        )
+        .route(
+            "/cases/{case}/sessions/{n}/sides/{side}/move",
+            post(move_side),
+        )
+        .route(
+            "/cases/{case}/sessions/{n}/minutes",
+            get(read_minutes).put(save_minutes),
+        )
+        .route(
+            "/cases/{case}/sessions/{n}/minutes/replace-by-recording",
+            post(replace_minutes),
+        )
+        .route("/cases/{case}/agreement", get(read_agreement))
+        .route("/cases/{case}/agreement/document", get(agreement_document))
+        .route("/cases/{case}/agreement/versions", post(draft_agreement))
+        .route(
+            "/cases/{case}/agreement/signatures/{person}",
+            put(sign_agreement),
+        )
+        .route(
+            "/cases/{case}/agreement/refusals/{person}",
+            put(refuse_agreement),
+        )
+        .route("/cases/{case}/outcome", post(record_outcome))
+        .route("/cases/{case}/deadline/extensions", post(extend_deadline))
+        .route("/cases/{case}/deadline/pause", post(pause_deadline))
+        .route("/ratings/mediators", get(mediator_ratings))
+}
+
+/// The workflow's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        list_cases,
+        open_case,
+        current_case,
+        get_case,
+        case_events,
+        add_member,
+        schedule_session,
+        invite,
+        open_lobby,
+        start_session,
+        end_session,
+        verify_identity,
+        give_consent,
+        acknowledge_warning,
+        move_person,
+        confirm_minutes,
+        rate_session,
+        move_side,
+        read_minutes,
+        save_minutes,
+        replace_minutes,
+        read_agreement,
+        agreement_document,
+        draft_agreement,
+        sign_agreement,
+        refuse_agreement,
+        record_outcome,
+        extend_deadline,
+        pause_deadline,
+        mediator_ratings
+    ),
+    components(schemas(
+        CaseView,
+        CurrentCase,
+        SessionMissing,
+        CaseListItem,
+        NewCase,
+        Member,
+        Side,
+        tiaojie_domain::mediation::Stage,
+        CaseState,
+        TimeLimit,
+        Recorded,
+        CaseEvent,
+        Outcome,
+        IdentityMethod,
+        ConsentSubject,
+        Minutes,
+        MediatorRating,
+        AgreementView,
+        Schedule,
+        InvitationRequest,
+        InvitationView,
+        IdentityBody,
+        ConsentBody,
+        MoveBody,
+        SideMoveBody,
+        MinutesBody,
+        ConfirmBody,
+        RatingBody,
+        DraftBody,
+        SignBody,
+        RefuseBody,
+        ExtendBody,
+        PauseBody
+    ))
+)]
+pub(crate) struct CasesDoc;
+
+// ---- who is asking ----
+
+/// The caller's standing in one case.
+struct Standing {
+    claims: Claims,
+    case: CaseState,
+}
+
+/// Loads the case and checks `action` for the caller (acting for `acting_for`, if the action
+/// is someone's own). A refusal is audited and answered 403.
+async fn authorize(
+    state: &AppState,
+    claims: Claims,
+    case_id: &str,
+    action: Action,
+    acting_for: Option<&str>,
+) -> Result<Standing, ApiError> {
+    let case = state.hub.store().case(case_id).await?;
+    let role = if claims.has(Grant::Admin) {
+        Role::Admin
+    } else {
+        claims.role
+    };
+    let member = match (&claims.room, role) {
+        (_, Role::Admin) => true,
+        (Some(room), _) => {
+            let room_case = state.hub.store().case_of_room(room).await?;
+            room_case.is_some_and(|(c, _)| c == case.id)
+                && case
+                    .member(&claims.sub)
+                    .is_some_and(|m| m.role == claims.role)
+        }
+        (None, Role::Mediator) => case.mediator().is_some_and(|m| m.id == claims.sub),
+        (None, _) => false,
+    };
+    let asker = Asker {
+        role,
+        member,
+        acting_for,
+        person: &claims.sub,
+    };
+    if let Err(denied) = permission::check(action, asker) {
+        audit(
+            state,
+            &claims,
+            "permission.denied",
+            &target(&case.id),
+            &denied.to_string(),
+        )
+        .await?;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            denied.to_string(),
+        ));
+    }
+    Ok(Standing { claims, case })
+}
+
+fn target(case: &str) -> String {
+    format!("case:{case}")
+}
+
+fn name_of(action: Action) -> &'static str {
+    permission::rule_for(action).name
+}
+
+/// Runs a command: authorize, decide and append, audit, announce. Returns the new state.
+async fn command(
+    state: &AppState,
+    claims: Claims,
+    case_id: &str,
+    action: Action,
+    acting_for: Option<&str>,
+    detail: String,
+    decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
+) -> Result<CaseState, ApiError> {
+    let standing = authorize(state, claims, case_id, action, acting_for).await?;
+    let now = state.hub.clock.now();
+    let (after, recorded) = state
+        .hub
+        .store()
+        .case_command(case_id, &standing.claims.sub, now, decide)
+        .await?;
+    let kinds: Vec<&str> = recorded.iter().map(|r| r.event.kind()).collect();
+    audit(
+        state,
+        &standing.claims,
+        name_of(action),
+        &target(case_id),
+        format!("{} {detail}", kinds.join(",")).trim_end(),
+    )
+    .await?;
+    if let Some(last) = recorded.last() {
+        announce_change(state, &after, last.event.kind()).await;
+    }
+    Ok(after)
+}
+
+/// Tells everyone in the case's live session rooms that the case changed.
+async fn announce_change(state: &AppState, case: &CaseState, change: &str) {
+    for session in &case.sessions {
+        let Some(live) = state.hub.existing_room(&session.room) else {
+            continue;
+        };
+        let mut room = live.state.lock().await;
+        let seq = room.next_seq();
+        let event = Event::CaseUpdated {
+            seq,
+            case: case.id.clone(),
+            session: session.number,
+            change: change.to_string(),
+            case_seq: case.seq,
+        };
+        let stalled = room.broadcast(&event, Audience::All);
+        state.hub.handle_stalled(&live, &mut room, stalled);
+    }
+}
+
+// ---- views ----
+
+/// A case as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseView {
+    /// The case's state.
+    #[serde(flatten)]
+    pub case: CaseState,
+    /// The time limit now.
+    pub time_limit: TimeLimit,
+    /// Required signers who have not signed the current agreement version.
+    pub unsigned: Vec<String>,
+    /// Per session not yet in session: what is missing for those present now.
+    pub missing_checks: Vec<SessionMissing>,
+}
+
+/// What a session still needs before it can start.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionMissing {
+    /// Session number.
+    pub session: u32,
+    /// Who is present in its room now.
+    pub present: Vec<String>,
+    /// What is missing.
+    pub missing: Vec<String>,
+}
+
+async fn view(state: &AppState, case: CaseState) -> Result<CaseView, ApiError> {
+    let now = state.hub.clock.now();
+    let mut missing_checks = Vec::new();
+    for s in case
+        .sessions
+        .iter()
+        .filter(|s| s.phase == tiaojie_domain::mediation::Phase::LobbyOpen)
+    {
+        let present = present_in(state, &s.room).await;
+        let missing = case.missing_checks(s.number, &present).unwrap_or_default();
+        missing_checks.push(SessionMissing {
+            session: s.number,
+            present,
+            missing,
+        });
+    }
+    Ok(CaseView {
+        time_limit: case.time_limit(now),
+        unsigned: case.unsigned().iter().map(|m| m.id.clone()).collect(),
+        missing_checks,
+        case,
+    })
+}
+
+async fn present_in(state: &AppState, room: &str) -> Vec<String> {
+    state
+        .hub
+        .room_participants(room)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p.identity)
+        .collect()
+}
+
+/// A case in a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseListItem {
+    /// The stored summary.
+    #[serde(flatten)]
+    pub summary: CaseSummary,
+    /// Past its time limit now (open, not paused).
+    pub overdue: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    overdue: bool,
+}
+
+#[utoipa::path(get, path = "/api/cases", params(("overdue" = Option<bool>, Query, description = "only cases past their time limit")), responses(
+    (status = 200, body = [CaseListItem]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list_cases(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<CaseListItem>>, ApiError> {
+    let role = if claims.has(Grant::Admin) {
+        Role::Admin
+    } else {
+        claims.role
+    };
+    // Listing is for staff: admins see every case; a mediator (staff token) their own.
+    let staff = role == Role::Admin || (role == Role::Mediator && claims.room.is_none());
+    let asker = Asker {
+        role,
+        member: staff,
+        acting_for: None,
+        person: &claims.sub,
+    };
+    let checked = permission::check(Action::CaseList, asker).and(if staff {
+        Ok(())
+    } else {
+        Err(permission::Denied::NotMember {
+            action: "case.list",
+        })
+    });
+    if let Err(denied) = checked {
+        audit(
+            &state,
+            &claims,
+            "permission.denied",
+            "cases",
+            &denied.to_string(),
+        )
+        .await?;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            denied.to_string(),
+        ));
+    }
+    let now = state.hub.clock.now();
+    let mediator = (role == Role::Mediator).then_some(claims.sub.as_str());
+    let cases = state
+        .hub
+        .store()
+        .cases(mediator, query.overdue.then_some(now))
+        .await?;
+    audit(
+        &state,
+        &claims,
+        "case.list",
+        "cases",
+        &format!("{} cases", cases.len()),
+    )
+    .await?;
+    Ok(Json(
+        cases
+            .into_iter()
+            .map(|summary| CaseListItem {
+                overdue: summary.closed_at.is_none() && !summary.paused && summary.due_at < now,
+                summary,
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/cases", request_body = NewCase, responses(
+    (status = 201, body = CaseView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn open_case(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    body: Result<ApiJson<NewCase>, ApiError>,
+) -> Result<(StatusCode, Json<CaseView>), ApiError> {
+    let ApiJson(new) = body?;
+    let role = if claims.has(Grant::Admin) {
+        Role::Admin
+    } else {
+        claims.role
+    };
+    let staff = role == Role::Admin || claims.room.is_none();
+    let asker = Asker {
+        role,
+        member: true,
+        acting_for: None,
+        person: &claims.sub,
+    };
+    let denied = permission::check(Action::CaseCreate, asker)
+        .err()
+        .map(|d| d.to_string())
+        .or_else(|| (!staff).then(|| "case.create: needs a staff token".to_string()))
+        .or_else(|| {
+            // A mediator opens cases they mediate; an admin assigns any mediator.
+            (role == Role::Mediator && new.mediator.id != claims.sub)
+                .then(|| "a mediator opens cases for themself".to_string())
+        });
+    if let Some(denied) = denied {
+        audit(&state, &claims, "permission.denied", "cases", &denied).await?;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            denied,
+        ));
+    }
+    let id = format!("c{}", crate::ids::random_id().to_lowercase());
+    let now = state.hub.clock.now();
+    let case = state
+        .hub
+        .store()
+        .open_case(&id, &new, &claims.sub, now)
+        .await?;
+    audit(&state, &claims, "case.create", &target(&id), &case.number).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, case).await?)))
+}
+
+#[utoipa::path(get, path = "/api/cases/{case}", params(("case" = String, Path)), responses(
+    (status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_case(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(case_id): Path<String>,
+) -> Result<Json<CaseView>, ApiError> {
+    let s = authorize(&state, claims, &case_id, Action::CaseRead, None).await?;
+    audit(&state, &s.claims, "case.read", &target(&case_id), "").await?;
+    Ok(Json(view(&state, s.case).await?))
+}
+
+/// The case a session token belongs to, with the session's number: what the web client
+/// shows next to the call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CurrentCase {
+    /// The session this token's room is.
+    pub session: u32,
+    /// The case.
+    #[serde(flatten)]
+    pub view: CaseView,
+}
+
+#[utoipa::path(get, path = "/api/cases/current", responses(
+    (status = 200, body = CurrentCase), (status = 403, body = ErrorBody), (status = 404, description = "the token's room is no case's session", body = ErrorBody)))]
+async fn current_case(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+) -> Result<Json<CurrentCase>, ApiError> {
+    let found = match &claims.room {
+        Some(room) => state.hub.store().case_of_room(room).await?,
+        None => None,
+    };
+    let Some((case_id, session)) = found else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "this token's room is not a case's session",
+        ));
+    };
+    let s = authorize(&state, claims, &case_id, Action::CaseRead, None).await?;
+    audit(&state, &s.claims, "case.read", &target(&case_id), "").await?;
+    Ok(Json(CurrentCase {
+        session,
+        view: view(&state, s.case).await?,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/cases/{case}/events", params(("case" = String, Path)), responses(
+    (status = 200, body = [Recorded]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn case_events(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(case_id): Path<String>,
+) -> Result<Json<Vec<Recorded>>, ApiError> {
+    let s = authorize(&state, claims, &case_id, Action::CaseRead, None).await?;
+    audit(&state, &s.claims, "case.events.read", &target(&case_id), "").await?;
+    Ok(Json(state.hub.store().case_events(&case_id).await?))
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/members", params(("case" = String, Path)), request_body = Member, responses(
+    (status = 200, body = CaseView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn add_member(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(case_id): Path<String>,
+    body: Result<ApiJson<Member>, ApiError>,
+) -> Result<Json<CaseView>, ApiError> {
+    let ApiJson(member) = body?;
+    let detail = format!("{} as {}", member.id, member.role);
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::MemberAdd,
+        None,
+        detail,
+        |c| c.add_member(&member),
+    )
+    .await?;
+    Ok(Json(view(&state, case).await?))
+}
+
+/// Scheduling a session.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// Planned start, Unix ms.
+    pub scheduled_at: i64,
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/sessions", params(("case" = String, Path)), request_body = Schedule, responses(
+    (status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn schedule_session(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(case_id): Path<String>,
+    body: Result<ApiJson<Schedule>, ApiError>,
+) -> Result<Json<CaseView>, ApiError> {
+    let ApiJson(schedule) = body?;
+    // The session's room: created first (with a lobby), so the recorded event names a room
+    // that exists; a refused schedule leaves an unused, closed room behind.
+    let s = authorize(
+        &state,
+        claims.clone(),
+        &case_id,
+        Action::SessionSchedule,
+        None,
+    )
+    .await?;
+    let room = format!("{}-s{}", case_id, s.case.next_session_number());
+    let now = state.hub.clock.now();
+    let new_room = NewRoom {
+        name: room.clone(),
+        lobby: true,
+        metadata: s.case.number.clone(),
+        ..NewRoom::default()
+    };
+    match state.hub.store().create_room(&new_room, now).await {
+        Ok(_) | Err(StoreError::RoomExists(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let detail = format!("room {room}");
+    let result = command(
+        &state,
+        claims,
+        &case_id,
+        Action::SessionSchedule,
+        None,
+        detail,
+        |c| c.schedule(&room, schedule.scheduled_at),
+    )
+    .await;
+    match result {
+        Ok(case) => Ok(Json(view(&state, case).await?)),
+        Err(e) => {
+            let _ = state.hub.close_room(&room, "session not scheduled").await;
+            Err(e)
+        }
+    }
+}
+
+/// Issuing a join link.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationRequest {
+    /// For whom (a member of the case).
+    pub person: String,
+    /// Validity in seconds (default: the server's token lifetime).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+/// A personal join link.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationView {
+    /// For whom.
+    pub person: String,
+    /// The room.
+    pub room: String,
+    /// The token (role- and person-bound, expiring).
+    pub token: String,
+    /// The link to send (path; prefix the server's public address).
+    pub link: String,
+    /// Expiry, Unix ms.
+    pub expires_at: i64,
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/sessions/{n}/invitations", params(("case" = String, Path), ("n" = u32, Path)), request_body = InvitationRequest, responses(
+    (status = 200, body = InvitationView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn invite(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, n)): Path<(String, u32)>,
+    body: Result<ApiJson<InvitationRequest>, ApiError>,
+) -> Result<Json<InvitationView>, ApiError> {
+    let ApiJson(request) = body?;
+    let s = authorize(
+        &state,
+        claims.clone(),
+        &case_id,
+        Action::InvitationIssue,
+        None,
+    )
+    .await?;
+    let session = s.case.session(n).map_err(StoreError::Rule)?;
+    let member = s
+        .case
+        .member(&request.person)
+        .ok_or_else(|| {
+            StoreError::Rule(RuleError::NotFound(format!(
+                "{} is not a member",
+                request.person
+            )))
+        })?
+        .clone();
+    let (token, issued) = state
+        .hub
+        .keys()
+        .issue(&TokenRequest {
+            identity: member.id.clone(),
+            name: member.name.clone(),
+            room: Some(session.room.clone()),
+            role: member.role,
+            grants: None,
+            ttl: request.ttl_secs.map(Duration::from_secs),
+            not_before_secs: 0,
+        })
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                e.to_string(),
+            )
+        })?;
+    let expires_at = issued.exp * 1000;
+    let jti = issued.jti.clone();
+    let person = member.id.clone();
+    let detail = format!("{person} session {n} token {jti}");
+    command(
+        &state,
+        claims,
+        &case_id,
+        Action::InvitationIssue,
+        None,
+        detail,
+        |c| c.invite(n, &person, &jti, expires_at),
+    )
+    .await?;
+    Ok(Json(InvitationView {
+        person: member.id,
+        room: session.room.clone(),
+        link: format!("/join?token={token}"),
+        token,
+        expires_at,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/sessions/{n}/lobby", params(("case" = String, Path), ("n" = u32, Path)), responses(
+    (status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn open_lobby(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, n)): Path<(String, u32)>,
+) -> Result<Json<CaseView>, ApiError> {
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::SessionRun,
+        None,
+        format!("session {n}"),
+        |c| c.open_lobby(n),
+    )
+    .await?;
+    Ok(Json(view(&state, case).await?))
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/sessions/{n}/start", params(("case" = String, Path), ("n" = u32, Path)), responses(
+    (status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 409, description = "checks missing (listed) or wrong phase", body = ErrorBody)))]
+async fn start_session(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, n)): Path<(String, u32)>,
+) -> Result<Json<CaseView>, ApiError> {
+    let s = authorize(&state, claims.clone(), &case_id, Action::SessionRun, None).await?;
+    let room = s.case.session(n).map_err(StoreError::Rule)?.room.clone();
+    let present = present_in(&state, &room).await;
+    let detail = format!("session {n} present {}", present.join(","));
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::SessionRun,
+        None,
+        detail,
+        |c| c.start(n, &present),
+    )
+    .await?;
+    // Everyone checked comes out of the lobby into the joint room.
+    let waiting: Vec<String> = state
+        .hub
+        .room_participants(&room)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.space == "lobby" && present.contains(&p.identity))
+        .map(|p| p.identity)
+        .collect();
+    for identity in waiting {
+        let _ = state
+            .hub
+            .move_participant(&room, &identity, &tiaojie_media::Space::Joint)
+            .await;
+    }
+    Ok(Json(view(&state, case).await?))
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/sessions/{n}/end", params(("case" = String, Path), ("n" = u32, Path)), responses(
+    (status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn end_session(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, n)): Path<(String, u32)>,
+) -> Result<Json<CaseView>, ApiError> {
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::SessionRun,
+        None,
+        format!("session {n}"),
+        |c| c.end(n),
+    )
+    .await?;
+    if let Ok(session) = case.session(n) {
+        let _ = state.hub.close_room(&session.room, "session ended").await;
+    }
+    Ok(Json(view(&state, case).await?))
+}
+
+/// An identity check's result.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityBody {
+    /// How.
+    pub method: IdentityMethod,
+    /// Whether it matched.
+    pub passed: bool,
+    /// Free text.
+    #[serde(default)]
+    pub note: String,
+}
+
+#[utoipa::path(put, path = "/api/cases/{case}/sessions/{n}/members/{person}/identity", params(("case" = String, Path), ("n" = u32, Path), ("person" = String, Path)), request_body = IdentityBody, responses(
+    (status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn verify_identity(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, n, person)): Path<(String, u32, String)>,
+    body: Result<ApiJson<IdentityBody>, ApiError>,
+) -> Result<Json<CaseView>, ApiError> {
+    let ApiJson(b) = body?;
+    let detail = format!("{person} {} passed={}", b.method.as_str(), b.passed);
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::IdentityVerify,
+        None,
+        detail,
+        |c| c.verify_identity(n, &person, b.method, b.passed, &b.note),
+    )
+    .await?;
+    Ok(Json(view(&state, case).await?))
+}
+
+/// A consent or refusal.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentBody {
+    /// To what.
+    pub subject: ConsentSubject,
+    /// Yes or no.
+    pub given: bool,
+}
+
+#[utoipa::path(put, path = "/api/cases/{case}/sessions/{n}/members/{person}/consents", params(("case" = String, Path), ("n" = u32, Path), ("person" = String, Path)), request_body = ConsentBody, responses(
+    (status = 200, body = CaseView), (status = 403, description = "not your own consent", body = ErrorBody)))]
+async fn give_consent(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, n, person)): Path<(String, u32, String)>,
+    body: Result<ApiJson<ConsentBody>, ApiError>,
+) -> Result<Json<CaseView>, ApiError> {
+    let ApiJson(b) = body?;
+    let detail = format!("{person} {:?}={}", b.subject, b.given);
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::ConsentGive,
+        Some(&person),
+        detail,
+        |c| c.consent(n, &person, b.subject, b.given),
+    )
+    .await?;
+    Ok(Json(view(&state, case).await?))
+}
+
+#[utoipa::path(put, path = "/api/cases/{case}/sessions/{n}/members/{person}/warning", params(("case" = String, Path), ("n" = u32, Path), ("person" = String, Path)), responses(
+    (status = 200, body = CaseView), (status = 403, body = ErrorBody)))]
+async fn acknowledge_warning(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, n, person)): Path<(String, u32, String)>,
+) -> Result<Json<CaseView>, ApiError> {
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::WarningAcknowledge,
+        Some(&person),
+        person.clone(),
+        |c| c.acknowledge_warning(n, &person),
+    )
+    .await?;
+    Ok(Json(view(&state, case).await?))
+}
+
+/// Moving one person.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveBody {
+    /// `joint`, `private:applicant` or `private:respondent`.
+    pub to: String,
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/sessions/{n}/members/{person}/move", params(("case" = String, Path), ("n" = u32, Path), ("person" = String, Path)), request_body = MoveBody, responses(
+    (status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn move_person(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, n, person)): Path<(String, u32, String)>,
+    body: Result<ApiJson<MoveBody>, ApiError>,
+) -> Result<StatusCode, ApiError> {
+    let ApiJson(b) = body?;
+    let s = authorize(&state, claims, &case_id, Action::SideMove, None).await?;
+    let session = s.case.session(n).map_err(StoreError::Rule)?;
+    let member = s.case.member(&person).ok_or_else(|| {
+        StoreError::Rule(RuleError::NotFound(format!("{person} is not a member")))
+    })?;
+    // A party or agent only ever enters its own side's private room; the mediator and an
+    // assisting judge go anywhere; others stay in the joint room.
+    let allowed = match (member.role, b.to.as_str()) {
+        (_, "joint") => true,
+        (Role::Mediator | Role::Judge, "private:applicant" | "private:respondent") => true,
+        (Role::Party | Role::Agent, to) => {
+            member.side.is_some_and(|side| to == side.private_room())
+        }
+        _ => false,
+    };
+    if !allowed {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            format!("{person} ({}) cannot be moved to {}", member.role, b.to),
+        ));
+    }
+    let space = parse_space(&b.to)?;
+    state
+        .hub
+        .move_participant(&session.room, &person, &space)
+        .await?;
+    audit(
+        &state,
+        &s.claims,
+        "person.move",
+        &target(&case_id),
+        &format!("{person} to {}", b.to),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Moving a side.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SideMoveBody {
+    /// Into the side's private room (`true`) or back to the joint room (`false`).
+    pub private: bool,
+    /// The mediator goes along (default: yes).
+    #[serde(default = "yes")]
+    pub with_mediator: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/sessions/{n}/sides/{side}/move", params(("case" = String, Path), ("n" = u32, Path), ("side" = Side, Path)), request_body = SideMoveBody, responses(
+    (status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn move_side(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, n, side)): Path<(String, u32, Side)>,
+    body: Result<ApiJson<SideMoveBody>, ApiError>,
+) -> Result<Json<CaseView>, ApiError> {
+    let ApiJson(b) = body?;
+    let detail = format!("{} private={}", side.as_str(), b.private);
+    let mover = claims.sub.clone();
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::SideMove,
+        None,
+        detail,
+        |c| c.move_side(n, side, b.private),
+    )
+    .await?;
+    let room = case.session(n).map_err(StoreError::Rule)?.room.clone();
+    let space = if b.private {
+        tiaojie_media::Space::Private(side.as_str().into())
+    } else {
+        tiaojie_media::Space::Joint
+    };
+    for p in state.hub.room_participants(&room).await.unwrap_or_default() {
+        let on_side = case
+            .member(&p.identity)
+            .is_some_and(|m| matches!(m.role, Role::Party | Role::Agent) && m.side == Some(side));
+        let mediator = b.with_mediator && p.identity == mover;
+        if (on_side || mediator) && p.space != "lobby" {
+            state
+                .hub
+                .move_participant(&room, &p.identity, &space)
+                .await?;
+        }
+    }
+    Ok(Json(view(&state, case).await?))
+}
+
+#[utoipa::path(get, path = "/api/cases/{case}/sessions/{n}/minutes", params(("case" = String, Path), ("n" = u32, Path)), responses(
+    (status = 200, body = Minutes), (status = 403, body = ErrorBody)))]
+async fn read_minutes(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, n)): Path<(String, u32)>,
+) -> Result<Json<Minutes>, ApiError> {
+    let s = authorize(&state, claims, &case_id, Action::MinutesRead, None).await?;
+    s.case.session(n).map_err(StoreError::Rule)?;
+    let minutes = state.hub.store().minutes(&case_id, n).await?;
+    audit(
+        &state,
+        &s.claims,
+        "minutes.read",
+        &target(&case_id),
+        &format!("session {n} revision {}", minutes.revision),
+    )
+    .await?;
+    Ok(Json(minutes))
+}
+
+/// Saving the minutes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MinutesBody {
+    /// The revision the editor started from (0 for the first save).
+    pub base_revision: i64,
+    /// The whole text.
+    pub text: String,
+}
+
+/// Longest minutes accepted (characters).
+const MAX_MINUTES_CHARS: usize = 200_000;
+
+#[utoipa::path(put, path = "/api/cases/{case}/sessions/{n}/minutes", params(("case" = String, Path), ("n" = u32, Path)), request_body = MinutesBody, responses(
+    (status = 200, body = Minutes), (status = 403, body = ErrorBody), (status = 409, description = "saved over a newer revision", body = ErrorBody)))]
+async fn save_minutes(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, n)): Path<(String, u32)>,
+    body: Result<ApiJson<MinutesBody>, ApiError>,
+) -> Result<Json<Minutes>, ApiError> {
+    let ApiJson(b) = body?;
+    let s = authorize(&state, claims, &case_id, Action::MinutesEdit, None).await?;
+    let session = s.case.session(n).map_err(StoreError::Rule)?;
+    if s.case.outcome.is_some() || session.phase == tiaojie_domain::mediation::Phase::Ended {
+        return Err(StoreError::Rule(RuleError::State(
+            "the minutes of an ended session are closed".into(),
+        ))
+        .into());
+    }
+    if b.text.chars().count() > MAX_MINUTES_CHARS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            format!("minutes: at most {MAX_MINUTES_CHARS} characters"),
+        ));
+    }
+    let now = state.hub.clock.now();
+    let minutes = state
+        .hub
+        .store()
+        .save_minutes(&case_id, n, b.base_revision, &b.text, &s.claims.sub, now)
+        .await?;
+    audit(
+        &state,
+        &s.claims,
+        "minutes.edit",
+        &target(&case_id),
+        &format!(
+            "session {n} revision {} sha256 {}",
+            minutes.revision, minutes.sha256
+        ),
+    )
+    .await?;
+    if let Some(live) = state.hub.existing_room(&session.room) {
+        let mut room = live.state.lock().await;
+        let seq = room.next_seq();
+        let event = Event::MinutesUpdated {
+            seq,
+            case: case_id.clone(),
+            session: n,
+            revision: minutes.revision,
+            sha256: minutes.sha256.clone(),
+            text: minutes.text.clone(),
+        };
+        let stalled = room.broadcast(&event, Audience::All);
+        state.hub.handle_stalled(&live, &mut room, stalled);
+    }
+    Ok(Json(minutes))
+}
+
+/// Confirming the minutes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmBody {
+    /// The revision read.
+    pub revision: i64,
+}
+
+#[utoipa::path(put, path = "/api/cases/{case}/sessions/{n}/members/{person}/minutes-confirmation", params(("case" = String, Path), ("n" = u32, Path), ("person" = String, Path)), request_body = ConfirmBody, responses(
+    (status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn confirm_minutes(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, n, person)): Path<(String, u32, String)>,
+    body: Result<ApiJson<ConfirmBody>, ApiError>,
+) -> Result<Json<CaseView>, ApiError> {
+    let ApiJson(b) = body?;
+    let current = state.hub.store().minutes(&case_id, n).await?;
+    let detail = format!("{person} revision {}", b.revision);
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::MinutesConfirm,
+        Some(&person),
+        detail,
+        |c| {
+            if current.revision == 0 {
+                return Err(RuleError::State("there are no minutes yet".into()));
+            }
+            c.confirm_minutes(n, &person, b.revision, (current.revision, &current.sha256))
+        },
+    )
+    .await?;
+    Ok(Json(view(&state, case).await?))
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/sessions/{n}/minutes/replace-by-recording", params(("case" = String, Path), ("n" = u32, Path)), responses(
+    (status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 409, description = "a party has not consented", body = ErrorBody)))]
+async fn replace_minutes(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, n)): Path<(String, u32)>,
+) -> Result<Json<CaseView>, ApiError> {
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::MinutesEdit,
+        None,
+        format!("session {n}"),
+        |c| c.replace_minutes_by_recording(n),
+    )
+    .await?;
+    Ok(Json(view(&state, case).await?))
+}
+
+/// A rating.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RatingBody {
+    /// 1–5.
+    pub score: u8,
+    /// Free text.
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[utoipa::path(put, path = "/api/cases/{case}/sessions/{n}/members/{person}/rating", params(("case" = String, Path), ("n" = u32, Path), ("person" = String, Path)), request_body = RatingBody, responses(
+    (status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn rate_session(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, n, person)): Path<(String, u32, String)>,
+    body: Result<ApiJson<RatingBody>, ApiError>,
+) -> Result<Json<CaseView>, ApiError> {
+    let ApiJson(b) = body?;
+    let detail = format!("{person} session {n} score {}", b.score);
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::RatingSubmit,
+        Some(&person),
+        detail,
+        |c| c.rate(n, &person, b.score, &b.comment),
+    )
+    .await?;
+    Ok(Json(view(&state, case).await?))
+}
+
+/// The agreement with who still has to sign.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgreementView {
+    /// Versions, signatures, refusal, effect.
+    #[serde(flatten)]
+    pub agreement: AgreementState,
+    /// Required signers who have not signed the current version.
+    pub unsigned: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/api/cases/{case}/agreement", params(("case" = String, Path)), responses(
+    (status = 200, body = AgreementView), (status = 403, body = ErrorBody)))]
+async fn read_agreement(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(case_id): Path<String>,
+) -> Result<Json<AgreementView>, ApiError> {
+    let s = authorize(&state, claims, &case_id, Action::AgreementRead, None).await?;
+    let version = s.case.agreement.current().map_or(0, |v| v.version);
+    audit(
+        &state,
+        &s.claims,
+        "agreement.read",
+        &target(&case_id),
+        &format!("version {version}"),
+    )
+    .await?;
+    Ok(Json(AgreementView {
+        unsigned: s.case.unsigned().iter().map(|m| m.id.clone()).collect(),
+        agreement: s.case.agreement,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct DocumentQuery {
+    version: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/cases/{case}/agreement/document", params(("case" = String, Path), ("version" = Option<u32>, Query)), responses(
+    (status = 200, description = "print-ready HTML with the text, its SHA-256 and the signatures", content_type = "text/html"),
+    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn agreement_document(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(case_id): Path<String>,
+    Query(query): Query<DocumentQuery>,
+) -> Result<Response, ApiError> {
+    let s = authorize(&state, claims, &case_id, Action::AgreementRead, None).await?;
+    let html = agreement_html(&s.case, query.version).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no such agreement version",
+        )
+    })?;
+    audit(
+        &state,
+        &s.claims,
+        "agreement.download",
+        &target(&case_id),
+        &format!("version {:?}", query.version),
+    )
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"agreement-{case_id}.html\""),
+            ),
+        ],
+        html,
+    )
+        .into_response())
+}
+
+/// Drafting a version: the whole text, or terms filled into a template.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DraftBody {
+    /// The whole text (exclusive with `terms`).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// The agreed terms, filled into `template` (or the default template).
+    #[serde(default)]
+    pub terms: Option<String>,
+    /// A template with `{{placeholders}}`.
+    #[serde(default)]
+    pub template: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/agreement/versions", params(("case" = String, Path)), request_body = DraftBody, responses(
+    (status = 200, body = AgreementView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn draft_agreement(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(case_id): Path<String>,
+    body: Result<ApiJson<DraftBody>, ApiError>,
+) -> Result<Json<AgreementView>, ApiError> {
+    let ApiJson(b) = body?;
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::AgreementDraft,
+        None,
+        String::new(),
+        |c| {
+            let text = match (&b.text, &b.terms) {
+                (Some(text), None) => text.clone(),
+                (None, Some(terms)) => fill_template(
+                    b.template.as_deref().unwrap_or(DEFAULT_TEMPLATE),
+                    &TemplateData {
+                        case_number: &c.number,
+                        case_type: &c.case_type,
+                        claim_amount: c.claim_amount,
+                        members: &c.members,
+                        terms,
+                    },
+                )
+                .map_err(RuleError::Invalid)?,
+                _ => return Err(RuleError::Invalid("give either text or terms".into())),
+            };
+            c.draft(&text)
+        },
+    )
+    .await?;
+    Ok(Json(AgreementView {
+        unsigned: case.unsigned().iter().map(|m| m.id.clone()).collect(),
+        agreement: case.agreement,
+    }))
+}
+
+/// A signature: the version and hash the signer was shown.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignBody {
+    /// Version.
+    pub version: u32,
+    /// Its SHA-256 as shown.
+    pub sha256: String,
+}
+
+#[utoipa::path(put, path = "/api/cases/{case}/agreement/signatures/{person}", params(("case" = String, Path), ("person" = String, Path)), request_body = SignBody, responses(
+    (status = 200, body = AgreementView), (status = 403, description = "signing for someone else", body = ErrorBody), (status = 409, description = "not the current version", body = ErrorBody)))]
+async fn sign_agreement(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, person)): Path<(String, String)>,
+    body: Result<ApiJson<SignBody>, ApiError>,
+) -> Result<Json<AgreementView>, ApiError> {
+    let ApiJson(b) = body?;
+    let detail = format!("{person} version {} sha256 {}", b.version, b.sha256);
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::AgreementSign,
+        Some(&person),
+        detail,
+        |c| c.sign(&person, b.version, &b.sha256),
+    )
+    .await?;
+    Ok(Json(AgreementView {
+        unsigned: case.unsigned().iter().map(|m| m.id.clone()).collect(),
+        agreement: case.agreement,
+    }))
+}
+
+/// A refusal to sign.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefuseBody {
+    /// The version refused.
+    pub version: u32,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[utoipa::path(put, path = "/api/cases/{case}/agreement/refusals/{person}", params(("case" = String, Path), ("person" = String, Path)), request_body = RefuseBody, responses(
+    (status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn refuse_agreement(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, person)): Path<(String, String)>,
+    body: Result<ApiJson<RefuseBody>, ApiError>,
+) -> Result<Json<CaseView>, ApiError> {
+    let ApiJson(b) = body?;
+    let detail = format!("{person} version {}", b.version);
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::AgreementRefuse,
+        Some(&person),
+        detail,
+        |c| c.refuse(&person, b.version, &b.reason),
+    )
+    .await?;
+    close_session_rooms(&state, &case, "mediation ended").await;
+    Ok(Json(view(&state, case).await?))
+}
+
+async fn close_session_rooms(state: &AppState, case: &CaseState, reason: &str) {
+    for s in &case.sessions {
+        if state.hub.existing_room(&s.room).is_some() {
+            let _ = state.hub.close_room(&s.room, reason).await;
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/outcome", params(("case" = String, Path)), request_body = Outcome, responses(
+    (status = 200, body = CaseView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn record_outcome(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(case_id): Path<String>,
+    body: Result<ApiJson<Outcome>, ApiError>,
+) -> Result<Json<CaseView>, ApiError> {
+    let ApiJson(outcome) = body?;
+    let detail = outcome.describe();
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::OutcomeRecord,
+        None,
+        detail,
+        |c| c.record_outcome(&outcome),
+    )
+    .await?;
+    close_session_rooms(&state, &case, "mediation ended").await;
+    Ok(Json(view(&state, case).await?))
+}
+
+/// An extension of the time limit.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendBody {
+    /// Days (1–30).
+    pub days: i64,
+    /// Every party, as consenting.
+    pub consented_by: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/deadline/extensions", params(("case" = String, Path)), request_body = ExtendBody, responses(
+    (status = 200, body = CaseView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn extend_deadline(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(case_id): Path<String>,
+    body: Result<ApiJson<ExtendBody>, ApiError>,
+) -> Result<Json<CaseView>, ApiError> {
+    let ApiJson(b) = body?;
+    let detail = format!("{} days by {}", b.days, b.consented_by.join(","));
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::DeadlineChange,
+        None,
+        detail,
+        |c| c.extend(b.days, &b.consented_by),
+    )
+    .await?;
+    Ok(Json(view(&state, case).await?))
+}
+
+/// Pausing (appraisal) or resuming the time limit.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseBody {
+    /// Pause (`true`) or resume (`false`).
+    pub pause: bool,
+    /// Why (needed to pause).
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/deadline/pause", params(("case" = String, Path)), request_body = PauseBody, responses(
+    (status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn pause_deadline(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(case_id): Path<String>,
+    body: Result<ApiJson<PauseBody>, ApiError>,
+) -> Result<Json<CaseView>, ApiError> {
+    let ApiJson(b) = body?;
+    let detail = format!("pause={} {}", b.pause, b.reason);
+    let case = command(
+        &state,
+        claims,
+        &case_id,
+        Action::DeadlineChange,
+        None,
+        detail,
+        |c| c.pause(b.pause, &b.reason),
+    )
+    .await?;
+    Ok(Json(view(&state, case).await?))
+}
+
+#[utoipa::path(get, path = "/api/ratings/mediators", responses(
+    (status = 200, body = [MediatorRating]), (status = 403, body = ErrorBody)))]
+async fn mediator_ratings(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+) -> Result<Json<Vec<MediatorRating>>, ApiError> {
+    let role = if claims.has(Grant::Admin) {
+        Role::Admin
+    } else {
+        claims.role
+    };
+    let asker = Asker {
+        role,
+        member: true,
+        acting_for: None,
+        person: &claims.sub,
+    };
+    if let Err(denied) = permission::check(Action::RatingRead, asker) {
+        audit(
+            &state,
+            &claims,
+            "permission.denied",
+            "ratings",
+            &denied.to_string(),
+        )
+        .await?;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            denied.to_string(),
+        ));
+    }
+    audit(&state, &claims, "rating.read", "ratings", "").await?;
+    Ok(Json(state.hub.store().mediator_ratings().await?))
+}

@@ -1,0 +1,1218 @@
+//! The mediation workflow end to end: a case from opening to a signed agreement through the API
+//! and signaling with headless participants, on both databases; every cell of the permission
+//! matrix; the audit chain with one row tampered; time limits on a controlled clock.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+use tiaojie_domain::permission::{Action, MATRIX, Scope};
+use tiaojie_domain::{Role, permission};
+use tiaojie_tests::{Backend, TestServer, WsClient, on_both_backends};
+
+on_both_backends!(
+    a_full_mediation_from_case_to_signed_agreement,
+    every_cell_of_the_permission_matrix_is_enforced,
+    time_limits_follow_the_clock_and_overdue_cases_are_flagged,
+);
+
+const MEDIATOR: &str = "med-wang";
+
+fn new_case(number: &str, stage: &str) -> Value {
+    json!({
+        "number": number,
+        "case_type": "买卖合同纠纷",
+        "claim_amount": 5_000_000,
+        "stage": stage,
+        "mediator": {"id": MEDIATOR, "name": "王调解", "role": "mediator"},
+        "members": [
+            {"id": "p-zhang", "name": "张三", "role": "party", "side": "applicant"},
+            {"id": "p-li", "name": "李四", "role": "party", "side": "respondent"},
+            {"id": "lawyer-zhao", "name": "赵律师", "role": "agent", "side": "applicant",
+             "represents": "p-zhang"},
+        ],
+    })
+}
+
+/// Calls the API with `token` and asserts the status.
+async fn call(
+    server: &TestServer,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    want: u16,
+) -> Value {
+    let (status, value) = server.api_as(token, method.clone(), path, body).await;
+    assert_eq!(status, want, "{method} {path}: {value}");
+    value
+}
+
+/// Waits for `kind` and returns it, skipping other events.
+async fn expect(client: &mut WsClient, kind: &str) -> Value {
+    client.expect_skipping(kind).await.0
+}
+
+/// Reads chat texts that arrive within `wait`.
+async fn chats(client: &mut WsClient, wait: Duration) -> Vec<String> {
+    client
+        .drain(wait)
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "chat")
+        .filter_map(|e| e["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let staff = server.staff_token(MEDIATOR, Role::Mediator);
+    let admin = server.admin_token.clone();
+
+    // 1. The mediator opens the case and schedules a session.
+    let case = call(
+        &server,
+        &staff,
+        Method::POST,
+        "/api/cases",
+        Some(new_case("(2026)京0105民诉前调88号", "pre_filing")),
+        201,
+    )
+    .await;
+    let id = case["id"].as_str().expect("case id").to_string();
+    assert_eq!(case["time_limit"]["limit_days"], 30);
+    call(
+        &server,
+        &staff,
+        Method::POST,
+        "/api/cases",
+        Some(new_case("(2026)京0105民诉前调88号", "pre_filing")),
+        409,
+    )
+    .await;
+    let base = format!("/api/cases/{id}");
+    let case = call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("{base}/sessions"),
+        Some(json!({"scheduled_at": 1_800_000_000_000_i64})),
+        200,
+    )
+    .await;
+    let room = case["sessions"][0]["room"]
+        .as_str()
+        .expect("room")
+        .to_string();
+    let s1 = format!("{base}/sessions/1");
+
+    // 2. Personal links for everyone, logged.
+    let mut tokens = HashMap::new();
+    for person in [MEDIATOR, "p-zhang", "p-li", "lawyer-zhao"] {
+        let inv = call(
+            &server,
+            &staff,
+            Method::POST,
+            &format!("{s1}/invitations"),
+            Some(json!({"person": person, "ttl_secs": 7200})),
+            200,
+        )
+        .await;
+        assert!(
+            inv["link"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("/join?token="))
+        );
+        assert_eq!(inv["room"], room.as_str());
+        tokens.insert(person, inv["token"].as_str().expect("token").to_string());
+    }
+    call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("{s1}/invitations"),
+        Some(json!({"person": "nobody"})),
+        404,
+    )
+    .await;
+    let case = call(&server, &staff, Method::GET, &base, None, 200).await;
+    assert_eq!(
+        case["sessions"][0]["invitations"].as_array().map(Vec::len),
+        Some(4)
+    );
+
+    // 3. Lobby: everyone comes in; the parties wait.
+    call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("{s1}/lobby"),
+        None,
+        200,
+    )
+    .await;
+    let mut clients = HashMap::new();
+    for person in [MEDIATOR, "p-zhang", "p-li", "lawyer-zhao"] {
+        let mut c = server.connect().await;
+        let joined = c.join(&room, &tokens[person]).await;
+        assert_eq!(joined["type"], "joined", "{person}: {joined}");
+        let expected_space = if person == MEDIATOR { "joint" } else { "lobby" };
+        assert_eq!(joined["you"]["space"], expected_space, "{person}");
+        clients.insert(person, c);
+    }
+    let t = |p: &str| tokens[p].clone();
+
+    // 4. The session cannot start before the checks.
+    let refused = call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/start"),
+        None,
+        409,
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], "checks_missing");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    for missing in [
+        "p-zhang: identity not verified",
+        "p-li: no consent to online mediation",
+        "lawyer-zhao: false-mediation warning not acknowledged",
+    ] {
+        assert!(message.contains(missing), "{message}");
+    }
+    let case = call(&server, &t(MEDIATOR), Method::GET, &base, None, 200).await;
+    assert_eq!(
+        case["missing_checks"][0]["present"]
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
+
+    // Identity: by video, by face, and one offline (recorded as such).
+    for (person, method, note) in [
+        ("p-zhang", "id_document_video", "身份证尾号 1234"),
+        ("p-li", "face_recognition", ""),
+        ("lawyer-zhao", "offline", "律师证线下核验"),
+    ] {
+        call(
+            &server,
+            &t(MEDIATOR),
+            Method::PUT,
+            &format!("{s1}/members/{person}/identity"),
+            Some(json!({"method": method, "passed": true, "note": note})),
+            200,
+        )
+        .await;
+    }
+    // Parties consent for themselves only.
+    call(
+        &server,
+        &t("p-zhang"),
+        Method::PUT,
+        &format!("{s1}/members/p-li/consents"),
+        Some(json!({"subject": "online_mediation", "given": true})),
+        403,
+    )
+    .await;
+    for person in ["p-zhang", "p-li"] {
+        for subject in [
+            "online_mediation",
+            "recording",
+            "recording_replaces_minutes",
+        ] {
+            call(
+                &server,
+                &t(person),
+                Method::PUT,
+                &format!("{s1}/members/{person}/consents"),
+                Some(json!({"subject": subject, "given": true})),
+                200,
+            )
+            .await;
+        }
+    }
+    call(
+        &server,
+        &t("lawyer-zhao"),
+        Method::PUT,
+        &format!("{s1}/members/lawyer-zhao/consents"),
+        Some(json!({"subject": "recording", "given": true})),
+        403,
+    )
+    .await;
+    for person in ["p-zhang", "p-li", "lawyer-zhao"] {
+        call(
+            &server,
+            &t(person),
+            Method::PUT,
+            &format!("{s1}/members/{person}/warning"),
+            None,
+            200,
+        )
+        .await;
+    }
+    // Everyone hears about each change.
+    let update = expect(clients.get_mut("p-li").expect("li"), "case.updated").await;
+    assert_eq!(update["case"], id.as_str());
+
+    // 5. In session: the checked come out of the lobby.
+    let case = call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/start"),
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(case["sessions"][0]["phase"], "in_session");
+    let checks = &case["sessions"][0]["checks"];
+    assert_eq!(checks["lawyer-zhao"]["identity"]["method"], "offline");
+    assert_eq!(checks["lawyer-zhao"]["identity"]["by"], MEDIATOR);
+    assert_eq!(checks["p-li"]["online_mediation"]["given"], true);
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/start"),
+        None,
+        409,
+    )
+    .await;
+    for c in clients.values_mut() {
+        c.drain(Duration::from_millis(200)).await;
+    }
+    let list = clients
+        .get_mut("p-li")
+        .expect("li")
+        .request(json!({"type": "participants"}))
+        .await;
+    let spaces: Vec<(String, String)> = list["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p["identity"].as_str().unwrap_or("").to_string(),
+                p["space"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(spaces.iter().all(|(_, s)| s == "joint"), "{spaces:?}");
+
+    // 6. 背对背: the applicant side (party and lawyer) and the mediator go private in one action.
+    call(
+        &server,
+        &t("p-zhang"),
+        Method::POST,
+        &format!("{s1}/sides/applicant/move"),
+        Some(json!({"private": true})),
+        403,
+    )
+    .await;
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/sides/applicant/move"),
+        Some(json!({"private": true})),
+        200,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for c in clients.values_mut() {
+        c.drain(Duration::from_millis(100)).await;
+    }
+    let list = clients
+        .get_mut("p-li")
+        .expect("li")
+        .request(json!({"type": "participants"}))
+        .await;
+    let space_of = |who: &str| {
+        list["participants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["identity"] == who)
+            .map(|p| p["space"].clone())
+    };
+    assert_eq!(space_of("p-zhang"), Some(json!("private:applicant")));
+    assert_eq!(space_of("lawyer-zhao"), Some(json!("private:applicant")));
+    assert_eq!(space_of(MEDIATOR), Some(json!("private:applicant")));
+    assert_eq!(space_of("p-li"), Some(json!("joint")));
+    // What is typed in the private room reaches nobody outside it.
+    let sent = clients
+        .get_mut("p-zhang")
+        .expect("zhang")
+        .request(json!({"type": "chat", "text": "底线是四万"}))
+        .await;
+    assert_eq!(sent["type"], "chat.sent");
+    assert_eq!(
+        chats(
+            clients.get_mut("lawyer-zhao").expect("zhao"),
+            Duration::from_millis(300)
+        )
+        .await,
+        vec!["底线是四万"]
+    );
+    assert_eq!(
+        chats(
+            clients.get_mut(MEDIATOR).expect("m"),
+            Duration::from_millis(100)
+        )
+        .await,
+        vec!["底线是四万"]
+    );
+    assert!(
+        chats(
+            clients.get_mut("p-li").expect("li"),
+            Duration::from_millis(300)
+        )
+        .await
+        .is_empty(),
+        "the other side reads nothing"
+    );
+    // Nor can the other side reach into it, or be put into it.
+    let direct = clients
+        .get_mut("p-li")
+        .expect("li")
+        .request(json!({"type": "chat", "text": "听得到吗", "to": "p-zhang"}))
+        .await;
+    assert_eq!(direct["code"], "participant_not_found", "{direct}");
+    let own = clients.get_mut("p-li").expect("li").request(json!({"type": "moderate", "action": "move", "target": "p-li", "space": "private:applicant"})).await;
+    assert_eq!(own["code"], "forbidden", "{own}");
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/members/p-li/move"),
+        Some(json!({"to": "private:applicant"})),
+        400,
+    )
+    .await;
+    call(
+        &server,
+        &t("p-li"),
+        Method::POST,
+        &format!("{s1}/members/p-li/move"),
+        Some(json!({"to": "private:applicant"})),
+        403,
+    )
+    .await;
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/sides/applicant/move"),
+        Some(json!({"private": false})),
+        200,
+    )
+    .await;
+    let case = call(&server, &t(MEDIATOR), Method::GET, &base, None, 200).await;
+    assert_eq!(case["sessions"][0]["sides"]["applicant"], "joint");
+
+    // 7. Minutes: edited live, seen by the parties, no overwrite of a newer revision.
+    let minutes = call(
+        &server,
+        &t(MEDIATOR),
+        Method::PUT,
+        &format!("{s1}/minutes"),
+        Some(json!({"base_revision": 0, "text": "调解笔录\n双方同意分期付款。"})),
+        200,
+    )
+    .await;
+    assert_eq!(minutes["revision"], 1);
+    let seen = expect(clients.get_mut("p-li").expect("li"), "minutes.updated").await;
+    assert_eq!(
+        (seen["revision"].as_i64(), seen["text"].as_str()),
+        (Some(1), Some("调解笔录\n双方同意分期付款。"))
+    );
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::PUT,
+        &format!("{s1}/minutes"),
+        Some(json!({"base_revision": 0, "text": "覆盖"})),
+        409,
+    )
+    .await;
+    call(
+        &server,
+        &t("p-li"),
+        Method::PUT,
+        &format!("{s1}/minutes"),
+        Some(json!({"base_revision": 1, "text": "我来写"})),
+        403,
+    )
+    .await;
+    let read = call(
+        &server,
+        &t("p-zhang"),
+        Method::GET,
+        &format!("{s1}/minutes"),
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(read["sha256"], minutes["sha256"]);
+    call(
+        &server,
+        &t("p-zhang"),
+        Method::PUT,
+        &format!("{s1}/members/p-zhang/minutes-confirmation"),
+        Some(json!({"revision": 0})),
+        409,
+    )
+    .await;
+    for person in ["p-zhang", "p-li"] {
+        call(
+            &server,
+            &t(person),
+            Method::PUT,
+            &format!("{s1}/members/{person}/minutes-confirmation"),
+            Some(json!({"revision": 1})),
+            200,
+        )
+        .await;
+    }
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/minutes/replace-by-recording"),
+        None,
+        200,
+    )
+    .await;
+
+    // 8. The agreement: from the template, signed, edited (signatures void), signed again.
+    let v1 = call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{base}/agreement/versions"),
+        Some(json!({"terms": "一、被申请人于2026年12月31日前支付四万元。"})),
+        200,
+    )
+    .await;
+    let text1 = v1["versions"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        text1.contains("申请人：张三") && text1.contains("标的额：50000.00 元"),
+        "{text1}"
+    );
+    let sha1 = v1["versions"][0]["sha256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(sha1.len(), 64);
+    call(
+        &server,
+        &t("p-zhang"),
+        Method::PUT,
+        &format!("{base}/agreement/signatures/p-zhang"),
+        Some(json!({"version": 1, "sha256": sha1})),
+        200,
+    )
+    .await;
+    call(
+        &server,
+        &t("p-zhang"),
+        Method::PUT,
+        &format!("{base}/agreement/signatures/p-li"),
+        Some(json!({"version": 1, "sha256": sha1})),
+        403,
+    )
+    .await;
+    call(
+        &server,
+        &t("lawyer-zhao"),
+        Method::PUT,
+        &format!("{base}/agreement/signatures/lawyer-zhao"),
+        Some(json!({"version": 1, "sha256": sha1})),
+        403,
+    )
+    .await;
+    let v2 = call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{base}/agreement/versions"),
+        Some(json!({"text": text1.replace("四万元", "三万八千元")})),
+        200,
+    )
+    .await;
+    let sha2 = v2["versions"][1]["sha256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_ne!(sha1, sha2);
+    assert_eq!(
+        v2["unsigned"].as_array().map(Vec::len),
+        Some(3),
+        "the old signature is void: {v2}"
+    );
+    // The old signature replayed onto the new version, or the old hash with the new number.
+    let replay = call(
+        &server,
+        &t("p-zhang"),
+        Method::PUT,
+        &format!("{base}/agreement/signatures/p-zhang"),
+        Some(json!({"version": 1, "sha256": sha1})),
+        409,
+    )
+    .await;
+    assert_eq!(replay["error"]["code"], "stale_version");
+    call(
+        &server,
+        &t("p-zhang"),
+        Method::PUT,
+        &format!("{base}/agreement/signatures/p-zhang"),
+        Some(json!({"version": 2, "sha256": sha1})),
+        409,
+    )
+    .await;
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{base}/outcome"),
+        Some(json!({"result": "success"})),
+        409,
+    )
+    .await;
+    for person in ["p-zhang", "p-li", MEDIATOR] {
+        call(
+            &server,
+            &t(person),
+            Method::PUT,
+            &format!("{base}/agreement/signatures/{person}"),
+            Some(json!({"version": 2, "sha256": sha2})),
+            200,
+        )
+        .await;
+    }
+    let agreement = call(
+        &server,
+        &t("p-li"),
+        Method::GET,
+        &format!("{base}/agreement"),
+        None,
+        200,
+    )
+    .await;
+    assert!(
+        agreement["effective_at"].as_i64().is_some(),
+        "in effect at the last signature"
+    );
+    let signatures: Vec<&Value> = agreement["signatures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["version"] == 2)
+        .collect();
+    assert_eq!(signatures.len(), 3);
+    assert!(signatures.iter().all(|s| s["sha256"] == sha2.as_str()));
+    let zhao_basis = signatures
+        .iter()
+        .find(|s| s["person"] == "p-li")
+        .and_then(|s| s["identity"].as_str())
+        .unwrap_or_default();
+    assert!(
+        zhao_basis.starts_with("face_recognition by med-wang"),
+        "{zhao_basis}"
+    );
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{base}/agreement/versions"),
+        Some(json!({"text": "改"})),
+        409,
+    )
+    .await;
+    // The document: text, hash and every signature, print-ready.
+    let response = server
+        .http
+        .get(format!("http://{}{base}/agreement/document", server.addr))
+        .bearer_auth(t("p-zhang"))
+        .send()
+        .await
+        .expect("document");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/html")
+    );
+    let html = response.text().await.unwrap_or_default();
+    assert!(html.contains(&sha2) && html.contains("三万八千元") && html.contains("@media print"));
+    assert_eq!(html.matches("<tr><td>").count(), 3, "three signature rows");
+    assert!(html.contains("已生效"));
+
+    // 9. Outcome: success; the room closes; the parties rate; admins see the aggregates.
+    let case = call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{base}/outcome"),
+        Some(json!({"result": "success"})),
+        200,
+    )
+    .await;
+    assert_eq!(case["outcome"]["result"], "success");
+    assert_eq!(case["sessions"][0]["phase"], "ended");
+    let closed = expect(clients.get_mut("p-zhang").expect("zhang"), "room.closed").await;
+    assert!(
+        closed["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("ended")),
+        "{closed}"
+    );
+    call(
+        &server,
+        &t("p-zhang"),
+        Method::PUT,
+        &format!("{s1}/members/p-zhang/rating"),
+        Some(json!({"score": 5, "comment": "耐心"})),
+        200,
+    )
+    .await;
+    call(
+        &server,
+        &t("p-li"),
+        Method::PUT,
+        &format!("{s1}/members/p-li/rating"),
+        Some(json!({"score": 4})),
+        200,
+    )
+    .await;
+    call(
+        &server,
+        &t("p-li"),
+        Method::PUT,
+        &format!("{s1}/members/p-li/rating"),
+        Some(json!({"score": 1})),
+        409,
+    )
+    .await;
+    call(
+        &server,
+        &staff,
+        Method::GET,
+        "/api/ratings/mediators",
+        None,
+        403,
+    )
+    .await;
+    let ratings = call(
+        &server,
+        &admin,
+        Method::GET,
+        "/api/ratings/mediators",
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(ratings[0]["mediator"], MEDIATOR);
+    assert_eq!(
+        (ratings[0]["count"].as_i64(), ratings[0]["average"].as_f64()),
+        (Some(2), Some(4.5))
+    );
+    assert_eq!(ratings[0]["by_score"], json!([0, 0, 0, 1, 1]));
+
+    // 10. The audit log holds every action and read, and its chain verifies — until a row is
+    // edited behind the server's back.
+    let log = call(
+        &server,
+        &admin,
+        Method::GET,
+        &format!("/api/audit?target=case:{id}"),
+        None,
+        200,
+    )
+    .await;
+    let actions: Vec<&str> = log
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for action in [
+        "case.create",
+        "session.schedule",
+        "invitation.issue",
+        "identity.verify",
+        "consent.give",
+        "warning.acknowledge",
+        "session.run",
+        "side.move",
+        "minutes.edit",
+        "minutes.read",
+        "minutes.confirm",
+        "agreement.draft",
+        "agreement.sign",
+        "agreement.read",
+        "agreement.download",
+        "outcome.record",
+        "rating.submit",
+        "permission.denied",
+        "case.read",
+    ] {
+        assert!(
+            actions.contains(&action),
+            "{action} not audited: {actions:?}"
+        );
+    }
+    let ok = call(&server, &admin, Method::GET, "/api/audit/verify", None, 200).await;
+    assert_eq!(ok["problems"], json!([]), "{ok}");
+    let victim = log[5]["id"].as_i64().expect("id");
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&server.config.database_url())
+        .await
+        .expect("database");
+    sqlx::query("UPDATE audit_log SET detail = 'p-zhang passed=false' WHERE id = $1")
+        .bind(victim)
+        .execute(&pool)
+        .await
+        .expect("tamper");
+    pool.close().await;
+    let broken = call(&server, &admin, Method::GET, "/api/audit/verify", None, 200).await;
+    assert_eq!(
+        broken["problems"][0]["id"].as_i64(),
+        Some(victim),
+        "{broken}"
+    );
+    server.stop().await;
+}
+
+/// The HTTP request that exercises `action` as `person` (for self-scoped actions, on their own
+/// behalf), or `None` for actions checked on signaling (grants; see below).
+fn request_for(
+    action: Action,
+    case: &str,
+    person: &str,
+) -> Option<(Method, String, Option<Value>)> {
+    let base = format!("/api/cases/{case}");
+    let s1 = format!("{base}/sessions/1");
+    let r = |m: Method, path: String, body: Option<Value>| Some((m, path, body));
+    match action {
+        Action::MediaPublish
+        | Action::MediaSubscribe
+        | Action::RoomModerate
+        | Action::RecordingControl => None,
+        Action::ControlApi => r(Method::GET, "/api/rooms".into(), None),
+        Action::AuditRead => r(Method::GET, "/api/audit".into(), None),
+        Action::RecordingRead => r(Method::GET, "/api/recordings".into(), None),
+        Action::CaseCreate => r(
+            Method::POST,
+            "/api/cases".into(),
+            Some(
+                json!({"number": "", "case_type": "", "claim_amount": 0, "stage": "simple", "mediator": {"id": person, "name": "x", "role": "mediator"}, "members": []}),
+            ),
+        ),
+        Action::CaseList => r(Method::GET, "/api/cases".into(), None),
+        Action::CaseRead => r(Method::GET, base, None),
+        Action::MemberAdd => r(
+            Method::POST,
+            format!("{base}/members"),
+            Some(json!({"id": "p-zhang", "name": "dup", "role": "party", "side": "applicant"})),
+        ),
+        Action::SessionSchedule => r(
+            Method::POST,
+            format!("{base}/sessions"),
+            Some(json!({"scheduled_at": 0})),
+        ),
+        Action::InvitationIssue => r(
+            Method::POST,
+            format!("{s1}/invitations"),
+            Some(json!({"person": "nobody"})),
+        ),
+        Action::SessionRun => r(Method::POST, format!("{s1}/lobby"), None),
+        Action::IdentityVerify => r(
+            Method::PUT,
+            format!("{s1}/members/nobody/identity"),
+            Some(json!({"method": "offline", "passed": true})),
+        ),
+        Action::ConsentGive => r(
+            Method::PUT,
+            format!("{s1}/members/{person}/consents"),
+            Some(json!({"subject": "recording", "given": true})),
+        ),
+        Action::WarningAcknowledge => {
+            r(Method::PUT, format!("{s1}/members/{person}/warning"), None)
+        }
+        Action::SideMove => r(
+            Method::POST,
+            format!("{s1}/sides/applicant/move"),
+            Some(json!({"private": true})),
+        ),
+        Action::MinutesEdit => r(
+            Method::PUT,
+            format!("{s1}/minutes"),
+            Some(json!({"base_revision": 99, "text": "x"})),
+        ),
+        Action::MinutesRead => r(Method::GET, format!("{s1}/minutes"), None),
+        Action::MinutesConfirm => r(
+            Method::PUT,
+            format!("{s1}/members/{person}/minutes-confirmation"),
+            Some(json!({"revision": 99})),
+        ),
+        Action::AgreementDraft => r(
+            Method::POST,
+            format!("{base}/agreement/versions"),
+            Some(json!({})),
+        ),
+        Action::AgreementRead => r(Method::GET, format!("{base}/agreement"), None),
+        Action::AgreementSign => r(
+            Method::PUT,
+            format!("{base}/agreement/signatures/{person}"),
+            Some(json!({"version": 9, "sha256": "x"})),
+        ),
+        Action::AgreementRefuse => r(
+            Method::PUT,
+            format!("{base}/agreement/refusals/{person}"),
+            Some(json!({"version": 9})),
+        ),
+        Action::OutcomeRecord => r(
+            Method::POST,
+            format!("{base}/outcome"),
+            Some(json!({"result": "termination", "ground": 99})),
+        ),
+        Action::DeadlineChange => r(
+            Method::POST,
+            format!("{base}/deadline/extensions"),
+            Some(json!({"days": 0, "consented_by": []})),
+        ),
+        Action::RatingSubmit => r(
+            Method::PUT,
+            format!("{s1}/members/{person}/rating"),
+            Some(json!({"score": 9})),
+        ),
+        Action::RatingRead => r(Method::GET, "/api/ratings/mediators".into(), None),
+    }
+}
+
+async fn every_cell_of_the_permission_matrix_is_enforced(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let staff = server.staff_token(MEDIATOR, Role::Mediator);
+    // Two cases; everyone below is a member of case A only.
+    let a = call(
+        &server,
+        &staff,
+        Method::POST,
+        "/api/cases",
+        Some(new_case("A-1", "simple")),
+        201,
+    )
+    .await;
+    let b = call(
+        &server,
+        &staff,
+        Method::POST,
+        "/api/cases",
+        Some(new_case("B-1", "simple")),
+        201,
+    )
+    .await;
+    let (a, b) = (
+        a["id"].as_str().expect("a").to_string(),
+        b["id"].as_str().expect("b").to_string(),
+    );
+    for (person, role) in [("judge-sun", "judge"), ("obs-qian", "observer")] {
+        call(
+            &server,
+            &staff,
+            Method::POST,
+            &format!("/api/cases/{a}/members"),
+            Some(json!({"id": person, "name": person, "role": role})),
+            200,
+        )
+        .await;
+    }
+    let mut rooms = HashMap::new();
+    for case in [&a, &b] {
+        let v = call(
+            &server,
+            &staff,
+            Method::POST,
+            &format!("/api/cases/{case}/sessions"),
+            Some(json!({"scheduled_at": 0})),
+            200,
+        )
+        .await;
+        rooms.insert(
+            case.clone(),
+            v["sessions"][0]["room"].as_str().expect("room").to_string(),
+        );
+    }
+    let people = [
+        (MEDIATOR, Role::Mediator),
+        ("p-zhang", Role::Party),
+        ("lawyer-zhao", Role::Agent),
+        ("judge-sun", Role::Judge),
+        ("obs-qian", Role::Observer),
+        ("ops-admin", Role::Admin),
+    ];
+    let token_in = |case: &str, person: &str, role: Role| match role {
+        Role::Admin => server.admin_token.clone(),
+        _ => server.token(&rooms[case], person, role),
+    };
+    let mut cells = 0;
+    for rule in MATRIX {
+        for (person, role) in people {
+            let Some((method, path, body)) = request_for(rule.action, &a, person) else {
+                // Signaling actions are grants; their defaults come from this matrix.
+                let grant_of = match rule.action {
+                    Action::MediaPublish => tiaojie_domain::Grant::Publish,
+                    Action::MediaSubscribe => tiaojie_domain::Grant::Subscribe,
+                    Action::RoomModerate => tiaojie_domain::Grant::Moderate,
+                    _ => tiaojie_domain::Grant::Record,
+                };
+                assert_eq!(
+                    role.default_grants().contains(&grant_of),
+                    permission::role_may(role, rule.action),
+                    "{} {role}",
+                    rule.name
+                );
+                cells += 1;
+                continue;
+            };
+            // A mediator's case-level work is done with the staff token, the rest with the
+            // session link.
+            let token = match (role, rule.action) {
+                (Role::Mediator, Action::CaseCreate | Action::CaseList) => staff.clone(),
+                _ => token_in(&a, person, role),
+            };
+            let (status, value) = server
+                .api_as(&token, method.clone(), &path, body.clone())
+                .await;
+            let allowed = permission::role_may(role, rule.action);
+            assert_eq!(
+                status == 403,
+                !allowed,
+                "{} as {role}: {method} {path} -> {status} {value}",
+                rule.name
+            );
+            cells += 1;
+            // The same request with a link to the other case: never a member of case A.
+            // (Recordings are listed per room token, not per case: a token for another case's
+            // room lists that room's recordings; reading another room's is refused in
+            // tests/tests/recording.rs.)
+            if allowed
+                && role != Role::Admin
+                && rule.scope != Scope::Any
+                && rule.action != Action::RecordingRead
+            {
+                let other = token_in(&b, person, role);
+                let (status, value) = server
+                    .api_as(&other, method.clone(), &path, body.clone())
+                    .await;
+                assert_eq!(
+                    status, 403,
+                    "{} as {role} of another case: {value}",
+                    rule.name
+                );
+            }
+            // Self-scoped: never on someone else's behalf.
+            if allowed && rule.scope == Scope::OwnSelf {
+                let (m, path, body) = request_for(rule.action, &a, "p-li").expect("http action");
+                let (status, value) = server.api_as(&token, m, &path, body).await;
+                assert_eq!(status, 403, "{} as {role} for p-li: {value}", rule.name);
+            }
+        }
+    }
+    assert_eq!(cells, MATRIX.len() * people.len());
+    // A forged token and an expired-looking one are refused before any rule.
+    let (status, _) = server
+        .api_as("not-a-token", Method::GET, &format!("/api/cases/{a}"), None)
+        .await;
+    assert_eq!(status, 401);
+    server.stop().await;
+}
+
+async fn time_limits_follow_the_clock_and_overdue_cases_are_flagged(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let staff = server.staff_token(MEDIATOR, Role::Mediator);
+    let admin = server.admin_token.clone();
+    let case = call(
+        &server,
+        &staff,
+        Method::POST,
+        "/api/cases",
+        Some(new_case("T-1", "simple")),
+        201,
+    )
+    .await;
+    let id = case["id"].as_str().expect("id").to_string();
+    assert_eq!(case["time_limit"]["limit_days"], 7);
+    let day = 86_400_000_i64;
+    let overdue = |v: &Value| {
+        v.as_array()
+            .map(|a| a.iter().filter(|c| c["overdue"] == true).count())
+    };
+    assert_eq!(
+        overdue(
+            &call(
+                &server,
+                &admin,
+                Method::GET,
+                "/api/cases?overdue=true",
+                None,
+                200
+            )
+            .await
+        ),
+        Some(0)
+    );
+
+    server.clock().advance(8 * day);
+    let list = call(
+        &server,
+        &admin,
+        Method::GET,
+        "/api/cases?overdue=true",
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(overdue(&list), Some(1));
+    assert_eq!(list[0]["id"], id.as_str());
+    let v = call(
+        &server,
+        &staff,
+        Method::GET,
+        &format!("/api/cases/{id}"),
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(v["time_limit"]["overdue"], true);
+
+    // Extended by both parties' consent: no longer late.
+    call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("/api/cases/{id}/deadline/extensions"),
+        Some(json!({"days": 5, "consented_by": ["p-zhang"]})),
+        400,
+    )
+    .await;
+    let v = call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("/api/cases/{id}/deadline/extensions"),
+        Some(json!({"days": 5, "consented_by": ["p-zhang", "p-li"]})),
+        200,
+    )
+    .await;
+    assert_eq!(v["time_limit"]["overdue"], false);
+    assert_eq!(
+        overdue(
+            &call(
+                &server,
+                &admin,
+                Method::GET,
+                "/api/cases?overdue=true",
+                None,
+                200
+            )
+            .await
+        ),
+        Some(0)
+    );
+
+    // An appraisal pauses the clock: ten more days pass without becoming late.
+    call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("/api/cases/{id}/deadline/pause"),
+        Some(json!({"pause": true, "reason": "司法鉴定"})),
+        200,
+    )
+    .await;
+    server.clock().advance(10 * day);
+    let v = call(
+        &server,
+        &staff,
+        Method::GET,
+        &format!("/api/cases/{id}"),
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(
+        (
+            v["time_limit"]["paused"].as_bool(),
+            v["time_limit"]["overdue"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("/api/cases/{id}/deadline/pause"),
+        Some(json!({"pause": false})),
+        200,
+    )
+    .await;
+    server.clock().advance(5 * day);
+    assert_eq!(
+        overdue(
+            &call(
+                &server,
+                &admin,
+                Method::GET,
+                "/api/cases?overdue=true",
+                None,
+                200
+            )
+            .await
+        ),
+        Some(1)
+    );
+
+    // A termination stops the clock for good.
+    call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("/api/cases/{id}/outcome"),
+        Some(json!({"result": "termination", "ground": 6, "note": "期满未同意延长"})),
+        200,
+    )
+    .await;
+    assert_eq!(
+        overdue(
+            &call(
+                &server,
+                &admin,
+                Method::GET,
+                "/api/cases?overdue=true",
+                None,
+                200
+            )
+            .await
+        ),
+        Some(0)
+    );
+    let v = call(
+        &server,
+        &staff,
+        Method::GET,
+        &format!("/api/cases/{id}"),
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(v["outcome"]["ground"], 6);
+    server.stop().await;
+}
