@@ -60,7 +60,7 @@ pub fn routes() -> Router<AppState> {
 #[openapi(
     info(
         title = "tiaojie control API",
-        description = "Admin operations on rooms, participants, join tokens and recordings. Every call needs a bearer token with the `admin` grant (`tiaojie token create --role admin`), except the recordings' reads: a room's mediator or judge may list and fetch that room's recordings with their room token (parties and agents only when `recording.participant_download` is on); every read is audited.",
+        description = "Admin operations on rooms, participants, join tokens and recordings, and the mediation workflow (cases, sessions, checks, private rooms, minutes, agreement, signatures, outcome, time limits, ratings). Room operations need a bearer token with the `admin` grant (`tiaojie token create --role admin`). The recordings' reads and the case API follow the permission matrix (docs/permissions.md): a mediator's staff token (no room) for their own cases, a session token (personal join link) for its case, acting only for its own person where the action is personal. Every read and action is audited.",
         version = "1"
     ),
     paths(
@@ -727,6 +727,26 @@ mod tests {
             ("/api/rooms/{room}/recording-policy", "put"),
             ("/api/audit", "get"),
             ("/api/audit/verify", "get"),
+            ("/api/cases", "get"),
+            ("/api/cases", "post"),
+            ("/api/cases/current", "get"),
+            ("/api/cases/{case}", "get"),
+            ("/api/cases/{case}/sessions/{n}/start", "post"),
+            (
+                "/api/cases/{case}/sessions/{n}/members/{person}/identity",
+                "put",
+            ),
+            (
+                "/api/cases/{case}/sessions/{n}/members/{person}/consents",
+                "put",
+            ),
+            ("/api/cases/{case}/sessions/{n}/sides/{side}/move", "post"),
+            ("/api/cases/{case}/sessions/{n}/minutes", "put"),
+            ("/api/cases/{case}/agreement/versions", "post"),
+            ("/api/cases/{case}/agreement/signatures/{person}", "put"),
+            ("/api/cases/{case}/agreement/document", "get"),
+            ("/api/cases/{case}/outcome", "post"),
+            ("/api/ratings/mediators", "get"),
         ] {
             assert!(
                 paths.get(path).and_then(|p| p.get(method)).is_some(),

@@ -84,6 +84,15 @@ async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(sfu) = state.hub.sfu_handle() {
         text.push_str(&crate::metrics::render_media(sfu.counters()));
     }
+    // Cases past their time limit: the admins' alert (an indexed count, per scrape).
+    let now = state.hub.clock.now();
+    if let Ok(late) = state.hub.store().cases(None, Some(now)).await {
+        text.push_str(&format!(
+            "# HELP tiaojie_cases_overdue Open cases past their mediation time limit.\n\
+             # TYPE tiaojie_cases_overdue gauge\ntiaojie_cases_overdue {}\n",
+            late.len()
+        ));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -620,7 +620,7 @@ async fn schedule_session(
     match result {
         Ok(case) => Ok(Json(view(&state, case).await?)),
         Err(e) => {
-            let _ = state.hub.close_room(&room, "session not scheduled").await;
+            let _ = state.hub.close_room(&room, "未能排期").await;
             Err(e)
         }
     }
@@ -800,7 +800,7 @@ async fn end_session(
     )
     .await?;
     if let Ok(session) = case.session(n) {
-        let _ = state.hub.close_room(&session.room, "session ended").await;
+        let _ = state.hub.close_room(&session.room, "本场调解已结束").await;
     }
     Ok(Json(view(&state, case).await?))
 }
@@ -1389,7 +1389,7 @@ async fn refuse_agreement(
         |c| c.refuse(&person, b.version, &b.reason),
     )
     .await?;
-    close_session_rooms(&state, &case, "mediation ended").await;
+    close_session_rooms(&state, &case, "调解已结束").await;
     Ok(Json(view(&state, case).await?))
 }
 
@@ -1421,7 +1421,7 @@ async fn record_outcome(
         |c| c.record_outcome(&outcome),
     )
     .await?;
-    close_session_rooms(&state, &case, "mediation ended").await;
+    close_session_rooms(&state, &case, "调解已结束").await;
     Ok(Json(view(&state, case).await?))
 }
 

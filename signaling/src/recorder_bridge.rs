@@ -60,6 +60,16 @@ impl Hub {
             RecordAction::Start => Some(self.recording_limit(room).await?),
             _ => None,
         };
+        // A case's session is recorded only while every party present has consented to it.
+        let case = match action {
+            RecordAction::Start | RecordAction::Resume => {
+                match self.store().case_of_room(room).await? {
+                    Some((case, n)) => Some((self.store().case(&case).await?, n)),
+                    None => None,
+                }
+            }
+            _ => None,
+        };
         let Some(live) = self.existing_room(room) else {
             return Err(state_error(
                 "nobody is in the room; recording needs a session",
@@ -70,6 +80,19 @@ impl Hub {
             return Err(state_error(
                 "nobody is in the room; recording needs a session",
             ));
+        }
+        if let Some((case, n)) = &case {
+            let present: Vec<String> = state.members.keys().cloned().collect();
+            let missing = case.without_recording_consent(*n, &present);
+            if !missing.is_empty() {
+                return Err(SignalError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "no consent to recording from {} (each party consents separately)",
+                        missing.join(", ")
+                    ),
+                ));
+            }
         }
         let mut ended = None;
         match action {

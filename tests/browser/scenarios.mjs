@@ -357,30 +357,37 @@ const scenarios = {
       if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
       return response.json();
     };
-    const opened = await asStaff('POST', '/cases', {
-      number: '(2026)京0105民诉前调7号',
-      case_type: '民间借贷纠纷',
-      claim_amount: 4_000_000,
-      stage: 'pre_filing',
-      mediator: { id: 'med-wang', name: '王调解', role: 'mediator' },
-      members: [
-        { id: 'p-zhang', name: '张三', role: 'party', side: 'applicant' },
-        { id: 'p-li', name: '李四', role: 'party', side: 'respondent' },
-        { id: 'lawyer-zhao', name: '赵律师', role: 'agent', side: 'applicant', represents: 'p-zhang' },
-      ],
-    });
-    const id = opened.id;
-    await asStaff('POST', `/cases/${id}/sessions`, { scheduled_at: Date.now() });
-    await asStaff('POST', `/cases/${id}/sessions/1/lobby`);
+    // The mediator opens the case and issues the links on the admin page, with a staff token.
+    const desk = await person();
+    await desk.page.goto(`${BASE}/admin`);
+    await desk.page.fill('#admin-token', staff);
+    await desk.page.locator('#token-form button').click();
+    await desk.page.locator('#new-case-box summary').click();
+    const form = desk.page.locator('#new-case');
+    await form.locator('[name=number]').fill('(2026)京0105民诉前调7号');
+    await form.locator('[name=case_type]').fill('民间借贷纠纷');
+    await form.locator('[name=amount]').fill('40000');
+    await form.locator('[name=mediator_id]').fill('med-wang');
+    await form.locator('[name=mediator_name]').fill('王调解');
+    await form
+      .locator('[name=members]')
+      .fill('p-zhang,张三,party,applicant\np-li,李四,party,respondent\nlawyer-zhao,赵律师,agent,applicant,p-zhang');
+    await form.locator('button[type=submit]').click();
+    const row = desk.page.locator('#cases tr', { hasText: '(2026)京0105民诉前调7号' });
+    await row.locator('[data-action="start-session"]').click();
+    await desk.page.locator('#cases tr.links li').nth(3).waitFor();
+    await shot(desk, 'mediation-case-desk');
+    const id = await row.getAttribute('data-case');
     const people = {};
     for (const who of ['med-wang', 'p-zhang', 'p-li', 'lawyer-zhao']) {
-      const invitation = await asStaff('POST', `/cases/${id}/sessions/1/invitations`, { person: who });
+      const link = await desk.page.locator(`#cases tr.links li[data-person="${who}"] code`).textContent();
       const p = await person();
       p.identity = who;
-      await p.page.goto(`${BASE}${invitation.link}`);
+      await p.page.goto(link);
       await p.page.locator('#join').click();
       people[who] = p;
     }
+    await desk.context.close();
     const { 'med-wang': m, 'p-zhang': zhang, 'p-li': li, 'lawyer-zhao': zhao } = people;
     const click = (p, action) => p.page.locator(`[data-action="${action}"]`).click();
 
@@ -459,6 +466,17 @@ const scenarios = {
     }
     if (agreement.signatures.some((s) => s.sha256 !== hash)) throw new Error('a signature names another hash');
     await shot(m, 'mediation-signed');
+
+    // The mediator records success: the room closes; each party may rate the session.
+    await click(m, 'outcome-success');
+    for (const p of [zhang, li]) await p.page.locator('#left #case .rating').waitFor();
+    await li.page.fill('#rating-comment', '调解员很耐心');
+    await click(li, 'rate-4');
+    await li.page.locator('#case .rating .ok', { hasText: '4' }).waitFor();
+    await shot(li, 'mediation-rating');
+    const ratings = await api('GET', '/ratings/mediators');
+    const wang = ratings.find((r) => r.mediator === 'med-wang');
+    if (!wang || wang.count !== 1 || wang.average !== 4) throw new Error(`ratings: ${JSON.stringify(ratings)}`);
     for (const p of Object.values(people)) await p.context.close();
   },
 

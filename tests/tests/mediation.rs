@@ -161,6 +161,19 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
         clients.insert(person, c);
     }
     let t = |p: &str| tokens[p].clone();
+    // Nothing is recorded before each party has consented to it.
+    let refused = clients
+        .get_mut(MEDIATOR)
+        .expect("m")
+        .request(json!({"type": "record", "action": "start"}))
+        .await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("consent") && m.contains("p-li")),
+        "{refused}"
+    );
 
     // 4. The session cannot start before the checks.
     let refused = call(
@@ -373,6 +386,67 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
         .is_empty(),
         "the other side reads nothing"
     );
+    // An assisting judge is invited mid-session and joins the private room.
+    call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("{base}/members"),
+        Some(json!({"id": "judge-sun", "name": "孙法官", "role": "judge"})),
+        200,
+    )
+    .await;
+    let inv = call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("{s1}/invitations"),
+        Some(json!({"person": "judge-sun"})),
+        200,
+    )
+    .await;
+    let mut judge = server.connect().await;
+    let joined = judge
+        .join(&room, inv["token"].as_str().expect("token"))
+        .await;
+    assert_eq!(joined["you"]["role"], "judge", "{joined}");
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/members/judge-sun/move"),
+        Some(json!({"to": "private:applicant"})),
+        204,
+    )
+    .await;
+    judge.drain(Duration::from_millis(200)).await;
+    clients
+        .get_mut("lawyer-zhao")
+        .expect("zhao")
+        .request(json!({"type": "chat", "text": "请法官释明"}))
+        .await;
+    assert_eq!(
+        chats(&mut judge, Duration::from_millis(300)).await,
+        vec!["请法官释明"]
+    );
+    assert!(
+        chats(
+            clients.get_mut("p-li").expect("li"),
+            Duration::from_millis(200)
+        )
+        .await
+        .is_empty()
+    );
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/members/judge-sun/move"),
+        Some(json!({"to": "joint"})),
+        204,
+    )
+    .await;
+
     // Nor can the other side reach into it, or be put into it.
     let direct = clients
         .get_mut("p-li")
@@ -670,7 +744,7 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
     assert!(
         closed["reason"]
             .as_str()
-            .is_some_and(|r| r.contains("ended")),
+            .is_some_and(|r| r.contains("结束")),
         "{closed}"
     );
     call(
@@ -1092,6 +1166,19 @@ async fn time_limits_follow_the_clock_and_overdue_cases_are_flagged(backend: Bac
     )
     .await;
     assert_eq!(v["time_limit"]["overdue"], true);
+    let (_, metrics) = server.api(Method::GET, "/metrics", None).await;
+    assert!(
+        metrics
+            .as_str()
+            .is_some_and(|m| m.lines().any(|l| l == "tiaojie_cases_overdue 1")),
+        "{metrics}"
+    );
+    // A mediator lists their own cases only.
+    let other = server.staff_token("med-other", Role::Mediator);
+    assert_eq!(
+        call(&server, &other, Method::GET, "/api/cases", None, 200).await,
+        json!([])
+    );
 
     // Extended by both parties' consent: no longer late.
     call(

@@ -1,5 +1,6 @@
 // The admin page: live rooms and their participants through the control API (`/api`, an
-// admin token as Bearer), with its actions: mute, remove, close. The token stays in this tab.
+// admin token as Bearer), with its actions: mute, remove, close; and every case with its time
+// limit, overdue ones first and flagged. The token stays in this tab.
 
 import { t } from './i18n.js';
 import { h, tr, wireLanguageSwitch } from './ui.js';
@@ -26,7 +27,11 @@ async function api(method, path, body) {
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.message || data.error || response.statusText);
+  if (!response.ok) {
+    const error = new Error(data.error?.message || data.message || response.statusText);
+    error.status = response.status;
+    throw error;
+  }
   return data;
 }
 
@@ -35,17 +40,98 @@ async function load() {
   error.hidden = true;
   const rooms = document.getElementById('rooms');
   try {
-    const list = await api('GET', '/rooms');
+    // A mediator's staff token sees cases but no rooms.
+    const list = await api('GET', '/rooms').catch((e) => (e.status === 403 ? null : Promise.reject(e)));
     rooms.replaceChildren();
-    if (!list.length) rooms.append(tr(h('p', {}), 'admin.none'));
-    for (const room of list) {
+    if (list && !list.length) rooms.append(tr(h('p', {}), 'admin.none'));
+    for (const room of list ?? []) {
       const people = await api('GET', `/rooms/${encodeURIComponent(room.name)}/participants`);
       rooms.append(roomSection(room, people));
     }
+    renderCases(await api('GET', '/cases'));
   } catch (e) {
     error.hidden = false;
     tr(error, 'admin.error', { message: e.message });
   }
+}
+
+document.getElementById('new-case').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  const members = String(f.get('members'))
+    .split('\n')
+    .map((line) => line.split(/[,，]/).map((x) => x.trim()))
+    .filter((parts) => parts[0])
+    .map(([id, name, role, side, represents]) => ({ id, name, role, side, ...(represents ? { represents } : {}) }));
+  try {
+    await api('POST', '/cases', {
+      number: f.get('number'),
+      case_type: f.get('case_type'),
+      claim_amount: Math.round(Number(f.get('amount')) * 100),
+      stage: f.get('stage'),
+      mediator: { id: f.get('mediator_id'), name: f.get('mediator_name'), role: 'mediator' },
+      members,
+    });
+    e.target.reset();
+    document.getElementById('new-case-box').open = false;
+    load();
+  } catch (err) {
+    const error = document.getElementById('admin-error');
+    error.hidden = false;
+    tr(error, 'admin.error', { message: err.message });
+  }
+});
+
+/** Schedules a session now, opens its check-in and issues everyone's personal link. */
+async function startSession(id, row) {
+  const scheduled = await api('POST', `/cases/${id}/sessions`, { scheduled_at: Date.now() });
+  const session = scheduled.sessions[scheduled.sessions.length - 1].number;
+  await api('POST', `/cases/${id}/sessions/${session}/lobby`);
+  const links = [];
+  for (const m of scheduled.members) {
+    const inv = await api('POST', `/cases/${id}/sessions/${session}/invitations`, { person: m.id });
+    links.push(h('li', { dataset: { person: m.id } }, `${m.name} · ${t(`role.${m.role}`)}: `, h('code', { class: 'link' }, `${location.origin}${inv.link}`)));
+  }
+  row.after(h('tr', { class: 'links' }, h('td', { colspan: 5 }, tr(h('p'), 'admin.case.links'), h('ul', {}, links))));
+}
+
+function renderCases(list) {
+  const box = document.getElementById('cases');
+  const sorted = [...list].sort((a, b) => Number(b.overdue) - Number(a.overdue) || a.due_at - b.due_at);
+  box.replaceChildren(
+    h(
+      'table',
+      {},
+      h('tr', {}, ...['admin.case.number', 'admin.case.mediator', 'admin.case.due', 'admin.case.state', 'admin.case.actions'].map((k) => tr(h('th'), k))),
+      sorted.map((c) => {
+        const row = h(
+          'tr',
+          { dataset: { case: c.id }, class: c.overdue ? 'overdue' : '' },
+          h('td', {}, c.number),
+          h('td', {}, c.mediator),
+          h('td', {}, new Date(c.due_at).toLocaleString()),
+          tr(h('td', {}), c.closed_at ? 'admin.case.closed' : c.overdue ? 'admin.case.overdue' : c.paused ? 'admin.case.paused' : 'admin.case.open'),
+          h('td', {}),
+        );
+        if (!c.closed_at) {
+          row.lastChild.append(
+            tr(
+              h('button', {
+                type: 'button',
+                'data-action': 'start-session',
+                onclick: (e) => {
+                  e.target.disabled = true;
+                  startSession(c.id, row).catch((err) => alert(err.message));
+                },
+              }),
+              'admin.case.session',
+            ),
+          );
+        }
+        return row;
+      }),
+    ),
+  );
 }
 
 function roomSection(room, people) {

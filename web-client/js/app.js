@@ -570,6 +570,11 @@ function finish(key, vars) {
   state.media?.close();
   tr(document.getElementById('left-message'), key, vars);
   showScreen('left');
+  // The case stays readable after the session (outcome, agreement), and a party rates it.
+  if (state.case) {
+    document.getElementById('left-case').append(state.case.root);
+    state.case.load().catch(() => {});
+  }
 }
 
 document.getElementById('mic').onclick = () => toggleMute('audio').catch(failWith);

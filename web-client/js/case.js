@@ -113,14 +113,17 @@ export class CasePanel {
       ' ',
       tr(h('span', { class: `phase phase-${session?.phase}` }), `case.phase.${session?.phase}`),
       ' ',
-      limit.overdue
-        ? tr(h('span', { class: 'overdue' }), 'case.overdue')
-        : tr(h('span', { class: 'limit' }), limit.paused ? 'case.paused' : 'case.days_left', { days }),
+      this.view.outcome
+        ? ''
+        : limit.overdue
+          ? tr(h('span', { class: 'overdue' }), 'case.overdue')
+          : tr(h('span', { class: 'limit' }), limit.paused ? 'case.paused' : 'case.days_left', { days }),
     );
     const parts = [head, h('p', { class: 'note case-note', role: 'alert', hidden: true })];
     if (this.view.outcome) {
       parts.push(tr(h('p', { class: 'outcome' }), `case.outcome.${this.view.outcome.result}`));
     }
+    if (me?.role === 'party' && session?.phase === 'ended') parts.push(this.renderRating(me, session));
     if (me && (me.role === 'party' || me.role === 'agent')) parts.push(this.renderOwnChecks(me, session));
     if (me?.role === 'mediator') {
       parts.push(this.renderChecksTable(session));
@@ -128,6 +131,7 @@ export class CasePanel {
     }
     parts.push(this.renderMinutes(me, session));
     parts.push(this.renderAgreement(me));
+    if (me?.role === 'mediator' && !this.view.outcome) parts.push(this.renderOutcome(session));
     // Keep a focused editor where it is: re-rendering would lose the caret.
     const editing = this.root.contains(document.activeElement) && document.activeElement.tagName === 'TEXTAREA';
     if (editing) {
@@ -206,6 +210,39 @@ export class CasePanel {
       }
     }
     return card;
+  }
+
+  /** After the session: a party rates it (ODR-Med 27), once. */
+  renderRating(me, session) {
+    const box = h('section', { class: 'rating' });
+    box.append(tr(h('h3', {}), 'case.rating.title'));
+    const mine = session.ratings.find((r) => r.person === me.id);
+    if (mine) {
+      box.append(tr(h('p', { class: 'ok' }), 'case.rating.done', { score: mine.score }));
+      return box;
+    }
+    const comment = h('textarea', { id: 'rating-comment', rows: 2, 'aria-label': t('case.rating.comment') });
+    const scores = h('div', { class: 'scores', role: 'group', 'aria-label': t('case.rating.title') });
+    for (let score = 1; score <= 5; score += 1) {
+      scores.append(
+        h(
+          'button',
+          {
+            type: 'button',
+            'data-action': `rate-${score}`,
+            'aria-label': t('case.rating.score', { score }),
+            onclick: () =>
+              this.act(() =>
+                this.api('PUT', `${this.sessionPath()}/members/${me.id}/rating`, { score, comment: comment.value }),
+              ),
+          },
+          '★'.repeat(score),
+        ),
+        ' ',
+      );
+    }
+    box.append(tr(h('label', { for: 'rating-comment' }), 'case.rating.comment'), comment, scores);
+    return box;
   }
 
   /** The mediator's table of everyone's checks, identity buttons and "start". */
@@ -436,6 +473,53 @@ export class CasePanel {
       ' ',
       tr(h('button', { type: 'button', 'data-action': 'document', onclick: () => this.openDocument() }), 'case.agreement.document'),
     );
+    return box;
+  }
+
+  /** The mediator closes the mediation: success, failure (转立案) or termination (ODR-Med 25). */
+  renderOutcome(session) {
+    const box = h('section', { class: 'outcome-actions' });
+    box.append(tr(h('h3', {}), 'case.outcome.title'));
+    const record = (outcome) => this.act(() => this.api('POST', `${this.base()}/outcome`, outcome));
+    const success = tr(
+      h('button', { type: 'button', class: 'primary', 'data-action': 'outcome-success', onclick: () => record({ result: 'success' }) }),
+      'case.outcome.success',
+    );
+    success.disabled = !this.view.agreement.effective_at;
+    const failure = tr(
+      h('button', {
+        type: 'button',
+        'data-action': 'outcome-failure',
+        onclick: () => {
+          const reason = prompt(t('case.outcome.reason'));
+          if (reason) record({ result: 'failure', reason });
+        },
+      }),
+      'case.outcome.failure',
+    );
+    const ground = h(
+      'select',
+      { id: 'termination-ground', 'aria-label': t('case.outcome.ground') },
+      ...[1, 2, 3, 4, 5, 6, 7, 8].map((g) => tr(h('option', { value: String(g) }), `case.ground.${g}`)),
+    );
+    const terminate = tr(
+      h('button', {
+        type: 'button',
+        class: 'danger',
+        'data-action': 'outcome-terminate',
+        onclick: () => record({ result: 'termination', ground: Number(ground.value), note: prompt(t('case.outcome.note')) ?? '' }),
+      }),
+      'case.outcome.terminate',
+    );
+    box.append(h('p', {}, success, ' ', failure), h('p', {}, ground, ' ', terminate));
+    if (session && session.phase !== 'ended') {
+      box.append(
+        tr(
+          h('button', { type: 'button', 'data-action': 'end-session', onclick: () => this.act(() => this.api('POST', `${this.sessionPath()}/end`)) }),
+          'case.session.end',
+        ),
+      );
+    }
     return box;
   }
 

@@ -777,6 +777,22 @@ impl CaseState {
         Ok(missing)
     }
 
+    /// Parties among `present` who have not consented to recording in session `n` (refused or
+    /// not asked): the session must not be recorded while they are there.
+    pub fn without_recording_consent(&self, n: u32, present: &[String]) -> Vec<String> {
+        let checks = self.session(n).ok().map(|s| &s.checks);
+        self.parties()
+            .filter(|p| present.contains(&p.id))
+            .filter(|p| {
+                !checks
+                    .and_then(|c| c.get(&p.id))
+                    .and_then(|c| c.recording)
+                    .is_some_and(|a| a.given)
+            })
+            .map(|p| p.id.clone())
+            .collect()
+    }
+
     /// Starts session `n` if everyone present has passed the checks.
     pub fn start(&self, n: u32, present: &[String]) -> Result<Vec<CaseEvent>, RuleError> {
         let s = self.live_session(n)?;
