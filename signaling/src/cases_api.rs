@@ -916,23 +916,16 @@ async fn move_person(
     let member = s.case.member(&person).ok_or_else(|| {
         StoreError::Rule(RuleError::NotFound(format!("{person} is not a member")))
     })?;
-    // A party or agent only ever enters its own side's private room; the mediator and an
-    // assisting judge go anywhere; others stay in the joint room.
-    let allowed = match (member.role, b.to.as_str()) {
-        (_, "joint") => true,
-        (Role::Mediator | Role::Judge, "private:applicant" | "private:respondent") => true,
-        (Role::Party | Role::Agent, to) => {
-            member.side.is_some_and(|side| to == side.private_room())
-        }
-        _ => false,
-    };
-    if !allowed {
+    if b.to != "joint" && !b.to.starts_with("private:") {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::InvalidRequest,
-            format!("{person} ({}) cannot be moved to {}", member.role, b.to),
+            "to: joint or private:<side>",
         ));
     }
+    s.case
+        .may_enter(&member.id, &b.to)
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, m))?;
     let space = parse_space(&b.to)?;
     state
         .hub

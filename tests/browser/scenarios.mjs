@@ -446,7 +446,10 @@ const scenarios = {
     await m.page.fill('#minutes-editor', '调解笔录：双方同意分期还款。');
     await li.page.locator('#case .minutes-text', { hasText: '分期还款' }).waitFor();
     await click(li, 'confirm-minutes');
-    await li.page.locator('#case .minutes .ok').waitFor();
+    await li.page.locator('#case .minutes .ok', { hasText: '已确认' }).waitFor();
+    // Both parties consented in the waiting room: the recording may replace the minutes.
+    await click(m, 'replace-minutes');
+    await zhang.page.locator('#case .minutes .ok', { hasText: '代替笔录' }).waitFor();
     await m.page.fill('#agreement-terms', '一、李四于2026年12月31日前向张三支付人民币四万元。');
     await click(m, 'draft');
     const hash = await m.page.locator('#case .sha256').textContent();

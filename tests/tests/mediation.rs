@@ -14,6 +14,7 @@ on_both_backends!(
     a_full_mediation_from_case_to_signed_agreement,
     every_cell_of_the_permission_matrix_is_enforced,
     time_limits_follow_the_clock_and_overdue_cases_are_flagged,
+    concurrent_commands_on_one_case_all_land_in_order,
 );
 
 const MEDIATOR: &str = "med-wang";
@@ -456,6 +457,13 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
     assert_eq!(direct["code"], "participant_not_found", "{direct}");
     let own = clients.get_mut("p-li").expect("li").request(json!({"type": "moderate", "action": "move", "target": "p-li", "space": "private:applicant"})).await;
     assert_eq!(own["code"], "forbidden", "{own}");
+    // The mediator cannot put a party into the other side's room over signaling either.
+    let wrong = clients
+        .get_mut(MEDIATOR)
+        .expect("m")
+        .request(json!({"type": "moderate", "action": "move", "target": "p-li", "space": "private:applicant"}))
+        .await;
+    assert_eq!(wrong["code"], "forbidden", "{wrong}");
     call(
         &server,
         &t(MEDIATOR),
@@ -1101,6 +1109,31 @@ async fn every_cell_of_the_permission_matrix_is_enforced(backend: Backend) {
         }
     }
     assert_eq!(cells, MATRIX.len() * people.len());
+    // Malformed bodies are refused with a clear error and change nothing.
+    for body in [json!({"number": "X"}), json!({"extra": 1})] {
+        let (status, value) = server
+            .api_as(&staff, Method::POST, "/api/cases", Some(body))
+            .await;
+        assert_eq!(status, 422, "{value}");
+        assert_eq!(value["error"]["code"], "invalid_request", "{value}");
+    }
+    let response = server
+        .http
+        .post(format!(
+            "http://{}/api/cases/{a}/agreement/versions",
+            server.addr
+        ))
+        .bearer_auth(&staff)
+        .header("content-type", "application/json")
+        .body("{\"text\": ")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status().as_u16(), 400);
+    let (status, _) = server
+        .api_as(&staff, Method::GET, "/api/cases/no-such-case", None)
+        .await;
+    assert_eq!(status, 404);
     // A forged token and an expired-looking one are refused before any rule.
     let (status, _) = server
         .api_as("not-a-token", Method::GET, &format!("/api/cases/{a}"), None)
@@ -1301,5 +1334,93 @@ async fn time_limits_follow_the_clock_and_overdue_cases_are_flagged(backend: Bac
     )
     .await;
     assert_eq!(v["outcome"]["ground"], 6);
+    server.stop().await;
+}
+
+async fn concurrent_commands_on_one_case_all_land_in_order(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let staff = server.staff_token(MEDIATOR, Role::Mediator);
+    let case = call(
+        &server,
+        &staff,
+        Method::POST,
+        "/api/cases",
+        Some(new_case("C-1", "simple")),
+        201,
+    )
+    .await;
+    let id = case["id"].as_str().expect("id").to_string();
+    call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("/api/cases/{id}/sessions"),
+        Some(json!({"scheduled_at": 0})),
+        200,
+    )
+    .await;
+    call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("/api/cases/{id}/sessions/1/lobby"),
+        None,
+        200,
+    )
+    .await;
+    let before = call(
+        &server,
+        &staff,
+        Method::GET,
+        &format!("/api/cases/{id}/events"),
+        None,
+        200,
+    )
+    .await;
+    let before = before.as_array().map_or(0, Vec::len);
+    // Twelve commands on one case at once: each decides on the state it read; the losers of
+    // each race decide again on the new state. None is lost, none applied twice.
+    let people = ["p-zhang", "p-li", "lawyer-zhao"];
+    let calls = (0..12).map(|i| {
+        let (server, staff, id) = (&server, &staff, &id);
+        async move {
+            let person = people[i % 3];
+            let body = json!({"method": "offline", "passed": true, "note": format!("round {i}")});
+            server
+                .api_as(
+                    staff,
+                    Method::PUT,
+                    &format!("/api/cases/{id}/sessions/1/members/{person}/identity"),
+                    Some(body),
+                )
+                .await
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    assert!(
+        results.iter().all(|(status, _)| *status == 200),
+        "{results:?}"
+    );
+    let events = call(
+        &server,
+        &staff,
+        Method::GET,
+        &format!("/api/cases/{id}/events"),
+        None,
+        200,
+    )
+    .await;
+    let events = events.as_array().cloned().unwrap_or_default();
+    assert_eq!(events.len(), before + 12);
+    let seqs: Vec<i64> = events.iter().filter_map(|e| e["seq"].as_i64()).collect();
+    assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>());
+    let mut notes: Vec<String> = events
+        .iter()
+        .filter(|e| e["event"]["kind"] == "identity_verified")
+        .filter_map(|e| e["event"]["note"].as_str().map(str::to_string))
+        .collect();
+    notes.sort();
+    notes.dedup();
+    assert_eq!(notes.len(), 12, "every command landed once");
     server.stop().await;
 }

@@ -345,12 +345,25 @@ export class CasePanel {
   renderMinutes(me, session) {
     const box = h('section', { class: 'minutes' });
     box.append(tr(h('h3', {}), 'case.minutes.title'));
+    if (session?.minutes_replaced_by_recording) box.append(tr(h('p', { class: 'ok' }), 'case.minutes.replaced'));
     const text = this.minutes?.text ?? '';
     if (me?.role === 'mediator' && session?.phase !== 'ended') {
       const area = h('textarea', { id: 'minutes-editor', rows: 6, 'aria-label': t('case.minutes.title') });
       area.value = text;
       area.addEventListener('input', () => this.scheduleSave(area));
       box.append(area, tr(h('p', { class: 'saved', role: 'status' }), 'case.minutes.revision', { revision: this.minutes?.revision ?? 0 }));
+      if (!session?.minutes_replaced_by_recording) {
+        box.append(
+          tr(
+            h('button', {
+              type: 'button',
+              'data-action': 'replace-minutes',
+              onclick: () => this.act(() => this.api('POST', `${this.sessionPath()}/minutes/replace-by-recording`)),
+            }),
+            'case.minutes.replace',
+          ),
+        );
+      }
     } else {
       box.append(h('pre', { class: 'minutes-text' }, text || t('case.minutes.empty')));
       const confirmed = session?.minutes_confirmations.find((c) => c.person === me?.id && c.revision === this.minutes?.revision);

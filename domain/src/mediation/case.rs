@@ -68,6 +68,7 @@ pub struct Member {
 
 /// What opening a case needs.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewCase {
     /// The court's case number, e.g. `(2026)京0105民诉前调1234号`; unique.
     pub number: String,

@@ -777,6 +777,29 @@ impl CaseState {
         Ok(missing)
     }
 
+    /// Whether `person` may be put in `space` (`lobby`, `joint`, `private:<side>`): a party or
+    /// agent only ever enters its own side's private room; the mediator and an assisting judge
+    /// go anywhere; others stay out of private rooms. People who are not members of the case
+    /// are not this rule's business (the room admits only tokens for it).
+    pub fn may_enter(&self, person: &str, space: &str) -> Result<(), String> {
+        let Some(key) = space.strip_prefix("private:") else {
+            return Ok(());
+        };
+        let Some(m) = self.member(person) else {
+            return Ok(());
+        };
+        let allowed = match m.role {
+            Role::Mediator | Role::Judge => key == "applicant" || key == "respondent",
+            Role::Party | Role::Agent => m.side.is_some_and(|side| side.as_str() == key),
+            _ => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(format!("{person} ({}) may not enter {space}", m.role))
+        }
+    }
+
     /// Parties among `present` who have not consented to recording in session `n` (refused or
     /// not asked): the session must not be recorded while they are there.
     pub fn without_recording_consent(&self, n: u32, present: &[String]) -> Vec<String> {

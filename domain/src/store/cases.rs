@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 /// How often a command is retried when another one appended to the same case first.
-const APPEND_ATTEMPTS: usize = 5;
+const APPEND_ATTEMPTS: usize = 20;
 
 /// The stored minutes of one session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -143,11 +143,14 @@ impl Store {
         now: i64,
         decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
     ) -> Result<(CaseState, Vec<Recorded>), StoreError> {
-        for _ in 0..APPEND_ATTEMPTS {
+        for attempt in 0..APPEND_ATTEMPTS {
             let before = self.case(id).await?;
             let events = decide(&before).map_err(StoreError::Rule)?;
             match self.append(&before, actor, now, events).await {
-                Err(StoreError::Conflict) => continue,
+                Err(StoreError::Conflict) => {
+                    // Back off a little more each time so a burst on one case drains.
+                    tokio::time::sleep(std::time::Duration::from_millis(2 * attempt as u64)).await;
+                }
                 other => return other,
             }
         }
