@@ -238,7 +238,27 @@ fn name_of(action: Action) -> &'static str {
     permission::rule_for(action).name
 }
 
-/// Runs a command: authorize, decide and append, audit, announce. Returns the new state.
+/// Who a view is for: what they may see of the case.
+struct Viewer {
+    role: Role,
+    person: String,
+}
+
+impl Viewer {
+    fn of(claims: &Claims) -> Viewer {
+        Viewer {
+            role: if claims.has(Grant::Admin) {
+                Role::Admin
+            } else {
+                claims.role
+            },
+            person: claims.sub.clone(),
+        }
+    }
+}
+
+/// Runs a command: authorize, decide and append, audit, announce. Returns the new state and
+/// who asked.
 async fn command(
     state: &AppState,
     claims: Claims,
@@ -247,7 +267,7 @@ async fn command(
     acting_for: Option<&str>,
     detail: String,
     decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
-) -> Result<CaseState, ApiError> {
+) -> Result<(CaseState, Viewer), ApiError> {
     let standing = authorize(state, claims, case_id, action, acting_for).await?;
     let now = state.hub.clock.now();
     let (after, recorded) = state
@@ -267,7 +287,7 @@ async fn command(
     if let Some(last) = recorded.last() {
         announce_change(state, &after, last.event.kind()).await;
     }
-    Ok(after)
+    Ok((after, Viewer::of(&standing.claims)))
 }
 
 /// Tells everyone in the case's live session rooms that the case changed.
@@ -317,7 +337,35 @@ pub struct SessionMissing {
     pub missing: Vec<String>,
 }
 
-async fn view(state: &AppState, case: CaseState) -> Result<CaseView, ApiError> {
+/// Hides what a viewer has no business seeing: other people's identity-check notes and
+/// join links (parties, agents), and ratings (everyone but admins and the rater).
+fn redact(case: &mut CaseState, viewer: &Viewer) {
+    if viewer.role == Role::Admin {
+        return;
+    }
+    let staff = matches!(viewer.role, Role::Mediator | Role::Judge);
+    for s in &mut case.sessions {
+        s.ratings.retain(|r| r.person == viewer.person);
+        if staff {
+            continue;
+        }
+        s.invitations.retain(|i| i.person == viewer.person);
+        for (person, checks) in s.checks.iter_mut() {
+            if person != &viewer.person
+                && let Some(identity) = checks.identity.as_mut()
+            {
+                identity.note.clear();
+            }
+        }
+    }
+}
+
+async fn view(
+    state: &AppState,
+    mut case: CaseState,
+    viewer: &Viewer,
+) -> Result<CaseView, ApiError> {
+    redact(&mut case, viewer);
     let now = state.hub.clock.now();
     let mut missing_checks = Vec::new();
     for s in case
@@ -481,7 +529,10 @@ async fn open_case(
         .open_case(&id, &new, &claims.sub, now)
         .await?;
     audit(&state, &claims, "case.create", &target(&id), &case.number).await?;
-    Ok((StatusCode::CREATED, Json(view(&state, case).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state, case, &Viewer::of(&claims)).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/cases/{case}", params(("case" = String, Path)), responses(
@@ -493,7 +544,8 @@ async fn get_case(
 ) -> Result<Json<CaseView>, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::CaseRead, None).await?;
     audit(&state, &s.claims, "case.read", &target(&case_id), "").await?;
-    Ok(Json(view(&state, s.case).await?))
+    let viewer = Viewer::of(&s.claims);
+    Ok(Json(view(&state, s.case, &viewer).await?))
 }
 
 /// The case a session token belongs to, with the session's number: what the web client
@@ -528,7 +580,7 @@ async fn current_case(
     audit(&state, &s.claims, "case.read", &target(&case_id), "").await?;
     Ok(Json(CurrentCase {
         session,
-        view: view(&state, s.case).await?,
+        view: view(&state, s.case, &Viewer::of(&s.claims)).await?,
     }))
 }
 
@@ -539,7 +591,7 @@ async fn case_events(
     Caller(claims): Caller,
     Path(case_id): Path<String>,
 ) -> Result<Json<Vec<Recorded>>, ApiError> {
-    let s = authorize(&state, claims, &case_id, Action::CaseRead, None).await?;
+    let s = authorize(&state, claims, &case_id, Action::CaseEventsRead, None).await?;
     audit(&state, &s.claims, "case.events.read", &target(&case_id), "").await?;
     Ok(Json(state.hub.store().case_events(&case_id).await?))
 }
@@ -554,7 +606,7 @@ async fn add_member(
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(member) = body?;
     let detail = format!("{} as {}", member.id, member.role);
-    let case = command(
+    let (case, viewer) = command(
         &state,
         claims,
         &case_id,
@@ -564,7 +616,7 @@ async fn add_member(
         |c| c.add_member(&member),
     )
     .await?;
-    Ok(Json(view(&state, case).await?))
+    Ok(Json(view(&state, case, &viewer).await?))
 }
 
 /// Scheduling a session.
@@ -585,7 +637,8 @@ async fn schedule_session(
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(schedule) = body?;
     // The session's room: created first (with a lobby), so the recorded event names a room
-    // that exists; a refused schedule leaves an unused, closed room behind.
+    // that exists. Its name is fresh per request, so two schedules racing never share a room;
+    // a refused schedule closes only the room it made.
     let s = authorize(
         &state,
         claims.clone(),
@@ -594,7 +647,7 @@ async fn schedule_session(
         None,
     )
     .await?;
-    let room = format!("{}-s{}", case_id, s.case.next_session_number());
+    let room = format!("{case_id}-{}", crate::ids::random_id().to_lowercase());
     let now = state.hub.clock.now();
     let new_room = NewRoom {
         name: room.clone(),
@@ -602,10 +655,7 @@ async fn schedule_session(
         metadata: s.case.number.clone(),
         ..NewRoom::default()
     };
-    match state.hub.store().create_room(&new_room, now).await {
-        Ok(_) | Err(StoreError::RoomExists(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
+    state.hub.store().create_room(&new_room, now).await?;
     let detail = format!("room {room}");
     let result = command(
         &state,
@@ -618,7 +668,7 @@ async fn schedule_session(
     )
     .await;
     match result {
-        Ok(case) => Ok(Json(view(&state, case).await?)),
+        Ok((case, viewer)) => Ok(Json(view(&state, case, &viewer).await?)),
         Err(e) => {
             let _ = state.hub.close_room(&room, "未能排期").await;
             Err(e)
@@ -729,7 +779,7 @@ async fn open_lobby(
     Caller(claims): Caller,
     Path((case_id, n)): Path<(String, u32)>,
 ) -> Result<Json<CaseView>, ApiError> {
-    let case = command(
+    let (case, viewer) = command(
         &state,
         claims,
         &case_id,
@@ -739,7 +789,7 @@ async fn open_lobby(
         |c| c.open_lobby(n),
     )
     .await?;
-    Ok(Json(view(&state, case).await?))
+    Ok(Json(view(&state, case, &viewer).await?))
 }
 
 #[utoipa::path(post, path = "/api/cases/{case}/sessions/{n}/start", params(("case" = String, Path), ("n" = u32, Path)), responses(
@@ -753,7 +803,7 @@ async fn start_session(
     let room = s.case.session(n).map_err(StoreError::Rule)?.room.clone();
     let present = present_in(&state, &room).await;
     let detail = format!("session {n} present {}", present.join(","));
-    let case = command(
+    let (case, viewer) = command(
         &state,
         claims,
         &case_id,
@@ -779,7 +829,7 @@ async fn start_session(
             .move_participant(&room, &identity, &tiaojie_media::Space::Joint)
             .await;
     }
-    Ok(Json(view(&state, case).await?))
+    Ok(Json(view(&state, case, &viewer).await?))
 }
 
 #[utoipa::path(post, path = "/api/cases/{case}/sessions/{n}/end", params(("case" = String, Path), ("n" = u32, Path)), responses(
@@ -789,7 +839,7 @@ async fn end_session(
     Caller(claims): Caller,
     Path((case_id, n)): Path<(String, u32)>,
 ) -> Result<Json<CaseView>, ApiError> {
-    let case = command(
+    let (case, viewer) = command(
         &state,
         claims,
         &case_id,
@@ -802,7 +852,7 @@ async fn end_session(
     if let Ok(session) = case.session(n) {
         let _ = state.hub.close_room(&session.room, "本场调解已结束").await;
     }
-    Ok(Json(view(&state, case).await?))
+    Ok(Json(view(&state, case, &viewer).await?))
 }
 
 /// An identity check's result.
@@ -828,7 +878,7 @@ async fn verify_identity(
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
     let detail = format!("{person} {} passed={}", b.method.as_str(), b.passed);
-    let case = command(
+    let (case, viewer) = command(
         &state,
         claims,
         &case_id,
@@ -838,7 +888,7 @@ async fn verify_identity(
         |c| c.verify_identity(n, &person, b.method, b.passed, &b.note),
     )
     .await?;
-    Ok(Json(view(&state, case).await?))
+    Ok(Json(view(&state, case, &viewer).await?))
 }
 
 /// A consent or refusal.
@@ -861,7 +911,7 @@ async fn give_consent(
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
     let detail = format!("{person} {:?}={}", b.subject, b.given);
-    let case = command(
+    let (case, viewer) = command(
         &state,
         claims,
         &case_id,
@@ -871,7 +921,23 @@ async fn give_consent(
         |c| c.consent(n, &person, b.subject, b.given),
     )
     .await?;
-    Ok(Json(view(&state, case).await?))
+    // Consent to recording withdrawn: a running recording pauses at once (it resumes only
+    // once every party present consents again).
+    if b.subject == ConsentSubject::Recording
+        && !b.given
+        && let Ok(session) = case.session(n)
+    {
+        let _ = state
+            .hub
+            .recording_action(
+                &session.room,
+                &format!("consent withdrawn by {person}"),
+                crate::protocol::RecordAction::Pause,
+                None,
+            )
+            .await;
+    }
+    Ok(Json(view(&state, case, &viewer).await?))
 }
 
 #[utoipa::path(put, path = "/api/cases/{case}/sessions/{n}/members/{person}/warning", params(("case" = String, Path), ("n" = u32, Path), ("person" = String, Path)), responses(
@@ -881,7 +947,7 @@ async fn acknowledge_warning(
     Caller(claims): Caller,
     Path((case_id, n, person)): Path<(String, u32, String)>,
 ) -> Result<Json<CaseView>, ApiError> {
-    let case = command(
+    let (case, viewer) = command(
         &state,
         claims,
         &case_id,
@@ -891,7 +957,7 @@ async fn acknowledge_warning(
         |c| c.acknowledge_warning(n, &person),
     )
     .await?;
-    Ok(Json(view(&state, case).await?))
+    Ok(Json(view(&state, case, &viewer).await?))
 }
 
 /// Moving one person.
@@ -913,7 +979,7 @@ async fn move_person(
     let ApiJson(b) = body?;
     let s = authorize(&state, claims, &case_id, Action::SideMove, None).await?;
     let session = s.case.session(n).map_err(StoreError::Rule)?;
-    let member = s.case.member(&person).ok_or_else(|| {
+    s.case.member(&person).ok_or_else(|| {
         StoreError::Rule(RuleError::NotFound(format!("{person} is not a member")))
     })?;
     if b.to != "joint" && !b.to.starts_with("private:") {
@@ -923,9 +989,13 @@ async fn move_person(
             "to: joint or private:<side>",
         ));
     }
-    s.case
-        .may_enter(&member.id, &b.to)
-        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, m))?;
+    if b.to != "joint" && session.phase != tiaojie_domain::mediation::Phase::InSession {
+        return Err(StoreError::Rule(RuleError::State(
+            "private rooms open once the session is in session".into(),
+        ))
+        .into());
+    }
+    // Who may enter where is the case's rule, checked by the hub for every move.
     let space = parse_space(&b.to)?;
     state
         .hub
@@ -968,7 +1038,7 @@ async fn move_side(
     let ApiJson(b) = body?;
     let detail = format!("{} private={}", side.as_str(), b.private);
     let mover = claims.sub.clone();
-    let case = command(
+    let (case, viewer) = command(
         &state,
         claims,
         &case_id,
@@ -989,14 +1059,15 @@ async fn move_side(
             .member(&p.identity)
             .is_some_and(|m| matches!(m.role, Role::Party | Role::Agent) && m.side == Some(side));
         let mediator = b.with_mediator && p.identity == mover;
-        if (on_side || mediator) && p.space != "lobby" {
-            state
-                .hub
-                .move_participant(&room, &p.identity, &space)
-                .await?;
+        // Someone who left meanwhile is skipped, not a reason to leave the side split.
+        if (on_side || mediator)
+            && p.space != "lobby"
+            && let Err(e) = state.hub.move_participant(&room, &p.identity, &space).await
+        {
+            tracing::warn!(room, participant = %p.identity, error = %e.message, "side move skipped");
         }
     }
-    Ok(Json(view(&state, case).await?))
+    Ok(Json(view(&state, case, &viewer).await?))
 }
 
 #[utoipa::path(get, path = "/api/cases/{case}/sessions/{n}/minutes", params(("case" = String, Path), ("n" = u32, Path)), responses(
@@ -1083,7 +1154,6 @@ async fn save_minutes(
             session: n,
             revision: minutes.revision,
             sha256: minutes.sha256.clone(),
-            text: minutes.text.clone(),
         };
         let stalled = room.broadcast(&event, Audience::All);
         state.hub.handle_stalled(&live, &mut room, stalled);
@@ -1110,7 +1180,7 @@ async fn confirm_minutes(
     let ApiJson(b) = body?;
     let current = state.hub.store().minutes(&case_id, n).await?;
     let detail = format!("{person} revision {}", b.revision);
-    let case = command(
+    let (case, viewer) = command(
         &state,
         claims,
         &case_id,
@@ -1125,7 +1195,7 @@ async fn confirm_minutes(
         },
     )
     .await?;
-    Ok(Json(view(&state, case).await?))
+    Ok(Json(view(&state, case, &viewer).await?))
 }
 
 #[utoipa::path(post, path = "/api/cases/{case}/sessions/{n}/minutes/replace-by-recording", params(("case" = String, Path), ("n" = u32, Path)), responses(
@@ -1135,7 +1205,7 @@ async fn replace_minutes(
     Caller(claims): Caller,
     Path((case_id, n)): Path<(String, u32)>,
 ) -> Result<Json<CaseView>, ApiError> {
-    let case = command(
+    let (case, viewer) = command(
         &state,
         claims,
         &case_id,
@@ -1145,7 +1215,7 @@ async fn replace_minutes(
         |c| c.replace_minutes_by_recording(n),
     )
     .await?;
-    Ok(Json(view(&state, case).await?))
+    Ok(Json(view(&state, case, &viewer).await?))
 }
 
 /// A rating.
@@ -1169,7 +1239,7 @@ async fn rate_session(
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
     let detail = format!("{person} session {n} score {}", b.score);
-    let case = command(
+    let (case, viewer) = command(
         &state,
         claims,
         &case_id,
@@ -1179,7 +1249,7 @@ async fn rate_session(
         |c| c.rate(n, &person, b.score, &b.comment),
     )
     .await?;
-    Ok(Json(view(&state, case).await?))
+    Ok(Json(view(&state, case, &viewer).await?))
 }
 
 /// The agreement with who still has to sign.
@@ -1282,7 +1352,7 @@ async fn draft_agreement(
     body: Result<ApiJson<DraftBody>, ApiError>,
 ) -> Result<Json<AgreementView>, ApiError> {
     let ApiJson(b) = body?;
-    let case = command(
+    let (case, _) = command(
         &state,
         claims,
         &case_id,
@@ -1335,7 +1405,7 @@ async fn sign_agreement(
 ) -> Result<Json<AgreementView>, ApiError> {
     let ApiJson(b) = body?;
     let detail = format!("{person} version {} sha256 {}", b.version, b.sha256);
-    let case = command(
+    let (case, _) = command(
         &state,
         claims,
         &case_id,
@@ -1372,7 +1442,7 @@ async fn refuse_agreement(
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
     let detail = format!("{person} version {}", b.version);
-    let case = command(
+    let (case, viewer) = command(
         &state,
         claims,
         &case_id,
@@ -1383,7 +1453,7 @@ async fn refuse_agreement(
     )
     .await?;
     close_session_rooms(&state, &case, "调解已结束").await;
-    Ok(Json(view(&state, case).await?))
+    Ok(Json(view(&state, case, &viewer).await?))
 }
 
 async fn close_session_rooms(state: &AppState, case: &CaseState, reason: &str) {
@@ -1404,7 +1474,7 @@ async fn record_outcome(
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(outcome) = body?;
     let detail = outcome.describe();
-    let case = command(
+    let (case, viewer) = command(
         &state,
         claims,
         &case_id,
@@ -1415,7 +1485,7 @@ async fn record_outcome(
     )
     .await?;
     close_session_rooms(&state, &case, "调解已结束").await;
-    Ok(Json(view(&state, case).await?))
+    Ok(Json(view(&state, case, &viewer).await?))
 }
 
 /// An extension of the time limit.
@@ -1438,7 +1508,7 @@ async fn extend_deadline(
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
     let detail = format!("{} days by {}", b.days, b.consented_by.join(","));
-    let case = command(
+    let (case, viewer) = command(
         &state,
         claims,
         &case_id,
@@ -1448,7 +1518,7 @@ async fn extend_deadline(
         |c| c.extend(b.days, &b.consented_by),
     )
     .await?;
-    Ok(Json(view(&state, case).await?))
+    Ok(Json(view(&state, case, &viewer).await?))
 }
 
 /// Pausing (appraisal) or resuming the time limit.
@@ -1472,7 +1542,7 @@ async fn pause_deadline(
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
     let detail = format!("pause={} {}", b.pause, b.reason);
-    let case = command(
+    let (case, viewer) = command(
         &state,
         claims,
         &case_id,
@@ -1482,7 +1552,7 @@ async fn pause_deadline(
         |c| c.pause(b.pause, &b.reason),
     )
     .await?;
-    Ok(Json(view(&state, case).await?))
+    Ok(Json(view(&state, case, &viewer).await?))
 }
 
 #[utoipa::path(get, path = "/api/ratings/mediators", responses(

@@ -872,15 +872,6 @@ impl Hub {
             }
             Moderation::Remove { reason } => self.remove(room, target, reason).await?,
             Moderation::Move { space } => {
-                // In a case's session, the case decides who may enter which private room.
-                if let Some((case, _)) = self.store.case_of_room(room).await? {
-                    let space_name = crate::media::space_text(space);
-                    self.store
-                        .case(&case)
-                        .await?
-                        .may_enter(target, &space_name)
-                        .map_err(|m| SignalError::new(ErrorCode::Forbidden, m))?;
-                }
                 self.move_participant(room, target, space).await?;
             }
         }

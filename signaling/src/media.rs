@@ -247,12 +247,57 @@ impl Hub {
         identity: &str,
         space: &Space,
     ) -> Result<ParticipantInfo, SignalError> {
+        self.case_admission(room, identity, space).await?;
         let (live, mut state) = self.locked_member_room(room, identity).await?;
         self.media_update(room, identity, StandingChange::Move(space.clone()))
             .await;
         let text = space_text(space);
         self.update_member(&live, &mut state, identity, |info| info.space = text)
             .ok_or_else(|| SignalError::new(ErrorCode::ParticipantNotFound, "gone"))
+    }
+
+    /// In a case's session room the case decides every move (whoever asks: the mediator over
+    /// signaling, the case API, an admin): a party or agent enters only its own side's private
+    /// room, leaves the lobby of a session in progress only after its checks, and, while the
+    /// room is recorded, only having consented to recording.
+    async fn case_admission(
+        &self,
+        room: &str,
+        identity: &str,
+        space: &Space,
+    ) -> Result<(), SignalError> {
+        let Some((case, n)) = self.store().case_of_room(room).await? else {
+            return Ok(());
+        };
+        let case = self.store().case(&case).await?;
+        let space_name = space_text(space);
+        case.may_enter(identity, &space_name)
+            .map_err(|m| SignalError::new(ErrorCode::Forbidden, m))?;
+        if *space == Space::Lobby {
+            return Ok(());
+        }
+        let missing = case.admission_missing(n, identity);
+        if !missing.is_empty() {
+            return Err(SignalError::new(
+                ErrorCode::ChecksMissing,
+                format!("checks missing: {}", missing.join("; ")),
+            ));
+        }
+        let recorded = match self.existing_room(room) {
+            Some(live) => live.state.lock().await.recording.is_some(),
+            None => false,
+        };
+        if recorded
+            && !case
+                .without_recording_consent(n, &[identity.to_string()])
+                .is_empty()
+        {
+            return Err(SignalError::new(
+                ErrorCode::Forbidden,
+                format!("{identity} has not consented to recording, and the room is recorded"),
+            ));
+        }
+        Ok(())
     }
 
     /// Relays the media plane's events until it stops.

@@ -441,7 +441,8 @@ pub enum Event {
         /// The case's own sequence number after the change.
         case_seq: i64,
     },
-    /// The mediator saved the minutes: their current text, for everyone present to read.
+    /// The mediator saved the minutes: read them with the API (each read is audited, and
+    /// observers may not read them).
     #[serde(rename = "minutes.updated")]
     MinutesUpdated {
         /// Room sequence number.
@@ -454,8 +455,6 @@ pub enum Event {
         revision: i64,
         /// SHA-256 of the canonical text (what a confirmation refers to).
         sha256: String,
-        /// The text.
-        text: String,
     },
     /// You were removed; the connection closes next (code 4001).
     #[serde(rename = "removed")]

@@ -315,6 +315,94 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
         .collect();
     assert!(spaces.iter().all(|(_, s)| s == "joint"), "{spaces:?}");
 
+    // Recording with everyone's consent; a withdrawal pauses it at once, and it resumes only
+    // when the party consents again.
+    let started = clients
+        .get_mut(MEDIATOR)
+        .expect("m")
+        .request(json!({"type": "record", "action": "start", "mode": "audio"}))
+        .await;
+    assert_eq!(started["type"], "ok", "{started}");
+    call(
+        &server,
+        &t("p-li"),
+        Method::PUT,
+        &format!("{s1}/members/p-li/consents"),
+        Some(json!({"subject": "recording", "given": false})),
+        200,
+    )
+    .await;
+    let (paused, _) = clients
+        .get_mut("p-zhang")
+        .expect("zhang")
+        .expect_skipping("recording.updated")
+        .await;
+    let paused = if paused["recording"]["state"] == "paused" {
+        paused
+    } else {
+        expect(
+            clients.get_mut("p-zhang").expect("zhang"),
+            "recording.updated",
+        )
+        .await
+    };
+    assert_eq!(paused["recording"]["state"], "paused", "{paused}");
+    let resume = clients
+        .get_mut(MEDIATOR)
+        .expect("m")
+        .request(json!({"type": "record", "action": "resume"}))
+        .await;
+    assert_eq!(resume["code"], "forbidden", "{resume}");
+    call(
+        &server,
+        &t("p-li"),
+        Method::PUT,
+        &format!("{s1}/members/p-li/consents"),
+        Some(json!({"subject": "recording", "given": true})),
+        200,
+    )
+    .await;
+    let resume = clients
+        .get_mut(MEDIATOR)
+        .expect("m")
+        .request(json!({"type": "record", "action": "resume"}))
+        .await;
+    assert_eq!(resume["type"], "ok", "{resume}");
+    let stop = clients
+        .get_mut(MEDIATOR)
+        .expect("m")
+        .request(json!({"type": "record", "action": "stop"}))
+        .await;
+    assert_eq!(stop["type"], "ok", "{stop}");
+
+    // What a party sees of the case: its own links and notes, not the others'.
+    let seen_by_li = call(&server, &t("p-li"), Method::GET, &base, None, 200).await;
+    let invitations = seen_by_li["sessions"][0]["invitations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        invitations.iter().all(|i| i["person"] == "p-li") && !invitations.is_empty(),
+        "{invitations:?}"
+    );
+    assert_eq!(
+        seen_by_li["sessions"][0]["checks"]["lawyer-zhao"]["identity"]["note"],
+        ""
+    );
+    assert_eq!(
+        seen_by_li["sessions"][0]["checks"]["lawyer-zhao"]["identity"]["method"],
+        "offline"
+    );
+    call(
+        &server,
+        &t("p-li"),
+        Method::GET,
+        &format!("{base}/events"),
+        None,
+        403,
+    )
+    .await;
+
     // 6. 背对背: the applicant side (party and lawyer) and the mediator go private in one action.
     call(
         &server,
@@ -448,6 +536,50 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
     )
     .await;
 
+    // A late agent waits in the lobby until checked like everyone at the start.
+    call(&server, &staff, Method::POST, &format!("{base}/members"), Some(json!({"id": "lawyer-qian", "name": "钱律师", "role": "agent", "side": "respondent", "represents": "p-li"})), 200).await;
+    let inv = call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("{s1}/invitations"),
+        Some(json!({"person": "lawyer-qian"})),
+        200,
+    )
+    .await;
+    let mut qian = server.connect().await;
+    let joined = qian
+        .join(&room, inv["token"].as_str().expect("token"))
+        .await;
+    assert_eq!(joined["you"]["space"], "lobby", "{joined}");
+    let admit = json!({"type": "moderate", "action": "admit", "target": "lawyer-qian"});
+    let early = clients
+        .get_mut(MEDIATOR)
+        .expect("m")
+        .request(admit.clone())
+        .await;
+    assert_eq!(early["code"], "checks_missing", "{early}");
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::PUT,
+        &format!("{s1}/members/lawyer-qian/identity"),
+        Some(json!({"method": "id_document_video", "passed": true})),
+        200,
+    )
+    .await;
+    call(
+        &server,
+        inv["token"].as_str().expect("token"),
+        Method::PUT,
+        &format!("{s1}/members/lawyer-qian/warning"),
+        None,
+        200,
+    )
+    .await;
+    let admitted = clients.get_mut(MEDIATOR).expect("m").request(admit).await;
+    assert_eq!(admitted["type"], "ok", "{admitted}");
+
     // Nor can the other side reach into it, or be put into it.
     let direct = clients
         .get_mut("p-li")
@@ -470,7 +602,7 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
         Method::POST,
         &format!("{s1}/members/p-li/move"),
         Some(json!({"to": "private:applicant"})),
-        400,
+        403,
     )
     .await;
     call(
@@ -507,8 +639,12 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
     assert_eq!(minutes["revision"], 1);
     let seen = expect(clients.get_mut("p-li").expect("li"), "minutes.updated").await;
     assert_eq!(
-        (seen["revision"].as_i64(), seen["text"].as_str()),
-        (Some(1), Some("调解笔录\n双方同意分期付款。"))
+        (seen["revision"].as_i64(), &seen["sha256"]),
+        (Some(1), &minutes["sha256"])
+    );
+    assert!(
+        seen.get("text").is_none(),
+        "the text is read through the audited API"
     );
     call(
         &server,
@@ -616,6 +752,16 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
         &format!("{base}/agreement/signatures/lawyer-zhao"),
         Some(json!({"version": 1, "sha256": sha1})),
         403,
+    )
+    .await;
+    // Nobody joins as a party while the agreement is being signed.
+    call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("{base}/members"),
+        Some(json!({"id": "p-wu", "name": "吴", "role": "party", "side": "respondent"})),
+        409,
     )
     .await;
     let v2 = call(
@@ -899,6 +1045,7 @@ fn request_for(
         ),
         Action::CaseList => r(Method::GET, "/api/cases".into(), None),
         Action::CaseRead => r(Method::GET, base, None),
+        Action::CaseEventsRead => r(Method::GET, format!("{base}/events"), None),
         Action::MemberAdd => r(
             Method::POST,
             format!("{base}/members"),
@@ -1300,6 +1447,18 @@ async fn time_limits_follow_the_clock_and_overdue_cases_are_flagged(backend: Bac
         Some(1)
     );
 
+    // Ground 1 is recorded as success, ground 7 only by a party's own refusal.
+    for ground in [1, 7] {
+        call(
+            &server,
+            &staff,
+            Method::POST,
+            &format!("/api/cases/{id}/outcome"),
+            Some(json!({"result": "termination", "ground": ground})),
+            400,
+        )
+        .await;
+    }
     // A termination stops the clock for good.
     call(
         &server,
@@ -1368,9 +1527,10 @@ async fn concurrent_commands_on_one_case_all_land_in_order(backend: Backend) {
         200,
     )
     .await;
+    let admin = server.admin_token.clone();
     let before = call(
         &server,
-        &staff,
+        &admin,
         Method::GET,
         &format!("/api/cases/{id}/events"),
         None,
@@ -1403,7 +1563,7 @@ async fn concurrent_commands_on_one_case_all_land_in_order(backend: Backend) {
     );
     let events = call(
         &server,
-        &staff,
+        &admin,
         Method::GET,
         &format!("/api/cases/{id}/events"),
         None,

@@ -250,7 +250,7 @@ function listen(signaling) {
     renderTiles();
   });
   on('case.updated', () => state.case?.load().catch(() => {}));
-  on('minutes.updated', (m) => state.case?.minutesUpdated(m));
+  on('minutes.updated', (m) => state.case?.minutesUpdated(m).catch(() => {}));
   on('chat', (m) => addChat(m.from, m.text, m.to));
   on('removed', (m) => finish('left.removed', { reason: m.reason || t('moderation.remove.reason') }));
   on('room.closed', (m) => finish('left.closed', { reason: m.reason || '' }));

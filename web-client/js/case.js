@@ -59,10 +59,12 @@ export class CasePanel {
   }
 
   /** `minutes.updated` from the room. */
-  minutesUpdated(m) {
+  /** `minutes.updated` from the room: the text itself is read through the API (audited). */
+  async minutesUpdated(m) {
     if (!this.view || m.case !== this.view.id || m.session !== this.view.session) return;
-    this.minutes = { ...this.minutes, revision: m.revision, sha256: m.sha256, text: m.text };
-    if (!this.isMediator()) this.render();
+    if (this.isMediator() || this.minutes?.revision === m.revision) return;
+    await this.loadMinutes();
+    this.render();
   }
 
   me() {

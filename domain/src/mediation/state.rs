@@ -263,6 +263,8 @@ pub struct CaseState {
     pub seq: i64,
 }
 
+const NO_PARTY: &str = "no party is present";
+
 fn state(msg: impl Into<String>) -> RuleError {
     RuleError::State(msg.into())
 }
@@ -611,6 +613,15 @@ impl CaseState {
     /// Adds a member (e.g. an assisting judge).
     pub fn add_member(&self, member: &Member) -> Result<Vec<CaseEvent>, RuleError> {
         self.require_open()?;
+        // A new party would be a required signer of a text others already signed.
+        if member.role == Role::Party
+            && (self.agreement.effective_at.is_some()
+                || self.agreement.valid_signatures().next().is_some())
+        {
+            return Err(state(
+                "the agreement is being signed; a new party needs a new version first",
+            ));
+        }
         validate_addition(&self.members, member).map_err(RuleError::Invalid)?;
         Ok(vec![CaseEvent::MemberAdded {
             member: member.clone(),
@@ -772,21 +783,23 @@ impl CaseState {
             }
         }
         if !self.parties().any(|p| present.iter().any(|id| id == &p.id)) {
-            missing.push("no party is present".into());
+            missing.push(NO_PARTY.into());
         }
         Ok(missing)
     }
 
     /// Whether `person` may be put in `space` (`lobby`, `joint`, `private:<side>`): a party or
     /// agent only ever enters its own side's private room; the mediator and an assisting judge
-    /// go anywhere; others stay out of private rooms. People who are not members of the case
-    /// are not this rule's business (the room admits only tokens for it).
+    /// go anywhere; others (observers, and anyone not a member of the case) stay out of
+    /// private rooms.
     pub fn may_enter(&self, person: &str, space: &str) -> Result<(), String> {
         let Some(key) = space.strip_prefix("private:") else {
             return Ok(());
         };
         let Some(m) = self.member(person) else {
-            return Ok(());
+            return Err(format!(
+                "{person} is not a member of this case: no private room"
+            ));
         };
         let allowed = match m.role {
             Role::Mediator | Role::Judge => key == "applicant" || key == "respondent",
@@ -798,6 +811,23 @@ impl CaseState {
         } else {
             Err(format!("{person} ({}) may not enter {space}", m.role))
         }
+    }
+
+    /// What `person` still lacks to leave the lobby once session `n` is in session: a party or
+    /// agent who comes late is checked like everyone was at the start.
+    pub fn admission_missing(&self, n: u32, person: &str) -> Vec<String> {
+        let in_session = self.session(n).is_ok_and(|s| s.phase == Phase::InSession);
+        let checked = self
+            .member(person)
+            .is_some_and(|m| matches!(m.role, Role::Party | Role::Agent));
+        if !in_session || !checked {
+            return Vec::new();
+        }
+        self.missing_checks(n, &[person.to_string()])
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m != NO_PARTY)
+            .collect()
     }
 
     /// Parties among `present` who have not consented to recording in session `n` (refused or
@@ -1053,6 +1083,22 @@ impl CaseState {
     pub fn record_outcome(&self, outcome: &Outcome) -> Result<Vec<CaseEvent>, RuleError> {
         self.require_open()?;
         outcome.validate().map_err(RuleError::Invalid)?;
+        match outcome {
+            Outcome::Termination { ground: 1, .. } => {
+                return Err(invalid(
+                    "an agreement reached is recorded as success, not termination on ground 1",
+                ));
+            }
+            Outcome::Termination {
+                ground: REFUSED_TO_SIGN,
+                ..
+            } => {
+                return Err(invalid(
+                    "ground 7 is recorded by the party's own refusal to sign",
+                ));
+            }
+            _ => {}
+        }
         if *outcome == Outcome::Success && self.agreement.effective_at.is_none() {
             return Err(state(
                 "success needs an agreement signed by every party and the mediator",
