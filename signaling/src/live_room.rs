@@ -222,6 +222,8 @@ pub struct RoomState {
     pub lobby: bool,
     /// The recording, while the room is recorded.
     pub recording: Option<LiveRecording>,
+    /// The space of the last active speaker: "nobody speaks" goes only there too.
+    pub speaker_space: Option<String>,
     /// Events each member keeps for resuming.
     resume_buffer: usize,
 }
@@ -237,6 +239,7 @@ impl RoomState {
             retired: false,
             lobby: false,
             recording: None,
+            speaker_space: None,
             resume_buffer,
         }
     }

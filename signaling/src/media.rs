@@ -331,11 +331,18 @@ impl Hub {
                         continue;
                     };
                     let mut state = live.state.lock().await;
-                    // Who speaks in a private room is not shown outside it.
-                    let space = participant
+                    // Who speaks in a private room is not shown outside it, nor when they stop.
+                    let space = match participant
                         .as_ref()
                         .and_then(|p| state.members.get(&p.0))
-                        .map(|m| m.info.space.clone());
+                        .map(|m| m.info.space.clone())
+                    {
+                        Some(space) => {
+                            state.speaker_space = Some(space.clone());
+                            Some(space)
+                        }
+                        None => state.speaker_space.take(),
+                    };
                     let seq = state.next_seq();
                     let event = Event::SpeakerActive {
                         seq,

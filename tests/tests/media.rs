@@ -701,6 +701,36 @@ async fn the_loudest_speaker_is_announced() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_speaks_in_a_private_room_is_not_announced_outside_it() {
+    let (server, _turn) = server().await;
+    let quiet = || ParticipantOptions {
+        loudness: 0.002,
+        video: false,
+        ..ParticipantOptions::default()
+    };
+    let mut m = enter(&server, "r13", "mediator", Role::Mediator, quiet()).await;
+    let a = enter(&server, "r13", "a", Role::Party, quiet()).await;
+    let mut b = enter(&server, "r13", "b", Role::Party, quiet()).await;
+    moderate(&m, "move", "a", json!({"space": "private:side-a"})).await;
+    moderate(&m, "move", "mediator", json!({"space": "private:side-a"})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while b.events.try_recv().is_ok() {}
+    // A speaks up in the private room: the mediator there is told, B outside is not.
+    a.set_loudness(0.5);
+    let event = m
+        .event("speaker.active", Duration::from_secs(3))
+        .await
+        .expect("speaker event in the private room");
+    assert_eq!(event["identity"], "a", "{event}");
+    let outside = b.event("speaker.active", Duration::from_millis(1500)).await;
+    assert!(
+        outside.is_err(),
+        "B was told who speaks in the private room: {outside:?}"
+    );
+    server.stop().await;
+}
+
 /// A simulcast publisher (three layers, q/h/f) and one subscriber: the subscriber gets a layer
 /// above the lowest, the lowest when it asks for 180 lines, a larger one when it lifts that;
 /// the lowest when its network is capped at 250 kbit/s, and a higher one when the cap lifts.
