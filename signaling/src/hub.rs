@@ -873,6 +873,26 @@ impl Hub {
             Moderation::Remove { reason } => self.remove(room, target, reason).await?,
             Moderation::Move { space } => {
                 self.move_participant(room, target, space).await?;
+                // In a case's room a move is part of the record of who was where (audited like
+                // the case API's moves).
+                if let Some((case, _)) = self.store.case_of_room(room).await? {
+                    let role = self
+                        .owned_state(session)
+                        .await?
+                        .members
+                        .get(&session.identity)
+                        .map(|m| m.info.role.as_str().to_string())
+                        .unwrap_or_default();
+                    let entry = tiaojie_domain::AuditEntry::new(
+                        now_millis(),
+                        &session.identity,
+                        &role,
+                        "person.move",
+                        &format!("case:{case}"),
+                        &format!("{target} to {}", crate::media::space_text(space)),
+                    );
+                    self.store.audit(&entry).await?;
+                }
             }
         }
         tracing::info!(room, participant = %session.identity, target, ?action, "moderated");

@@ -979,6 +979,7 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
         "warning.acknowledge",
         "session.run",
         "side.move",
+        "person.move",
         "minutes.edit",
         "minutes.read",
         "minutes.confirm",
@@ -996,6 +997,16 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
             "{action} not audited: {actions:?}"
         );
     }
+    // The mediator's admission over signaling is in the case's record too.
+    assert!(
+        log.as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["action"] == "person.move"
+                && e["actor"] == MEDIATOR
+                && e["detail"] == "lawyer-qian to joint"),
+        "{log}"
+    );
     let ok = call(&server, &admin, Method::GET, "/api/audit/verify", None, 200).await;
     assert_eq!(ok["problems"], json!([]), "{ok}");
     let victim = log[5]["id"].as_i64().expect("id");
