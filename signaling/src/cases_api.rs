@@ -94,6 +94,10 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/cases/{case}/outcome", post(record_outcome))
         .route("/cases/{case}/deadline/extensions", post(extend_deadline))
+        .route(
+            "/cases/{case}/members/{person}/extension-consent",
+            put(answer_extension),
+        )
         .route("/cases/{case}/deadline/pause", post(pause_deadline))
         .route("/ratings/mediators", get(mediator_ratings))
 }
@@ -130,6 +134,7 @@ pub(crate) fn routes() -> Router<AppState> {
         refuse_agreement,
         record_outcome,
         extend_deadline,
+        answer_extension,
         pause_deadline,
         mediator_ratings
     ),
@@ -166,6 +171,7 @@ pub(crate) fn routes() -> Router<AppState> {
         SignBody,
         RefuseBody,
         ExtendBody,
+        ExtensionAnswer,
         PauseBody
     ))
 )]
@@ -1488,18 +1494,16 @@ async fn record_outcome(
     Ok(Json(view(&state, case, &viewer).await?))
 }
 
-/// An extension of the time limit.
+/// A proposed extension of the time limit.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendBody {
     /// Days (1–30).
     pub days: i64,
-    /// Every party, as consenting.
-    pub consented_by: Vec<String>,
 }
 
 #[utoipa::path(post, path = "/api/cases/{case}/deadline/extensions", params(("case" = String, Path)), request_body = ExtendBody, responses(
-    (status = 200, body = CaseView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    (status = 200, description = "proposed; each party answers with PUT .../members/{person}/extension-consent", body = CaseView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn extend_deadline(
     State(state): State<AppState>,
     Caller(claims): Caller,
@@ -1507,7 +1511,7 @@ async fn extend_deadline(
     body: Result<ApiJson<ExtendBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
-    let detail = format!("{} days by {}", b.days, b.consented_by.join(","));
+    let detail = format!("{} days proposed", b.days);
     let (case, viewer) = command(
         &state,
         claims,
@@ -1515,7 +1519,38 @@ async fn extend_deadline(
         Action::DeadlineChange,
         None,
         detail,
-        |c| c.extend(b.days, &b.consented_by),
+        |c| c.propose_extension(b.days),
+    )
+    .await?;
+    Ok(Json(view(&state, case, &viewer).await?))
+}
+
+/// A party's answer to a proposed extension.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionAnswer {
+    /// Agree or not.
+    pub agreed: bool,
+}
+
+#[utoipa::path(put, path = "/api/cases/{case}/members/{person}/extension-consent", params(("case" = String, Path), ("person" = String, Path)), request_body = ExtensionAnswer, responses(
+    (status = 200, description = "answered; the last party's agreement extends the limit", body = CaseView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn answer_extension(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, person)): Path<(String, String)>,
+    body: Result<ApiJson<ExtensionAnswer>, ApiError>,
+) -> Result<Json<CaseView>, ApiError> {
+    let ApiJson(b) = body?;
+    let detail = format!("{person} agreed={}", b.agreed);
+    let (case, viewer) = command(
+        &state,
+        claims,
+        &case_id,
+        Action::ConsentGive,
+        Some(&person),
+        detail,
+        |c| c.answer_extension(&person, b.agreed),
     )
     .await?;
     Ok(Json(view(&state, case, &viewer).await?))

@@ -409,7 +409,7 @@ const scenarios = {
     await m.page.locator('#case .case-note', { hasText: '身份' }).waitFor().catch(async () => {
       await m.page.locator('#case .case-note').waitFor();
     });
-    m.page.on('dialog', (dialog) => dialog.accept('律师证线下核验'));
+    m.page.on('dialog', (dialog) => dialog.accept(dialog.message().includes('天数') ? '5' : '律师证线下核验'));
     await click(m, 'verify-p-zhang-id_document_video');
     await m.page.locator('[data-person="p-zhang"]', { hasText: '证件比对' }).waitFor();
     await click(m, 'verify-p-li-face_recognition');
@@ -441,6 +441,15 @@ const scenarios = {
     await click(m, 'joint-applicant');
     await zhang.page.locator('#where', { hasText: '调解室' }).waitFor();
     await until('李四 to hear 张三 again', () => flowing(li, 'p-zhang', 'audio', 1000));
+
+    // More time, by both parties' consent: proposed by the mediator, agreed on each page.
+    await m.page.locator('#case .limit', { hasText: '30 天' }).waitFor();
+    await click(m, 'propose-extension');
+    for (const p of [zhang, li]) {
+      await p.page.locator('#case .extension .pending', { hasText: '5 天' }).waitFor();
+      await click(p, 'extension-yes');
+    }
+    await m.page.locator('#case .limit', { hasText: '35 天' }).waitFor();
 
     // Minutes, live; the agreement from the template; everyone signs; it takes effect.
     await m.page.fill('#minutes-editor', '调解笔录：双方同意分期还款。');

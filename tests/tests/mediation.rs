@@ -1126,7 +1126,7 @@ fn request_for(
         Action::DeadlineChange => r(
             Method::POST,
             format!("{base}/deadline/extensions"),
-            Some(json!({"days": 0, "consented_by": []})),
+            Some(json!({"days": 0})),
         ),
         Action::RatingSubmit => r(
             Method::PUT,
@@ -1371,25 +1371,75 @@ async fn time_limits_follow_the_clock_and_overdue_cases_are_flagged(backend: Bac
         json!([])
     );
 
-    // Extended by both parties' consent: no longer late.
+    // Extended by both parties' consent: the mediator proposes, each party agrees for itself;
+    // the last agreement extends the limit.
+    let v = call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("/api/cases/{id}/sessions"),
+        Some(json!({"scheduled_at": 0})),
+        200,
+    )
+    .await;
+    let room = v["sessions"][0]["room"].as_str().expect("room").to_string();
+    let (zhang, li) = (
+        server.token(&room, "p-zhang", Role::Party),
+        server.token(&room, "p-li", Role::Party),
+    );
     call(
         &server,
         &staff,
         Method::POST,
         &format!("/api/cases/{id}/deadline/extensions"),
-        Some(json!({"days": 5, "consented_by": ["p-zhang"]})),
+        Some(json!({"days": 45})),
         400,
     )
     .await;
-    let v = call(
+    call(
         &server,
         &staff,
         Method::POST,
         &format!("/api/cases/{id}/deadline/extensions"),
-        Some(json!({"days": 5, "consented_by": ["p-zhang", "p-li"]})),
+        Some(json!({"days": 5})),
         200,
     )
     .await;
+    let v = call(
+        &server,
+        &zhang,
+        Method::PUT,
+        &format!("/api/cases/{id}/members/p-zhang/extension-consent"),
+        Some(json!({"agreed": true})),
+        200,
+    )
+    .await;
+    assert_eq!(
+        (
+            v["time_limit"]["overdue"].as_bool(),
+            v["pending_extension"]["days"].as_i64()
+        ),
+        (Some(true), Some(5))
+    );
+    call(
+        &server,
+        &li,
+        Method::PUT,
+        &format!("/api/cases/{id}/members/p-zhang/extension-consent"),
+        Some(json!({"agreed": true})),
+        403,
+    )
+    .await;
+    let v = call(
+        &server,
+        &li,
+        Method::PUT,
+        &format!("/api/cases/{id}/members/p-li/extension-consent"),
+        Some(json!({"agreed": true})),
+        200,
+    )
+    .await;
+    assert_eq!(v["time_limit"]["extension_days"], 5);
     assert_eq!(v["time_limit"]["overdue"], false);
     assert_eq!(
         overdue(

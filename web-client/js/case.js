@@ -125,6 +125,7 @@ export class CasePanel {
     if (this.view.outcome) {
       parts.push(tr(h('p', { class: 'outcome' }), `case.outcome.${this.view.outcome.result}`));
     }
+    if (!this.view.outcome) parts.push(this.renderExtension(me));
     if (me?.role === 'party' && session?.phase === 'ended') parts.push(this.renderRating(me, session));
     if (me && (me.role === 'party' || me.role === 'agent')) parts.push(this.renderOwnChecks(me, session));
     if (me?.role === 'mediator') {
@@ -212,6 +213,46 @@ export class CasePanel {
       }
     }
     return card;
+  }
+
+  /** Extending the time limit (ODR-Med 24): the mediator proposes, each party answers. */
+  renderExtension(me) {
+    const box = h('section', { class: 'extension' });
+    const pending = this.view.pending_extension;
+    if (me?.role === 'mediator') {
+      if (pending) {
+        box.append(tr(h('p', { class: 'pending' }), 'case.extension.pending', { days: pending.days, agreed: pending.agreed.length }));
+      }
+      box.append(
+        tr(
+          h('button', {
+            type: 'button',
+            'data-action': 'propose-extension',
+            onclick: () => {
+              const days = Number(prompt(t('case.extension.days')));
+              if (days) this.act(() => this.api('POST', `${this.base()}/deadline/extensions`, { days }));
+            },
+          }),
+          'case.extension.propose',
+        ),
+      );
+    } else if (me?.role === 'party' && pending && !pending.agreed.includes(me.id)) {
+      box.append(tr(h('p', { class: 'pending' }), 'case.extension.asked', { days: pending.days }));
+      for (const agreed of [true, false]) {
+        box.append(
+          tr(
+            h('button', {
+              type: 'button',
+              'data-action': `extension-${agreed ? 'yes' : 'no'}`,
+              onclick: () => this.act(() => this.api('PUT', `${this.base()}/members/${me.id}/extension-consent`, { agreed })),
+            }),
+            agreed ? 'case.consent.give' : 'case.consent.refuse',
+          ),
+          ' ',
+        );
+      }
+    }
+    return box;
   }
 
   /** After the session: a party rates it (ODR-Med 27), once. */

@@ -198,6 +198,18 @@ pub enum CaseEvent {
         /// Success, failure or termination.
         outcome: Outcome,
     },
+    /// The mediator proposed extending the time limit; each party answers.
+    ExtensionProposed {
+        /// Days proposed.
+        days: i64,
+    },
+    /// A party answered the pending proposal (a refusal withdraws it).
+    ExtensionAnswered {
+        /// Who.
+        person: String,
+        /// Agreed or not.
+        agreed: bool,
+    },
     /// The time limit was extended with every party's consent.
     DeadlineExtended {
         /// Days added.
@@ -247,6 +259,8 @@ impl CaseEvent {
             CaseEvent::AgreementSigned { .. } => "agreement_signed",
             CaseEvent::SigningRefused { .. } => "signing_refused",
             CaseEvent::OutcomeRecorded { .. } => "outcome_recorded",
+            CaseEvent::ExtensionProposed { .. } => "extension_proposed",
+            CaseEvent::ExtensionAnswered { .. } => "extension_answered",
             CaseEvent::DeadlineExtended { .. } => "deadline_extended",
             CaseEvent::DeadlinePaused { .. } => "deadline_paused",
             CaseEvent::DeadlineResumed => "deadline_resumed",

@@ -248,12 +248,27 @@ mod tests {
     #[test]
     fn extensions_need_every_party_and_pauses_stop_the_clock() {
         let mut log = opened();
-        let s = log.state();
-        assert!(s.extend(5, &["a".into()]).is_err());
-        assert!(s.extend(5, &["a".into(), "b".into(), "l".into()]).is_err());
-        log.push("m", s.extend(5, &["a".into(), "b".into()]));
+        assert!(
+            log.state().answer_extension("a", true).is_err(),
+            "nothing proposed"
+        );
+        log.push("m", log.state().propose_extension(5));
+        log.push("a", log.state().answer_extension("a", true));
+        assert_eq!(log.state().extension_days, 0, "b has not agreed");
+        assert!(
+            log.state().answer_extension("l", true).is_err(),
+            "agents do not consent"
+        );
+        // A refusal withdraws the proposal; a new one starts over.
+        log.push("b", log.state().answer_extension("b", false));
+        assert!(log.state().pending_extension.is_none());
+        log.push("m", log.state().propose_extension(5));
+        log.push("b", log.state().answer_extension("b", true));
+        log.push("a", log.state().answer_extension("a", true));
         let day = super::deadline::DAY_MS;
         let s = log.state();
+        assert_eq!(s.extension_days, 5);
+        assert!(s.pending_extension.is_none());
         assert_eq!(s.time_limit(0).due_at, s.opened_at + 12 * day);
         assert!(s.time_limit(s.opened_at + 12 * day + 1).overdue);
         log.push("m", s.pause(true, "司法鉴定"));

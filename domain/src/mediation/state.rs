@@ -230,6 +230,17 @@ impl AgreementState {
     }
 }
 
+/// A proposed extension awaiting the parties.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PendingExtension {
+    /// Days proposed.
+    pub days: i64,
+    /// When, Unix ms.
+    pub proposed_at: i64,
+    /// Parties who agreed so far.
+    pub agreed: Vec<String>,
+}
+
 /// A whole case.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CaseState {
@@ -257,6 +268,8 @@ pub struct CaseState {
     pub closed_at: Option<i64>,
     /// Days of extension granted.
     pub extension_days: i64,
+    /// An extension the mediator proposed that not every party has answered yet.
+    pub pending_extension: Option<PendingExtension>,
     /// Pauses of the time limit.
     pub pauses: Vec<(i64, Option<i64>)>,
     /// Events folded so far.
@@ -300,6 +313,7 @@ impl CaseState {
             outcome: None,
             closed_at: None,
             extension_days: 0,
+            pending_extension: None,
             pauses: Vec::new(),
             seq: first.seq,
         };
@@ -497,7 +511,26 @@ impl CaseState {
                     *end = Some(at);
                 }
             }
-            CaseEvent::DeadlineExtended { days, .. } => self.extension_days += days,
+            CaseEvent::ExtensionProposed { days } => {
+                self.pending_extension = Some(PendingExtension {
+                    days: *days,
+                    proposed_at: at,
+                    agreed: Vec::new(),
+                });
+            }
+            CaseEvent::ExtensionAnswered { person, agreed } => {
+                if *agreed {
+                    if let Some(p) = self.pending_extension.as_mut() {
+                        p.agreed.push(person.clone());
+                    }
+                } else {
+                    self.pending_extension = None;
+                }
+            }
+            CaseEvent::DeadlineExtended { days, .. } => {
+                self.extension_days += days;
+                self.pending_extension = None;
+            }
             CaseEvent::DeadlinePaused { .. } => self.pauses.push((at, None)),
             CaseEvent::DeadlineResumed => {
                 if let Some((_, end)) = self.pauses.iter_mut().find(|(_, e)| e.is_none()) {
@@ -1116,33 +1149,49 @@ impl CaseState {
         Ok(events)
     }
 
-    /// Extends the time limit; every party must have consented.
-    pub fn extend(&self, days: i64, consented_by: &[String]) -> Result<Vec<CaseEvent>, RuleError> {
+    /// The mediator proposes extending the time limit (ODR-Med 24: by the parties' consent);
+    /// a new proposal replaces a pending one.
+    pub fn propose_extension(&self, days: i64) -> Result<Vec<CaseEvent>, RuleError> {
         self.require_open()?;
         if !(1..=30).contains(&days) {
             return Err(invalid("an extension is 1-30 days"));
         }
-        let missing: Vec<&str> = self
-            .parties()
-            .filter(|p| !consented_by.contains(&p.id))
-            .map(|p| p.id.as_str())
-            .collect();
-        if !missing.is_empty() {
-            return Err(invalid(format!(
-                "an extension needs every party's consent; missing: {}",
-                missing.join(", ")
-            )));
+        Ok(vec![CaseEvent::ExtensionProposed { days }])
+    }
+
+    /// A party answers the pending proposal; the last agreement extends the limit, a refusal
+    /// withdraws the proposal.
+    pub fn answer_extension(
+        &self,
+        person: &str,
+        agreed: bool,
+    ) -> Result<Vec<CaseEvent>, RuleError> {
+        self.require_open()?;
+        if self.known_member(person)?.role != Role::Party {
+            return Err(invalid("parties consent to an extension"));
         }
-        if let Some(other) = consented_by
-            .iter()
-            .find(|id| self.member(id).is_none_or(|m| m.role != Role::Party))
-        {
-            return Err(invalid(format!("{other} is not a party")));
+        let pending = self
+            .pending_extension
+            .as_ref()
+            .ok_or_else(|| state("no extension is proposed"))?;
+        if pending.agreed.iter().any(|p| p == person) {
+            return Err(state("already agreed to this extension"));
         }
-        Ok(vec![CaseEvent::DeadlineExtended {
-            days,
-            consented_by: consented_by.to_vec(),
-        }])
+        let mut events = vec![CaseEvent::ExtensionAnswered {
+            person: person.to_string(),
+            agreed,
+        }];
+        let all_agreed = agreed
+            && self
+                .parties()
+                .all(|p| p.id == person || pending.agreed.contains(&p.id));
+        if all_agreed {
+            events.push(CaseEvent::DeadlineExtended {
+                days: pending.days,
+                consented_by: self.parties().map(|p| p.id.clone()).collect(),
+            });
+        }
+        Ok(events)
     }
 
     /// Pauses (an appraisal starts) or resumes the time limit.
