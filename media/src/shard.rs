@@ -9,7 +9,7 @@
 //! Each mutation runs under `catch_unwind`: a panic in one participant's state loses that
 //! participant's media, not the room.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -204,6 +204,13 @@ struct TrackOut {
     last_out: Option<(u64, Instant, u32)>,
     /// Anything was written to this subscriber's stream yet.
     written: bool,
+    /// Not forwarded now (the policy says no: another space, a moderator's block, audio
+    /// only) although the publisher still publishes it: the media line stays, so coming back
+    /// needs no renegotiation and a moving person's SDP does not grow with every move.
+    paused: bool,
+    /// Forwarding resumes at the next packet (video: the next keyframe) with the subscriber's
+    /// sequence numbers continuing from where they stopped.
+    resume: bool,
 }
 
 impl TrackOut {
@@ -224,6 +231,8 @@ impl TrackOut {
             last_seq_out: None,
             last_out: None,
             written: false,
+            paused: false,
+            resume: false,
         }
     }
 
@@ -341,6 +350,9 @@ pub(crate) struct Shard {
     events: mpsc::UnboundedSender<MediaEvent>,
     counters: Arc<SfuCounters>,
     next_key: PeerKey,
+    /// Makes every offered track id unique: a track stopped and offered again must not repeat
+    /// an `a=msid` still present on its stopped media line (browsers reject the offer).
+    next_track_serial: u64,
     last_tick: Instant,
     last_speaker_tick: Instant,
 }
@@ -383,6 +395,7 @@ impl Shard {
             events,
             counters,
             next_key: 1,
+            next_track_serial: 0,
             last_tick: now,
             last_speaker_tick: now,
         }
@@ -789,8 +802,13 @@ impl Shard {
             let OutState::Open(mid) = out.state else {
                 continue;
             };
-            let starting =
-                out.last_seq_out.is_none() || out.layer != source.rid || out.awaiting_keyframe;
+            if out.paused {
+                continue;
+            }
+            let starting = out.last_seq_out.is_none()
+                || out.layer != source.rid
+                || out.awaiting_keyframe
+                || out.resume;
             if starting {
                 // Another simulcast layer, or a video not started yet: begin only at the
                 // first packet of a keyframe of the layer we want. Audio starts anywhere.
@@ -805,6 +823,7 @@ impl Shard {
                 out.begin(seq, rtp_time, rate, now);
                 out.layer = source.rid;
                 out.awaiting_keyframe = false;
+                out.resume = false;
             } else if seq < out.first_seq {
                 // Late (a repair) from before the point where this subscriber's stream began.
                 continue;
@@ -1082,13 +1101,19 @@ impl Shard {
             .map(|(i, t)| {
                 let publisher = self.peers.get(&t.publisher);
                 let stream = publisher.map(|p| p.who.to_string()).unwrap_or_default();
-                // Track ids must be unique per receiver: browsers and webrtc-rs key tracks by them.
+                // Track ids must be unique per receiver: browsers and webrtc-rs key tracks by them
+                // (a serial is added below).
                 let track = format!("{stream}-{}-{}", t.kind.as_str(), t.source);
                 (i, t.state, t.kind, stream, track)
             })
             .collect();
         if changes.is_empty() {
             return None;
+        }
+        let mut changes = changes;
+        for change in changes.iter_mut().filter(|c| c.1 == OutState::ToOpen) {
+            self.next_track_serial += 1;
+            change.4 = format!("{}-{}", change.4, self.next_track_serial);
         }
         let outcome = self.mutate(key, |rtc| {
             let mut api = rtc.sdp_api();
@@ -1141,6 +1166,14 @@ impl Shard {
         };
         let members = r.members.clone();
         let mut changed = Vec::new();
+        let mut keyframes = Vec::new();
+        // What is published in the room now: a track not forwarded but still published is
+        // paused, not stopped.
+        let published: HashSet<(PeerKey, Mid)> = members
+            .iter()
+            .filter_map(|k| self.peers.get(k).map(|p| (k, p)))
+            .flat_map(|(k, p)| p.tracks_in.iter().map(move |t| (*k, t.mid)))
+            .collect();
         for &sub_key in &members {
             let Some(sub) = self.peers.get(&sub_key) else {
                 continue;
@@ -1166,12 +1199,24 @@ impl Shard {
                     .any(|(k, m, _)| *k == t.publisher && *m == t.source);
                 if wanted {
                     t.stop_when_open = false;
+                    if t.paused {
+                        t.paused = false;
+                        t.resume = true;
+                        if t.kind == Kind::Video {
+                            t.awaiting_keyframe = true;
+                            keyframes.push((t.publisher, t.source, t.target));
+                        }
+                    }
                     return true;
                 }
                 match t.state {
                     OutState::ToOpen => {
                         dirty = true;
                         false
+                    }
+                    OutState::Open(_) if published.contains(&(t.publisher, t.source)) => {
+                        t.paused = true;
+                        true
                     }
                     OutState::Open(mid) => {
                         t.state = OutState::ToStop(mid);
@@ -1206,6 +1251,9 @@ impl Shard {
             }
         }
         self.choose_layers(room);
+        for (publisher, source, rid) in keyframes {
+            self.request_keyframe(publisher, source, rid, KeyframeRequestKind::Pli);
+        }
         for key in changed {
             self.offer_now(key);
         }

@@ -92,6 +92,7 @@ async function person(viewport = { width: 1280, height: 800 }) {
   const context = await browser.newContext({ viewport, locale: 'zh-CN' });
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+  if (process.env.DEBUG_CONSOLE) page.on('console', (m) => console.error(`[console ${m.type()}] ${m.text()}`));
   return { context, page };
 }
 
@@ -438,9 +439,27 @@ const scenarios = {
       throw new Error('the other side read the private room chat');
     }
     await shot(zhang, 'mediation-private-room');
+    // A judge is asked to assist: invited from the panel, joins with the link, and the
+    // mediator brings the judge into the private room.
+    await m.page.fill('#invite-id', 'judge-sun');
+    await m.page.fill('#invite-name', '孙法官');
+    await click(m, 'invite-judge');
+    const judgeLink = await m.page.locator('#case .invite-link code').textContent();
+    const judge = await person();
+    judge.identity = 'judge-sun';
+    await judge.page.goto(judgeLink);
+    await judge.page.locator('#join').click();
+    await judge.page.locator('#room').waitFor();
+    await click(m, 'goto-judge-sun-private:applicant');
+    await judge.page.locator('#where', { hasText: '单独调解室（申请方）' }).waitFor();
+    await receivesFrom(judge, ['p-zhang'], ['audio']);
+    await click(m, 'goto-judge-sun-joint');
+    await judge.context.close();
     await click(m, 'joint-applicant');
     await zhang.page.locator('#where', { hasText: '调解室' }).waitFor();
     await until('李四 to hear 张三 again', () => flowing(li, 'p-zhang', 'audio', 1000));
+    // Back from the private room, the mediator sees the other side again (a new keyframe).
+    await until('the mediator to see 李四 again', () => flowing(m, 'p-li', 'video', 1000), 20000);
 
     // More time, by both parties' consent: proposed by the mediator, agreed on each page.
     await m.page.locator('#case .limit', { hasText: '30 天' }).waitFor();

@@ -134,7 +134,10 @@ export class CasePanel {
     }
     parts.push(this.renderMinutes(me, session));
     parts.push(this.renderAgreement(me));
-    if (me?.role === 'mediator' && !this.view.outcome) parts.push(this.renderOutcome(session));
+    if (me?.role === 'mediator' && !this.view.outcome) {
+      if (session?.phase === 'in_session') parts.push(this.renderInvite());
+      parts.push(this.renderOutcome(session));
+    }
     // Keep a focused editor where it is: re-rendering would lose the caret.
     const editing = this.root.contains(document.activeElement) && document.activeElement.tagName === 'TEXTAREA';
     if (editing) {
@@ -382,6 +385,42 @@ export class CasePanel {
         ' ',
       );
     }
+    // The mediator (and an assisting judge) go between the rooms.
+    const moveTo = (person, to) => () =>
+      this.act(() => this.api('POST', `${this.sessionPath()}/members/${person}/move`, { to }));
+    const staff = this.view.members.filter((m) => m.role === 'mediator' || m.role === 'judge');
+    for (const m of staff) {
+      const row = h('p', { class: 'goto', dataset: { person: m.id } }, `${m.name} · ${t(`role.${m.role}`)}: `);
+      for (const to of ['joint', 'private:applicant', 'private:respondent']) {
+        const key = to === 'joint' ? 'case.go.joint' : `case.go.${to.slice('private:'.length)}`;
+        row.append(tr(h('button', { type: 'button', class: 'mod', 'data-action': `goto-${m.id}-${to}`, onclick: moveTo(m.id, to) }), key), ' ');
+      }
+      box.append(row);
+    }
+    return box;
+  }
+
+  /** The mediator invites an assisting judge (在线请求法官协助) and gets the judge's link. */
+  renderInvite() {
+    const box = h('section', { class: 'invite' });
+    box.append(tr(h('h3', {}), 'case.invite.title'));
+    const id = h('input', { id: 'invite-id', 'aria-label': t('case.invite.id'), placeholder: t('case.invite.id') });
+    const name = h('input', { id: 'invite-name', 'aria-label': t('case.invite.name'), placeholder: t('case.invite.name') });
+    const out = h('p', { class: 'invite-link' });
+    const invite = async () => {
+      await this.api('POST', `${this.base()}/members`, { id: id.value.trim(), name: name.value.trim(), role: 'judge' });
+      const inv = await this.api('POST', `${this.sessionPath()}/invitations`, { person: id.value.trim() });
+      this.lastInvite = `${location.origin}${inv.link}`;
+    };
+    box.append(
+      id,
+      ' ',
+      name,
+      ' ',
+      tr(h('button', { type: 'button', 'data-action': 'invite-judge', onclick: () => this.act(invite) }), 'case.invite.judge'),
+      out,
+    );
+    if (this.lastInvite) out.append(h('code', { class: 'link' }, this.lastInvite));
     return box;
   }
 

@@ -48,7 +48,10 @@ export class MediaSession extends EventTarget {
   // Negotiations run one at a time: a server offer waits for our own to finish.
   serialize(step) {
     const run = this.queue.then(step, step);
-    this.queue = run.catch((e) => this.emit('error', e));
+    this.queue = run.catch((e) => {
+      console.warn('negotiation failed', e);
+      this.emit('error', e);
+    });
     return run;
   }
 
@@ -60,19 +63,25 @@ export class MediaSession extends EventTarget {
     this.prune();
   }
 
+  // A publisher's stream is replaced, not edited, whenever its tracks change: a <video> that
+  // keeps a MediaStream whose video track was swapped in place (a return from a private room
+  // brings the track back on a new media line) goes on showing the old, ended one.
   track(e) {
     const identity = e.streams[0]?.id;
     if (!identity) return;
-    let stream = this.streams.get(identity);
-    if (!stream) {
-      stream = new MediaStream();
-      this.streams.set(identity, stream);
-    }
-    stream.addTrack(e.track);
-    e.track.addEventListener('ended', () => {
-      stream.removeTrack(e.track);
-      this.emit('streams', this.streams);
-    });
+    const old = this.streams.get(identity)?.getTracks() ?? [];
+    const tracks = [...old.filter((t) => t.kind !== e.track.kind || t.readyState === 'live'), e.track];
+    this.streams.set(identity, new MediaStream(tracks));
+    e.track.addEventListener('ended', () => this.drop(identity, e.track));
+    this.emit('streams', this.streams);
+  }
+
+  drop(identity, track) {
+    const stream = this.streams.get(identity);
+    if (!stream?.getTracks().includes(track)) return;
+    const rest = stream.getTracks().filter((t) => t !== track);
+    if (rest.length) this.streams.set(identity, new MediaStream(rest));
+    else this.streams.delete(identity);
     this.emit('streams', this.streams);
   }
 
@@ -84,11 +93,12 @@ export class MediaSession extends EventTarget {
         .filter((t) => !t.stopped && t.currentDirection !== 'inactive' && t.currentDirection !== 'sendonly')
         .map((t) => t.receiver.track),
     );
-    for (const [identity, stream] of this.streams) {
-      for (const track of stream.getTracks()) {
-        if (!live.has(track)) stream.removeTrack(track);
-      }
-      if (stream.getTracks().length === 0) this.streams.delete(identity);
+    for (const [identity, stream] of [...this.streams]) {
+      const tracks = stream.getTracks();
+      const kept = tracks.filter((t) => live.has(t));
+      if (kept.length === tracks.length) continue;
+      if (kept.length) this.streams.set(identity, new MediaStream(kept));
+      else this.streams.delete(identity);
     }
     this.emit('streams', this.streams);
   }
