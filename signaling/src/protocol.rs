@@ -16,8 +16,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest chat message, in characters.
 pub const MAX_CHAT_CHARS: usize = 4000;
 
-/// Longest SDP accepted, in bytes.
-pub const MAX_SDP_BYTES: usize = 32 * 1024;
+/// Longest SDP accepted, in bytes. A browser's SDP takes about 1.6 KB per media line (two per
+/// other participant): 60 KiB holds a room of about 18, and stays under the default 64 KiB
+/// message limit with JSON's escaping (32 KiB, the old limit, broke at about 11).
+pub const MAX_SDP_BYTES: usize = 60 * 1024;
 
 /// A client-chosen request id (a string or a number), echoed in the reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
