@@ -86,11 +86,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
     // Cases past their time limit: the admins' alert (an indexed count, per scrape).
     let now = state.hub.clock.now();
-    if let Ok(late) = state.hub.store().cases(None, Some(now)).await {
+    if let Ok(late) = state.hub.store().overdue_count(now).await {
         text.push_str(&format!(
             "# HELP tiaojie_cases_overdue Open cases past their mediation time limit.\n\
-             # TYPE tiaojie_cases_overdue gauge\ntiaojie_cases_overdue {}\n",
-            late.len()
+             # TYPE tiaojie_cases_overdue gauge\ntiaojie_cases_overdue {late}\n"
         ));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

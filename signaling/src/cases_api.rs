@@ -195,11 +195,7 @@ async fn authorize(
     acting_for: Option<&str>,
 ) -> Result<Standing, ApiError> {
     let case = state.hub.store().case(case_id).await?;
-    let role = if claims.has(Grant::Admin) {
-        Role::Admin
-    } else {
-        claims.role
-    };
+    let role = role_of(&claims);
     let member = match (&claims.room, role) {
         (_, Role::Admin) => true,
         (Some(room), _) => {
@@ -219,25 +215,30 @@ async fn authorize(
         person: &claims.sub,
     };
     if let Err(denied) = permission::check(action, asker) {
-        audit(
-            state,
-            &claims,
-            "permission.denied",
-            &target(&case.id),
-            &denied.to_string(),
-        )
-        .await?;
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            denied.to_string(),
-        ));
+        return Err(refuse(state, &claims, &target(&case.id), denied.to_string()).await);
     }
     Ok(Standing { claims, case })
 }
 
 fn target(case: &str) -> String {
     format!("case:{case}")
+}
+
+/// The role the matrix sees: an admin token is an admin whatever else it says.
+fn role_of(claims: &Claims) -> Role {
+    if claims.has(Grant::Admin) {
+        Role::Admin
+    } else {
+        claims.role
+    }
+}
+
+/// Audits a refusal and answers it 403: every `permission.denied` goes through here.
+async fn refuse(state: &AppState, claims: &Claims, target: &str, reason: String) -> ApiError {
+    if let Err(e) = audit(state, claims, "permission.denied", target, &reason).await {
+        return e;
+    }
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, reason)
 }
 
 fn name_of(action: Action) -> &'static str {
@@ -253,11 +254,7 @@ struct Viewer {
 impl Viewer {
     fn of(claims: &Claims) -> Viewer {
         Viewer {
-            role: if claims.has(Grant::Admin) {
-                Role::Admin
-            } else {
-                claims.role
-            },
+            role: role_of(claims),
             person: claims.sub.clone(),
         }
     }
@@ -429,11 +426,7 @@ async fn list_cases(
     Caller(claims): Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<CaseListItem>>, ApiError> {
-    let role = if claims.has(Grant::Admin) {
-        Role::Admin
-    } else {
-        claims.role
-    };
+    let role = role_of(&claims);
     // Listing is for staff: admins see every case; a mediator (staff token) their own.
     let staff = role == Role::Admin || (role == Role::Mediator && claims.room.is_none());
     let asker = Asker {
@@ -450,19 +443,7 @@ async fn list_cases(
         })
     });
     if let Err(denied) = checked {
-        audit(
-            &state,
-            &claims,
-            "permission.denied",
-            "cases",
-            &denied.to_string(),
-        )
-        .await?;
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            denied.to_string(),
-        ));
+        return Err(refuse(&state, &claims, "cases", denied.to_string()).await);
     }
     let now = state.hub.clock.now();
     let mediator = (role == Role::Mediator).then_some(claims.sub.as_str());
@@ -498,11 +479,7 @@ async fn open_case(
     body: Result<ApiJson<NewCase>, ApiError>,
 ) -> Result<(StatusCode, Json<CaseView>), ApiError> {
     let ApiJson(new) = body?;
-    let role = if claims.has(Grant::Admin) {
-        Role::Admin
-    } else {
-        claims.role
-    };
+    let role = role_of(&claims);
     let staff = role == Role::Admin || claims.room.is_none();
     let asker = Asker {
         role,
@@ -520,12 +497,7 @@ async fn open_case(
                 .then(|| "a mediator opens cases for themself".to_string())
         });
     if let Some(denied) = denied {
-        audit(&state, &claims, "permission.denied", "cases", &denied).await?;
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            denied,
-        ));
+        return Err(refuse(&state, &claims, "cases", denied).await);
     }
     let id = format!("c{}", crate::ids::random_id().to_lowercase());
     let now = state.hub.clock.now();
@@ -1596,11 +1568,7 @@ async fn mediator_ratings(
     State(state): State<AppState>,
     Caller(claims): Caller,
 ) -> Result<Json<Vec<MediatorRating>>, ApiError> {
-    let role = if claims.has(Grant::Admin) {
-        Role::Admin
-    } else {
-        claims.role
-    };
+    let role = role_of(&claims);
     let asker = Asker {
         role,
         member: true,
@@ -1608,19 +1576,7 @@ async fn mediator_ratings(
         person: &claims.sub,
     };
     if let Err(denied) = permission::check(Action::RatingRead, asker) {
-        audit(
-            &state,
-            &claims,
-            "permission.denied",
-            "ratings",
-            &denied.to_string(),
-        )
-        .await?;
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            denied.to_string(),
-        ));
+        return Err(refuse(&state, &claims, "ratings", denied.to_string()).await);
     }
     audit(&state, &claims, "rating.read", "ratings", "").await?;
     Ok(Json(state.hub.store().mediator_ratings().await?))

@@ -281,6 +281,18 @@ impl Store {
             .map_err(Into::into)
     }
 
+    /// How many open, unpaused cases are past their time limit at `now` (the metric).
+    pub async fn overdue_count(&self, now: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM cases \
+             WHERE closed_at IS NULL AND paused = 0 AND due_at < $1",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
     /// A session's minutes (revision 0 and empty text if nothing was written).
     pub async fn minutes(&self, case: &str, session: u32) -> Result<Minutes, StoreError> {
         let row = sqlx::query(
