@@ -87,9 +87,15 @@ const browser = await chromium.launch({
   ],
 });
 
+// Every context a scenario opens, so the runner closes what a scenario left open (a failed
+// one above all): pages left playing fake video load the two cores and fail what comes next.
+const openContexts = new Set();
+
 /** A person with their own browser context (own storage) on a phone- or desktop-sized page. */
 async function person(viewport = { width: 1280, height: 800 }) {
   const context = await browser.newContext({ viewport, locale: 'zh-CN' });
+  openContexts.add(context);
+  context.on('close', () => openContexts.delete(context));
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
   if (process.env.DEBUG_CONSOLE) page.on('console', (m) => console.error(`[console ${m.type()}] ${m.text()}`));
@@ -268,7 +274,7 @@ const scenarios = {
     }
   },
 
-  async 'a party whose network drops and returns within the grace period never leaves'(ctx) {
+  async 'a party whose network drops and returns within the grace period never leaves'() {
     // The party's signaling is cut for a few seconds, then let through again.
     const network = cuttableSignaling();
     const c = await enter('s4', 'party-c', '赵六', 'party', network.install);
@@ -303,7 +309,6 @@ const scenarios = {
     await m.page.locator('#chat-log li', { hasText: '我回来了' }).waitFor();
     await c.context.close();
     await m.context.close();
-    return ctx;
   },
 
   async 'after the grace period the page offers to enter again, and that works'() {
@@ -568,12 +573,23 @@ const scenarios = {
   },
 };
 
+/** Closes every open context except those of the people in `keep`; returns `keep`. */
+async function closeAllBut(keep) {
+  const kept = new Set(Object.values(keep).map((p) => p?.context));
+  for (const context of [...openContexts]) {
+    if (!kept.has(context)) await context.close().catch(() => {});
+  }
+  return keep;
+}
+
 const server = await startServer();
 let failed = 0;
 let ctx = {};
 try {
   for (const [name, run] of Object.entries(scenarios)) {
     if (only && !name.includes(only)) continue;
+    // A scenario that takes no context ends the chain of those that share the first one's pages.
+    if (run.length === 0) ctx = await closeAllBut({});
     const started = Date.now();
     try {
       ctx = (await run(ctx)) ?? ctx;
@@ -581,7 +597,9 @@ try {
     } catch (e) {
       failed += 1;
       console.log(`FAIL ${name}: ${e.stack ?? e}`);
+      ctx = {};
     }
+    ctx = await closeAllBut(ctx);
   }
 } finally {
   await browser.close();
