@@ -2,7 +2,7 @@
 //!
 //! Map of the crate:
 //! - [`Config`] and its sections ([`ServerConfig`], [`DatabaseConfig`], [`AuthConfig`],
-//!   [`SignalingConfig`], [`ApiConfig`], [`MediaConfig`], [`RecordingConfig`], [`LogConfig`]): every key has an embedded default, so
+//!   [`SignalingConfig`], [`ApiConfig`], [`MediaConfig`], [`RecordingConfig`], [`ConfirmationConfig`], [`LogConfig`]): every key has an embedded default, so
 //!   `tiaojie serve` runs with no file at all. `config/tiaojie.toml` documents each key.
 //! - [`Config::load`]: defaults ← TOML file ← `TIAOJIE_<SECTION>_<KEY>` environment variables,
 //!   then [`Config::validate`]. Every error names the key (or variable) that caused it.
@@ -75,6 +75,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// `[recording]`: what may be recorded, where recordings are kept, who may read them.
     pub recording: RecordingConfig,
+    /// `[confirmation]`: the court bridge's keys and the outbox's leases.
+    pub confirmation: ConfirmationConfig,
     /// `[log]`: log format and level.
     pub log: LogConfig,
 }
@@ -347,6 +349,47 @@ impl RecordingConfig {
     }
 }
 
+/// `[confirmation]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfirmationConfig {
+    /// Public keys (Ed25519, base64, comma-separated) of the court bridges allowed to connect;
+    /// `tiaojie-court-bridge key` prints a bridge's. Empty: no bridge can connect.
+    pub bridge_keys: String,
+    /// How long a delivered message stays leased to a connection before it is delivered
+    /// again if not acknowledged.
+    #[serde(with = "duration")]
+    pub lease: Duration,
+    /// Messages delivered to the bridge and not yet acknowledged, at most.
+    pub window: u32,
+    /// After the bridge refuses a message, the wait before delivering it again.
+    #[serde(with = "duration")]
+    pub retry: Duration,
+}
+
+impl Default for ConfirmationConfig {
+    fn default() -> Self {
+        Self {
+            bridge_keys: String::new(),
+            lease: Duration::from_secs(30),
+            window: 256,
+            retry: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ConfirmationConfig {
+    /// The bridge keys, one per entry.
+    pub fn bridge_keys(&self) -> Vec<String> {
+        self.bridge_keys
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -538,6 +581,13 @@ impl Config {
         }
         if r.tap_capacity == 0 {
             return invalid("recording.tap_capacity", "must be at least 1");
+        }
+        let c = &self.confirmation;
+        if c.lease < Duration::from_millis(200) || c.lease > Duration::from_secs(3600) {
+            return invalid("confirmation.lease", "must be between 200ms and 1h");
+        }
+        if c.window == 0 || c.window > 10_000 {
+            return invalid("confirmation.window", "must be between 1 and 10000");
         }
         if self.auth.default_ttl.is_zero() {
             return invalid("auth.default_ttl", "must be longer than zero");

@@ -73,6 +73,10 @@ pub enum Action {
     RatingSubmit,
     /// Read ratings aggregated per mediator.
     RatingRead,
+    /// Apply (jointly, each party for themself) for judicial confirmation, or withdraw.
+    ConfirmationApply,
+    /// See the judicial-confirmation outbox and send a dead-lettered message again.
+    ConfirmationQueue,
 }
 
 /// What must hold besides the role.
@@ -135,6 +139,8 @@ pub const MATRIX: &[Rule] = &[
     rule(Action::DeadlineChange,     "deadline.change",     &[M],                Scope::OwnCase),
     rule(Action::RatingSubmit,       "rating.submit",       &[P],                Scope::OwnSelf),
     rule(Action::RatingRead,         "rating.read",         &[A],                Scope::Any),
+    rule(Action::ConfirmationApply,  "confirmation.apply",  &[P],                Scope::OwnSelf),
+    rule(Action::ConfirmationQueue,  "confirmation.queue",  &[A],                Scope::Any),
 ];
 
 const fn rule(action: Action, name: &'static str, roles: &'static [Role], scope: Scope) -> Rule {
@@ -301,6 +307,8 @@ mod tests {
             DeadlineChange,
             RatingSubmit,
             RatingRead,
+            ConfirmationApply,
+            ConfirmationQueue,
         ];
         for a in &all {
             match a {
@@ -309,7 +317,8 @@ mod tests {
                 | MemberAdd | SessionSchedule | InvitationIssue | SessionRun | IdentityVerify
                 | ConsentGive | WarningAcknowledge | SideMove | MinutesEdit | MinutesRead
                 | MinutesConfirm | AgreementDraft | AgreementRead | AgreementSign
-                | AgreementRefuse | OutcomeRecord | DeadlineChange | RatingSubmit | RatingRead => {}
+                | AgreementRefuse | OutcomeRecord | DeadlineChange | RatingSubmit | RatingRead
+                | ConfirmationApply | ConfirmationQueue => {}
             }
         }
         all

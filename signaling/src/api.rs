@@ -747,6 +747,16 @@ mod tests {
             ("/api/cases/{case}/agreement/document", "get"),
             ("/api/cases/{case}/outcome", "post"),
             ("/api/ratings/mediators", "get"),
+            (
+                "/api/cases/{case}/members/{person}/confirmation-application",
+                "put",
+            ),
+            (
+                "/api/cases/{case}/members/{person}/confirmation-withdrawal",
+                "post",
+            ),
+            ("/api/confirmation/outbox", "get"),
+            ("/api/confirmation/outbox/{message}/retry", "post"),
         ] {
             assert!(
                 paths.get(path).and_then(|p| p.get(method)).is_some(),

@@ -41,6 +41,10 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(web::routes())
         .route("/ws", get(websocket))
+        .route(
+            tiaojie_confirmation::wire::PATH,
+            get(crate::court_link::bridge_socket),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .nest("/api", api::routes())
@@ -90,6 +94,28 @@ async fn metrics(State(state): State<AppState>) -> Response {
         text.push_str(&format!(
             "# HELP tiaojie_cases_overdue Open cases past their mediation time limit.\n\
              # TYPE tiaojie_cases_overdue gauge\ntiaojie_cases_overdue {late}\n"
+        ));
+    }
+    // Judicial confirmation: the outbox's depth and age, dead letters (the admins' alert),
+    // bridges connected, refusals.
+    if let Ok(o) = state.hub.store().outbox_stats(now).await {
+        let court = &state.hub.court;
+        text.push_str(&format!(
+            "# HELP tiaojie_confirmation_outbox_pending Messages for the court not yet acknowledged.\n\
+             # TYPE tiaojie_confirmation_outbox_pending gauge\ntiaojie_confirmation_outbox_pending {}\n\
+             # HELP tiaojie_confirmation_outbox_oldest_seconds Age of the oldest unacknowledged message.\n\
+             # TYPE tiaojie_confirmation_outbox_oldest_seconds gauge\ntiaojie_confirmation_outbox_oldest_seconds {:.3}\n\
+             # HELP tiaojie_confirmation_dead_letters Messages that kept failing and wait for an admin.\n\
+             # TYPE tiaojie_confirmation_dead_letters gauge\ntiaojie_confirmation_dead_letters {}\n\
+             # HELP tiaojie_confirmation_bridges_connected Court bridges connected now.\n\
+             # TYPE tiaojie_confirmation_bridges_connected gauge\ntiaojie_confirmation_bridges_connected {}\n\
+             # HELP tiaojie_confirmation_refused_total Envelopes, updates or bridge keys refused.\n\
+             # TYPE tiaojie_confirmation_refused_total counter\ntiaojie_confirmation_refused_total {}\n",
+            o.pending,
+            o.oldest_pending_ms as f64 / 1000.0,
+            o.dead,
+            court.connected.load(std::sync::atomic::Ordering::Relaxed),
+            court.refused.load(std::sync::atomic::Ordering::Relaxed),
         ));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

@@ -21,6 +21,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tiaojie_domain::mediation::agreement::{DEFAULT_TEMPLATE, TemplateData, fill_template};
+use tiaojie_domain::mediation::confirmation::APPLY_DAYS;
 use tiaojie_domain::mediation::deadline::TimeLimit;
 use tiaojie_domain::mediation::document::agreement_html;
 use tiaojie_domain::mediation::state::AgreementState;
@@ -100,6 +101,19 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/cases/{case}/deadline/pause", post(pause_deadline))
         .route("/ratings/mediators", get(mediator_ratings))
+        .route(
+            "/cases/{case}/members/{person}/confirmation-application",
+            put(apply_for_confirmation),
+        )
+        .route(
+            "/cases/{case}/members/{person}/confirmation-withdrawal",
+            post(withdraw_confirmation),
+        )
+        .route("/confirmation/outbox", get(confirmation_outbox))
+        .route(
+            "/confirmation/outbox/{message}/retry",
+            post(retry_confirmation_message),
+        )
 }
 
 /// The workflow's part of the OpenAPI document.
@@ -136,7 +150,11 @@ pub(crate) fn routes() -> Router<AppState> {
         extend_deadline,
         answer_extension,
         pause_deadline,
-        mediator_ratings
+        mediator_ratings,
+        apply_for_confirmation,
+        withdraw_confirmation,
+        confirmation_outbox,
+        retry_confirmation_message
     ),
     components(schemas(
         CaseView,
@@ -172,7 +190,10 @@ pub(crate) fn routes() -> Router<AppState> {
         RefuseBody,
         ExtendBody,
         ExtensionAnswer,
-        PauseBody
+        PauseBody,
+        tiaojie_domain::mediation::confirmation::ConfirmationState,
+        tiaojie_domain::mediation::confirmation::Submitted,
+        tiaojie_domain::store::OutboxEntry
     ))
 )]
 pub(crate) struct CasesDoc;
@@ -278,6 +299,50 @@ async fn command(
         .store()
         .case_command(case_id, &standing.claims.sub, now, decide)
         .await?;
+    finish_command(state, standing, case_id, action, detail, after, recorded).await
+}
+
+/// Like [`command`], for commands that also put messages for the court in the outbox (in the
+/// same transaction), sealed with the server key; wakes the bridge connections.
+#[allow(clippy::too_many_arguments)]
+async fn command_with_outbox(
+    state: &AppState,
+    claims: Claims,
+    case_id: &str,
+    action: Action,
+    acting_for: Option<&str>,
+    detail: String,
+    decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
+    outbox: impl Fn(&CaseState, &[Recorded]) -> Vec<tiaojie_confirmation::Message>,
+) -> Result<(CaseState, Viewer), ApiError> {
+    let Some(signer) = &state.hub.court.signer else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal,
+            "the server key is not available",
+        ));
+    };
+    let standing = authorize(state, claims, case_id, action, acting_for).await?;
+    let now = state.hub.clock.now();
+    let (after, recorded) = state
+        .hub
+        .store()
+        .case_command_with_outbox(case_id, &standing.claims.sub, now, decide, outbox, signer)
+        .await?;
+    state.hub.court.outbox_ready.notify_waiters();
+    finish_command(state, standing, case_id, action, detail, after, recorded).await
+}
+
+/// Audits a command that was applied and announces it to the case's rooms.
+async fn finish_command(
+    state: &AppState,
+    standing: Standing,
+    case_id: &str,
+    action: Action,
+    detail: String,
+    after: CaseState,
+    recorded: Vec<Recorded>,
+) -> Result<(CaseState, Viewer), ApiError> {
     let kinds: Vec<&str> = recorded.iter().map(|r| r.event.kind()).collect();
     audit(
         state,
@@ -294,7 +359,7 @@ async fn command(
 }
 
 /// Tells everyone in the case's live session rooms that the case changed.
-async fn announce_change(state: &AppState, case: &CaseState, change: &str) {
+pub(crate) async fn announce_change(state: &AppState, case: &CaseState, change: &str) {
     for session in &case.sessions {
         let Some(live) = state.hub.existing_room(&session.room) else {
             continue;
@@ -327,6 +392,11 @@ pub struct CaseView {
     pub unsigned: Vec<String>,
     /// Per session not yet in session: what is missing for those present now.
     pub missing_checks: Vec<SessionMissing>,
+    /// Judicial confirmation: the last day to apply (30 days after the agreement took
+    /// effect), Unix ms.
+    pub confirmation_apply_by: Option<i64>,
+    /// Judicial confirmation: whether the court bridge has the application in its inbox.
+    pub confirmation_delivered: bool,
 }
 
 /// What a session still needs before it can start.
@@ -384,7 +454,24 @@ async fn view(
             missing,
         });
     }
+    let confirmation_delivered = match &case.confirmation.submitted {
+        Some(s) => {
+            state
+                .hub
+                .store()
+                .outbox_state(&s.message_id)
+                .await?
+                .as_deref()
+                == Some("acked")
+        }
+        None => false,
+    };
     Ok(CaseView {
+        confirmation_apply_by: case
+            .agreement
+            .effective_at
+            .map(|at| at + APPLY_DAYS * tiaojie_confirmation::court::DAY_MS),
+        confirmation_delivered,
         time_limit: case.time_limit(now),
         unsigned: case.unsigned().iter().map(|m| m.id.clone()).collect(),
         missing_checks,
@@ -1580,4 +1667,186 @@ async fn mediator_ratings(
     }
     audit(&state, &claims, "rating.read", "ratings", "").await?;
     Ok(Json(state.hub.store().mediator_ratings().await?))
+}
+
+// ---- judicial confirmation ----
+
+/// The outbox messages a confirmation command's events make: the application package when
+/// the last party applied, the withdrawal when a party withdrew.
+fn confirmation_messages(
+    case: &CaseState,
+    recorded: &[Recorded],
+    recordings: &[tiaojie_confirmation::application::RecordingHead],
+) -> Vec<tiaojie_confirmation::Message> {
+    use tiaojie_confirmation::{Body, Message};
+    recorded
+        .iter()
+        .filter_map(|r| {
+            let (message_id, body) = match &r.event {
+                CaseEvent::ConfirmationSubmitted { message_id, .. } => (
+                    message_id,
+                    Body::Application(Box::new(case.application_package(recordings.to_vec()))),
+                ),
+                CaseEvent::ConfirmationWithdrawn { message_id, person } => (
+                    message_id,
+                    Body::Withdrawal {
+                        application: case
+                            .confirmation
+                            .submitted
+                            .as_ref()
+                            .map(|s| s.message_id.clone())
+                            .unwrap_or_default(),
+                        by: person.clone(),
+                    },
+                ),
+                _ => return None,
+            };
+            Some(Message {
+                message_id: message_id.clone(),
+                case_id: case.id.clone(),
+                seq: case.confirmation.messages_sent,
+                created_at: r.at,
+                body,
+            })
+        })
+        .collect()
+}
+
+/// The signed manifest heads of the recordings made in the case's session rooms.
+fn recording_heads(
+    state: &AppState,
+    rooms: &[String],
+) -> Vec<tiaojie_confirmation::application::RecordingHead> {
+    state
+        .hub
+        .recorders
+        .list()
+        .into_iter()
+        .filter(|r| rooms.contains(&r.room))
+        .filter_map(|r| {
+            Some(tiaojie_confirmation::application::RecordingHead {
+                chain_head: r.chain_head?,
+                recording: r.id,
+                room: r.room,
+            })
+        })
+        .collect()
+}
+
+#[utoipa::path(put, path = "/api/cases/{case}/members/{person}/confirmation-application", params(("case" = String, Path), ("person" = String, Path)), responses(
+    (status = 200, description = "applied; the last party's application goes to the court (outbox, same transaction)", body = CaseView),
+    (status = 403, body = ErrorBody), (status = 409, description = "no agreement in effect, 30 days passed, applied already", body = ErrorBody)))]
+async fn apply_for_confirmation(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, person)): Path<(String, String)>,
+) -> Result<Json<CaseView>, ApiError> {
+    let rooms: Vec<String> = state
+        .hub
+        .store()
+        .case(&case_id)
+        .await?
+        .sessions
+        .iter()
+        .map(|s| s.room.clone())
+        .collect();
+    let recordings = recording_heads(&state, &rooms);
+    let message_id = crate::ids::random_id();
+    let now = state.hub.clock.now();
+    let (case, viewer) = command_with_outbox(
+        &state,
+        claims,
+        &case_id,
+        Action::ConfirmationApply,
+        Some(&person),
+        person.clone(),
+        |c| c.apply_for_confirmation(&person, now, &message_id),
+        |c, recorded| confirmation_messages(c, recorded, &recordings),
+    )
+    .await?;
+    Ok(Json(view(&state, case, &viewer).await?))
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/members/{person}/confirmation-withdrawal", params(("case" = String, Path), ("person" = String, Path)), responses(
+    (status = 200, description = "withdrawn; the withdrawal goes to the court", body = CaseView),
+    (status = 403, body = ErrorBody), (status = 409, description = "nothing to withdraw, or the court has ruled", body = ErrorBody)))]
+async fn withdraw_confirmation(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, person)): Path<(String, String)>,
+) -> Result<Json<CaseView>, ApiError> {
+    let message_id = crate::ids::random_id();
+    let (case, viewer) = command_with_outbox(
+        &state,
+        claims,
+        &case_id,
+        Action::ConfirmationApply,
+        Some(&person),
+        person.clone(),
+        |c| c.withdraw_confirmation(&person, &message_id),
+        |c, recorded| confirmation_messages(c, recorded, &[]),
+    )
+    .await?;
+    Ok(Json(view(&state, case, &viewer).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct OutboxQuery {
+    #[serde(default)]
+    state: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/confirmation/outbox", params(("state" = Option<String>, Query, description = "pending, acked or dead")), responses(
+    (status = 200, description = "outbox messages, oldest first", body = [tiaojie_domain::store::OutboxEntry]), (status = 403, body = ErrorBody)))]
+async fn confirmation_outbox(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Query(q): Query<OutboxQuery>,
+) -> Result<Json<Vec<tiaojie_domain::store::OutboxEntry>>, ApiError> {
+    queue_access(&state, &claims).await?;
+    Ok(Json(
+        state.hub.store().outbox_entries(q.state.as_deref()).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/confirmation/outbox/{message}/retry", params(("message" = String, Path)), responses(
+    (status = 200, description = "the dead-lettered message is pending again"), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn retry_confirmation_message(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(message): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    queue_access(&state, &claims).await?;
+    if !state.hub.store().retry_dead(&message).await? {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("no dead-lettered message {message}"),
+        ));
+    }
+    audit(
+        &state,
+        &claims,
+        "confirmation.retry",
+        &format!("message:{message}"),
+        "",
+    )
+    .await?;
+    state.hub.court.outbox_ready.notify_waiters();
+    Ok(Json(
+        serde_json::json!({"message_id": message, "state": "pending"}),
+    ))
+}
+
+async fn queue_access(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
+    let asker = Asker {
+        role: role_of(claims),
+        member: true,
+        acting_for: None,
+        person: &claims.sub,
+    };
+    match permission::check(Action::ConfirmationQueue, asker) {
+        Ok(()) => Ok(()),
+        Err(denied) => Err(refuse(state, claims, "confirmation:outbox", denied.to_string()).await),
+    }
 }

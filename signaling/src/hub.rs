@@ -153,6 +153,8 @@ pub struct Hub {
     pub(crate) recorders: Arc<Recorders>,
     /// The time the workflow's rules see (time limits, invitations); tests move it.
     pub clock: Clock,
+    /// Judicial confirmation: the server key that seals envelopes, the bridge connections.
+    pub court: crate::court_link::CourtLink,
 }
 
 /// A new connection's outbound side: what the connection task reads, and the link the hub keeps.
@@ -182,6 +184,7 @@ impl Hub {
     ) -> Hub {
         Hub {
             media,
+            court: crate::court_link::CourtLink::new(recorders.key_der()),
             recorders,
             revoked: Mutex::new(revoked.into_iter().collect()),
             store,

@@ -128,6 +128,10 @@ enum KeysCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print the server's Ed25519 public key (base64), generating the key on first use: it
+    /// signs recordings and judicial-confirmation envelopes; the court bridge's
+    /// `server_public_key`.
+    ServerPublic(ConfigArg),
 }
 
 #[derive(Subcommand)]
@@ -230,6 +234,17 @@ fn main() -> anyhow::Result<()> {
                 private_path.display(),
                 public_path.display()
             );
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::ServerPublic(arg),
+        } => {
+            let config = load_config(&arg)?;
+            let recorders = tiaojie_signaling::recording::Recorders::open(
+                &config.recording,
+                &config.server.data_dir,
+            )?;
+            println!("{}", recorders.key()?.public_b64());
             Ok(())
         }
         Command::Config {

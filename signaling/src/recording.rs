@@ -253,6 +253,12 @@ impl Recorders {
         })
     }
 
+    /// The signing key's PKCS#8 DER: the server's one Ed25519 identity, which also seals
+    /// judicial-confirmation envelopes.
+    pub fn key_der(&self) -> &[u8] {
+        &self.key_der
+    }
+
     /// The signing key (parsed when loaded, so this does not fail in practice).
     pub fn key(&self) -> Result<SigningKey, std::io::Error> {
         SigningKey::from_pkcs8(&self.key_der).map_err(std::io::Error::other)

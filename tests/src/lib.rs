@@ -16,6 +16,7 @@
 //! Everything binds and connects to 127.0.0.1 only.
 
 pub mod child;
+pub mod court;
 pub mod h264;
 pub mod net;
 pub mod participant;
@@ -154,6 +155,17 @@ impl TestServer {
     /// The server's workflow clock (tests move it forward to reach time limits).
     pub fn clock(&self) -> &tiaojie_domain::clock::Clock {
         &self.running().hub.clock
+    }
+
+    /// The server's Ed25519 public key (base64): what the court bridge verifies with.
+    pub fn server_public_key(&self) -> String {
+        self.running()
+            .hub
+            .court
+            .signer
+            .as_ref()
+            .map(|s| s.public_b64())
+            .unwrap_or_default()
     }
 
     /// The WebSocket URL.

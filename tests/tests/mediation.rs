@@ -1134,6 +1134,12 @@ fn request_for(
             Some(json!({"score": 9})),
         ),
         Action::RatingRead => r(Method::GET, "/api/ratings/mediators".into(), None),
+        Action::ConfirmationApply => r(
+            Method::PUT,
+            format!("{base}/members/{person}/confirmation-application"),
+            None,
+        ),
+        Action::ConfirmationQueue => r(Method::GET, "/api/confirmation/outbox".into(), None),
     }
 }
 

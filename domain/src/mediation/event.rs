@@ -236,6 +236,35 @@ pub enum CaseEvent {
         #[serde(default)]
         comment: String,
     },
+    /// A party applied for judicial confirmation (司法确认) of the agreement in effect.
+    ConfirmationApplied {
+        /// Who.
+        person: String,
+    },
+    /// Every party applied: the application went into the outbox for the court.
+    ConfirmationSubmitted {
+        /// The outbox message id.
+        message_id: String,
+        /// Agreement version applied for.
+        version: u32,
+        /// Its hash.
+        sha256: String,
+    },
+    /// A party withdrew the application; the withdrawal went into the outbox.
+    ConfirmationWithdrawn {
+        /// The withdrawal's outbox message id.
+        message_id: String,
+        /// Who.
+        person: String,
+    },
+    /// The court's update on the application, taken from the court bridge.
+    CourtUpdated {
+        /// The update's message id (the inbox key).
+        message_id: String,
+        /// What the court did.
+        #[schema(value_type = Object)]
+        update: tiaojie_confirmation::CourtUpdate,
+    },
 }
 
 impl CaseEvent {
@@ -265,6 +294,10 @@ impl CaseEvent {
             CaseEvent::DeadlinePaused { .. } => "deadline_paused",
             CaseEvent::DeadlineResumed => "deadline_resumed",
             CaseEvent::Rated { .. } => "rated",
+            CaseEvent::ConfirmationApplied { .. } => "confirmation_applied",
+            CaseEvent::ConfirmationSubmitted { .. } => "confirmation_submitted",
+            CaseEvent::ConfirmationWithdrawn { .. } => "confirmation_withdrawn",
+            CaseEvent::CourtUpdated { .. } => "court_updated",
         }
     }
 }

@@ -13,11 +13,15 @@
 //! - [`outcome`]: success / failure (转立案) / termination on ODR-Med 25's grounds.
 //! - [`deadline`]: the time limit (ODR-Med 24), computed at a given moment.
 //! - [`document`]: the agreement as a print-ready HTML document.
+//! - [`confirmation`]: the joint application for judicial confirmation, the package sent to
+//!   the court, and the court's updates (only on the hash applied for, only along the court's
+//!   transitions).
 //!
 //! Who may issue which command is [`crate::permission`]'s business, not this module's.
 
 pub mod agreement;
 pub mod case;
+pub mod confirmation;
 pub mod deadline;
 pub mod document;
 pub mod event;
@@ -275,5 +279,138 @@ mod tests {
         let s = log.state();
         assert!(!s.time_limit(s.opened_at + 20 * day).overdue);
         assert!(s.pause(true, "again").is_err());
+    }
+
+    fn agreed() -> Log {
+        let mut log = checked_in_session();
+        log.push("m", log.state().draft("一、A 付 B 一百元。"));
+        let v = log.state().agreement.current().cloned().expect("drafted");
+        for p in ["a", "b", "m"] {
+            log.push(p, log.state().sign(p, v.version, &v.sha256));
+        }
+        log
+    }
+
+    #[test]
+    fn confirmation_is_applied_for_jointly_within_thirty_days_of_effect() {
+        use tiaojie_confirmation::court::DAY_MS;
+        let s = checked_in_session().state();
+        assert!(s.apply_for_confirmation("a", s.opened_at, "m1").is_err());
+        let mut log = agreed();
+        let effective = log.state().agreement.effective_at.expect("in effect");
+        let late = log
+            .state()
+            .apply_for_confirmation("a", effective + 31 * DAY_MS, "m1");
+        assert!(matches!(late, Err(RuleError::State(_))), "{late:?}");
+        assert!(
+            log.state()
+                .apply_for_confirmation("l", effective, "m1")
+                .is_err()
+        );
+        assert!(
+            log.state()
+                .apply_for_confirmation("m", effective, "m1")
+                .is_err()
+        );
+        log.push(
+            "a",
+            log.state().apply_for_confirmation("a", effective, "m1"),
+        );
+        assert!(log.state().confirmation.submitted.is_none());
+        assert!(
+            log.state()
+                .apply_for_confirmation("a", effective, "m1")
+                .is_err()
+        );
+        log.push(
+            "b",
+            log.state().apply_for_confirmation("b", effective, "m1"),
+        );
+        let s = log.state();
+        let submitted = s.confirmation.submitted.clone().expect("submitted");
+        assert_eq!(submitted.message_id, "m1");
+        assert_eq!(
+            Some(&submitted.sha256),
+            s.agreement.current().map(|v| &v.sha256)
+        );
+        assert_eq!(s.confirmation.messages_sent, 1);
+        let package = s.application_package(Vec::new());
+        assert_eq!(package.signatures.len(), 3);
+        assert_eq!(package.applicants.len(), 2);
+        assert_eq!(
+            super::agreement::text_hash(&package.agreement.text),
+            package.agreement.sha256
+        );
+    }
+
+    #[test]
+    fn court_updates_apply_only_to_the_hash_and_along_the_courts_transitions() {
+        use tiaojie_confirmation::court::{CourtAction, CourtStatus, CourtUpdate};
+        let mut log = agreed();
+        let effective = log.state().agreement.effective_at.expect("in effect");
+        for p in ["a", "b"] {
+            log.push(p, log.state().apply_for_confirmation(p, effective, "m1"));
+        }
+        let sha = log
+            .state()
+            .confirmation
+            .submitted
+            .clone()
+            .expect("submitted")
+            .sha256;
+        let update = |action, status, sha: &str| CourtUpdate {
+            application: "m1".into(),
+            agreement_sha256: sha.into(),
+            action,
+            status,
+            extended: false,
+            due_at: None,
+            judge: "j".into(),
+            judge_name: "J".into(),
+            at: effective + 1,
+        };
+        let confirm = || CourtAction::Confirm {
+            ruling_number: "R1".into(),
+            ruling_text: "有效".into(),
+        };
+        let s = log.state();
+        // Another hash, a ruling before acceptance, a status that does not follow: refused.
+        assert!(
+            s.take_court_update(
+                "u0",
+                &update(CourtAction::Accept, CourtStatus::Accepted, &"0".repeat(64))
+            )
+            .is_err()
+        );
+        assert!(
+            s.take_court_update("u0", &update(confirm(), CourtStatus::Confirmed, &sha))
+                .is_err()
+        );
+        assert!(
+            s.take_court_update(
+                "u0",
+                &update(CourtAction::Accept, CourtStatus::Confirmed, &sha)
+            )
+            .is_err()
+        );
+        let mut other = update(CourtAction::Accept, CourtStatus::Accepted, &sha);
+        other.application = "another".into();
+        assert!(s.take_court_update("u0", &other).is_err());
+        log.push(
+            "court",
+            s.take_court_update(
+                "u1",
+                &update(CourtAction::Accept, CourtStatus::Accepted, &sha),
+            ),
+        );
+        log.push(
+            "court",
+            log.state()
+                .take_court_update("u2", &update(confirm(), CourtStatus::Confirmed, &sha)),
+        );
+        let s = log.state();
+        assert_eq!(s.confirmation.status(), Some(CourtStatus::Confirmed));
+        assert_eq!(s.confirmation.updates.len(), 2);
+        assert!(s.withdraw_confirmation("a", "w1").is_err());
     }
 }

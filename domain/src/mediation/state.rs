@@ -272,6 +272,8 @@ pub struct CaseState {
     pub pending_extension: Option<PendingExtension>,
     /// Pauses of the time limit.
     pub pauses: Vec<(i64, Option<i64>)>,
+    /// Judicial confirmation.
+    pub confirmation: super::confirmation::ConfirmationState,
     /// Events folded so far.
     pub seq: i64,
 }
@@ -315,6 +317,7 @@ impl CaseState {
             extension_days: 0,
             pending_extension: None,
             pauses: Vec::new(),
+            confirmation: Default::default(),
             seq: first.seq,
         };
         for e in rest {
@@ -552,6 +555,10 @@ impl CaseState {
                     });
                 }
             }
+            e @ (CaseEvent::ConfirmationApplied { .. }
+            | CaseEvent::ConfirmationSubmitted { .. }
+            | CaseEvent::ConfirmationWithdrawn { .. }
+            | CaseEvent::CourtUpdated { .. }) => self.confirmation.apply(e, at),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Storage of cases: their event records, the summary row, rooms, minutes and ratings.
 
+use super::confirmation::{Alongside, write_alongside};
 use super::{Store, StoreError};
 use crate::mediation::agreement::text_hash;
 use crate::mediation::case::{NewCase, validate_new_case};
@@ -8,7 +9,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 /// How often a command is retried when another one appended to the same case first.
-const APPEND_ATTEMPTS: usize = 20;
+pub(super) const APPEND_ATTEMPTS: usize = 20;
 
 /// The stored minutes of one session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -143,10 +144,24 @@ impl Store {
         now: i64,
         decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
     ) -> Result<(CaseState, Vec<Recorded>), StoreError> {
+        self.command_loop(id, actor, now, decide, |_, _| Alongside::default())
+            .await
+    }
+
+    /// The command loop: decide on the current state, append with what goes alongside (built
+    /// from the state after), and decide again if another command appended first.
+    pub(super) async fn command_loop(
+        &self,
+        id: &str,
+        actor: &str,
+        now: i64,
+        decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
+        alongside: impl Fn(&CaseState, &[Recorded]) -> Alongside,
+    ) -> Result<(CaseState, Vec<Recorded>), StoreError> {
         for attempt in 0..APPEND_ATTEMPTS {
             let before = self.case(id).await?;
             let events = decide(&before).map_err(StoreError::Rule)?;
-            match self.append(&before, actor, now, events).await {
+            match self.append(&before, actor, now, events, &alongside).await {
                 Err(StoreError::Conflict) => {
                     // Back off a little more each time so a burst on one case drains.
                     tokio::time::sleep(std::time::Duration::from_millis(2 * attempt as u64)).await;
@@ -157,12 +172,13 @@ impl Store {
         Err(StoreError::Conflict)
     }
 
-    async fn append(
+    pub(super) async fn append(
         &self,
         before: &CaseState,
         actor: &str,
         now: i64,
         events: Vec<CaseEvent>,
+        alongside: impl FnOnce(&CaseState, &[Recorded]) -> Alongside,
     ) -> Result<(CaseState, Vec<Recorded>), StoreError> {
         let mut after = before.clone();
         let mut recorded = Vec::with_capacity(events.len());
@@ -230,6 +246,7 @@ impl Store {
                 _ => {}
             }
         }
+        write_alongside(&mut tx, &after.id, now, &alongside(&after, &recorded)).await?;
         tx.commit().await?;
         Ok((after, recorded))
     }

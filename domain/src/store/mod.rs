@@ -5,8 +5,10 @@
 //! (`migrations/sqlite`, `migrations/postgres`), kept semantically identical.
 
 mod cases;
+mod confirmation;
 
 pub use cases::{CaseSummary, MediatorRating, Minutes};
+pub use confirmation::{Leased, MAX_ATTEMPTS, OutboxEntry, OutboxStats, Taken};
 
 use crate::group_commit::{Done, Op, Writer};
 use crate::participation::{LeaveReason, Participation};
@@ -73,6 +75,9 @@ pub enum StoreError {
     /// Other commands kept changing the case first (retried, then given up).
     #[error("the case changed concurrently; try again")]
     Conflict,
+    /// A message id already in the inbox (a redelivery taken by another connection).
+    #[error("message already taken")]
+    Duplicate,
 }
 
 /// The storage handle; cheap to clone (a pool inside).

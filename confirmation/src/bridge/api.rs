@@ -1,0 +1,208 @@
+//! The judges' page and the JSON API, served inside the court network.
+//!
+//! - `GET /` — the page (list, an application with its checks, the actions).
+//! - `GET /api/applications` — dockets, nearest limit first.
+//! - `GET /api/applications/{id}` — docket, application, verification, actions.
+//! - `POST /api/applications/{id}/actions` — a [`CourtAction`] as JSON.
+//! - `GET /api/refused` — envelopes refused and updates the server refused.
+//! - `GET /healthz` — link state and counts (no token).
+//!
+//! Every `/api` call needs `Authorization: Bearer <a judge's token>`; the judge is recorded.
+
+use super::store::CourtStoreError;
+use super::{Bridge, now_ms};
+use crate::court::{CourtAction, CourtRuleError};
+use aws_lc_rs::digest::{SHA256, digest};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+
+/// The router.
+pub fn router(bridge: Arc<Bridge>) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(health))
+        .route("/api/applications", get(list))
+        .route("/api/applications/{id}", get(show))
+        .route("/api/applications/{id}/actions", post(act))
+        .route("/api/refused", get(refused))
+        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
+        .with_state(bridge)
+}
+
+/// An API error: status and a JSON body `{error, message}`.
+struct ApiError(StatusCode, &'static str, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1, "message": self.2}))).into_response()
+    }
+}
+
+impl From<CourtStoreError> for ApiError {
+    fn from(e: CourtStoreError) -> Self {
+        match e {
+            CourtStoreError::NotFound(_) => {
+                ApiError(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            CourtStoreError::Rule(CourtRuleError::Missing(_)) => {
+                ApiError(StatusCode::BAD_REQUEST, "invalid", e.to_string())
+            }
+            CourtStoreError::Rule(_) => {
+                ApiError(StatusCode::CONFLICT, "court_state", e.to_string())
+            }
+            other => {
+                tracing::error!(error = %other, "court store");
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "storage error".into(),
+                )
+            }
+        }
+    }
+}
+
+/// The judge a request's token belongs to.
+fn judge<'a>(
+    bridge: &'a Bridge,
+    headers: &HeaderMap,
+) -> Result<&'a super::config::Judge, ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    bridge
+        .config
+        .judges
+        .iter()
+        .find(|j| {
+            aws_lc_rs::constant_time::verify_slices_are_equal(
+                j.token.as_bytes(),
+                presented.as_bytes(),
+            )
+            .is_ok()
+        })
+        .ok_or(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a judge's token is required".into(),
+        ))
+}
+
+async fn page() -> Html<&'static str> {
+    Html(include_str!("judges.html"))
+}
+
+async fn health(State(bridge): State<Arc<Bridge>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let (inbox, outbox_pending) = bridge.store.counts().await?;
+    Ok(Json(json!({
+        "connected": bridge.connected.load(std::sync::atomic::Ordering::Relaxed),
+        "inbox": inbox,
+        "outbox_pending": outbox_pending,
+        "key": bridge.key.public_b64(),
+    })))
+}
+
+async fn list(
+    State(bridge): State<Arc<Bridge>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    judge(&bridge, &headers)?;
+    Ok(Json(json!(bridge.store.dockets(now_ms()).await?)))
+}
+
+async fn show(
+    State(bridge): State<Arc<Bridge>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    judge(&bridge, &headers)?;
+    let docket = bridge.store.docket(&id, now_ms()).await?;
+    let (envelope, application) = bridge.store.received(&id).await?;
+    // Checked again on every view, from the bytes as received: the signature, the text
+    // against its hash, and every signature against that hash.
+    let text_sha256 = hex(digest(&SHA256, application.agreement.text.as_bytes()).as_ref());
+    let verification = json!({
+        "envelope_signature_valid": bridge.server_key.verifies(envelope.payload.as_bytes(), &envelope.signature),
+        "agreement_hash_valid": text_sha256 == application.agreement.sha256,
+        "agreement_sha256_computed": text_sha256,
+        "signatures_on_this_hash": application.signatures.iter().all(|s| s.sha256 == application.agreement.sha256),
+        "recordings": application.recordings.len(),
+    });
+    let actions: Vec<_> = bridge
+        .store
+        .actions(&id)
+        .await?
+        .into_iter()
+        .map(|(action, judge, at)| json!({"action": action, "judge": judge, "at": at}))
+        .collect();
+    Ok(Json(json!({
+        "docket": docket,
+        "application": application,
+        "verification": verification,
+        "actions": actions,
+    })))
+}
+
+async fn act(
+    State(bridge): State<Arc<Bridge>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let judge = judge(&bridge, &headers)?;
+    let action: CourtAction = serde_json::from_slice(&body)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid", e.to_string()))?;
+    if action == CourtAction::Withdraw {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "only the applicants withdraw, from the internet side".into(),
+        ));
+    }
+    let docket = bridge
+        .store
+        .act(
+            &id,
+            &action,
+            (&judge.id, &judge.name),
+            &bridge.key,
+            now_ms(),
+        )
+        .await?;
+    tracing::info!(application = %id, action = action.name(), judge = %judge.id, "court action");
+    bridge.outbox_ready.notify_one();
+    Ok(Json(json!(docket)))
+}
+
+async fn refused(
+    State(bridge): State<Arc<Bridge>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    judge(&bridge, &headers)?;
+    let envelopes: Vec<_> = bridge
+        .store
+        .refusals()
+        .await?
+        .into_iter()
+        .map(|(at, error, payload)| json!({"at": at, "error": error, "payload": payload}))
+        .collect();
+    let updates: Vec<_> = bridge
+        .store
+        .refused_updates()
+        .await?
+        .into_iter()
+        .map(|(message_id, reason)| json!({"message_id": message_id, "reason": reason}))
+        .collect();
+    Ok(Json(json!({"envelopes": envelopes, "updates": updates})))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

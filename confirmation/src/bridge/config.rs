@@ -1,0 +1,129 @@
+//! The bridge's configuration file (TOML; `config/court-bridge.toml` is the documented sample).
+
+use crate::envelope::Signer;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The whole file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    /// This bridge's name, shown in the server's logs.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// The server's bridge endpoint: `ws://` or `wss://…/confirmation/bridge`.
+    pub server_url: String,
+    /// The server's Ed25519 public key, base64 (`tiaojie key public` prints it). Every
+    /// delivered envelope must verify with it.
+    pub server_public_key: String,
+    /// Where the database and, by default, the key live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The bridge's Ed25519 key (PKCS#8 DER); empty: `<data_dir>/bridge-key.der`, generated
+    /// on first start. Its public half goes into the server's `confirmation.bridge_keys`.
+    #[serde(default)]
+    pub key_file: String,
+    /// Where the judges' page and API listen (inside the court network).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Judges and the court system's clients that may use the API, each with its own token.
+    #[serde(default)]
+    pub judges: Vec<Judge>,
+}
+
+/// One judge (or client system) and their API token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Judge {
+    /// Person id, recorded on every action.
+    pub id: String,
+    /// Name, shown to the parties with a ruling.
+    pub name: String,
+    /// Bearer token (at least 24 characters).
+    pub token: String,
+}
+
+fn default_name() -> String {
+    "court-bridge".into()
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("bridge-data")
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8090".into()
+}
+
+impl BridgeConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<BridgeConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let config: BridgeConfig =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Refuses what cannot work.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if !(self.server_url.starts_with("ws://") || self.server_url.starts_with("wss://")) {
+            anyhow::bail!("server_url must be a ws:// or wss:// address");
+        }
+        for j in &self.judges {
+            if j.token.len() < 24 {
+                anyhow::bail!("judge {}: the token must have at least 24 characters", j.id);
+            }
+        }
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("court-bridge.sqlite")
+    }
+
+    /// The key file.
+    pub fn key_path(&self) -> PathBuf {
+        if self.key_file.is_empty() {
+            self.data_dir.join("bridge-key.der")
+        } else {
+            PathBuf::from(&self.key_file)
+        }
+    }
+
+    /// Loads the key, generating and saving it (mode 0600) on first start.
+    pub fn load_or_generate_key(&self) -> anyhow::Result<Signer> {
+        let path = self.key_path();
+        match std::fs::read(&path) {
+            Ok(der) => {
+                Signer::from_pkcs8(&der).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (signer, der) = Signer::generate()?;
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                write_private(&path, &der)?;
+                tracing::info!(path = %path.display(), "generated the bridge key");
+                Ok(signer)
+            }
+            Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+        }
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}

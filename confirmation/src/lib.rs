@@ -1,0 +1,27 @@
+//! Judicial confirmation (司法确认) across the network boundary (法院专网).
+//!
+//! Map of the crate:
+//! - [`envelope`]: signed envelopes (Ed25519 over the exact bytes sent), the message and its
+//!   bodies, keys.
+//! - [`application`]: the application package the internet side sends: case data, the
+//!   agreement and its hash, signatures, identity checks, recording manifest heads.
+//! - [`court`]: the court-side states, actions and time limits (accept within 3 days, rule
+//!   within 15, +10 with approval, 30 at most) — pure rules both sides use.
+//! - [`wire`]: the WebSocket protocol between the server and the bridge: challenge and key
+//!   proof, deliveries and acknowledgements, results and their acknowledgements.
+//! - [`failpoint`]: crash points for the crash-matrix tests (`TIAOJIE_FAILPOINT`).
+//! - [`bridge`]: the court bridge (`tiaojie-court-bridge`): its configuration, its SQLite
+//!   inbox/outbox and dockets, the outgoing link, and the judges' page and JSON API.
+//!
+//! The internet side's outbox and inbox live with the case record (tiaojie-domain), so an
+//! application and its outbox message commit in one transaction.
+
+pub mod application;
+pub mod bridge;
+pub mod court;
+pub mod envelope;
+pub mod failpoint;
+pub mod wire;
+
+pub use court::{CourtAction, CourtStatus, CourtUpdate, Docket};
+pub use envelope::{Body, Envelope, EnvelopeError, Message, PublicKey, Signer};

@@ -1,0 +1,103 @@
+//! The WebSocket protocol between the internet-side server and the court bridge. The bridge
+//! always dials out (the court network accepts no inbound connections); everything after the
+//! handshake flows both ways over that one connection. Frames are JSON text.
+//!
+//! 1. server → `challenge {nonce}`; bridge → `auth {bridge, signature}` where the signature is
+//!    the bridge key's over [`auth_bytes`]; server → `welcome` or closes with
+//!    [`CLOSE_UNKNOWN_KEY`].
+//! 2. server → `deliver {envelope}` for each leased outbox message (per case, in order; a
+//!    lease not acknowledged in time is delivered again); bridge → `ack {message_id}` once the
+//!    envelope is in its inbox, or `refuse {message_id, error}` when it cannot be taken (a bad
+//!    signature, say); the server retries a refused message a few times, then dead-letters it.
+//! 3. bridge → `result {envelope}` for each court-side outbox message, in order; server →
+//!    `result_ack {message_id, outcome}` once it is applied, a duplicate, or refused for good.
+
+use crate::envelope::Envelope;
+use serde::{Deserialize, Serialize};
+
+/// The WebSocket path the bridge connects to.
+pub const PATH: &str = "/confirmation/bridge";
+/// Close code: the bridge's key (or its signature) was not accepted.
+pub const CLOSE_UNKNOWN_KEY: u16 = 4401;
+/// Close code: a frame was not valid.
+pub const CLOSE_PROTOCOL: u16 = 4400;
+
+/// The bytes the bridge signs to prove it holds its key: bound to this protocol and the
+/// server's fresh nonce, so a signature cannot be replayed or used elsewhere.
+pub fn auth_bytes(nonce: &str) -> Vec<u8> {
+    format!("tiaojie-court-bridge/1 auth {nonce}").into_bytes()
+}
+
+/// Server → bridge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ToBridge {
+    /// Prove your key.
+    Challenge {
+        /// Fresh random nonce.
+        nonce: String,
+    },
+    /// Authenticated.
+    Welcome {
+        /// The server's public key, for the operator's information (the bridge checks
+        /// envelopes with the key in its own configuration, never with this one).
+        server_key: String,
+    },
+    /// An outbox message.
+    Deliver {
+        /// The signed message.
+        envelope: Envelope,
+    },
+    /// A result was taken.
+    ResultAck {
+        /// The result's message id.
+        message_id: String,
+        /// What happened to it.
+        outcome: ResultOutcome,
+        /// Why it was refused, if it was.
+        reason: Option<String>,
+    },
+}
+
+/// What the internet side did with a court result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultOutcome {
+    /// Applied now.
+    Applied,
+    /// Applied before (a redelivery).
+    Duplicate,
+    /// Not applied, for good: the wrong agreement version, a transition the case does not
+    /// allow, a bad signature. Acknowledged so it does not loop; reported on both sides.
+    Refused,
+}
+
+/// Bridge → server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FromBridge {
+    /// The answer to the challenge.
+    Auth {
+        /// The bridge's name, for logs.
+        bridge: String,
+        /// Base64 signature of [`auth_bytes`].
+        signature: String,
+    },
+    /// The delivered message is in the court inbox (or was already).
+    Ack {
+        /// Its message id.
+        message_id: String,
+    },
+    /// The delivered message cannot be taken.
+    Refuse {
+        /// Its message id (as far as it could be read).
+        message_id: String,
+        /// Why.
+        error: String,
+    },
+    /// A court-side outbox message.
+    Result {
+        /// The signed message.
+        envelope: Envelope,
+    },
+}

@@ -1,0 +1,286 @@
+//! Judicial confirmation (司法确认) on the internet side: the parties' joint application, the
+//! package that goes to the court, and the court's updates, accepted only for the agreement
+//! version they were made on and only along the court's own transitions
+//! ([`tiaojie_confirmation::court`]).
+
+use super::event::CaseEvent;
+use super::state::{CaseState, RuleError};
+use crate::role::Role;
+use serde::Serialize;
+use tiaojie_confirmation::application::{self as pkg, Application, RecordingHead};
+use tiaojie_confirmation::court::{CourtStatus, CourtUpdate, DAY_MS, Docket};
+
+/// Days after the agreement takes effect within which the parties may apply (CPL 205).
+pub const APPLY_DAYS: i64 = 30;
+
+/// The application sent to the court.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Submitted {
+    /// The outbox message id (the court calls the application by it).
+    pub message_id: String,
+    /// Agreement version applied for.
+    pub version: u32,
+    /// Its hash.
+    pub sha256: String,
+    /// When, Unix ms.
+    pub at: i64,
+}
+
+/// Where the case stands on judicial confirmation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ConfirmationState {
+    /// Parties who applied, with when (Unix ms).
+    pub applicants: Vec<(String, i64)>,
+    /// The joint application, once every party applied.
+    pub submitted: Option<Submitted>,
+    /// A party withdrew (message id of the withdrawal, who, when).
+    pub withdrawal: Option<(String, String, i64)>,
+    /// The court's record as far as its updates tell.
+    #[schema(value_type = Option<Object>)]
+    pub docket: Option<Docket>,
+    /// The court's updates, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub updates: Vec<CourtUpdate>,
+    /// Messages this case put in the outbox (their per-case sequence).
+    pub messages_sent: i64,
+}
+
+impl ConfirmationState {
+    /// The court status, if the court has said anything (received is implied by submission).
+    pub fn status(&self) -> Option<CourtStatus> {
+        self.docket.map(|d| d.status)
+    }
+
+    pub(super) fn apply(&mut self, event: &CaseEvent, at: i64) {
+        match event {
+            CaseEvent::ConfirmationApplied { person } => self.applicants.push((person.clone(), at)),
+            CaseEvent::ConfirmationSubmitted {
+                message_id,
+                version,
+                sha256,
+            } => {
+                self.submitted = Some(Submitted {
+                    message_id: message_id.clone(),
+                    version: *version,
+                    sha256: sha256.clone(),
+                    at,
+                });
+                self.docket = Some(Docket::received(at));
+                self.messages_sent += 1;
+            }
+            CaseEvent::ConfirmationWithdrawn { message_id, person } => {
+                self.withdrawal = Some((message_id.clone(), person.clone(), at));
+                self.messages_sent += 1;
+            }
+            CaseEvent::CourtUpdated { update, .. } => {
+                if let Some(d) = &mut self.docket
+                    && let Ok(next) = d.act(&update.action, update.at)
+                {
+                    *d = next;
+                }
+                self.updates.push(update.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+impl CaseState {
+    /// A party applies for judicial confirmation of the agreement in effect. When every party
+    /// has, the application is submitted as `message_id` (its outbox message).
+    pub fn apply_for_confirmation(
+        &self,
+        person: &str,
+        now: i64,
+        message_id: &str,
+    ) -> Result<Vec<CaseEvent>, RuleError> {
+        let (Some(effective_at), Some(current)) =
+            (self.agreement.effective_at, self.agreement.current())
+        else {
+            return Err(RuleError::State(
+                "judicial confirmation needs an agreement in effect".into(),
+            ));
+        };
+        if matches!(&self.outcome, Some(o) if *o != super::Outcome::Success) {
+            return Err(RuleError::State("the mediation did not succeed".into()));
+        }
+        if now > effective_at + APPLY_DAYS * DAY_MS {
+            return Err(RuleError::State(format!(
+                "the {APPLY_DAYS} days to apply after the agreement took effect have passed"
+            )));
+        }
+        if !self.member(person).is_some_and(|m| m.role == Role::Party) {
+            return Err(RuleError::Invalid(format!("{person} is not a party")));
+        }
+        let c = &self.confirmation;
+        if c.submitted.is_some() {
+            return Err(RuleError::State(
+                "the application was already submitted".into(),
+            ));
+        }
+        if c.applicants.iter().any(|(p, _)| p == person) {
+            return Err(RuleError::State(format!("{person} has already applied")));
+        }
+        let mut events = vec![CaseEvent::ConfirmationApplied {
+            person: person.to_string(),
+        }];
+        let all = self
+            .parties()
+            .all(|m| m.id == person || c.applicants.iter().any(|(p, _)| *p == m.id));
+        if all {
+            events.push(CaseEvent::ConfirmationSubmitted {
+                message_id: message_id.to_string(),
+                version: current.version,
+                sha256: current.sha256.clone(),
+            });
+        }
+        Ok(events)
+    }
+
+    /// A party withdraws the application before the court rules; the withdrawal goes to the
+    /// court as `message_id`.
+    pub fn withdraw_confirmation(
+        &self,
+        person: &str,
+        message_id: &str,
+    ) -> Result<Vec<CaseEvent>, RuleError> {
+        let c = &self.confirmation;
+        if c.submitted.is_none() {
+            return Err(RuleError::State("no application was submitted".into()));
+        }
+        if c.withdrawal.is_some() {
+            return Err(RuleError::State(
+                "the application was already withdrawn".into(),
+            ));
+        }
+        if c.status().is_some_and(CourtStatus::is_final) {
+            return Err(RuleError::State("the court has already decided".into()));
+        }
+        if !self.member(person).is_some_and(|m| m.role == Role::Party) {
+            return Err(RuleError::Invalid(format!("{person} is not a party")));
+        }
+        Ok(vec![CaseEvent::ConfirmationWithdrawn {
+            message_id: message_id.to_string(),
+            person: person.to_string(),
+        }])
+    }
+
+    /// Takes a court update (message `message_id`): only for the application submitted, only
+    /// on the agreement hash it was made on, and only along the court's transitions.
+    pub fn take_court_update(
+        &self,
+        message_id: &str,
+        update: &CourtUpdate,
+    ) -> Result<Vec<CaseEvent>, RuleError> {
+        let c = &self.confirmation;
+        let (Some(submitted), Some(docket)) = (&c.submitted, c.docket) else {
+            return Err(RuleError::State("no application was submitted".into()));
+        };
+        if update.application != submitted.message_id {
+            return Err(RuleError::State(format!(
+                "not this case's application ({})",
+                update.application
+            )));
+        }
+        let current = self.agreement.current().map(|v| v.sha256.as_str());
+        if update.agreement_sha256 != submitted.sha256 || current != Some(&submitted.sha256) {
+            return Err(RuleError::State(format!(
+                "made on agreement hash {}, the application is for {}",
+                update.agreement_sha256, submitted.sha256
+            )));
+        }
+        let next = docket
+            .act(&update.action, update.at)
+            .map_err(|e| RuleError::State(format!("court transition: {e}")))?;
+        if next.status != update.status || next.extended != update.extended {
+            return Err(RuleError::State(format!(
+                "the update says {} but {} from {} gives {}",
+                update.status.as_str(),
+                update.action.name(),
+                docket.status.as_str(),
+                next.status.as_str()
+            )));
+        }
+        Ok(vec![CaseEvent::CourtUpdated {
+            message_id: message_id.to_string(),
+            update: update.clone(),
+        }])
+    }
+
+    /// The package the court receives: the case, the agreement in effect, its signatures, the
+    /// identity checks (each session's latest per person) and the recordings' manifest heads.
+    pub fn application_package(&self, recordings: Vec<RecordingHead>) -> Application {
+        let person = |m: &super::Member| pkg::Person {
+            id: m.id.clone(),
+            name: m.name.clone(),
+        };
+        let current = self.agreement.current();
+        Application {
+            case_number: self.number.clone(),
+            case_type: self.case_type.clone(),
+            claim_amount: self.claim_amount,
+            mediator: self.mediator().map(person).unwrap_or(pkg::Person {
+                id: String::new(),
+                name: String::new(),
+            }),
+            members: self
+                .members
+                .iter()
+                .filter(|m| matches!(m.role, Role::Party | Role::Agent))
+                .map(|m| pkg::Member {
+                    id: m.id.clone(),
+                    name: m.name.clone(),
+                    role: m.role.as_str().to_string(),
+                    side: m.side.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    represents: m.represents.clone(),
+                })
+                .collect(),
+            agreement: pkg::Agreement {
+                version: current.map_or(0, |v| v.version),
+                text: current
+                    .map_or_else(String::new, |v| super::agreement::canonical_text(&v.text)),
+                sha256: current.map_or_else(String::new, |v| v.sha256.clone()),
+                effective_at: self.agreement.effective_at.unwrap_or(0),
+            },
+            signatures: self
+                .agreement
+                .valid_signatures()
+                .map(|s| pkg::Signature {
+                    person: s.person.clone(),
+                    name: s.name.clone(),
+                    role: s.role.as_str().to_string(),
+                    at: s.at,
+                    sha256: s.sha256.clone(),
+                    identity: s.identity.clone(),
+                })
+                .collect(),
+            identity_checks: self
+                .sessions
+                .iter()
+                .flat_map(|s| {
+                    s.checks.iter().filter_map(move |(p, c)| {
+                        c.identity.as_ref().map(|i| pkg::IdentityCheck {
+                            session: s.number,
+                            person: p.clone(),
+                            method: i.method.as_str().to_string(),
+                            passed: i.passed,
+                            by: i.by.clone(),
+                            at: i.at,
+                            note: i.note.clone(),
+                        })
+                    })
+                })
+                .collect(),
+            recordings,
+            applicants: self
+                .confirmation
+                .applicants
+                .iter()
+                .map(|(p, at)| pkg::Applicant {
+                    person: p.clone(),
+                    at: *at,
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! The internet side of judicial confirmation: the outbox of signed envelopes (leased to the
+//! court bridge, acknowledged, redelivered when a lease runs out, dead-lettered when a message
+//! keeps failing) and the inbox of court updates (each taken once, with its effect, in one
+//! transaction).
+//!
+//! Per-case order: only the oldest pending message of a case can be leased, so a case's second
+//! message never overtakes its first; a dead message no longer holds its case back.
+
+use super::{Backend, Store, StoreError};
+use crate::mediation::{CaseEvent, CaseState, Recorded, RuleError};
+use serde::Serialize;
+use sqlx::Row as _;
+use tiaojie_confirmation::{CourtUpdate, Envelope, Message, Signer};
+
+// The lease statement in two parts around PostgreSQL's `FOR UPDATE SKIP LOCKED` (static SQL:
+// sqlx 0.9 takes no strings built at run time). $1 owner, $2 lease end, $3 now, $4 limit.
+macro_rules! lease_sql {
+    () => {
+        "UPDATE confirmation_outbox SET lease_owner = $1, lease_until = $2, \
+         attempts = attempts + 1 WHERE message_id IN (SELECT o.message_id \
+         FROM confirmation_outbox o WHERE o.state = 'pending' \
+         AND (o.lease_until IS NULL OR o.lease_until < $3) \
+         AND NOT EXISTS (SELECT 1 FROM confirmation_outbox p WHERE p.case_id = o.case_id \
+         AND p.state = 'pending' AND p.seq < o.seq) ORDER BY o.created_at, o.seq LIMIT $4"
+    };
+}
+macro_rules! lease_guard {
+    () => {
+        " AND state = 'pending' AND (lease_until IS NULL OR lease_until < $3) \
+         RETURNING message_id, case_id, seq, created_at, payload, signature, attempts"
+    };
+}
+
+/// Leases after which a message that was never acknowledged is dead-lettered.
+pub const MAX_ATTEMPTS: i64 = 8;
+
+/// A leased outbox message.
+#[derive(Debug, Clone)]
+pub struct Leased {
+    /// Message id.
+    pub message_id: String,
+    /// Its case.
+    pub case_id: String,
+    /// The signed message.
+    pub envelope: Envelope,
+    /// Times leased so far, this one included.
+    pub attempts: i64,
+}
+
+/// An outbox row, for the admin API.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OutboxEntry {
+    /// Message id.
+    pub message_id: String,
+    /// Case id.
+    pub case_id: String,
+    /// Per-case sequence.
+    pub seq: i64,
+    /// `pending`, `acked` or `dead`.
+    pub state: String,
+    /// Times leased.
+    pub attempts: i64,
+    /// The last failure the bridge reported.
+    pub last_error: Option<String>,
+    /// Written, Unix ms.
+    pub created_at: i64,
+    /// Acknowledged, Unix ms.
+    pub acked_at: Option<i64>,
+}
+
+/// Outbox figures for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Not yet acknowledged.
+    pub pending: i64,
+    /// Dead-lettered.
+    pub dead: i64,
+    /// Age of the oldest pending message, ms (0 when none).
+    pub oldest_pending_ms: i64,
+}
+
+/// What became of a court update.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Taken {
+    /// Applied now; the case after it.
+    Applied(Box<CaseState>),
+    /// Taken before (a redelivery): nothing changed.
+    Duplicate,
+    /// Refused for good (recorded, so a redelivery is refused again without re-deciding).
+    Refused(String),
+}
+
+/// Extra rows written in the same transaction as a case's events.
+#[derive(Default)]
+pub(super) struct Alongside {
+    /// Outbox messages (sealed).
+    pub outbox: Vec<(Message, Envelope)>,
+    /// An inbox row: the court update's message id.
+    pub inbox: Option<String>,
+}
+
+impl Store {
+    /// Like [`Store::case_command`], and writes the outbox messages `outbox` makes from the
+    /// state after the events, sealed with `signer`, in the same transaction.
+    pub async fn case_command_with_outbox(
+        &self,
+        id: &str,
+        actor: &str,
+        now: i64,
+        decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
+        outbox: impl Fn(&CaseState, &[Recorded]) -> Vec<Message>,
+        signer: &Signer,
+    ) -> Result<(CaseState, Vec<Recorded>), StoreError> {
+        self.command_loop(id, actor, now, decide, |after, recorded| Alongside {
+            outbox: outbox(after, recorded)
+                .into_iter()
+                .map(|m| {
+                    let envelope = signer.seal(&m);
+                    (m, envelope)
+                })
+                .collect(),
+            inbox: None,
+        })
+        .await
+    }
+
+    /// Leases up to `limit` outbox messages to `owner` for `lease_ms`: per case only the
+    /// oldest pending one, oldest cases first. Messages leased [`MAX_ATTEMPTS`] times without
+    /// an acknowledgement are dead-lettered first.
+    pub async fn lease_outbox(
+        &self,
+        owner: &str,
+        limit: i64,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Vec<Leased>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let dead = sqlx::query(
+            "UPDATE confirmation_outbox SET state = 'dead', lease_owner = NULL, \
+             last_error = COALESCE(last_error, 'never acknowledged') \
+             WHERE state = 'pending' AND attempts >= $1 \
+             AND (lease_until IS NULL OR lease_until < $2)",
+        )
+        .bind(MAX_ATTEMPTS)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if dead > 0 {
+            tracing::error!(count = dead, "judicial confirmation messages dead-lettered");
+        }
+        // The same statement on both backends but for PostgreSQL's row locks: several server
+        // processes leasing at once skip each other's rows instead of waiting or doubling.
+        let sql = match self.backend {
+            Backend::Sqlite => concat!(lease_sql!(), ")", lease_guard!()),
+            Backend::Postgres => concat!(lease_sql!(), " FOR UPDATE SKIP LOCKED)", lease_guard!()),
+        };
+        let rows = sqlx::query(sql)
+            .bind(owner)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut leased = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    (
+                        r.try_get::<i64, _>("created_at")?,
+                        r.try_get::<i64, _>("seq")?,
+                    ),
+                    Leased {
+                        message_id: r.try_get("message_id")?,
+                        case_id: r.try_get("case_id")?,
+                        envelope: Envelope {
+                            payload: r.try_get("payload")?,
+                            signature: r.try_get("signature")?,
+                        },
+                        attempts: r.try_get("attempts")?,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        leased.sort_by_key(|(order, _)| *order);
+        Ok(leased.into_iter().map(|(_, l)| l).collect())
+    }
+
+    /// The bridge has the message. Idempotent.
+    pub async fn ack_outbox(&self, message_id: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE confirmation_outbox SET state = 'acked', acked_at = $1, lease_owner = NULL, \
+             lease_until = NULL WHERE message_id = $2 AND state = 'pending'",
+        )
+        .bind(now)
+        .bind(message_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The bridge could not take the message: note why and offer it again after `retry_ms`
+    /// (it is dead-lettered once leased [`MAX_ATTEMPTS`] times).
+    pub async fn refuse_outbox(
+        &self,
+        message_id: &str,
+        error: &str,
+        retry_ms: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE confirmation_outbox SET last_error = $1, lease_owner = NULL, \
+             lease_until = $2 WHERE message_id = $3 AND state = 'pending'",
+        )
+        .bind(error)
+        .bind(now + retry_ms)
+        .bind(message_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Gives back what `owner` leased and the bridge did not acknowledge (its connection
+    /// ended), so the next connection gets it at once rather than when the lease runs out.
+    pub async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE confirmation_outbox SET lease_owner = NULL, lease_until = NULL \
+             WHERE lease_owner = $1 AND state = 'pending'",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// An admin sends a dead-lettered message again (after fixing what made it fail).
+    pub async fn retry_dead(&self, message_id: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE confirmation_outbox SET state = 'pending', attempts = 0, lease_owner = NULL, \
+             lease_until = NULL WHERE message_id = $1 AND state = 'dead'",
+        )
+        .bind(message_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Outbox rows in `state` (all when `None`), oldest first, at most 500.
+    pub async fn outbox_entries(
+        &self,
+        state: Option<&str>,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT message_id, case_id, seq, state, attempts, last_error, created_at, acked_at \
+             FROM confirmation_outbox WHERE ($1 = '' OR state = $1) \
+             ORDER BY created_at, seq LIMIT 500",
+        )
+        .bind(state.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxEntry {
+                    message_id: r.try_get("message_id")?,
+                    case_id: r.try_get("case_id")?,
+                    seq: r.try_get("seq")?,
+                    state: r.try_get("state")?,
+                    attempts: r.try_get("attempts")?,
+                    last_error: r.try_get("last_error")?,
+                    created_at: r.try_get("created_at")?,
+                    acked_at: r.try_get("acked_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Whether the court bridge has acknowledged a message (`None`: no such message).
+    pub async fn outbox_state(&self, message_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT state FROM confirmation_outbox WHERE message_id = $1")
+                .bind(message_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Figures for the metrics.
+    pub async fn outbox_stats(&self, now: i64) -> Result<OutboxStats, StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+             (SELECT COUNT(*) FROM confirmation_outbox WHERE state = 'pending') AS pending, \
+             (SELECT COUNT(*) FROM confirmation_outbox WHERE state = 'dead') AS dead, \
+             (SELECT COALESCE(MIN(created_at), 0) FROM confirmation_outbox \
+              WHERE state = 'pending') AS oldest",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let oldest: i64 = row.try_get("oldest")?;
+        Ok(OutboxStats {
+            pending: row.try_get("pending")?,
+            dead: row.try_get("dead")?,
+            oldest_pending_ms: if oldest == 0 {
+                0
+            } else {
+                (now - oldest).max(0)
+            },
+        })
+    }
+
+    /// Takes a court update, verified by the caller: its inbox row and its effect on the case
+    /// in one transaction. A message id seen before changes nothing; one the case's rules
+    /// refuse is recorded as refused.
+    pub async fn take_court_update(
+        &self,
+        message: &Message,
+        update: &CourtUpdate,
+        now: i64,
+    ) -> Result<Taken, StoreError> {
+        for attempt in 0..super::cases::APPEND_ATTEMPTS {
+            if let Some((outcome, reason)) = self.inbox_outcome(&message.message_id).await? {
+                return Ok(if outcome == "refused" {
+                    Taken::Refused(reason.unwrap_or_default())
+                } else {
+                    Taken::Duplicate
+                });
+            }
+            let before = match self.case(&message.case_id).await {
+                Ok(c) => c,
+                Err(StoreError::CaseNotFound(_)) => {
+                    let reason = format!("no case {}", message.case_id);
+                    self.refuse_inbox(message, &reason, now).await?;
+                    return Ok(Taken::Refused(reason));
+                }
+                Err(e) => return Err(e),
+            };
+            let events = match before.take_court_update(&message.message_id, update) {
+                Ok(events) => events,
+                Err(rule) => {
+                    let reason = rule.to_string();
+                    self.refuse_inbox(message, &reason, now).await?;
+                    return Ok(Taken::Refused(reason));
+                }
+            };
+            let alongside = Alongside {
+                outbox: Vec::new(),
+                inbox: Some(message.message_id.clone()),
+            };
+            match self
+                .append(&before, "court", now, events, |_, _| alongside)
+                .await
+            {
+                Ok((after, _)) => return Ok(Taken::Applied(Box::new(after))),
+                Err(StoreError::Conflict) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(2 * attempt as u64)).await;
+                }
+                // The inbox row exists: another connection took it meanwhile.
+                Err(StoreError::Duplicate) => return Ok(Taken::Duplicate),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    async fn inbox_outcome(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let row =
+            sqlx::query("SELECT outcome, reason FROM confirmation_inbox WHERE message_id = $1")
+                .bind(message_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get("outcome")?, r.try_get("reason")?)),
+            None => None,
+        })
+    }
+
+    async fn refuse_inbox(
+        &self,
+        message: &Message,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO confirmation_inbox (message_id, case_id, received_at, outcome, reason) \
+             VALUES ($1, $2, $3, 'refused', $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(&message.message_id)
+        .bind(&message.case_id)
+        .bind(now)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        tracing::warn!(message_id = %message.message_id, case = %message.case_id, %reason, "court update refused");
+        Ok(())
+    }
+}
+
+/// Writes the rows that go with a case's events, inside the append's transaction.
+pub(super) async fn write_alongside(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    case_id: &str,
+    now: i64,
+    alongside: &Alongside,
+) -> Result<(), StoreError> {
+    for (message, envelope) in &alongside.outbox {
+        sqlx::query(
+            "INSERT INTO confirmation_outbox (message_id, case_id, seq, payload, signature, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&message.message_id)
+        .bind(case_id)
+        .bind(message.seq)
+        .bind(&envelope.payload)
+        .bind(&envelope.signature)
+        .bind(message.created_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if let Some(message_id) = &alongside.inbox {
+        let inserted = sqlx::query(
+            "INSERT INTO confirmation_inbox (message_id, case_id, received_at, outcome) \
+             VALUES ($1, $2, $3, 'applied') ON CONFLICT DO NOTHING",
+        )
+        .bind(message_id)
+        .bind(case_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Duplicate);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! The court bridge's connection (`/confirmation/bridge`, protocol in
+//! `tiaojie_confirmation::wire`): the bridge dials in from the court network, proves it holds
+//! a configured key, then takes leased outbox messages and sends the court's updates back.
+//!
+//! Delivery is at least once (a lease not acknowledged in time is delivered again, to this or
+//! another connection or server process); the effect is exactly once because both inboxes are
+//! keyed by message id and written in the same transaction as the effect.
+
+use crate::app::AppState;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::{SinkExt as _, StreamExt as _};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+use tiaojie_confirmation::wire::{self, FromBridge, ResultOutcome, ToBridge};
+use tiaojie_confirmation::{Body, Envelope, PublicKey, Signer};
+use tiaojie_domain::store::Taken;
+use tokio::sync::Notify;
+
+/// Frames larger than this are refused (an application with a long agreement is far smaller).
+const MAX_FRAME_BYTES: usize = 4 << 20;
+/// How long the bridge has to answer the challenge.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the outbox is looked at without a wake-up (other server processes write too).
+const POLL: Duration = Duration::from_millis(250);
+
+/// What the server keeps for the bridge connections.
+pub struct CourtLink {
+    /// The server's key, which seals what goes to the court (the recording key: one server
+    /// identity). `None` if it could not be read (then nothing can be applied for).
+    pub signer: Option<Signer>,
+    /// Woken when the outbox gets rows.
+    pub outbox_ready: Notify,
+    /// Bridge connections authenticated now.
+    pub connected: AtomicI64,
+    /// Envelopes or updates refused (bad signature, wrong version, ...), ever.
+    pub refused: AtomicU64,
+}
+
+impl CourtLink {
+    /// From the server key's PKCS#8 DER.
+    pub fn new(key_der: &[u8]) -> CourtLink {
+        CourtLink {
+            signer: Signer::from_pkcs8(key_der).ok(),
+            outbox_ready: Notify::new(),
+            connected: AtomicI64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+}
+
+/// `GET /confirmation/bridge`: the WebSocket upgrade.
+pub(crate) async fn bridge_socket(
+    State(state): State<AppState>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| async move {
+            if let Err(e) = serve(state, socket).await {
+                tracing::warn!(error = %e, "court bridge connection ended");
+            }
+        })
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error("websocket: {0}")]
+    Ws(#[from] axum::Error),
+    #[error("storage: {0}")]
+    Store(#[from] tiaojie_domain::StoreError),
+    #[error("{0}")]
+    Protocol(String),
+}
+
+async fn send(
+    ws: &mut futures_util::stream::SplitSink<WebSocket, Frame>,
+    frame: &ToBridge,
+) -> Result<(), LinkError> {
+    let text = serde_json::to_string(frame).map_err(|e| LinkError::Protocol(e.to_string()))?;
+    ws.send(Frame::Text(text.into())).await?;
+    Ok(())
+}
+
+async fn close(
+    mut ws: futures_util::stream::SplitSink<WebSocket, Frame>,
+    code: u16,
+    reason: &str,
+) -> Result<(), LinkError> {
+    ws.send(Frame::Close(Some(CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    })))
+    .await?;
+    Err(LinkError::Protocol(reason.to_string()))
+}
+
+fn parse(frame: Option<Result<Frame, axum::Error>>) -> Result<Option<FromBridge>, LinkError> {
+    match frame {
+        None | Some(Ok(Frame::Close(_))) => Err(LinkError::Protocol("closed".into())),
+        Some(Err(e)) => Err(e.into()),
+        Some(Ok(Frame::Text(text))) => serde_json::from_str(text.as_str())
+            .map(Some)
+            .map_err(|e| LinkError::Protocol(format!("not a bridge frame: {e}"))),
+        Some(Ok(_)) => Ok(None),
+    }
+}
+
+async fn serve(state: AppState, socket: WebSocket) -> Result<(), LinkError> {
+    let (mut tx, mut rx) = socket.split();
+    let link = &state.hub.court;
+    // 1. The key proof.
+    let nonce = crate::ids::random_token(32);
+    send(
+        &mut tx,
+        &ToBridge::Challenge {
+            nonce: nonce.clone(),
+        },
+    )
+    .await?;
+    let answer = tokio::time::timeout(AUTH_TIMEOUT, rx.next())
+        .await
+        .map_err(|_| LinkError::Protocol("no answer to the challenge".into()))?;
+    let Ok(Some(FromBridge::Auth { bridge, signature })) = parse(answer) else {
+        return close(tx, wire::CLOSE_PROTOCOL, "expected auth").await;
+    };
+    let keys: Vec<PublicKey> = state
+        .config
+        .confirmation
+        .bridge_keys()
+        .iter()
+        .filter_map(|k| PublicKey::from_b64(k).ok())
+        .collect();
+    let Some(bridge_key) = keys
+        .into_iter()
+        .find(|k| k.verifies(&wire::auth_bytes(&nonce), &signature))
+    else {
+        tracing::warn!(%bridge, "a court bridge with an unknown key was refused");
+        link.refused.fetch_add(1, Relaxed);
+        return close(tx, wire::CLOSE_UNKNOWN_KEY, "unknown bridge key").await;
+    };
+    let Some(signer) = &link.signer else {
+        return close(tx, 1011, "the server key is not available").await;
+    };
+    send(
+        &mut tx,
+        &ToBridge::Welcome {
+            server_key: signer.public_b64(),
+        },
+    )
+    .await?;
+    tracing::info!(%bridge, "court bridge connected");
+    link.connected.fetch_add(1, Relaxed);
+    // Each connection leases under its own name, and gives back what it held when it ends.
+    let owner = format!("{bridge}/{}", crate::ids::random_id());
+    let result = run(&state, &mut tx, &mut rx, &owner, &bridge_key).await;
+    link.connected.fetch_sub(1, Relaxed);
+    if let Err(e) = state.hub.store().release_leases(&owner).await {
+        tracing::warn!(error = %e, "could not release the bridge's leases (they expire)");
+    }
+    result
+}
+
+/// 2. and 3.: deliveries out, acknowledgements and results in, until the connection ends.
+async fn run(
+    state: &AppState,
+    tx: &mut futures_util::stream::SplitSink<WebSocket, Frame>,
+    rx: &mut futures_util::stream::SplitStream<WebSocket>,
+    owner: &str,
+    bridge_key: &PublicKey,
+) -> Result<(), LinkError> {
+    let config = &state.config.confirmation;
+    let lease = config.lease;
+    let store = state.hub.store();
+    // Delivered and not yet acknowledged, with when: past its lease it may be leased again.
+    let mut in_flight: HashMap<String, Instant> = HashMap::new();
+    loop {
+        in_flight.retain(|_, at| at.elapsed() < lease);
+        let room = (config.window as usize).saturating_sub(in_flight.len());
+        if room > 0 {
+            let now = state.hub.clock.now();
+            for leased in store
+                .lease_outbox(owner, room as i64, lease.as_millis() as i64, now)
+                .await?
+            {
+                in_flight.insert(leased.message_id.clone(), Instant::now());
+                tiaojie_confirmation::failpoint::hit("server.after_lease");
+                send(
+                    tx,
+                    &ToBridge::Deliver {
+                        envelope: leased.envelope,
+                    },
+                )
+                .await?;
+            }
+        }
+        let frame = tokio::select! {
+            frame = rx.next() => frame,
+            () = state.hub.court.outbox_ready.notified() => continue,
+            () = tokio::time::sleep(POLL) => continue,
+        };
+        let Some(frame) = parse(frame)? else { continue };
+        let now = state.hub.clock.now();
+        match frame {
+            FromBridge::Ack { message_id } => {
+                in_flight.remove(&message_id);
+                tiaojie_confirmation::failpoint::hit("server.before_ack_commit");
+                store.ack_outbox(&message_id, now).await?;
+                tiaojie_confirmation::failpoint::hit("server.after_ack_commit");
+            }
+            FromBridge::Refuse { message_id, error } => {
+                tracing::error!(%message_id, %error, "the court bridge refused a message");
+                state.hub.court.refused.fetch_add(1, Relaxed);
+                in_flight.remove(&message_id);
+                store
+                    .refuse_outbox(&message_id, &error, config.retry.as_millis() as i64, now)
+                    .await?;
+            }
+            FromBridge::Result { envelope } => {
+                tiaojie_confirmation::failpoint::hit("server.before_result_commit");
+                let (message_id, outcome, reason) =
+                    take_result(state, &envelope, bridge_key).await?;
+                tiaojie_confirmation::failpoint::hit("server.after_result_commit");
+                send(
+                    tx,
+                    &ToBridge::ResultAck {
+                        message_id,
+                        outcome,
+                        reason,
+                    },
+                )
+                .await?;
+            }
+            FromBridge::Auth { .. } => {
+                return Err(LinkError::Protocol("auth again after welcome".into()));
+            }
+        }
+    }
+}
+
+/// Verifies and applies one court update; what to acknowledge.
+async fn take_result(
+    state: &AppState,
+    envelope: &Envelope,
+    bridge_key: &PublicKey,
+) -> Result<(String, ResultOutcome, Option<String>), LinkError> {
+    let claimed_id = serde_json::from_str::<serde_json::Value>(&envelope.payload)
+        .ok()
+        .and_then(|v| v.get("message_id")?.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let refused = |reason: String| {
+        state.hub.court.refused.fetch_add(1, Relaxed);
+        tracing::error!(message_id = %claimed_id, %reason, "court update refused");
+        Ok((claimed_id.clone(), ResultOutcome::Refused, Some(reason)))
+    };
+    let message = match envelope.open(bridge_key) {
+        Ok(m) => m,
+        Err(e) => return refused(e.to_string()),
+    };
+    let Body::CourtUpdate(update) = &message.body else {
+        return refused("not a court update".into());
+    };
+    let now = state.hub.clock.now();
+    match state
+        .hub
+        .store()
+        .take_court_update(&message, update, now)
+        .await?
+    {
+        Taken::Applied(case) => {
+            tracing::info!(case = %case.id, status = update.status.as_str(), "court update applied");
+            let detail = format!(
+                "{} {} {}",
+                update.action.name(),
+                update.status.as_str(),
+                message.message_id
+            );
+            let entry = tiaojie_domain::AuditEntry::new(
+                now,
+                &update.judge,
+                "court",
+                "confirmation.court_update",
+                &format!("case:{}", case.id),
+                &detail,
+            );
+            state.hub.store().audit(&entry).await?;
+            crate::cases_api::announce_change(state, &case, "court_updated").await;
+            Ok((message.message_id, ResultOutcome::Applied, None))
+        }
+        Taken::Duplicate => Ok((message.message_id, ResultOutcome::Duplicate, None)),
+        Taken::Refused(reason) => {
+            state.hub.court.refused.fetch_add(1, Relaxed);
+            Ok((message.message_id, ResultOutcome::Refused, Some(reason)))
+        }
+    }
+}

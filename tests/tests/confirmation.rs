@@ -1,0 +1,588 @@
+//! Judicial confirmation across the network boundary: the full path with the real court bridge,
+//! refusals (forged, altered, outdated, wrong key), a link that drops, dead letters, and several
+//! servers leasing one PostgreSQL outbox. The crash matrix is in `confirmation_crash.rs`.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tiaojie_confirmation::court::{CourtAction, CourtStatus, CourtUpdate};
+use tiaojie_confirmation::wire::{ResultOutcome, ToBridge};
+use tiaojie_confirmation::{Body, Message, Signer};
+use tiaojie_domain::Role;
+use tiaojie_tests::court::{JUDGE_TOKEN, RawBridge, TestBridge, bridge_key, signed_case};
+use tiaojie_tests::{Backend, TempDir, TestServer, on_both_backends};
+
+on_both_backends!(
+    an_application_reaches_the_judge_and_the_ruling_reaches_the_parties,
+    forged_altered_and_outdated_messages_are_refused,
+    a_dropped_link_loses_nothing_and_a_poison_message_is_dead_lettered,
+);
+
+/// Polls `check` every 50 ms for up to 20 s.
+async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn call(server: &TestServer, token: &str, method: Method, path: &str, want: u16) -> Value {
+    let (status, value) = server.api_as(token, method.clone(), path, None).await;
+    assert_eq!(status, want, "{method} {path}: {value}");
+    value
+}
+
+/// A server that trusts a fresh bridge key, and that bridge (connected).
+async fn server_and_bridge(
+    backend: Backend,
+    adjust: impl FnOnce(&mut tiaojie_config::Config),
+) -> (TestServer, TestBridge, TempDir) {
+    let dir = TempDir::new("bridge");
+    let key = bridge_key(&dir.0);
+    let server = TestServer::start_with(backend, |c| {
+        c.confirmation.bridge_keys = key;
+        adjust(c);
+    })
+    .await;
+    let bridge = TestBridge::start(&dir.0, &server).await;
+    (server, bridge, dir)
+}
+
+async fn metric(server: &TestServer, name: &str) -> f64 {
+    let text = server
+        .http
+        .get(format!("http://{}/metrics", server.addr))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+async fn an_application_reaches_the_judge_and_the_ruling_reaches_the_parties(backend: Backend) {
+    let (server, bridge, dir) = server_and_bridge(backend, |_| {}).await;
+    let case = signed_case(&server, "(2026)京0105民诉前调301号").await;
+    let base = format!("/api/cases/{}", case.id);
+    let apply = |p: &str| format!("{base}/members/{p}/confirmation-application");
+
+    // Each party applies for themself; an agent and a party for the other are refused.
+    call(
+        &server,
+        &case.tokens["lawyer-zhao"],
+        Method::PUT,
+        &apply("lawyer-zhao"),
+        403,
+    )
+    .await;
+    call(
+        &server,
+        &case.tokens["p-zhang"],
+        Method::PUT,
+        &apply("p-li"),
+        403,
+    )
+    .await;
+    let one = call(
+        &server,
+        &case.tokens["p-zhang"],
+        Method::PUT,
+        &apply("p-zhang"),
+        200,
+    )
+    .await;
+    assert_eq!(
+        one["confirmation"]["applicants"].as_array().map(Vec::len),
+        Some(1),
+        "{one}"
+    );
+    assert!(one["confirmation"]["submitted"].is_null());
+    assert!(one["confirmation_apply_by"].as_i64() > one["agreement"]["effective_at"].as_i64());
+    call(
+        &server,
+        &case.tokens["p-zhang"],
+        Method::PUT,
+        &apply("p-zhang"),
+        409,
+    )
+    .await;
+    let both = call(
+        &server,
+        &case.tokens["p-li"],
+        Method::PUT,
+        &apply("p-li"),
+        200,
+    )
+    .await;
+    let application = both["confirmation"]["submitted"]["message_id"]
+        .as_str()
+        .expect("submitted")
+        .to_string();
+    assert_eq!(
+        both["confirmation"]["submitted"]["sha256"],
+        case.sha256.as_str()
+    );
+
+    // The bridge has it: signature and hashes verified on the judge's side.
+    let docket = until("the application in the court's inbox", async || {
+        let (_, list) = bridge.api(Method::GET, "/applications", None).await;
+        list.as_array().and_then(|l| l.first().cloned())
+    })
+    .await;
+    assert_eq!(docket["id"], application.as_str());
+    assert_eq!(docket["status"], "received");
+    assert!(docket["due_at"].as_i64() > docket["received_at"].as_i64());
+    let (status, full) = bridge
+        .api(Method::GET, &format!("/applications/{application}"), None)
+        .await;
+    assert_eq!(status, 200, "{full}");
+    for check in [
+        "envelope_signature_valid",
+        "agreement_hash_valid",
+        "signatures_on_this_hash",
+    ] {
+        assert_eq!(full["verification"][check], true, "{check}: {full}");
+    }
+    assert_eq!(
+        full["application"]["case_number"],
+        "(2026)京0105民诉前调301号"
+    );
+    assert_eq!(
+        full["application"]["signatures"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(
+        full["application"]["identity_checks"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        full["application"]["applicants"].as_array().map(Vec::len),
+        Some(2)
+    );
+    until("the server to see the delivery acknowledged", async || {
+        let (_, v) = server
+            .api_as(&case.tokens["p-zhang"], Method::GET, &base, None)
+            .await;
+        (v["confirmation_delivered"] == true).then_some(())
+    })
+    .await;
+
+    // The judge's API: a ruling before acceptance is refused; texts are required; no token, no API.
+    let act = |body: Value| {
+        let bridge = &bridge;
+        let path = format!("/applications/{application}/actions");
+        async move { bridge.api(Method::POST, &path, Some(body)).await }
+    };
+    let (status, _) =
+        act(json!({"action": "confirm", "ruling_number": "x", "ruling_text": "y"})).await;
+    assert_eq!(status, 409);
+    let (status, _) = act(json!({"action": "not_accept", "grounds": " "})).await;
+    assert_eq!(status, 400);
+    let (status, _) = act(json!({"action": "withdraw"})).await;
+    assert_eq!(status, 400);
+    let anonymous = reqwest::Client::new()
+        .get(format!("http://{}/api/applications", bridge.addr))
+        .bearer_auth("not-the-judge-token-000000000000")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    assert_ne!(JUDGE_TOKEN, "not-the-judge-token-000000000000");
+
+    // Accept, extend, confirm: each change reaches the case, in order.
+    let (status, accepted) = act(json!({"action": "accept"})).await;
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(accepted["status"], "accepted");
+    let (status, extended) =
+        act(json!({"action": "extend", "approval": "院长批准（2026）第12号"})).await;
+    assert_eq!(status, 200, "{extended}");
+    assert_eq!(
+        extended["due_at"]
+            .as_i64()
+            .zip(accepted["due_at"].as_i64())
+            .map(|(a, b)| a - b),
+        Some(10 * 24 * 3600 * 1000)
+    );
+    let (status, _) = act(json!({"action": "confirm", "ruling_number": "(2026)京0105民特301号", "ruling_text": "调解协议有效。"})).await;
+    assert_eq!(status, 200);
+    let seen = until("the parties to see the ruling", async || {
+        let (_, v) = server
+            .api_as(&case.tokens["p-li"], Method::GET, &base, None)
+            .await;
+        (v["confirmation"]["docket"]["status"] == "confirmed").then_some(v)
+    })
+    .await;
+    let updates = seen["confirmation"]["updates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let actions: Vec<&str> = updates
+        .iter()
+        .filter_map(|u| u["action"]["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["accept", "extend", "confirm"], "{seen}");
+    assert_eq!(
+        updates[2]["action"]["ruling_number"],
+        "(2026)京0105民特301号"
+    );
+    assert_eq!(updates[2]["judge_name"], "孙法官");
+    assert_eq!(seen["confirmation"]["docket"]["extended"], true);
+
+    // Every result is acknowledged on the court side; nothing waits; the audit log has them.
+    until("the court outbox to drain", async || {
+        let (inbox, pending) = bridge.bridge.store.counts().await.ok()?;
+        (inbox == 1 && pending == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        metric(&server, "tiaojie_confirmation_outbox_pending").await,
+        0.0
+    );
+    assert_eq!(
+        metric(&server, "tiaojie_confirmation_bridges_connected").await,
+        1.0
+    );
+    let (_, audit) = server
+        .api(
+            Method::GET,
+            &format!("/api/audit?target=case:{}", case.id),
+            None,
+        )
+        .await;
+    let court_entries = audit.as_array().map(|a| {
+        a.iter()
+            .filter(|e| e["action"] == "confirmation.court_update")
+            .count()
+    });
+    assert_eq!(court_entries, Some(3), "{audit}");
+    // After the ruling: no withdrawal, no second application.
+    call(
+        &server,
+        &case.tokens["p-li"],
+        Method::POST,
+        &format!("{base}/members/p-li/confirmation-withdrawal"),
+        409,
+    )
+    .await;
+    call(
+        &server,
+        &case.tokens["p-li"],
+        Method::PUT,
+        &apply("p-li"),
+        409,
+    )
+    .await;
+
+    bridge.stop();
+    server.stop().await;
+    dir.remove();
+}
+
+async fn forged_altered_and_outdated_messages_are_refused(backend: Backend) {
+    let (server, mut bridge, dir) = server_and_bridge(backend, |_| {}).await;
+    // A bridge with a key the server does not know cannot connect.
+    let (stranger, _) = Signer::generate().expect("key");
+    assert_eq!(
+        RawBridge::connect(&server, &stranger).await.err(),
+        Some(tiaojie_confirmation::wire::CLOSE_UNKNOWN_KEY)
+    );
+    assert!(metric(&server, "tiaojie_confirmation_refused_total").await >= 1.0);
+
+    // A case applied for; the judge accepts.
+    let case = signed_case(&server, "(2026)京0105民诉前调302号").await;
+    let base = format!("/api/cases/{}", case.id);
+    for p in ["p-zhang", "p-li"] {
+        call(
+            &server,
+            &case.tokens[p],
+            Method::PUT,
+            &format!("{base}/members/{p}/confirmation-application"),
+            200,
+        )
+        .await;
+    }
+    let application = until("the application at the court", async || {
+        let (_, list) = bridge.api(Method::GET, "/applications", None).await;
+        list.as_array()?.first()?["id"].as_str().map(str::to_string)
+    })
+    .await;
+    let (status, _) = bridge
+        .api(
+            Method::POST,
+            &format!("/applications/{application}/actions"),
+            Some(json!({"action": "accept"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    until("acceptance at the server", async || {
+        let (_, v) = server.api(Method::GET, &base, None).await;
+        (v["confirmation"]["docket"]["status"] == "accepted").then_some(())
+    })
+    .await;
+    bridge.cut();
+
+    // Hand-made updates with the bridge's own key over a raw connection.
+    let key_der = std::fs::read(dir.0.join("bridge-key.der")).expect("bridge key");
+    let key = Signer::from_pkcs8(&key_der).expect("key");
+    let mut raw = RawBridge::connect(&server, &key)
+        .await
+        .expect("the real key connects");
+    let update = |action: CourtAction, status: CourtStatus, sha: &str| Message {
+        message_id: tiaojie_confirmation::envelope::random_id(),
+        case_id: case.id.clone(),
+        seq: 100,
+        created_at: 1,
+        body: Body::CourtUpdate(CourtUpdate {
+            application: application.clone(),
+            agreement_sha256: sha.to_string(),
+            action,
+            status,
+            extended: false,
+            due_at: None,
+            judge: "judge-sun".into(),
+            judge_name: "孙法官".into(),
+            at: tiaojie_domain::clock::now_millis(),
+        }),
+    };
+    let outcome = |ack: ToBridge| match ack {
+        ToBridge::ResultAck {
+            outcome, reason, ..
+        } => (outcome, reason.unwrap_or_default()),
+        other => panic!("{other:?}"),
+    };
+    let confirm = || CourtAction::Confirm {
+        ruling_number: "(2026)京0105民特302号".into(),
+        ruling_text: "有效".into(),
+    };
+    // A ruling on another agreement hash: refused, and again when redelivered.
+    let outdated = key.seal(&update(confirm(), CourtStatus::Confirmed, &"0".repeat(64)));
+    let (o, reason) = outcome(raw.result(outdated.clone()).await);
+    assert_eq!(o, ResultOutcome::Refused);
+    assert!(reason.contains("hash"), "{reason}");
+    assert_eq!(
+        outcome(raw.result(outdated).await).0,
+        ResultOutcome::Refused
+    );
+    // Signed by someone else, or altered after signing: refused.
+    let good = update(confirm(), CourtStatus::Confirmed, &case.sha256);
+    let (o, reason) = outcome(raw.result(stranger.seal(&good)).await);
+    assert_eq!(o, ResultOutcome::Refused);
+    assert!(reason.contains("signature"), "{reason}");
+    let mut altered = key.seal(&good);
+    altered.payload = altered.payload.replace("有效", "无效");
+    assert_eq!(outcome(raw.result(altered).await).0, ResultOutcome::Refused);
+    // A transition the court's rules do not allow (not accepting an accepted application).
+    let not_accept = key.seal(&update(
+        CourtAction::NotAccept {
+            grounds: "x".into(),
+        },
+        CourtStatus::NotAccepted,
+        &case.sha256,
+    ));
+    assert_eq!(
+        outcome(raw.result(not_accept).await).0,
+        ResultOutcome::Refused
+    );
+    // The real ruling applies once; its redelivery is a duplicate.
+    let sealed = key.seal(&good);
+    assert_eq!(
+        outcome(raw.result(sealed.clone()).await).0,
+        ResultOutcome::Applied
+    );
+    assert_eq!(
+        outcome(raw.result(sealed).await).0,
+        ResultOutcome::Duplicate
+    );
+    let (_, v) = server.api(Method::GET, &base, None).await;
+    assert_eq!(v["confirmation"]["docket"]["status"], "confirmed");
+    assert_eq!(
+        v["confirmation"]["updates"].as_array().map(Vec::len),
+        Some(2),
+        "{v}"
+    );
+
+    // An envelope altered on its way to the court is refused there and reported.
+    let other = signed_case(&server, "(2026)京0105民诉前调303号").await;
+    let obase = format!("/api/cases/{}", other.id);
+    for p in ["p-zhang", "p-li"] {
+        call(
+            &server,
+            &other.tokens[p],
+            Method::PUT,
+            &format!("{obase}/members/{p}/confirmation-application"),
+            200,
+        )
+        .await;
+    }
+    tamper_outbox(&server, &other.id).await;
+    drop(raw);
+    bridge.connect();
+    let refusals = until("the bridge to report the altered envelope", async || {
+        let (_, r) = bridge.api(Method::GET, "/refused", None).await;
+        let envelopes = r["envelopes"].as_array()?.clone();
+        (!envelopes.is_empty()).then_some(envelopes)
+    })
+    .await;
+    assert!(
+        refusals[0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("signature"),
+        "{refusals:?}"
+    );
+    let (_, list) = bridge.api(Method::GET, "/applications", None).await;
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(1),
+        "the altered application is not in the inbox"
+    );
+    let (_, outbox) = server
+        .api(Method::GET, "/api/confirmation/outbox?state=pending", None)
+        .await;
+    assert!(
+        outbox[0]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("signature"),
+        "{outbox}"
+    );
+
+    bridge.stop();
+    server.stop().await;
+    dir.remove();
+}
+
+/// Alters the pending outbox message of `case` in the server's database, as an attacker
+/// between the two networks would.
+async fn tamper_outbox(server: &TestServer, case: &str) {
+    sqlx::query("UPDATE confirmation_outbox SET payload = REPLACE(payload, '四万元', '四十万元') WHERE case_id = $1")
+        .bind(case)
+        .execute(&database(server).await)
+        .await
+        .expect("tamper");
+}
+
+/// A connection of our own to the server's database.
+async fn database(server: &TestServer) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(&server.config.database_url())
+        .await
+        .expect("database")
+}
+
+async fn a_dropped_link_loses_nothing_and_a_poison_message_is_dead_lettered(backend: Backend) {
+    let (server, mut bridge, dir) = server_and_bridge(backend, |c| {
+        c.confirmation.retry = Duration::from_millis(50);
+        c.confirmation.lease = Duration::from_secs(2);
+    })
+    .await;
+    // The link is down while three cases apply.
+    bridge.cut();
+    let mut cases = Vec::new();
+    for n in 0..3 {
+        let case = signed_case(&server, &format!("(2026)京0105民诉前调31{n}号")).await;
+        for p in ["p-zhang", "p-li"] {
+            let path = format!(
+                "/api/cases/{}/members/{p}/confirmation-application",
+                case.id
+            );
+            call(&server, &case.tokens[p], Method::PUT, &path, 200).await;
+        }
+        cases.push(case);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        metric(&server, "tiaojie_confirmation_outbox_pending").await,
+        3.0
+    );
+    assert!(metric(&server, "tiaojie_confirmation_outbox_oldest_seconds").await >= 1.0);
+    // One of them is poisoned: altered, so the bridge refuses it every time.
+    tamper_outbox(&server, &cases[1].id).await;
+    bridge.connect();
+    until("the two good ones at the court", async || {
+        let (_, list) = bridge.api(Method::GET, "/applications", None).await;
+        (list.as_array()?.len() == 2).then_some(())
+    })
+    .await;
+    let dead = until("the poisoned one dead-lettered", async || {
+        let (_, dead) = server
+            .api(Method::GET, "/api/confirmation/outbox?state=dead", None)
+            .await;
+        (dead.as_array()?.len() == 1).then_some(dead)
+    })
+    .await;
+    assert_eq!(dead[0]["case_id"], cases[1].id.as_str());
+    assert!(
+        dead[0]["attempts"].as_i64() >= Some(tiaojie_domain::store::MAX_ATTEMPTS),
+        "{dead}"
+    );
+    assert_eq!(
+        metric(&server, "tiaojie_confirmation_dead_letters").await,
+        1.0
+    );
+    // A party cannot see or touch the queue; an admin repairs the row and sends it again.
+    let party = &cases[0].tokens["p-zhang"];
+    call(&server, party, Method::GET, "/api/confirmation/outbox", 403).await;
+    let message = dead[0]["message_id"].as_str().expect("id").to_string();
+    sqlx::query("UPDATE confirmation_outbox SET payload = REPLACE(payload, '四十万元', '四万元') WHERE message_id = $1")
+        .bind(&message)
+        .execute(&database(&server).await)
+        .await
+        .expect("repair");
+    let admin = server.admin_token.clone();
+    call(
+        &server,
+        &admin,
+        Method::POST,
+        &format!("/api/confirmation/outbox/{message}/retry"),
+        200,
+    )
+    .await;
+    call(
+        &server,
+        &admin,
+        Method::POST,
+        &format!("/api/confirmation/outbox/{message}/retry"),
+        404,
+    )
+    .await;
+    until("all three at the court", async || {
+        let (_, list) = bridge.api(Method::GET, "/applications", None).await;
+        (list.as_array()?.len() == 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        metric(&server, "tiaojie_confirmation_dead_letters").await,
+        0.0
+    );
+    until("nothing pending", async || {
+        (metric(&server, "tiaojie_confirmation_outbox_pending").await == 0.0).then_some(())
+    })
+    .await;
+    let staff = server.staff_token("med-wang", Role::Mediator);
+    call(
+        &server,
+        &staff,
+        Method::GET,
+        "/api/confirmation/outbox",
+        403,
+    )
+    .await;
+
+    bridge.stop();
+    server.stop().await;
+    dir.remove();
+}
