@@ -30,14 +30,43 @@ pub struct SignedCase {
     pub sha256: String,
 }
 
+/// A server whose control API can be called: in-process or a child process.
+pub trait ApiTarget: Sync {
+    /// A room-less staff token.
+    fn staff(&self, identity: &str, role: Role) -> String;
+    /// `METHOD /api/...` with `token`: status and JSON body.
+    fn call_api(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> impl std::future::Future<Output = (u16, Value)> + Send;
+}
+
+impl ApiTarget for TestServer {
+    fn staff(&self, identity: &str, role: Role) -> String {
+        self.staff_token(identity, role)
+    }
+    async fn call_api(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.api_as(token, method, path, body).await
+    }
+}
+
 async fn call(
-    server: &TestServer,
+    server: &impl ApiTarget,
     token: &str,
     method: Method,
     path: &str,
     body: Option<Value>,
 ) -> Value {
-    let (status, value) = server.api_as(token, method.clone(), path, body).await;
+    let (status, value) = server.call_api(token, method.clone(), path, body).await;
     assert!(
         (200..300).contains(&status),
         "{method} {path}: {status} {value}"
@@ -45,10 +74,23 @@ async fn call(
     value
 }
 
+/// Both parties apply for judicial confirmation of `case`'s agreement.
+pub async fn apply(server: &impl ApiTarget, case: &SignedCase) -> Value {
+    let mut last = Value::Null;
+    for p in ["p-zhang", "p-li"] {
+        let path = format!(
+            "/api/cases/{}/members/{p}/confirmation-application",
+            case.id
+        );
+        last = call(server, &case.tokens[p], Method::PUT, &path, None).await;
+    }
+    last
+}
+
 /// Opens case `number` (parties p-zhang and p-li, mediator med-wang), verifies both parties in
 /// a session, drafts an agreement and has everyone sign it.
-pub async fn signed_case(server: &TestServer, number: &str) -> SignedCase {
-    let staff = server.staff_token("med-wang", Role::Mediator);
+pub async fn signed_case(server: &impl ApiTarget, number: &str) -> SignedCase {
+    let staff = server.staff("med-wang", Role::Mediator);
     let case = call(
         server,
         &staff,
@@ -272,6 +314,29 @@ impl RawBridge {
             Ok(other) => panic!("unexpected {other:?}"),
             Err(code) => Err(code),
         }
+    }
+
+    /// The next delivery within `wait` (`None`: nothing came).
+    pub async fn delivery(&mut self, wait: std::time::Duration) -> Option<Envelope> {
+        loop {
+            let frame = tokio::time::timeout(wait, self.ws.next()).await.ok()??;
+            if let Ok(Frame::Text(t)) = frame
+                && let Ok(ToBridge::Deliver { envelope }) = serde_json::from_str(t.as_str())
+            {
+                return Some(envelope);
+            }
+        }
+    }
+
+    /// Acknowledges a delivery.
+    pub async fn ack(&mut self, message_id: &str) {
+        let frame = FromBridge::Ack {
+            message_id: message_id.to_string(),
+        };
+        self.ws
+            .send(Frame::text(serde_json::to_string(&frame).expect("json")))
+            .await
+            .expect("send");
     }
 
     /// Sends a result and returns the server's acknowledgement, skipping deliveries.

@@ -17,6 +17,7 @@
 
 pub mod child;
 pub mod court;
+pub mod court_crash;
 pub mod h264;
 pub mod net;
 pub mod participant;

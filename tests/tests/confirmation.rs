@@ -18,6 +18,113 @@ on_both_backends!(
     a_dropped_link_loses_nothing_and_a_poison_message_is_dead_lettered,
 );
 
+/// Several server processes on one PostgreSQL database lease the same outbox at once, each
+/// to its own bridge connection: every message is delivered once, and a case's messages in
+/// order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_servers_lease_one_postgres_outbox_without_double_delivery() {
+    const CASES: usize = 20;
+    const PER_CASE: i64 = 10;
+    let (name, url) = tiaojie_tests::postgres::create_database().await;
+    let (key, _) = Signer::generate().expect("key");
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        let (url, public) = (url.clone(), key.public_b64());
+        servers.push(
+            TestServer::start_with(Backend::Sqlite, move |c| {
+                c.database.url = url;
+                c.confirmation.bridge_keys = public;
+                c.confirmation.window = 4;
+            })
+            .await,
+        );
+    }
+    // The outbox, written directly: 20 cases with 10 messages each, interleaved in time.
+    let db = database(&servers[0]).await;
+    for c in 0..CASES {
+        sqlx::query("INSERT INTO cases (id, number, mediator, opened_at, due_at, seq) VALUES ($1, $2, 'm', 0, 0, 1)")
+            .bind(format!("case-{c}"))
+            .bind(format!("N{c}"))
+            .execute(&db)
+            .await
+            .expect("case");
+    }
+    for seq in 1..=PER_CASE {
+        for c in 0..CASES {
+            let id = format!("m-{c}-{seq}");
+            sqlx::query(
+                "INSERT INTO confirmation_outbox (message_id, case_id, seq, payload, signature, created_at) \
+                 VALUES ($1, $2, $3, $4, 'x', $5)",
+            )
+            .bind(&id)
+            .bind(format!("case-{c}"))
+            .bind(seq)
+            .bind(json!({"message_id": id, "case": c, "seq": seq}).to_string())
+            .bind(seq * 1000 + c as i64)
+            .execute(&db)
+            .await
+            .expect("outbox row");
+        }
+    }
+    // One bridge connection per server, each acknowledging what it gets.
+    // Receipt order across connections: a case's next message can only be leased after the
+    // previous one's acknowledgement, which follows its receipt.
+    let order = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (n, server) in servers.iter().enumerate() {
+        let order = order.clone();
+        let mut raw = RawBridge::connect(server, &key).await.expect("connects");
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(envelope) = raw.delivery(Duration::from_secs(3)).await {
+                let v: Value = serde_json::from_str(&envelope.payload).expect("payload");
+                let id = v["message_id"].as_str().expect("id").to_string();
+                let at = order.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                got.push((
+                    at,
+                    n,
+                    v["case"].as_u64().unwrap_or(0),
+                    v["seq"].as_i64().unwrap_or(0),
+                    id.clone(),
+                ));
+                raw.ack(&id).await;
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    all.sort();
+    let mut ids: Vec<&String> = all.iter().map(|(_, _, _, _, id)| id).collect();
+    ids.sort();
+    let total = ids.len();
+    ids.dedup();
+    assert_eq!(total, ids.len(), "a message was delivered twice");
+    assert_eq!(total, CASES * PER_CASE as usize, "every message delivered");
+    for c in 0..CASES as u64 {
+        let seqs: Vec<i64> = all.iter().filter(|d| d.2 == c).map(|d| d.3).collect();
+        assert_eq!(
+            seqs,
+            (1..=PER_CASE).collect::<Vec<_>>(),
+            "case {c} out of order"
+        );
+    }
+    let connections: std::collections::HashSet<usize> = all.iter().map(|d| d.1).collect();
+    eprintln!(
+        "deliveries per connection: {:?}",
+        (0..3)
+            .map(|n| all.iter().filter(|d| d.1 == n).count())
+            .collect::<Vec<_>>()
+    );
+    assert!(connections.len() >= 2, "the servers shared the work");
+    for s in servers {
+        s.stop().await;
+    }
+    tiaojie_tests::postgres::drop_database(&name).await;
+}
+
 /// Polls `check` every 50 ms for up to 20 s.
 async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

@@ -134,6 +134,7 @@ export class CasePanel {
     }
     parts.push(this.renderMinutes(me, session));
     parts.push(this.renderAgreement(me));
+    if (this.view.agreement.effective_at) parts.push(this.renderConfirmation(me));
     if (me?.role === 'mediator' && !this.view.outcome) {
       if (session?.phase === 'in_session') parts.push(this.renderInvite());
       parts.push(this.renderOutcome(session));
@@ -568,6 +569,73 @@ export class CasePanel {
       ' ',
       tr(h('button', { type: 'button', 'data-action': 'document', onclick: () => this.openDocument() }), 'case.agreement.document'),
     );
+    return box;
+  }
+
+  /**
+   * Judicial confirmation (司法确认): each party applies within 30 days of the agreement taking
+   * effect; the court's progress comes back through the bridge. With nobody left in the room
+   * to announce it, the page looks again every 10 s while the court has not ruled.
+   */
+  renderConfirmation(me) {
+    const box = h('section', { class: 'confirmation' });
+    box.append(tr(h('h3', {}), 'case.confirmation.title'));
+    const c = this.view.confirmation;
+    const when = (ms) => new Date(ms).toLocaleString();
+    const name = (id) => this.view.members.find((m) => m.id === id)?.name ?? id;
+    if (!c.submitted) {
+      box.append(tr(h('p', { class: 'apply-by' }), 'case.confirmation.apply_by', { date: when(this.view.confirmation_apply_by) }));
+      if (c.applicants.length) {
+        box.append(tr(h('p', { class: 'applicants' }), 'case.confirmation.applied', { names: c.applicants.map(([p]) => name(p)).join('、') }));
+      }
+      if (me?.role === 'party' && !c.applicants.some(([p]) => p === me.id) && Date.now() <= this.view.confirmation_apply_by) {
+        box.append(
+          tr(
+            h('button', {
+              type: 'button',
+              class: 'primary',
+              'data-action': 'apply-confirmation',
+              onclick: () => this.act(() => this.api('PUT', `${this.base()}/members/${me.id}/confirmation-application`)),
+            }),
+            'case.confirmation.apply',
+          ),
+        );
+      }
+      return box;
+    }
+    const status = c.docket?.status ?? 'received';
+    const last = c.updates[c.updates.length - 1];
+    const shown = status === 'received' && !this.view.confirmation_delivered ? 'sending' : status;
+    box.append(tr(h('p', { class: `court-status status-${shown}`, 'data-status': shown }), `case.confirmation.status.${shown}`));
+    const action = last?.action ?? {};
+    const detail = action.ruling_number
+      ? `${action.ruling_number}：${action.ruling_text}`
+      : action.grounds ?? action.what ?? '';
+    if (detail) box.append(h('p', { class: 'court-detail' }, detail));
+    if (last?.judge_name) box.append(tr(h('p', { class: 'court-judge' }), 'case.confirmation.judge', { name: last.judge_name, at: when(last.at) }));
+    if (last?.due_at) box.append(tr(h('p', { class: 'court-due' }), 'case.confirmation.due', { date: when(last.due_at) }));
+    const final = ['not_accepted', 'confirmed', 'rejected', 'withdrawn'].includes(status);
+    if (me?.role === 'party' && !final && !c.withdrawal) {
+      box.append(
+        tr(
+          h('button', {
+            type: 'button',
+            class: 'danger',
+            'data-action': 'withdraw-confirmation',
+            onclick: () => {
+              if (!confirm(t('case.confirmation.withdraw.confirm'))) return;
+              this.act(() => this.api('POST', `${this.base()}/members/${me.id}/confirmation-withdrawal`));
+            },
+          }),
+          'case.confirmation.withdraw',
+        ),
+      );
+    }
+    if (!final && !this.poll) this.poll = setInterval(() => this.load().catch(() => {}), 10_000);
+    if (final && this.poll) {
+      clearInterval(this.poll);
+      this.poll = null;
+    }
     return box;
   }
 
