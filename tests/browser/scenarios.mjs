@@ -4,7 +4,7 @@
 // RTCPeerConnection.getStats(), never sleeps alone. Screenshots go to docs/screenshots/.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,23 @@ const SECRET = 'browser-scenarios-secret-0123456789abcdefghij';
 const only = process.argv[2];
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'tiaojie-browser-'));
+// The court bridge (tiaojie-court-bridge, beside the server binary): its key is made first so
+// the server can trust it; it learns the server's key from `tiaojie keys server-public`.
+const BRIDGE_BIN = path.join(path.dirname(BIN), 'tiaojie-court-bridge');
+const BRIDGE_PORT = 8090;
+const BRIDGE = `http://127.0.0.1:${BRIDGE_PORT}`;
+const JUDGE_TOKEN = 'browser-judge-token-0123456789abcdef';
+const bridgeDir = path.join(dataDir, 'bridge');
+const bridgeConfig = path.join(dataDir, 'court-bridge.toml');
+const writeBridgeConfig = (serverKey) =>
+  writeFileSync(
+    bridgeConfig,
+    `name = "browser-court"\nserver_url = "ws://127.0.0.1:${PORT}/confirmation/bridge"\n` +
+      `server_public_key = "${serverKey}"\ndata_dir = "${bridgeDir}"\nlisten = "127.0.0.1:${BRIDGE_PORT}"\n\n` +
+      `[[judges]]\nid = "judge-qian"\nname = "钱法官"\ntoken = "${JUDGE_TOKEN}"\n`,
+  );
+writeBridgeConfig('A'.repeat(43) + '=');
+const bridgeKey = execFileSync(BRIDGE_BIN, ['--config', bridgeConfig, 'key']).toString().trim();
 const env = {
   ...process.env,
   TIAOJIE_SERVER_LISTEN: `127.0.0.1:${PORT}`,
@@ -29,7 +46,9 @@ const env = {
   TIAOJIE_MEDIA_BIND: '127.0.0.1:50000',
   TIAOJIE_SIGNALING_RESUME_GRACE: '8s',
   TIAOJIE_LOG_LEVEL: process.env.TIAOJIE_LOG_LEVEL ?? 'warn',
+  TIAOJIE_CONFIRMATION_BRIDGE_KEYS: bridgeKey,
 };
+writeBridgeConfig(execFileSync(BIN, ['keys', 'server-public'], { env }).toString().trim());
 
 function token(args) {
   return execFileSync(BIN, ['token', 'create', ...args], { env }).toString().trim();
@@ -74,6 +93,21 @@ async function startServer() {
     }
   });
   return server;
+}
+
+async function startBridge() {
+  const bridge = spawn(BRIDGE_BIN, ['--config', bridgeConfig, 'serve'], {
+    env: { ...process.env, TIAOJIE_LOG: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await until('the court bridge to be connected', async () => {
+    try {
+      return (await (await fetch(`${BRIDGE}/healthz`)).json()).connected === true;
+    } catch {
+      return false;
+    }
+  });
+  return bridge;
 }
 
 const browser = await chromium.launch({
@@ -513,6 +547,39 @@ const scenarios = {
     const ratings = await api('GET', '/ratings/mediators');
     const wang = ratings.find((r) => r.mediator === 'med-wang');
     if (!wang || wang.count !== 1 || wang.average !== 4) throw new Error(`ratings: ${JSON.stringify(ratings)}`);
+
+    // 司法确认: both parties apply; the judge, on the court bridge's own page inside the court
+    // network, sees the verified application, accepts it and rules it valid; the parties see it.
+    await click(zhang, 'apply-confirmation');
+    await zhang.page.locator('#case .confirmation .applicants', { hasText: '张三' }).waitFor();
+    // 李四's page learns of it by itself (the room has closed: the panel looks every 10 s).
+    await li.page.locator('#case .confirmation .applicants', { hasText: '张三' }).waitFor({ timeout: 25000 });
+    await click(li, 'apply-confirmation');
+    await li.page.locator('#case .court-status[data-status="received"]').waitFor({ timeout: 20000 });
+    await shot(li, 'confirmation-applied');
+    const court = await person();
+    await court.page.goto(BRIDGE);
+    await court.page.fill('#token', JUDGE_TOKEN);
+    await court.page.locator('#login button').click();
+    await court.page.locator('#list tr', { hasText: '(2026)京0105民诉前调7号' }).click();
+    await court.page.locator('#checks', { hasText: '有效（来自调解平台，未被篡改）' }).waitFor();
+    if (await court.page.locator('#checks .bad').count()) throw new Error('the judge sees a failed check');
+    await court.page.locator('#agreement-text', { hasText: '四万元' }).waitFor();
+    await shot(court, 'confirmation-judge');
+    await court.page.getByRole('button', { name: '受理', exact: true }).click();
+    await court.page.locator('#status', { hasText: '审查中' }).waitFor();
+    const answers = ['(2026)京0105民特7号', '经审查，调解协议有效。'];
+    court.page.on('dialog', (dialog) => dialog.accept(answers.shift() ?? ''));
+    await court.page.getByRole('button', { name: '裁定协议有效' }).click();
+    await court.page.locator('#status', { hasText: '裁定协议有效' }).waitFor();
+    for (const p of [zhang, li]) {
+      await p.page.locator('#case .court-status[data-status="confirmed"]').waitFor({ timeout: 25000 });
+      await p.page.locator('#case .court-detail', { hasText: '(2026)京0105民特7号' }).waitFor();
+    }
+    await shot(li, 'confirmation-confirmed');
+    const confirmed = await asStaff('GET', `/cases/${id}`);
+    if (confirmed.confirmation.updates.length !== 2) throw new Error(`court updates: ${JSON.stringify(confirmed.confirmation)}`);
+    await court.context.close();
     for (const p of Object.values(people)) await p.context.close();
   },
 
@@ -583,6 +650,7 @@ async function closeAllBut(keep) {
 }
 
 const server = await startServer();
+const bridge = await startBridge();
 let failed = 0;
 let ctx = {};
 try {
@@ -603,6 +671,7 @@ try {
   }
 } finally {
   await browser.close();
+  bridge.kill('SIGTERM');
   server.kill('SIGTERM');
   rmSync(dataDir, { recursive: true, force: true });
 }

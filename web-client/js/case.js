@@ -574,13 +574,20 @@ export class CasePanel {
 
   /**
    * Judicial confirmation (司法确认): each party applies within 30 days of the agreement taking
-   * effect; the court's progress comes back through the bridge. With nobody left in the room
-   * to announce it, the page looks again every 10 s while the court has not ruled.
+   * effect; the court's progress comes back through the bridge. The room has usually closed by
+   * then (nobody announces changes), so the page looks again every 10 s until the court rules.
    */
   renderConfirmation(me) {
     const box = h('section', { class: 'confirmation' });
     box.append(tr(h('h3', {}), 'case.confirmation.title'));
     const c = this.view.confirmation;
+    const status = c.docket?.status ?? 'received';
+    const final = ['not_accepted', 'confirmed', 'rejected', 'withdrawn'].includes(status);
+    if (!final && !this.poll) this.poll = setInterval(() => this.load().catch(() => {}), 10_000);
+    if (final && this.poll) {
+      clearInterval(this.poll);
+      this.poll = null;
+    }
     const when = (ms) => new Date(ms).toLocaleString();
     const name = (id) => this.view.members.find((m) => m.id === id)?.name ?? id;
     if (!c.submitted) {
@@ -603,7 +610,6 @@ export class CasePanel {
       }
       return box;
     }
-    const status = c.docket?.status ?? 'received';
     const last = c.updates[c.updates.length - 1];
     const shown = status === 'received' && !this.view.confirmation_delivered ? 'sending' : status;
     box.append(tr(h('p', { class: `court-status status-${shown}`, 'data-status': shown }), `case.confirmation.status.${shown}`));
@@ -614,7 +620,6 @@ export class CasePanel {
     if (detail) box.append(h('p', { class: 'court-detail' }, detail));
     if (last?.judge_name) box.append(tr(h('p', { class: 'court-judge' }), 'case.confirmation.judge', { name: last.judge_name, at: when(last.at) }));
     if (last?.due_at) box.append(tr(h('p', { class: 'court-due' }), 'case.confirmation.due', { date: when(last.due_at) }));
-    const final = ['not_accepted', 'confirmed', 'rejected', 'withdrawn'].includes(status);
     if (me?.role === 'party' && !final && !c.withdrawal) {
       box.append(
         tr(
@@ -630,11 +635,6 @@ export class CasePanel {
           'case.confirmation.withdraw',
         ),
       );
-    }
-    if (!final && !this.poll) this.poll = setInterval(() => this.load().catch(() => {}), 10_000);
-    if (final && this.poll) {
-      clearInterval(this.poll);
-      this.poll = null;
     }
     return box;
   }
