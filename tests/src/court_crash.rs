@@ -132,6 +132,48 @@ impl Rig {
         }
     }
 
+    /// The server's HTTP address.
+    pub fn server_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.server_port)
+    }
+
+    /// The bridge's HTTP address (judges' page and API).
+    pub fn bridge_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.bridge_port)
+    }
+
+    /// The server's data directory.
+    pub fn server_dir(&self) -> PathBuf {
+        self.dir.0.join("server")
+    }
+
+    /// The bridge's data directory.
+    pub fn bridge_dir(&self) -> PathBuf {
+        self.dir.0.join("bridge")
+    }
+
+    /// The server's database URL.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some((_, url)) => url.clone(),
+            None => {
+                let mut config = tiaojie_config::Config::default();
+                config.server.data_dir = self.server_dir();
+                config.database_url()
+            }
+        }
+    }
+
+    /// The judges' API token.
+    pub fn judge_token(&self) -> &'static str {
+        JUDGE_TOKEN
+    }
+
+    /// An admin token for the server.
+    pub fn admin_token(&self) -> String {
+        self.tokens.issue_admin("bench-admin")
+    }
+
     /// Turns on random SIGKILLs: one to three, of the server, the bridge or both, at random
     /// moments in the first 1.5 s of the handoff (it takes about that long).
     pub fn chaos(&mut self, seed: u64) {

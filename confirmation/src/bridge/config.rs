@@ -127,3 +127,23 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_configuration_is_valid() {
+        let sample: BridgeConfig =
+            toml::from_str(include_str!("../../../config/court-bridge.toml")).expect("parses");
+        sample.check().expect("valid");
+        assert_eq!(sample.listen, default_listen());
+        assert_eq!(sample.key_path(), sample.data_dir.join("bridge-key.der"));
+        let mut short = sample.clone();
+        short.judges[0].token = "short".into();
+        assert!(short.check().is_err());
+        let mut http = sample;
+        http.server_url = "http://x".into();
+        assert!(http.check().is_err());
+    }
+}
