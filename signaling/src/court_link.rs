@@ -10,7 +10,7 @@ use crate::app::AppState;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -182,19 +182,22 @@ async fn run(
         let room = (config.window as usize).saturating_sub(in_flight.len());
         if room > 0 {
             let now = state.hub.clock.now();
-            for leased in store
+            let leased = store
                 .lease_outbox(owner, room as i64, lease.as_millis() as i64, now)
-                .await?
-            {
+                .await?;
+            let any = !leased.is_empty();
+            for leased in leased {
                 in_flight.insert(leased.message_id.clone(), Instant::now());
                 tiaojie_confirmation::failpoint::hit("server.after_lease");
-                send(
-                    tx,
-                    &ToBridge::Deliver {
-                        envelope: leased.envelope,
-                    },
-                )
-                .await?;
+                let frame = ToBridge::Deliver {
+                    envelope: leased.envelope,
+                };
+                let text = serde_json::to_string(&frame)
+                    .map_err(|e| LinkError::Protocol(e.to_string()))?;
+                tx.feed(Frame::Text(text.into())).await?;
+            }
+            if any {
+                tx.flush().await?;
             }
         }
         let frame = tokio::select! {
@@ -206,39 +209,84 @@ async fn run(
         let now = state.hub.clock.now();
         match frame {
             FromBridge::Ack { message_id } => {
-                in_flight.remove(&message_id);
+                // Acknowledgements come in runs (the bridge takes deliveries in batches): those
+                // already here commit together.
+                let mut acked = vec![message_id];
+                let mut later = None;
+                while acked.len() < MAX_ACK_BATCH {
+                    let Some(next) = rx.next().now_or_never() else {
+                        break;
+                    };
+                    match parse(next)? {
+                        Some(FromBridge::Ack { message_id }) => acked.push(message_id),
+                        Some(other) => {
+                            later = Some(other);
+                            break;
+                        }
+                        None => {}
+                    }
+                }
+                for id in &acked {
+                    in_flight.remove(id);
+                }
                 tiaojie_confirmation::failpoint::hit("server.before_ack_commit");
-                store.ack_outbox(&message_id, now).await?;
+                store.ack_outbox_batch(&acked, now).await?;
                 tiaojie_confirmation::failpoint::hit("server.after_ack_commit");
+                if let Some(frame) = later {
+                    other_frame(state, tx, &mut in_flight, frame, bridge_key).await?;
+                }
             }
-            FromBridge::Refuse { message_id, error } => {
-                tracing::error!(%message_id, %error, "the court bridge refused a message");
-                state.hub.court.refused.fetch_add(1, Relaxed);
-                in_flight.remove(&message_id);
-                store
-                    .refuse_outbox(&message_id, &error, config.retry.as_millis() as i64, now)
-                    .await?;
-            }
-            FromBridge::Result { envelope } => {
-                tiaojie_confirmation::failpoint::hit("server.before_result_commit");
-                let (message_id, outcome, reason) =
-                    take_result(state, &envelope, bridge_key).await?;
-                tiaojie_confirmation::failpoint::hit("server.after_result_commit");
-                send(
-                    tx,
-                    &ToBridge::ResultAck {
-                        message_id,
-                        outcome,
-                        reason,
-                    },
-                )
-                .await?;
-            }
-            FromBridge::Auth { .. } => {
-                return Err(LinkError::Protocol("auth again after welcome".into()));
-            }
+            other => other_frame(state, tx, &mut in_flight, other, bridge_key).await?,
         }
     }
+}
+
+/// Acknowledgements committed together, at most.
+const MAX_ACK_BATCH: usize = 512;
+
+/// A frame other than an acknowledgement.
+async fn other_frame(
+    state: &AppState,
+    tx: &mut futures_util::stream::SplitSink<WebSocket, Frame>,
+    in_flight: &mut HashMap<String, Instant>,
+    frame: FromBridge,
+    bridge_key: &PublicKey,
+) -> Result<(), LinkError> {
+    let config = &state.config.confirmation;
+    let store = state.hub.store();
+    let now = state.hub.clock.now();
+    match frame {
+        FromBridge::Ack { message_id } => {
+            in_flight.remove(&message_id);
+            store.ack_outbox(&message_id, now).await?;
+        }
+        FromBridge::Refuse { message_id, error } => {
+            tracing::error!(%message_id, %error, "the court bridge refused a message");
+            state.hub.court.refused.fetch_add(1, Relaxed);
+            in_flight.remove(&message_id);
+            store
+                .refuse_outbox(&message_id, &error, config.retry.as_millis() as i64, now)
+                .await?;
+        }
+        FromBridge::Result { envelope } => {
+            tiaojie_confirmation::failpoint::hit("server.before_result_commit");
+            let (message_id, outcome, reason) = take_result(state, &envelope, bridge_key).await?;
+            tiaojie_confirmation::failpoint::hit("server.after_result_commit");
+            send(
+                tx,
+                &ToBridge::ResultAck {
+                    message_id,
+                    outcome,
+                    reason,
+                },
+            )
+            .await?;
+        }
+        FromBridge::Auth { .. } => {
+            return Err(LinkError::Protocol("auth again after welcome".into()));
+        }
+    }
+    Ok(())
 }
 
 /// Verifies and applies one court update; what to acknowledge.

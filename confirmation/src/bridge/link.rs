@@ -4,7 +4,7 @@
 use super::{Bridge, now_ms};
 use crate::envelope::Envelope;
 use crate::wire::{self, FromBridge, ToBridge};
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -89,65 +89,105 @@ pub async fn connect_once(bridge: &Bridge) -> Result<(), LinkError> {
         };
         match frame {
             ToBridge::Deliver { envelope } => {
-                crate::failpoint::hit("bridge.before_inbox_commit");
-                let reply = take(bridge, &envelope).await?;
-                crate::failpoint::hit("bridge.after_inbox_commit");
-                tx.send(Frame::text(json(&reply))).await?;
-            }
-            ToBridge::ResultAck {
-                message_id,
-                outcome,
-                reason,
-            } => {
-                let outcome = serde_json::to_value(outcome)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                if outcome == "refused" {
-                    tracing::warn!(%message_id, reason = reason.as_deref().unwrap_or(""), "the server refused a court update");
+                // Whatever else has already arrived goes into the same transaction: one commit
+                // (one fsync) per batch, the acknowledgements after it.
+                let mut batch = vec![envelope];
+                let mut later = Vec::new();
+                while batch.len() < MAX_BATCH {
+                    let Some(next) = rx.next().now_or_never() else {
+                        break;
+                    };
+                    match parse(next)? {
+                        Some(ToBridge::Deliver { envelope }) => batch.push(envelope),
+                        Some(other) => later.push(other),
+                        None => {}
+                    }
                 }
-                crate::failpoint::hit("bridge.before_result_ack_commit");
-                bridge
-                    .store
-                    .acked(&message_id, &outcome, reason.as_deref(), now_ms())
-                    .await?;
+                crate::failpoint::hit("bridge.before_inbox_commit");
+                let replies = take(bridge, &batch).await?;
+                crate::failpoint::hit("bridge.after_inbox_commit");
+                for reply in replies {
+                    tx.feed(Frame::text(json(&reply))).await?;
+                }
+                tx.flush().await?;
+                for frame in later {
+                    result_ack(bridge, frame).await?;
+                }
             }
-            other => return Err(LinkError::Protocol(format!("unexpected {other:?}"))),
+            other => result_ack(bridge, other).await?,
         }
     }
 }
 
-/// Checks a delivery and stores it; the reply to send.
-async fn take(bridge: &Bridge, envelope: &Envelope) -> Result<FromBridge, LinkError> {
-    // The id as far as the payload can be read, to name the message in a refusal.
-    let claimed_id = serde_json::from_str::<serde_json::Value>(&envelope.payload)
+/// Deliveries taken in one transaction, at most.
+const MAX_BATCH: usize = 256;
+
+/// Handles the server's acknowledgement of a result (any other frame here is a protocol error).
+async fn result_ack(bridge: &Bridge, frame: ToBridge) -> Result<(), LinkError> {
+    let ToBridge::ResultAck {
+        message_id,
+        outcome,
+        reason,
+    } = frame
+    else {
+        return Err(LinkError::Protocol(format!("unexpected {frame:?}")));
+    };
+    let outcome = serde_json::to_value(outcome)
         .ok()
-        .and_then(|v| v.get("message_id")?.as_str().map(str::to_string))
+        .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
-    match envelope.open(&bridge.server_key) {
-        Ok(message) => {
-            let taken = bridge
-                .store
-                .take(envelope, &message, &bridge.key, now_ms())
-                .await?;
-            tracing::debug!(message_id = %message.message_id, ?taken, "delivery taken");
-            bridge.outbox_ready.notify_one();
-            Ok(FromBridge::Ack {
-                message_id: message.message_id,
-            })
-        }
-        Err(e) => {
-            tracing::error!(message_id = %claimed_id, error = %e, "refused a delivery");
-            bridge
-                .store
-                .refused(&envelope.payload, &e.to_string(), now_ms())
-                .await?;
-            Ok(FromBridge::Refuse {
-                message_id: claimed_id,
-                error: e.to_string(),
-            })
+    if outcome == "refused" {
+        tracing::warn!(%message_id, reason = reason.as_deref().unwrap_or(""), "the server refused a court update");
+    }
+    crate::failpoint::hit("bridge.before_result_ack_commit");
+    bridge
+        .store
+        .acked(&message_id, &outcome, reason.as_deref(), now_ms())
+        .await?;
+    Ok(())
+}
+
+/// Checks deliveries, stores those that verify in one transaction; the replies, in order.
+async fn take(bridge: &Bridge, batch: &[Envelope]) -> Result<Vec<FromBridge>, LinkError> {
+    let now = now_ms();
+    let opened: Vec<_> = batch
+        .iter()
+        .map(|e| (e, e.open(&bridge.server_key)))
+        .collect();
+    let good: Vec<_> = opened
+        .iter()
+        .filter_map(|(e, m)| m.as_ref().ok().map(|m| (*e, m)))
+        .collect();
+    if !good.is_empty() {
+        bridge.store.take_batch(&good, &bridge.key, now).await?;
+        // A withdrawal may have written a court update to send.
+        bridge.outbox_ready.notify_one();
+    }
+    let mut replies = Vec::with_capacity(batch.len());
+    for (envelope, opened) in opened {
+        match opened {
+            Ok(message) => replies.push(FromBridge::Ack {
+                message_id: message.message_id.clone(),
+            }),
+            Err(e) => {
+                // The id as far as the payload can be read, to name the message.
+                let claimed_id = serde_json::from_str::<serde_json::Value>(&envelope.payload)
+                    .ok()
+                    .and_then(|v| v.get("message_id")?.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                tracing::error!(message_id = %claimed_id, error = %e, "refused a delivery");
+                bridge
+                    .store
+                    .refused(&envelope.payload, &e.to_string(), now)
+                    .await?;
+                replies.push(FromBridge::Refuse {
+                    message_id: claimed_id,
+                    error: e.to_string(),
+                });
+            }
         }
     }
+    Ok(replies)
 }
 
 async fn next_frame<S>(rx: &mut S) -> Result<ToBridge, LinkError>
@@ -155,20 +195,28 @@ where
     S: futures_util::Stream<Item = Result<Frame, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     loop {
-        match rx.next().await {
-            None => return Err(LinkError::Closed("end of stream".into())),
-            Some(Err(e)) => return Err(e.into()),
-            Some(Ok(Frame::Text(text))) => {
-                return serde_json::from_str(text.as_str())
-                    .map_err(|e| LinkError::Protocol(format!("{e}: {text}")));
-            }
-            Some(Ok(Frame::Close(close))) => {
-                return Err(LinkError::Closed(
-                    close.map_or_else(String::new, |c| format!("{} {}", c.code, c.reason)),
-                ));
-            }
-            Some(Ok(_)) => {}
+        if let Some(frame) = parse(rx.next().await)? {
+            return Ok(frame);
         }
+    }
+}
+
+/// One frame: a protocol message, `None` for pings and the like, or why the link ended.
+fn parse(
+    frame: Option<Result<Frame, tokio_tungstenite::tungstenite::Error>>,
+) -> Result<Option<ToBridge>, LinkError> {
+    match frame {
+        None => Err(LinkError::Closed("end of stream".into())),
+        Some(Err(e)) => Err(e.into()),
+        Some(Ok(Frame::Text(text))) => serde_json::from_str(text.as_str())
+            .map(Some)
+            .map_err(|e| LinkError::Protocol(format!("{e}: {text}"))),
+        Some(Ok(Frame::Close(close))) => {
+            Err(LinkError::Closed(close.map_or_else(String::new, |c| {
+                format!("{} {}", c.code, c.reason)
+            })))
+        }
+        Some(Ok(_)) => Ok(None),
     }
 }
 

@@ -134,67 +134,96 @@ impl CourtStore {
         key: &Signer,
         now: i64,
     ) -> Result<Taken, CourtStoreError> {
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO inbox (message_id, case_id, seq, payload, signature, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(&message.message_id)
-        .bind(&message.case_id)
-        .bind(message.seq)
-        .bind(&envelope.payload)
-        .bind(&envelope.signature)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            return Ok(Taken::Duplicate);
-        }
-        match &message.body {
-            Body::Application(application) => {
-                sqlx::query(
-                    "INSERT INTO dockets (id, case_id, case_number, agreement_sha256, status, \
-                     received_at, accepted_at, extended, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, $6) ON CONFLICT DO NOTHING",
-                )
-                .bind(&message.message_id)
-                .bind(&message.case_id)
-                .bind(&application.case_number)
-                .bind(&application.agreement.sha256)
-                .bind(CourtStatus::Received.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                // No update goes back for "received": the acknowledgement says it.
-            }
-            Body::Withdrawal { application, by } => {
-                // Withdrawn before a ruling; after one it stays as ruled (and the update
-                // that goes back says so by its absence: the server sees no change).
-                let current = load_docket(&mut tx, application).await?;
-                if let Some((docket, case_id, sha)) = current
-                    && let Ok(next) = docket.act(&CourtAction::Withdraw, now)
-                {
-                    record_action(
-                        &mut tx,
-                        application,
-                        &case_id,
-                        &sha,
-                        &next,
-                        &CourtAction::Withdraw,
-                        (by, by),
-                        key,
-                        now,
-                    )
-                    .await?;
-                }
-            }
-            Body::CourtUpdate(_) => {}
-        }
-        tx.commit().await?;
-        Ok(Taken::New)
+        let mut taken = self.take_batch(&[(envelope, message)], key, now).await?;
+        Ok(taken.pop().unwrap_or(Taken::Duplicate))
     }
 
+    /// Takes verified messages in one transaction (one fsync for the batch: the acknowledgements
+    /// go out after it commits).
+    pub async fn take_batch(
+        &self,
+        batch: &[(&Envelope, &Message)],
+        key: &Signer,
+        now: i64,
+    ) -> Result<Vec<Taken>, CourtStoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut taken = Vec::with_capacity(batch.len());
+        for (envelope, message) in batch {
+            taken.push(take_in(&mut tx, envelope, message, key, now).await?);
+        }
+        tx.commit().await?;
+        Ok(taken)
+    }
+}
+
+/// One message's inbox row and effect, inside the caller's transaction.
+async fn take_in(
+    tx: &mut sqlx::SqliteConnection,
+    envelope: &Envelope,
+    message: &Message,
+    key: &Signer,
+    now: i64,
+) -> Result<Taken, CourtStoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO inbox (message_id, case_id, seq, payload, signature, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(&message.message_id)
+    .bind(&message.case_id)
+    .bind(message.seq)
+    .bind(&envelope.payload)
+    .bind(&envelope.signature)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(Taken::Duplicate);
+    }
+    match &message.body {
+        Body::Application(application) => {
+            sqlx::query(
+                "INSERT INTO dockets (id, case_id, case_number, agreement_sha256, status, \
+                     received_at, accepted_at, extended, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(&message.message_id)
+            .bind(&message.case_id)
+            .bind(&application.case_number)
+            .bind(&application.agreement.sha256)
+            .bind(CourtStatus::Received.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            // No update goes back for "received": the acknowledgement says it.
+        }
+        Body::Withdrawal { application, by } => {
+            // Withdrawn before a ruling; after one it stays as ruled (and the update
+            // that goes back says so by its absence: the server sees no change).
+            let current = load_docket(&mut *tx, application).await?;
+            if let Some((docket, case_id, sha)) = current
+                && let Ok(next) = docket.act(&CourtAction::Withdraw, now)
+            {
+                record_action(
+                    &mut *tx,
+                    application,
+                    &case_id,
+                    &sha,
+                    &next,
+                    &CourtAction::Withdraw,
+                    (by, by),
+                    key,
+                    now,
+                )
+                .await?;
+            }
+        }
+        Body::CourtUpdate(_) => {}
+    }
+    Ok(Taken::New)
+}
+
+impl CourtStore {
     /// Notes an envelope that failed verification, for the operator.
     pub async fn refused(
         &self,

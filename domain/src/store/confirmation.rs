@@ -200,6 +200,27 @@ impl Store {
         Ok(())
     }
 
+    /// The bridge has these messages: one transaction for the lot. Idempotent.
+    pub async fn ack_outbox_batch(
+        &self,
+        message_ids: &[String],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for id in message_ids {
+            sqlx::query(
+                "UPDATE confirmation_outbox SET state = 'acked', acked_at = $1, \
+                 lease_owner = NULL, lease_until = NULL WHERE message_id = $2 AND state = 'pending'",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The bridge could not take the message: note why and offer it again after `retry_ms`
     /// (it is dead-lettered once leased [`MAX_ATTEMPTS`] times).
     pub async fn refuse_outbox(
