@@ -618,6 +618,18 @@ async fn a_dropped_link_loses_nothing_and_a_poison_message_is_dead_lettered(back
     assert!(metric(&server, "tiaojie_confirmation_outbox_oldest_seconds").await >= 1.0);
     // One of them is poisoned: altered, so the bridge refuses it every time.
     tamper_outbox(&server, &cases[1].id).await;
+    if backend == Backend::Postgres {
+        // The database "restarts": every connection the server holds is cut under it.
+        let db = database(&server).await;
+        let cut: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&db)
+        .await
+        .expect("terminate");
+        assert!(!cut.is_empty(), "the server had connections to cut");
+    }
     bridge.connect();
     until("the two good ones at the court", async || {
         let (_, list) = bridge.api(Method::GET, "/applications", None).await;
