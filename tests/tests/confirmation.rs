@@ -16,6 +16,7 @@ on_both_backends!(
     an_application_reaches_the_judge_and_the_ruling_reaches_the_parties,
     forged_altered_and_outdated_messages_are_refused,
     a_dropped_link_loses_nothing_and_a_poison_message_is_dead_lettered,
+    a_party_withdraws_before_the_ruling,
 );
 
 /// Several server processes on one PostgreSQL database lease the same outbox at once, each
@@ -701,6 +702,92 @@ async fn a_dropped_link_loses_nothing_and_a_poison_message_is_dead_lettered(back
     )
     .await;
 
+    bridge.stop();
+    server.stop().await;
+    dir.remove();
+}
+
+async fn a_party_withdraws_before_the_ruling(backend: Backend) {
+    let (server, bridge, dir) = server_and_bridge(backend, |_| {}).await;
+    let case = signed_case(&server, "(2026)京0105民诉前调320号").await;
+    let base = format!("/api/cases/{}", case.id);
+    let withdraw = |p: &str| format!("{base}/members/{p}/confirmation-withdrawal");
+    // Nothing to withdraw before the application; a party withdraws only for themself.
+    call(
+        &server,
+        &case.tokens["p-li"],
+        Method::POST,
+        &withdraw("p-li"),
+        409,
+    )
+    .await;
+    tiaojie_tests::court::apply(&server, &case).await;
+    let application = until("the application at the court", async || {
+        let (_, list) = bridge.api(Method::GET, "/applications", None).await;
+        list.as_array()?.first()?["id"].as_str().map(str::to_string)
+    })
+    .await;
+    let (status, _) = bridge
+        .api(
+            Method::POST,
+            &format!("/applications/{application}/actions"),
+            Some(json!({"action": "accept"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    call(
+        &server,
+        &case.tokens["p-zhang"],
+        Method::POST,
+        &withdraw("p-li"),
+        403,
+    )
+    .await;
+    let withdrawn = call(
+        &server,
+        &case.tokens["p-li"],
+        Method::POST,
+        &withdraw("p-li"),
+        200,
+    )
+    .await;
+    assert_eq!(withdrawn["confirmation"]["withdrawal"][1], "p-li");
+    call(
+        &server,
+        &case.tokens["p-li"],
+        Method::POST,
+        &withdraw("p-li"),
+        409,
+    )
+    .await;
+    // The withdrawal crosses to the court, which records it and says so back.
+    until("the court to record the withdrawal", async || {
+        let (_, d) = bridge
+            .api(Method::GET, &format!("/applications/{application}"), None)
+            .await;
+        (d["docket"]["status"] == "withdrawn").then_some(())
+    })
+    .await;
+    let seen = until("the parties to see it withdrawn", async || {
+        let (_, v) = server
+            .api_as(&case.tokens["p-zhang"], Method::GET, &base, None)
+            .await;
+        (v["confirmation"]["docket"]["status"] == "withdrawn").then_some(v)
+    })
+    .await;
+    assert_eq!(
+        seen["confirmation"]["updates"].as_array().map(Vec::len),
+        Some(2)
+    );
+    // A ruling after the withdrawal is refused by the court's own rules.
+    let (status, _) = bridge
+        .api(
+            Method::POST,
+            &format!("/applications/{application}/actions"),
+            Some(json!({"action": "confirm", "ruling_number": "x", "ruling_text": "y"})),
+        )
+        .await;
+    assert_eq!(status, 409);
     bridge.stop();
     server.stop().await;
     dir.remove();
