@@ -54,19 +54,20 @@ impl CourtStatus {
         }
     }
 
+    /// Every status.
+    pub const ALL: [CourtStatus; 7] = [
+        CourtStatus::Received,
+        CourtStatus::Accepted,
+        CourtStatus::SupplementRequested,
+        CourtStatus::NotAccepted,
+        CourtStatus::Confirmed,
+        CourtStatus::Rejected,
+        CourtStatus::Withdrawn,
+    ];
+
     /// Parses [`as_str`](Self::as_str).
     pub fn parse(s: &str) -> Option<CourtStatus> {
-        [
-            CourtStatus::Received,
-            CourtStatus::Accepted,
-            CourtStatus::SupplementRequested,
-            CourtStatus::NotAccepted,
-            CourtStatus::Confirmed,
-            CourtStatus::Rejected,
-            CourtStatus::Withdrawn,
-        ]
-        .into_iter()
-        .find(|x| x.as_str() == s)
+        CourtStatus::ALL.into_iter().find(|x| x.as_str() == s)
     }
 
     /// No further change.
@@ -434,15 +435,7 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_their_names() {
-        for s in [
-            CourtStatus::Received,
-            CourtStatus::Accepted,
-            CourtStatus::SupplementRequested,
-            CourtStatus::NotAccepted,
-            CourtStatus::Confirmed,
-            CourtStatus::Rejected,
-            CourtStatus::Withdrawn,
-        ] {
+        for s in CourtStatus::ALL {
             assert_eq!(CourtStatus::parse(s.as_str()), Some(s));
         }
     }

@@ -276,6 +276,28 @@ impl TestBridge {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Waits (up to 20 s) for the first application in the court's inbox; its id.
+    pub async fn first_application(&self) -> String {
+        for _ in 0..400 {
+            let (_, list) = self.api(Method::GET, "/applications", None).await;
+            if let Some(id) = list
+                .as_array()
+                .and_then(|l| l.first())
+                .and_then(|d| d["id"].as_str())
+            {
+                return id.to_string();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no application reached the court");
+    }
+
+    /// A judge's action on an application; the status.
+    pub async fn act(&self, application: &str, action: Value) -> u16 {
+        let path = format!("/applications/{application}/actions");
+        self.api(Method::POST, &path, Some(action)).await.0
+    }
+
     /// Stops everything.
     pub fn stop(mut self) {
         self.cut();

@@ -422,19 +422,11 @@ async fn forged_altered_and_outdated_messages_are_refused(backend: Backend) {
         )
         .await;
     }
-    let application = until("the application at the court", async || {
-        let (_, list) = bridge.api(Method::GET, "/applications", None).await;
-        list.as_array()?.first()?["id"].as_str().map(str::to_string)
-    })
-    .await;
-    let (status, _) = bridge
-        .api(
-            Method::POST,
-            &format!("/applications/{application}/actions"),
-            Some(json!({"action": "accept"})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let application = bridge.first_application().await;
+    assert_eq!(
+        bridge.act(&application, json!({"action": "accept"})).await,
+        200
+    );
     until("acceptance at the server", async || {
         let (_, v) = server.api(Method::GET, &base, None).await;
         (v["confirmation"]["docket"]["status"] == "accepted").then_some(())
@@ -722,19 +714,11 @@ async fn a_party_withdraws_before_the_ruling(backend: Backend) {
     )
     .await;
     tiaojie_tests::court::apply(&server, &case).await;
-    let application = until("the application at the court", async || {
-        let (_, list) = bridge.api(Method::GET, "/applications", None).await;
-        list.as_array()?.first()?["id"].as_str().map(str::to_string)
-    })
-    .await;
-    let (status, _) = bridge
-        .api(
-            Method::POST,
-            &format!("/applications/{application}/actions"),
-            Some(json!({"action": "accept"})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let application = bridge.first_application().await;
+    assert_eq!(
+        bridge.act(&application, json!({"action": "accept"})).await,
+        200
+    );
     call(
         &server,
         &case.tokens["p-zhang"],

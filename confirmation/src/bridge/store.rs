@@ -1,6 +1,10 @@
 //! The bridge's SQLite database. Every change that must reach the internet side is written with
 //! its outbox row in the same transaction; every delivered envelope is taken with its inbox row
 //! in one transaction, so a crash at any point leaves either both or neither.
+//!
+//! Writing transactions begin IMMEDIATE: one that read first and wrote later could not take
+//! the write lock after another connection committed (SQLite's snapshot rule, which waiting
+//! does not cure) and a judge's action would fail at random while the link writes.
 
 use crate::application::Application;
 use crate::court::{CourtAction, CourtRuleError, CourtStatus, CourtUpdate, Docket};
@@ -146,7 +150,7 @@ impl CourtStore {
         key: &Signer,
         now: i64,
     ) -> Result<Vec<Taken>, CourtStoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut taken = Vec::with_capacity(batch.len());
         for (envelope, message) in batch {
             taken.push(take_in(&mut tx, envelope, message, key, now).await?);
@@ -260,7 +264,7 @@ impl CourtStore {
         key: &Signer,
         now: i64,
     ) -> Result<DocketView, CourtStoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let (docket, case_id, sha) = load_docket(&mut tx, id)
             .await?
             .ok_or_else(|| CourtStoreError::NotFound(id.to_string()))?;
