@@ -236,9 +236,79 @@ async fn run(
                     other_frame(state, tx, &mut in_flight, frame, bridge_key).await?;
                 }
             }
+            FromBridge::Result { envelope } => {
+                // Results already here are applied together: one case's in order, different
+                // cases at once (each is its own transaction); acknowledged in order after.
+                let mut results = vec![envelope];
+                let mut later = None;
+                while results.len() < MAX_ACK_BATCH {
+                    let Some(next) = rx.next().now_or_never() else {
+                        break;
+                    };
+                    match parse(next)? {
+                        Some(FromBridge::Result { envelope }) => results.push(envelope),
+                        Some(other) => {
+                            later = Some(other);
+                            break;
+                        }
+                        None => {}
+                    }
+                }
+                tiaojie_confirmation::failpoint::hit("server.before_result_commit");
+                let acks = take_results(state, results, bridge_key).await?;
+                tiaojie_confirmation::failpoint::hit("server.after_result_commit");
+                for ack in acks {
+                    let text = serde_json::to_string(&ack)
+                        .map_err(|e| LinkError::Protocol(e.to_string()))?;
+                    tx.feed(Frame::Text(text.into())).await?;
+                }
+                tx.flush().await?;
+                if let Some(frame) = later {
+                    other_frame(state, tx, &mut in_flight, frame, bridge_key).await?;
+                }
+            }
             other => other_frame(state, tx, &mut in_flight, other, bridge_key).await?,
         }
     }
+}
+
+/// Applies a run of results: grouped by case (as the payload names it; each is verified when
+/// applied), one case's in order, the cases concurrently. The acknowledgements, in the order
+/// the results came.
+async fn take_results(
+    state: &AppState,
+    results: Vec<Envelope>,
+    bridge_key: &PublicKey,
+) -> Result<Vec<ToBridge>, LinkError> {
+    let mut by_case: HashMap<String, Vec<(usize, Envelope)>> = HashMap::new();
+    for (i, envelope) in results.into_iter().enumerate() {
+        let case = serde_json::from_str::<serde_json::Value>(&envelope.payload)
+            .ok()
+            .and_then(|v| v.get("case_id")?.as_str().map(str::to_string))
+            .unwrap_or_default();
+        by_case.entry(case).or_default().push((i, envelope));
+    }
+    let per_case = by_case.into_values().map(|items| async move {
+        let mut acks = Vec::with_capacity(items.len());
+        for (i, envelope) in items {
+            let (message_id, outcome, reason) = take_result(state, &envelope, bridge_key).await?;
+            acks.push((
+                i,
+                ToBridge::ResultAck {
+                    message_id,
+                    outcome,
+                    reason,
+                },
+            ));
+        }
+        Ok::<_, LinkError>(acks)
+    });
+    let mut acks = Vec::new();
+    for done in futures_util::future::join_all(per_case).await {
+        acks.extend(done?);
+    }
+    acks.sort_by_key(|(i, _)| *i);
+    Ok(acks.into_iter().map(|(_, ack)| ack).collect())
 }
 
 /// Acknowledgements committed together, at most.
@@ -334,8 +404,16 @@ async fn take_result(
                 &format!("case:{}", case.id),
                 &detail,
             );
-            state.hub.store().audit(&entry).await?;
-            crate::cases_api::announce_change(state, &case, "court_updated").await;
+            // The update and its inbox row are committed; the audit entry (chained, one at a
+            // time) and the announcement follow off the link's path, so a run of rulings is
+            // not serialized behind the audit chain's lock.
+            let state = state.clone();
+            tokio::spawn(async move {
+                if let Err(e) = state.hub.store().audit(&entry).await {
+                    tracing::error!(error = %e, "audit of a court update failed");
+                }
+                crate::cases_api::announce_change(&state, &case, "court_updated").await;
+            });
             Ok((message.message_id, ResultOutcome::Applied, None))
         }
         Taken::Duplicate => Ok((message.message_id, ResultOutcome::Duplicate, None)),

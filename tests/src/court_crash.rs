@@ -580,6 +580,14 @@ impl Rig {
     }
 }
 
+impl Drop for Rig {
+    /// A trial that panics still leaves no processes behind.
+    fn drop(&mut self) {
+        kill(&mut self.server);
+        kill(&mut self.bridge);
+    }
+}
+
 impl ApiTarget for Rig {
     fn staff(&self, identity: &str, role: Role) -> String {
         self.tokens.issue_staff(identity, role)

@@ -363,19 +363,17 @@ async fn an_application_reaches_the_judge_and_the_ruling_reaches_the_parties(bac
         metric(&server, "tiaojie_confirmation_bridges_connected").await,
         1.0
     );
-    let (_, audit) = server
-        .api(
-            Method::GET,
-            &format!("/api/audit?target=case:{}", case.id),
-            None,
-        )
-        .await;
-    let court_entries = audit.as_array().map(|a| {
-        a.iter()
+    until("three court updates in the audit log", async || {
+        let path = format!("/api/audit?target=case:{}", case.id);
+        let (_, audit) = server.api(Method::GET, &path, None).await;
+        let court = audit
+            .as_array()?
+            .iter()
             .filter(|e| e["action"] == "confirmation.court_update")
-            .count()
-    });
-    assert_eq!(court_entries, Some(3), "{audit}");
+            .count();
+        (court == 3).then_some(())
+    })
+    .await;
     // After the ruling: no withdrawal, no second application.
     call(
         &server,

@@ -3,7 +3,7 @@
 
 use super::{Bridge, now_ms};
 use crate::envelope::Envelope;
-use crate::wire::{self, FromBridge, ToBridge};
+use crate::wire::{self, FromBridge, ResultOutcome, ToBridge};
 use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -87,65 +87,62 @@ pub async fn connect_once(bridge: &Bridge) -> Result<(), LinkError> {
             // A periodic look at the outbox: another process (an admin tool) may have written.
             () = tokio::time::sleep(Duration::from_secs(2)) => continue,
         };
-        match frame {
-            ToBridge::Deliver { envelope } => {
-                // Whatever else has already arrived goes into the same transaction: one commit
-                // (one fsync) per batch, the acknowledgements after it.
-                let mut batch = vec![envelope];
-                let mut later = Vec::new();
-                while batch.len() < MAX_BATCH {
-                    let Some(next) = rx.next().now_or_never() else {
-                        break;
-                    };
-                    match parse(next)? {
-                        Some(ToBridge::Deliver { envelope }) => batch.push(envelope),
-                        Some(other) => later.push(other),
-                        None => {}
-                    }
-                }
-                crate::failpoint::hit("bridge.before_inbox_commit");
-                let replies = take(bridge, &batch).await?;
-                crate::failpoint::hit("bridge.after_inbox_commit");
-                for reply in replies {
-                    tx.feed(Frame::text(json(&reply))).await?;
-                }
-                tx.flush().await?;
-                for frame in later {
-                    result_ack(bridge, frame).await?;
-                }
+        // Whatever else has already arrived is handled with it: deliveries in one transaction
+        // (one fsync per batch, the acknowledgements after it), result acknowledgements in
+        // another.
+        let mut frames = vec![frame];
+        while frames.len() < MAX_BATCH {
+            let Some(next) = rx.next().now_or_never() else {
+                break;
+            };
+            if let Some(frame) = parse(next)? {
+                frames.push(frame);
             }
-            other => result_ack(bridge, other).await?,
         }
+        let mut deliveries = Vec::new();
+        let mut acks = Vec::new();
+        for frame in frames {
+            match frame {
+                ToBridge::Deliver { envelope } => deliveries.push(envelope),
+                ToBridge::ResultAck {
+                    message_id,
+                    outcome,
+                    reason,
+                } => {
+                    if outcome == ResultOutcome::Refused {
+                        tracing::warn!(%message_id, reason = reason.as_deref().unwrap_or(""), "the server refused a court update");
+                    }
+                    acks.push((message_id, outcome_name(outcome), reason));
+                }
+                other => return Err(LinkError::Protocol(format!("unexpected {other:?}"))),
+            }
+        }
+        if !deliveries.is_empty() {
+            crate::failpoint::hit("bridge.before_inbox_commit");
+            let replies = take(bridge, &deliveries).await?;
+            crate::failpoint::hit("bridge.after_inbox_commit");
+            for reply in replies {
+                tx.feed(Frame::text(json(&reply))).await?;
+            }
+            tx.flush().await?;
+        }
+        if !acks.is_empty() {
+            crate::failpoint::hit("bridge.before_result_ack_commit");
+            bridge.store.acked_batch(&acks, now_ms()).await?;
+        }
+    }
+}
+
+fn outcome_name(outcome: ResultOutcome) -> &'static str {
+    match outcome {
+        ResultOutcome::Applied => "applied",
+        ResultOutcome::Duplicate => "duplicate",
+        ResultOutcome::Refused => "refused",
     }
 }
 
 /// Deliveries taken in one transaction, at most.
 const MAX_BATCH: usize = 256;
-
-/// Handles the server's acknowledgement of a result (any other frame here is a protocol error).
-async fn result_ack(bridge: &Bridge, frame: ToBridge) -> Result<(), LinkError> {
-    let ToBridge::ResultAck {
-        message_id,
-        outcome,
-        reason,
-    } = frame
-    else {
-        return Err(LinkError::Protocol(format!("unexpected {frame:?}")));
-    };
-    let outcome = serde_json::to_value(outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    if outcome == "refused" {
-        tracing::warn!(%message_id, reason = reason.as_deref().unwrap_or(""), "the server refused a court update");
-    }
-    crate::failpoint::hit("bridge.before_result_ack_commit");
-    bridge
-        .store
-        .acked(&message_id, &outcome, reason.as_deref(), now_ms())
-        .await?;
-    Ok(())
-}
 
 /// Checks deliveries, stores those that verify in one transaction; the replies, in order.
 async fn take(bridge: &Bridge, batch: &[Envelope]) -> Result<Vec<FromBridge>, LinkError> {

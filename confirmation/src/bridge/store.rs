@@ -364,24 +364,26 @@ impl CourtStore {
             .map_err(Into::into)
     }
 
-    /// The server took an outbox message.
-    pub async fn acked(
+    /// The server took these outbox messages: (message id, outcome, reason), one transaction.
+    pub async fn acked_batch(
         &self,
-        message_id: &str,
-        outcome: &str,
-        reason: Option<&str>,
+        acks: &[(String, &str, Option<String>)],
         now: i64,
     ) -> Result<(), CourtStoreError> {
-        sqlx::query(
-            "UPDATE outbox SET acked_at = $1, outcome = $2, reason = $3 \
-             WHERE message_id = $4 AND acked_at IS NULL",
-        )
-        .bind(now)
-        .bind(outcome)
-        .bind(reason)
-        .bind(message_id)
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for (message_id, outcome, reason) in acks {
+            sqlx::query(
+                "UPDATE outbox SET acked_at = $1, outcome = $2, reason = $3 \
+                 WHERE message_id = $4 AND acked_at IS NULL",
+            )
+            .bind(now)
+            .bind(*outcome)
+            .bind(reason.as_deref())
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

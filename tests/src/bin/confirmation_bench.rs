@@ -122,7 +122,6 @@ fn package(n: usize) -> Application {
 async fn backlog(rig: &mut Rig, n: usize) -> anyhow::Result<()> {
     let key = Signer::from_pkcs8(&std::fs::read(rig.server_dir().join("recording-key.der"))?)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    sqlx::any::install_default_drivers();
     let db = sqlx::AnyPool::connect(&rig.database_url()).await?;
     let now = tiaojie_domain::clock::now_millis();
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
@@ -365,6 +364,7 @@ async fn steady(rig: &mut Rig, rate: u64, seconds: u64) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    sqlx::any::install_default_drivers();
     let backend = match args.backend.as_str() {
         "sqlite" => Backend::Sqlite,
         "postgres" => Backend::Postgres,
