@@ -262,7 +262,7 @@ impl Rig {
             .expect("server starts");
         self.set_pid(0, Some(child.id()));
         self.server = Some(child);
-        self.wait_up(self.server_port, "/healthz").await;
+        self.wait_up(0).await;
     }
 
     /// Starts the bridge (with a crash point, or none); writes its configuration first.
@@ -297,7 +297,7 @@ impl Rig {
             .expect("bridge starts");
         self.set_pid(1, Some(child.id()));
         self.bridge = Some(child);
-        self.wait_up(self.bridge_port, "/healthz").await;
+        self.wait_up(1).await;
     }
 
     fn server_key(&self) -> String {
@@ -309,12 +309,23 @@ impl Rig {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    async fn wait_up(&self, port: u16, path: &str) {
+    /// Waits for the server (0) or the bridge (1) to answer `/healthz`; returns early if it
+    /// died meanwhile (a planned kill): the next [`Rig::tend`] starts it again.
+    async fn wait_up(&mut self, which: usize) {
+        let port = [self.server_port, self.bridge_port][which];
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
+            let child = if which == 0 {
+                &mut self.server
+            } else {
+                &mut self.bridge
+            };
+            if !alive(child) {
+                return;
+            }
             if let Ok(r) = self
                 .http
-                .get(format!("http://127.0.0.1:{port}{path}"))
+                .get(format!("http://127.0.0.1:{port}/healthz"))
                 .send()
                 .await
                 && r.status().is_success()
