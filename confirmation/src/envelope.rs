@@ -153,6 +153,15 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// What the payload says `field` is, unverified: to name a message in a refusal or to
+    /// group messages before each is opened.
+    pub fn claimed(&self, field: &str) -> String {
+        serde_json::from_str::<serde_json::Value>(&self.payload)
+            .ok()
+            .and_then(|v| v.get(field)?.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
     /// Checks the signature with `key`, then parses the payload.
     pub fn open(&self, key: &PublicKey) -> Result<Message, EnvelopeError> {
         if !key.verifies(self.payload.as_bytes(), &self.signature) {

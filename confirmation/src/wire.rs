@@ -72,6 +72,17 @@ pub enum ResultOutcome {
     Refused,
 }
 
+impl ResultOutcome {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultOutcome::Applied => "applied",
+            ResultOutcome::Duplicate => "duplicate",
+            ResultOutcome::Refused => "refused",
+        }
+    }
+}
+
 /// Bridge → server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]

@@ -206,70 +206,72 @@ async fn run(
             () = tokio::time::sleep(POLL) => continue,
         };
         let Some(frame) = parse(frame)? else { continue };
-        let now = state.hub.clock.now();
+        // Whatever else has already arrived is handled with it: the bridge answers a batch of
+        // deliveries with a run of acknowledgements, and the court's results come in runs.
+        let mut frames = vec![frame];
+        while frames.len() < MAX_RUN {
+            let Some(next) = rx.next().now_or_never() else {
+                break;
+            };
+            if let Some(frame) = parse(next)? {
+                frames.push(frame);
+            }
+        }
+        handle_run(state, tx, &mut in_flight, frames, bridge_key).await?;
+    }
+}
+
+/// Frames handled together, at most.
+const MAX_RUN: usize = 512;
+
+/// A run of frames: acknowledgements commit together, results are applied together (see
+/// [`take_results`]) and acknowledged in order, refusals one by one.
+async fn handle_run(
+    state: &AppState,
+    tx: &mut futures_util::stream::SplitSink<WebSocket, Frame>,
+    in_flight: &mut HashMap<String, Instant>,
+    frames: Vec<FromBridge>,
+    bridge_key: &PublicKey,
+) -> Result<(), LinkError> {
+    let store = state.hub.store();
+    let now = state.hub.clock.now();
+    let (mut acked, mut results) = (Vec::new(), Vec::new());
+    for frame in frames {
         match frame {
             FromBridge::Ack { message_id } => {
-                // Acknowledgements come in runs (the bridge takes deliveries in batches): those
-                // already here commit together.
-                let mut acked = vec![message_id];
-                let mut later = None;
-                while acked.len() < MAX_ACK_BATCH {
-                    let Some(next) = rx.next().now_or_never() else {
-                        break;
-                    };
-                    match parse(next)? {
-                        Some(FromBridge::Ack { message_id }) => acked.push(message_id),
-                        Some(other) => {
-                            later = Some(other);
-                            break;
-                        }
-                        None => {}
-                    }
-                }
-                for id in &acked {
-                    in_flight.remove(id);
-                }
-                tiaojie_confirmation::failpoint::hit("server.before_ack_commit");
-                store.ack_outbox_batch(&acked, now).await?;
-                tiaojie_confirmation::failpoint::hit("server.after_ack_commit");
-                if let Some(frame) = later {
-                    other_frame(state, tx, &mut in_flight, frame, bridge_key).await?;
-                }
+                in_flight.remove(&message_id);
+                acked.push(message_id);
             }
-            FromBridge::Result { envelope } => {
-                // Results already here are applied together: one case's in order, different
-                // cases at once (each is its own transaction); acknowledged in order after.
-                let mut results = vec![envelope];
-                let mut later = None;
-                while results.len() < MAX_ACK_BATCH {
-                    let Some(next) = rx.next().now_or_never() else {
-                        break;
-                    };
-                    match parse(next)? {
-                        Some(FromBridge::Result { envelope }) => results.push(envelope),
-                        Some(other) => {
-                            later = Some(other);
-                            break;
-                        }
-                        None => {}
-                    }
-                }
-                tiaojie_confirmation::failpoint::hit("server.before_result_commit");
-                let acks = take_results(state, results, bridge_key).await?;
-                tiaojie_confirmation::failpoint::hit("server.after_result_commit");
-                for ack in acks {
-                    let text = serde_json::to_string(&ack)
-                        .map_err(|e| LinkError::Protocol(e.to_string()))?;
-                    tx.feed(Frame::Text(text.into())).await?;
-                }
-                tx.flush().await?;
-                if let Some(frame) = later {
-                    other_frame(state, tx, &mut in_flight, frame, bridge_key).await?;
-                }
+            FromBridge::Result { envelope } => results.push(envelope),
+            FromBridge::Refuse { message_id, error } => {
+                tracing::error!(%message_id, %error, "the court bridge refused a message");
+                state.hub.court.refused.fetch_add(1, Relaxed);
+                in_flight.remove(&message_id);
+                let retry = state.config.confirmation.retry.as_millis() as i64;
+                store.refuse_outbox(&message_id, &error, retry, now).await?;
             }
-            other => other_frame(state, tx, &mut in_flight, other, bridge_key).await?,
+            FromBridge::Auth { .. } => {
+                return Err(LinkError::Protocol("auth again after welcome".into()));
+            }
         }
     }
+    if !acked.is_empty() {
+        tiaojie_confirmation::failpoint::hit("server.before_ack_commit");
+        store.ack_outbox_batch(&acked, now).await?;
+        tiaojie_confirmation::failpoint::hit("server.after_ack_commit");
+    }
+    if !results.is_empty() {
+        tiaojie_confirmation::failpoint::hit("server.before_result_commit");
+        let acks = take_results(state, results, bridge_key).await?;
+        tiaojie_confirmation::failpoint::hit("server.after_result_commit");
+        for ack in acks {
+            let text =
+                serde_json::to_string(&ack).map_err(|e| LinkError::Protocol(e.to_string()))?;
+            tx.feed(Frame::Text(text.into())).await?;
+        }
+        tx.flush().await?;
+    }
+    Ok(())
 }
 
 /// Applies a run of results: grouped by case (as the payload names it; each is verified when
@@ -282,11 +284,10 @@ async fn take_results(
 ) -> Result<Vec<ToBridge>, LinkError> {
     let mut by_case: HashMap<String, Vec<(usize, Envelope)>> = HashMap::new();
     for (i, envelope) in results.into_iter().enumerate() {
-        let case = serde_json::from_str::<serde_json::Value>(&envelope.payload)
-            .ok()
-            .and_then(|v| v.get("case_id")?.as_str().map(str::to_string))
-            .unwrap_or_default();
-        by_case.entry(case).or_default().push((i, envelope));
+        by_case
+            .entry(envelope.claimed("case_id"))
+            .or_default()
+            .push((i, envelope));
     }
     let per_case = by_case.into_values().map(|items| async move {
         let mut acks = Vec::with_capacity(items.len());
@@ -311,64 +312,13 @@ async fn take_results(
     Ok(acks.into_iter().map(|(_, ack)| ack).collect())
 }
 
-/// Acknowledgements committed together, at most.
-const MAX_ACK_BATCH: usize = 512;
-
-/// A frame other than an acknowledgement.
-async fn other_frame(
-    state: &AppState,
-    tx: &mut futures_util::stream::SplitSink<WebSocket, Frame>,
-    in_flight: &mut HashMap<String, Instant>,
-    frame: FromBridge,
-    bridge_key: &PublicKey,
-) -> Result<(), LinkError> {
-    let config = &state.config.confirmation;
-    let store = state.hub.store();
-    let now = state.hub.clock.now();
-    match frame {
-        FromBridge::Ack { message_id } => {
-            in_flight.remove(&message_id);
-            store.ack_outbox(&message_id, now).await?;
-        }
-        FromBridge::Refuse { message_id, error } => {
-            tracing::error!(%message_id, %error, "the court bridge refused a message");
-            state.hub.court.refused.fetch_add(1, Relaxed);
-            in_flight.remove(&message_id);
-            store
-                .refuse_outbox(&message_id, &error, config.retry.as_millis() as i64, now)
-                .await?;
-        }
-        FromBridge::Result { envelope } => {
-            tiaojie_confirmation::failpoint::hit("server.before_result_commit");
-            let (message_id, outcome, reason) = take_result(state, &envelope, bridge_key).await?;
-            tiaojie_confirmation::failpoint::hit("server.after_result_commit");
-            send(
-                tx,
-                &ToBridge::ResultAck {
-                    message_id,
-                    outcome,
-                    reason,
-                },
-            )
-            .await?;
-        }
-        FromBridge::Auth { .. } => {
-            return Err(LinkError::Protocol("auth again after welcome".into()));
-        }
-    }
-    Ok(())
-}
-
 /// Verifies and applies one court update; what to acknowledge.
 async fn take_result(
     state: &AppState,
     envelope: &Envelope,
     bridge_key: &PublicKey,
 ) -> Result<(String, ResultOutcome, Option<String>), LinkError> {
-    let claimed_id = serde_json::from_str::<serde_json::Value>(&envelope.payload)
-        .ok()
-        .and_then(|v| v.get("message_id")?.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let claimed_id = envelope.claimed("message_id");
     let refused = |reason: String| {
         state.hub.court.refused.fetch_add(1, Relaxed);
         tracing::error!(message_id = %claimed_id, %reason, "court update refused");

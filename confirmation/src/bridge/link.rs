@@ -112,7 +112,7 @@ pub async fn connect_once(bridge: &Bridge) -> Result<(), LinkError> {
                     if outcome == ResultOutcome::Refused {
                         tracing::warn!(%message_id, reason = reason.as_deref().unwrap_or(""), "the server refused a court update");
                     }
-                    acks.push((message_id, outcome_name(outcome), reason));
+                    acks.push((message_id, outcome.as_str(), reason));
                 }
                 other => return Err(LinkError::Protocol(format!("unexpected {other:?}"))),
             }
@@ -130,14 +130,6 @@ pub async fn connect_once(bridge: &Bridge) -> Result<(), LinkError> {
             crate::failpoint::hit("bridge.before_result_ack_commit");
             bridge.store.acked_batch(&acks, now_ms()).await?;
         }
-    }
-}
-
-fn outcome_name(outcome: ResultOutcome) -> &'static str {
-    match outcome {
-        ResultOutcome::Applied => "applied",
-        ResultOutcome::Duplicate => "duplicate",
-        ResultOutcome::Refused => "refused",
     }
 }
 
@@ -167,11 +159,7 @@ async fn take(bridge: &Bridge, batch: &[Envelope]) -> Result<Vec<FromBridge>, Li
                 message_id: message.message_id.clone(),
             }),
             Err(e) => {
-                // The id as far as the payload can be read, to name the message.
-                let claimed_id = serde_json::from_str::<serde_json::Value>(&envelope.payload)
-                    .ok()
-                    .and_then(|v| v.get("message_id")?.as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let claimed_id = envelope.claimed("message_id");
                 tracing::error!(message_id = %claimed_id, error = %e, "refused a delivery");
                 bridge
                     .store
