@@ -360,11 +360,17 @@ pub struct ConfirmationConfig {
     /// again if not acknowledged.
     #[serde(with = "duration")]
     pub lease: Duration,
-    /// Messages delivered to the bridge and not yet acknowledged, at most.
+    /// Messages delivered to the bridge and not yet acknowledged, at most, per connection:
+    /// enough to keep the link busy while acknowledgements travel back.
     pub window: u32,
     /// After the bridge refuses a message, the wait before delivering it again.
     #[serde(with = "duration")]
     pub retry: Duration,
+    /// How often the server pings a bridge connection. A connection silent for three of
+    /// these is taken for lost (a network that drops packets closes nothing): the server
+    /// gives back its leases, the bridge dials again.
+    #[serde(with = "duration")]
+    pub heartbeat: Duration,
 }
 
 impl Default for ConfirmationConfig {
@@ -372,8 +378,9 @@ impl Default for ConfirmationConfig {
         Self {
             bridge_keys: String::new(),
             lease: Duration::from_secs(30),
-            window: 256,
+            window: 1024,
             retry: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(10),
         }
     }
 }
@@ -588,6 +595,9 @@ impl Config {
         }
         if c.window == 0 || c.window > 10_000 {
             return invalid("confirmation.window", "must be between 1 and 10000");
+        }
+        if c.heartbeat < Duration::from_millis(100) || c.heartbeat > Duration::from_secs(600) {
+            return invalid("confirmation.heartbeat", "must be between 100ms and 10m");
         }
         if self.auth.default_ttl.is_zero() {
             return invalid("auth.default_ttl", "must be longer than zero");

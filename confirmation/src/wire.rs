@@ -11,6 +11,9 @@
 //!    signature, say); the server retries a refused message a few times, then dead-letters it.
 //! 3. bridge → `result {envelope}` for each court-side outbox message, in order; server →
 //!    `result_ack {message_id, outcome}` once it is applied, a duplicate, or refused for good.
+//!
+//! The server pings every `heartbeat_ms` (given in `welcome`); either side that hears nothing
+//! for [`SILENT_HEARTBEATS`] of them drops the connection (the bridge then dials again).
 
 use crate::envelope::Envelope;
 use serde::{Deserialize, Serialize};
@@ -21,6 +24,10 @@ pub const PATH: &str = "/confirmation/bridge";
 pub const CLOSE_UNKNOWN_KEY: u16 = 4401;
 /// Close code: a frame was not valid.
 pub const CLOSE_PROTOCOL: u16 = 4400;
+/// Heartbeats a side waits without hearing anything (a frame, a ping or a pong) before it
+/// takes the connection for lost and drops it: a network that loses packets, or forgets the
+/// connection, closes nothing.
+pub const SILENT_HEARTBEATS: u32 = 3;
 
 /// The bytes the bridge signs to prove it holds its key: bound to this protocol and the
 /// server's fresh nonce, so a signature cannot be replayed or used elsewhere.
@@ -42,6 +49,8 @@ pub enum ToBridge {
         /// The server's public key, for the operator's information (the bridge checks
         /// envelopes with the key in its own configuration, never with this one).
         server_key: String,
+        /// The server pings this often (ms); see [`SILENT_HEARTBEATS`].
+        heartbeat_ms: u64,
     },
     /// An outbox message.
     Deliver {
@@ -111,4 +120,44 @@ pub enum FromBridge {
         /// The signed message.
         envelope: Envelope,
     },
+}
+
+/// When a connection last heard anything: the heartbeat rule's clock, touched by the side's
+/// reader and watched by [`Heard::silence`].
+#[derive(Debug)]
+pub struct Heard {
+    start: std::time::Instant,
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Heard {
+    fn default() -> Self {
+        Heard {
+            start: std::time::Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl Heard {
+    /// Something arrived now.
+    pub fn touch(&self) {
+        let now = self.start.elapsed().as_millis() as u64;
+        self.last_ms
+            .fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has arrived for `silence`.
+    pub async fn silence(&self, silence: std::time::Duration) {
+        loop {
+            let last = std::time::Duration::from_millis(
+                self.last_ms.load(std::sync::atomic::Ordering::Relaxed),
+            );
+            let quiet = self.start.elapsed().saturating_sub(last);
+            if quiet >= silence {
+                return;
+            }
+            tokio::time::sleep(silence - quiet).await;
+        }
+    }
 }

@@ -25,6 +25,8 @@ const MAX_FRAME_BYTES: usize = 4 << 20;
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the outbox is looked at without a wake-up (other server processes write too).
 const POLL: Duration = Duration::from_millis(250);
+/// How often messages that were never acknowledged are looked for and dead-lettered.
+const DEAD_LETTER_PASS: Duration = Duration::from_secs(1);
 
 /// What the server keeps for the bridge connections.
 pub struct CourtLink {
@@ -145,10 +147,12 @@ async fn serve(state: AppState, socket: WebSocket) -> Result<(), LinkError> {
     let Some(signer) = &link.signer else {
         return close(tx, 1011, "the server key is not available").await;
     };
+    let heartbeat = state.config.confirmation.heartbeat;
     send(
         &mut tx,
         &ToBridge::Welcome {
             server_key: signer.public_b64(),
+            heartbeat_ms: heartbeat.as_millis() as u64,
         },
     )
     .await?;
@@ -156,7 +160,19 @@ async fn serve(state: AppState, socket: WebSocket) -> Result<(), LinkError> {
     link.connected.fetch_add(1, Relaxed);
     // Each connection leases under its own name, and gives back what it held when it ends.
     let owner = format!("{bridge}/{}", crate::ids::random_id());
-    let result = run(&state, &mut tx, &mut rx, &owner, &bridge_key).await;
+    // A link that loses packets closes nothing: the connection ends when nothing (not even a
+    // pong) has come for a few heartbeats, whatever `run` is waiting for (a send to a dead
+    // link can wait for minutes).
+    let heard = wire::Heard::default();
+    let mut rx = rx.inspect(|_| heard.touch());
+    let silence = heartbeat * wire::SILENT_HEARTBEATS;
+    let result = tokio::select! {
+        result = run(&state, &mut tx, &mut rx, &owner, &bridge_key, heartbeat) => result,
+        () = heard.silence(silence) => {
+            tracing::warn!(%bridge, ?silence, "court bridge silent: connection taken for lost");
+            Err(LinkError::Protocol(format!("nothing heard for {silence:?}")))
+        }
+    };
     link.connected.fetch_sub(1, Relaxed);
     if let Err(e) = state.hub.store().release_leases(&owner).await {
         tracing::warn!(error = %e, "could not release the bridge's leases (they expire)");
@@ -168,19 +184,30 @@ async fn serve(state: AppState, socket: WebSocket) -> Result<(), LinkError> {
 async fn run(
     state: &AppState,
     tx: &mut futures_util::stream::SplitSink<WebSocket, Frame>,
-    rx: &mut futures_util::stream::SplitStream<WebSocket>,
+    rx: &mut (impl futures_util::Stream<Item = Result<Frame, axum::Error>> + Unpin),
     owner: &str,
     bridge_key: &PublicKey,
+    heartbeat: Duration,
 ) -> Result<(), LinkError> {
     let config = &state.config.confirmation;
+    let mut ping = tokio::time::interval(heartbeat);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let lease = config.lease;
     let store = state.hub.store();
     // Delivered and not yet acknowledged, with when: past its lease it may be leased again.
     let mut in_flight: HashMap<String, Instant> = HashMap::new();
+    let window = config.window as usize;
+    let mut dead_letter_pass = Instant::now();
     loop {
         in_flight.retain(|_, at| at.elapsed() < lease);
-        let room = (config.window as usize).saturating_sub(in_flight.len());
-        if room > 0 {
+        if dead_letter_pass.elapsed() >= DEAD_LETTER_PASS {
+            dead_letter_pass = Instant::now();
+            store.dead_letter_outbox(state.hub.clock.now()).await?;
+        }
+        // Lease when a quarter of the window is free (or nothing is in flight): a lease per
+        // run of acknowledgements, a few ids each, cost more than the deliveries it made.
+        let room = window.saturating_sub(in_flight.len());
+        if room > 0 && (room >= window / 4 || in_flight.is_empty()) {
             let now = state.hub.clock.now();
             let leased = store
                 .lease_outbox(owner, room as i64, lease.as_millis() as i64, now)
@@ -204,6 +231,10 @@ async fn run(
             frame = rx.next() => frame,
             () = state.hub.court.outbox_ready.notified() => continue,
             () = tokio::time::sleep(POLL) => continue,
+            _ = ping.tick() => {
+                tx.send(Frame::Ping(Default::default())).await?;
+                continue;
+            }
         };
         let Some(frame) = parse(frame)? else { continue };
         // Whatever else has already arrived is handled with it: the bridge answers a batch of
@@ -354,15 +385,15 @@ async fn take_result(
                 &format!("case:{}", case.id),
                 &detail,
             );
-            // The update and its inbox row are committed; the audit entry (chained, one at a
-            // time) and the announcement follow off the link's path, so a run of rulings is
-            // not serialized behind the audit chain's lock.
+            // The update and its inbox row are committed; the announcement and the audit
+            // entry (chained, one at a time) follow off the link's path, so a run of rulings
+            // is not serialized behind the audit chain's lock, nor the parties behind it.
             let state = state.clone();
             tokio::spawn(async move {
+                crate::cases_api::announce_change(&state, &case, "court_updated").await;
                 if let Err(e) = state.hub.store().audit(&entry).await {
                     tracing::error!(error = %e, "audit of a court update failed");
                 }
-                crate::cases_api::announce_change(&state, &case, "court_updated").await;
             });
             Ok((message.message_id, ResultOutcome::Applied, None))
         }

@@ -220,9 +220,18 @@ pub struct TestBridge {
 impl TestBridge {
     /// Opens the bridge in `dir` (key from [`bridge_key`]) for `server`, connects it.
     pub async fn start(dir: &Path, server: &TestServer) -> TestBridge {
+        TestBridge::start_via(dir, server, server.addr).await
+    }
+
+    /// Like [`TestBridge::start`], dialling `server` at `via` (a [`crate::net::TcpPath`]).
+    pub async fn start_via(
+        dir: &Path,
+        server: &TestServer,
+        via: std::net::SocketAddr,
+    ) -> TestBridge {
         let config = bridge_config(
             dir,
-            &format!("ws://{}{}", server.addr, wire::PATH),
+            &format!("ws://{via}{}", wire::PATH),
             &server.server_public_key(),
         );
         let bridge = Bridge::open(config).await.expect("bridge opens");

@@ -1,5 +1,6 @@
 //! A network a test can damage: the headless participant's UDP sockets go through [`NetControl`],
-//! which can drop a share of incoming media packets, cap the incoming rate, or cut everything.
+//! which can drop a share of incoming media packets, cap the incoming rate, or cut everything;
+//! a TCP connection can go through a [`TcpPath`], which can lose everything without closing.
 //!
 //! It plugs into webrtc-rs as a [`Runtime`] that wraps every UDP socket it is given; everything
 //! else is delegated to webrtc-rs's own tokio runtime. Only RTP is ever dropped by the loss
@@ -251,5 +252,72 @@ impl AsyncUdpSocket for DamagedSocket {
             meta[0].stride = len.max(1);
             return Poll::Ready(Ok(1));
         }
+    }
+}
+
+/// A TCP path a test can lose: a proxy on 127.0.0.1 to `upstream`. While it is down nothing
+/// passes either way and nothing is closed, as when a network drops packets. Connections it
+/// carried stay dead after it comes back (the path forgot them, as a NAT does); connections
+/// made while it is down wait and pass once it is up (SYNs retried).
+pub struct TcpPath {
+    /// Where to connect instead of `upstream`.
+    pub addr: SocketAddr,
+    down: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpPath {
+    /// Listens on 127.0.0.1 (any port) for connections to carry to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> TcpPath {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (down, watch) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            // Dropped with the task: every carried connection ends with the path.
+            let mut carried = tokio::task::JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                let mut down = watch.clone();
+                carried.spawn(async move {
+                    if down.wait_for(|d| !*d).await.is_err() {
+                        return;
+                    }
+                    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let lost = {
+                        let pump = async {
+                            tokio::try_join!(
+                                tokio::io::copy(&mut cr, &mut sw),
+                                tokio::io::copy(&mut sr, &mut cw)
+                            )
+                        };
+                        tokio::select! {
+                            _ = pump => false,
+                            _ = down.wait_for(|d| *d) => true,
+                        }
+                    };
+                    if lost {
+                        // Both ends stay open and nothing passes, ever.
+                        std::future::pending::<()>().await;
+                    }
+                });
+            }
+        });
+        TcpPath { addr, down, task }
+    }
+
+    /// Loses everything (`true`) or carries new connections again (`false`).
+    pub fn set_down(&self, down: bool) {
+        self.down.send_replace(down);
+    }
+}
+
+impl Drop for TcpPath {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -9,7 +9,8 @@ use tiaojie_confirmation::court::{CourtAction, CourtStatus, CourtUpdate};
 use tiaojie_confirmation::wire::{ResultOutcome, ToBridge};
 use tiaojie_confirmation::{Body, Message, Signer};
 use tiaojie_domain::Role;
-use tiaojie_tests::court::{JUDGE_TOKEN, RawBridge, TestBridge, bridge_key, signed_case};
+use tiaojie_tests::court::{JUDGE_TOKEN, RawBridge, TestBridge, apply, bridge_key, signed_case};
+use tiaojie_tests::net::TcpPath;
 use tiaojie_tests::{Backend, TempDir, TestServer, on_both_backends};
 
 on_both_backends!(
@@ -17,6 +18,7 @@ on_both_backends!(
     forged_altered_and_outdated_messages_are_refused,
     a_dropped_link_loses_nothing_and_a_poison_message_is_dead_lettered,
     a_party_withdraws_before_the_ruling,
+    a_silently_lost_link_is_noticed_and_comes_back,
 );
 
 /// Several server processes on one PostgreSQL database lease the same outbox at once, each
@@ -547,16 +549,17 @@ async fn forged_altered_and_outdated_messages_are_refused(backend: Backend) {
         Some(1),
         "the altered application is not in the inbox"
     );
-    let (_, outbox) = server
-        .api(Method::GET, "/api/confirmation/outbox?state=pending", None)
-        .await;
-    assert!(
+    // The server hears of it over the link, after the bridge has recorded it.
+    until("the server to record the refusal", async || {
+        let (_, outbox) = server
+            .api(Method::GET, "/api/confirmation/outbox?state=pending", None)
+            .await;
         outbox[0]["last_error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("signature"),
-        "{outbox}"
-    );
+            .as_str()?
+            .contains("signature")
+            .then_some(())
+    })
+    .await;
 
     bridge.stop();
     server.stop().await;
@@ -770,6 +773,104 @@ async fn a_party_withdraws_before_the_ruling(backend: Backend) {
         )
         .await;
     assert_eq!(status, 409);
+    bridge.stop();
+    server.stop().await;
+    dir.remove();
+}
+
+/// The network between the court and the server loses everything for a while and closes
+/// nothing: both sides notice by the heartbeat, the server gives back what it had delivered
+/// into the dead connection, the bridge dials again once the network is back, and what waited
+/// on either side crosses once.
+async fn a_silently_lost_link_is_noticed_and_comes_back(backend: Backend) {
+    let dir = TempDir::new("bridge");
+    let key = bridge_key(&dir.0);
+    let server = TestServer::start_with(backend, |c| {
+        c.confirmation.bridge_keys = key;
+        c.confirmation.heartbeat = Duration::from_millis(200);
+    })
+    .await;
+    let path = TcpPath::start(server.addr).await;
+    let bridge = TestBridge::start_via(&dir.0, &server, path.addr).await;
+    let connected = "tiaojie_confirmation_bridges_connected";
+    let first = signed_case(&server, "(2026)京0105民诉前调330号").await;
+    apply(&server, &first).await;
+    let application = bridge.first_application().await;
+
+    path.set_down(true);
+    // While the network is lost the judge accepts (the update waits at the court) and two
+    // more cases apply (the server may deliver them into the dead connection).
+    assert_eq!(
+        bridge.act(&application, json!({"action": "accept"})).await,
+        200
+    );
+    let mut cases = Vec::new();
+    for n in 1..3 {
+        let case = signed_case(&server, &format!("(2026)京0105民诉前调33{n}号")).await;
+        apply(&server, &case).await;
+        cases.push(case);
+    }
+    until("the server to drop the silent connection", async || {
+        (metric(&server, connected).await == 0.0).then_some(())
+    })
+    .await;
+    until("the bridge to notice", async || {
+        (!bridge
+            .bridge
+            .connected
+            .load(std::sync::atomic::Ordering::Relaxed))
+        .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, list) = bridge.api(Method::GET, "/applications", None).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    let (_, case) = server
+        .api(Method::GET, &format!("/api/cases/{}", first.id), None)
+        .await;
+    assert_eq!(
+        case["confirmation"]["updates"].as_array().map(Vec::len),
+        Some(0),
+        "the acceptance crossed a lost network: {case}"
+    );
+
+    path.set_down(false);
+    until("the two at the court", async || {
+        let (_, list) = bridge.api(Method::GET, "/applications", None).await;
+        (list.as_array()?.len() == 3).then_some(())
+    })
+    .await;
+    let case = until("the acceptance at the case", async || {
+        let (_, case) = server
+            .api(Method::GET, &format!("/api/cases/{}", first.id), None)
+            .await;
+        (case["confirmation"]["docket"]["status"] == "accepted").then_some(case)
+    })
+    .await;
+    assert_eq!(
+        case["confirmation"]["updates"].as_array().map(Vec::len),
+        Some(1),
+        "{case}"
+    );
+    until("nothing pending", async || {
+        (metric(&server, "tiaojie_confirmation_outbox_pending").await == 0.0).then_some(())
+    })
+    .await;
+    assert_eq!(metric(&server, connected).await, 1.0);
+    assert_eq!(
+        metric(&server, "tiaojie_confirmation_dead_letters").await,
+        0.0
+    );
+    let db = database(&server).await;
+    for case in &cases {
+        let messages: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM confirmation_outbox WHERE case_id = $1")
+                .bind(&case.id)
+                .fetch_one(&db)
+                .await
+                .expect("count");
+        assert_eq!(messages, 1);
+    }
     bridge.stop();
     server.stop().await;
     dir.remove();

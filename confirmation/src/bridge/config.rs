@@ -13,7 +13,7 @@ pub struct BridgeConfig {
     pub name: String,
     /// The server's bridge endpoint: `ws://` or `wss://…/confirmation/bridge`.
     pub server_url: String,
-    /// The server's Ed25519 public key, base64 (`tiaojie key public` prints it). Every
+    /// The server's Ed25519 public key, base64 (`tiaojie keys server-public` prints it). Every
     /// delivered envelope must verify with it.
     pub server_public_key: String,
     /// Where the database and, by default, the key live.

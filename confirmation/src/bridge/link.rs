@@ -41,8 +41,36 @@ pub async fn run(bridge: Arc<Bridge>) {
     }
 }
 
+/// Dialling and the key proof, at most (a network that drops packets would leave it waiting
+/// for minutes).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 /// One connection, from dialling to its end.
 pub async fn connect_once(bridge: &Bridge) -> Result<(), LinkError> {
+    let (ws, heartbeat) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(bridge))
+        .await
+        .map_err(|_| LinkError::Closed(format!("no handshake within {HANDSHAKE_TIMEOUT:?}")))??;
+    bridge.connected.store(true, Ordering::Relaxed);
+    tracing::info!(server = %bridge.config.server_url, "link to the server up");
+    let (mut tx, rx) = ws.split();
+    // The server pings every heartbeat: hearing nothing for a few means the link is lost,
+    // whatever the exchange is waiting for (a send into a dead link can wait for minutes).
+    let heard = wire::Heard::default();
+    let mut rx = rx.inspect(|_| heard.touch());
+    let silence = heartbeat * wire::SILENT_HEARTBEATS;
+    tokio::select! {
+        result = exchange(bridge, &mut tx, &mut rx) => result,
+        () = heard.silence(silence) => {
+            Err(LinkError::Closed(format!("nothing heard for {silence:?}: the link is lost")))
+        }
+    }
+}
+
+/// Dials and proves the key; the connection and the server's heartbeat.
+async fn handshake(bridge: &Bridge) -> Result<(Socket, Duration), LinkError> {
     let (ws, _) = tokio_tungstenite::connect_async(&bridge.config.server_url).await?;
     let (mut tx, mut rx) = ws.split();
     // 1. The challenge and the key proof.
@@ -59,18 +87,29 @@ pub async fn connect_once(bridge: &Bridge) -> Result<(), LinkError> {
         signature: bridge.key.sign_b64(&wire::auth_bytes(&nonce)),
     };
     tx.send(Frame::text(json(&auth))).await?;
-    match next_frame(&mut rx).await? {
-        ToBridge::Welcome { .. } => {}
+    let heartbeat = match next_frame(&mut rx).await? {
+        ToBridge::Welcome { heartbeat_ms, .. } => Duration::from_millis(heartbeat_ms.max(1)),
         other => {
             return Err(LinkError::Protocol(format!(
                 "expected welcome, got {other:?}"
             )));
         }
-    }
-    bridge.connected.store(true, Ordering::Relaxed);
-    tracing::info!(server = %bridge.config.server_url, "link to the server up");
+    };
+    let ws = tx
+        .reunite(rx)
+        .map_err(|e| LinkError::Protocol(e.to_string()))?;
+    Ok((ws, heartbeat))
+}
 
-    // 2. Both directions: results out whenever the outbox has new rows, deliveries in.
+/// 2. Both directions: results out whenever the outbox has new rows, deliveries in.
+async fn exchange(
+    bridge: &Bridge,
+    tx: &mut futures_util::stream::SplitSink<Socket, Frame>,
+    rx: &mut (
+             impl futures_util::Stream<Item = Result<Frame, tokio_tungstenite::tungstenite::Error>>
+             + Unpin
+         ),
+) -> Result<(), LinkError> {
     let mut sent_up_to = 0i64;
     loop {
         for pending in bridge.store.pending(sent_up_to, 256).await? {
@@ -82,7 +121,7 @@ pub async fn connect_once(bridge: &Bridge) -> Result<(), LinkError> {
             crate::failpoint::hit("bridge.after_result_sent");
         }
         let frame = tokio::select! {
-            frame = next_frame(&mut rx) => frame?,
+            frame = next_frame(rx) => frame?,
             () = bridge.outbox_ready.notified() => continue,
             // A periodic look at the outbox: another process (an admin tool) may have written.
             () = tokio::time::sleep(Duration::from_secs(2)) => continue,

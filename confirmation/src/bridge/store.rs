@@ -2,9 +2,10 @@
 //! its outbox row in the same transaction; every delivered envelope is taken with its inbox row
 //! in one transaction, so a crash at any point leaves either both or neither.
 //!
-//! Writing transactions begin IMMEDIATE: one that read first and wrote later could not take
-//! the write lock after another connection committed (SQLite's snapshot rule, which waiting
-//! does not cure) and a judge's action would fail at random while the link writes.
+//! Writing transactions take turns in this process (see `CourtStore::write_turn`) and begin
+//! IMMEDIATE: one that read first and wrote later could not take the write lock after another
+//! connection committed (SQLite's snapshot rule, which waiting does not cure) and a judge's
+//! action would fail at random while the link writes.
 
 use crate::application::Application;
 use crate::court::{CourtAction, CourtRuleError, CourtStatus, CourtUpdate, Docket};
@@ -14,6 +15,8 @@ use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 use std::path::Path;
 use std::str::FromStr as _;
+use std::sync::Arc;
+use tokio::sync::{Mutex, MutexGuard};
 
 // A column list as a macro: sqlx takes only static SQL, and `concat!` builds it at compile time.
 macro_rules! docket_select {
@@ -108,6 +111,10 @@ pub struct Pending {
 #[derive(Clone)]
 pub struct CourtStore {
     pool: SqlitePool,
+    /// This process's writers take turns here, first come first served. Left to SQLite's busy
+    /// handler, a writer that finds the lock taken sleeps up to 100 ms between tries: a judge's
+    /// ruling and the link's writes then waited hundreds of ms for each other.
+    write_turn: Arc<Mutex<()>>,
 }
 
 impl CourtStore {
@@ -126,7 +133,21 @@ impl CourtStore {
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await?;
         }
-        Ok(CourtStore { pool })
+        Ok(CourtStore {
+            pool,
+            write_turn: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// A writing transaction, begun IMMEDIATE once it is this writer's turn; the turn ends
+    /// when the guard is dropped (after the commit).
+    async fn begin_write(
+        &self,
+    ) -> Result<(MutexGuard<'_, ()>, sqlx::Transaction<'static, sqlx::Sqlite>), CourtStoreError>
+    {
+        let turn = self.write_turn.lock().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok((turn, tx))
     }
 
     /// Takes a verified message: inbox row and its effect in one transaction. A message id
@@ -150,7 +171,7 @@ impl CourtStore {
         key: &Signer,
         now: i64,
     ) -> Result<Vec<Taken>, CourtStoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let mut taken = Vec::with_capacity(batch.len());
         for (envelope, message) in batch {
             taken.push(take_in(&mut tx, envelope, message, key, now).await?);
@@ -235,6 +256,7 @@ impl CourtStore {
         error: &str,
         now: i64,
     ) -> Result<(), CourtStoreError> {
+        let _turn = self.write_turn.lock().await;
         sqlx::query("INSERT INTO refused (at, error, payload) VALUES ($1, $2, $3)")
             .bind(now)
             .bind(error)
@@ -264,7 +286,7 @@ impl CourtStore {
         key: &Signer,
         now: i64,
     ) -> Result<DocketView, CourtStoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let (docket, case_id, sha) = load_docket(&mut tx, id)
             .await?
             .ok_or_else(|| CourtStoreError::NotFound(id.to_string()))?;
@@ -370,7 +392,7 @@ impl CourtStore {
         acks: &[(String, &str, Option<String>)],
         now: i64,
     ) -> Result<(), CourtStoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         for (message_id, outcome, reason) in acks {
             sqlx::query(
                 "UPDATE outbox SET acked_at = $1, outcome = $2, reason = $3 \
