@@ -368,7 +368,7 @@ pub struct ConfirmationConfig {
     pub retry: Duration,
     /// How often the server pings a bridge connection. A connection silent for three of
     /// these is taken for lost (a network that drops packets closes nothing): the server
-    /// gives back its leases, the bridge dials again.
+    /// gives back its leases, the bridge dials again. Three must be shorter than `lease`.
     #[serde(with = "duration")]
     pub heartbeat: Duration,
 }
@@ -380,7 +380,7 @@ impl Default for ConfirmationConfig {
             lease: Duration::from_secs(30),
             window: 1024,
             retry: Duration::from_secs(5),
-            heartbeat: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(5),
         }
     }
 }
@@ -599,6 +599,15 @@ impl Config {
         if c.heartbeat < Duration::from_millis(100) || c.heartbeat > Duration::from_secs(600) {
             return invalid("confirmation.heartbeat", "must be between 100ms and 10m");
         }
+        // A lost link must end (giving its leases back, uncounted) before a lease runs out:
+        // a lease that expires counts against its message, and a message must not be
+        // dead-lettered for a network that is down.
+        if c.heartbeat * 3 >= c.lease {
+            return invalid(
+                "confirmation.heartbeat",
+                "three heartbeats must be shorter than confirmation.lease",
+            );
+        }
         if self.auth.default_ttl.is_zero() {
             return invalid("auth.default_ttl", "must be longer than zero");
         }
@@ -738,6 +747,18 @@ mod tests {
 
         let err = Config::load(None, env(&[("TIAOJIE_DATABASE_URL", "mysql://x")])).unwrap_err();
         assert!(err.to_string().contains("database.url"), "{err}");
+
+        // A lost court link must end before its leases run out.
+        let err = Config::load(None, env(&[("TIAOJIE_CONFIRMATION_LEASE", "10s")])).unwrap_err();
+        assert!(err.to_string().contains("confirmation.heartbeat"), "{err}");
+        Config::load(
+            None,
+            env(&[
+                ("TIAOJIE_CONFIRMATION_LEASE", "10s"),
+                ("TIAOJIE_CONFIRMATION_HEARTBEAT", "3s"),
+            ]),
+        )
+        .expect("three heartbeats within the lease");
     }
 
     #[test]

@@ -82,6 +82,10 @@ pub struct Rig {
     chaos: Option<Rng>,
     /// The processes' ids now (server, bridge), for the chaos thread's SIGKILLs.
     pids: std::sync::Arc<std::sync::Mutex<[Option<u32>; 2]>>,
+    /// The port the bridge dials instead of the server's (a [`crate::net::TcpPath`]).
+    bridge_dials: Option<u16>,
+    /// Settings for the server over the rig's own (later ones win).
+    server_env_extra: Vec<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -128,6 +132,8 @@ impl Rig {
             report: TrialReport::default(),
             chaos: None,
             pids: Default::default(),
+            bridge_dials: None,
+            server_env_extra: Vec::new(),
             dir,
         }
     }
@@ -231,7 +237,9 @@ impl Rig {
             ),
             ("TIAOJIE_CONFIRMATION_LEASE".into(), "2s".into()),
             ("TIAOJIE_CONFIRMATION_RETRY".into(), "200ms".into()),
+            ("TIAOJIE_CONFIRMATION_HEARTBEAT".into(), "500ms".into()),
         ];
+        env.extend(self.server_env_extra.iter().cloned());
         if let Some((_, url)) = &self.database_url {
             env.push(("TIAOJIE_DATABASE_URL".into(), url.clone()));
         }
@@ -265,6 +273,16 @@ impl Rig {
         self.wait_up(0).await;
     }
 
+    /// Sets `TIAOJIE_…` `key` for the server over the rig's setting (before it starts).
+    pub fn server_setting(&mut self, key: &str, value: &str) {
+        self.server_env_extra.push((key.into(), value.into()));
+    }
+
+    /// Has the bridge dial `port` on 127.0.0.1 instead of the server (before it first starts).
+    pub fn bridge_dials(&mut self, port: u16) {
+        self.bridge_dials = Some(port);
+    }
+
     /// Starts the bridge (with a crash point, or none); writes its configuration first.
     pub async fn start_bridge(&mut self, failpoint: Option<&str>) {
         kill(&mut self.bridge);
@@ -276,7 +294,7 @@ impl Rig {
                 "name = \"crash-court\"\nserver_url = \"ws://127.0.0.1:{}/confirmation/bridge\"\n\
                  server_public_key = \"{server_key}\"\ndata_dir = \"{}\"\nlisten = \"127.0.0.1:{}\"\n\n\
                  [[judges]]\nid = \"judge-sun\"\nname = \"孙法官\"\ntoken = \"{JUDGE_TOKEN}\"\n",
-                self.server_port,
+                self.bridge_dials.unwrap_or(self.server_port),
                 bridge_dir.display(),
                 self.bridge_port
             );

@@ -588,6 +588,7 @@ async fn a_dropped_link_loses_nothing_and_a_poison_message_is_dead_lettered(back
     let (server, mut bridge, dir) = server_and_bridge(backend, |c| {
         c.confirmation.retry = Duration::from_millis(50);
         c.confirmation.lease = Duration::from_secs(2);
+        c.confirmation.heartbeat = Duration::from_millis(500);
     })
     .await;
     // The link is down while three cases apply.

@@ -8,7 +8,11 @@
 //!    for `--seconds`; latency from the outbox write to the court inbox; then a judge's decision
 //!    per application (the bridge's API) at the same rate; latency from the court's outbox
 //!    write to the server's inbox (the case updated).
-//! 3. `--crash-trials T`: the randomized crash matrix (SIGKILLs of either side or both at
+//! 3. `--link-loss S`: the network between the bridge and the server loses everything for S
+//!    seconds without closing anything, while rulings wait at the court and applications at
+//!    the server; both sides must notice (heartbeat), then everything crosses once when the
+//!    network is back; how long that takes.
+//! 4. `--crash-trials T`: the randomized crash matrix (SIGKILLs of either side or both at
 //!    random moments), T trials, each checked for nothing lost and nothing doubled.
 
 use anyhow::Context;
@@ -39,6 +43,10 @@ struct Args {
     /// Length of the steady phase.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Seconds the link is lost (nothing passes, nothing closes) in the link-loss phase; 0:
+    /// no such phase.
+    #[arg(long, default_value_t = 0)]
+    link_loss: u64,
     /// Randomized crash trials to run after the measurements.
     #[arg(long, default_value_t = 0)]
     crash_trials: u64,
@@ -361,6 +369,126 @@ async fn steady(rig: &mut Rig, rate: u64, seconds: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn server_metric(rig: &Rig, name: &str) -> anyhow::Result<f64> {
+    let text = reqwest::get(format!("http://{}/metrics", rig.server_addr()))
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no such metric")
+}
+
+async fn count(db: &sqlx::AnyPool, sql: &'static str) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(sql).fetch_one(db).await?)
+}
+
+/// Phase 3: the link lost for `seconds`, with the default lease and heartbeat (30 s, 5 s).
+async fn link_loss(
+    bin_dir: &std::path::Path,
+    backend: Backend,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    const CASES: usize = 20;
+    let mut rig = Rig::new(bin_dir, backend).await;
+    rig.server_setting("TIAOJIE_CONFIRMATION_LEASE", "30s");
+    rig.server_setting("TIAOJIE_CONFIRMATION_HEARTBEAT", "5s");
+    rig.start_server(None).await;
+    let server: std::net::SocketAddr = rig.server_addr().parse()?;
+    let path = tiaojie_tests::net::TcpPath::start(server).await;
+    rig.bridge_dials(path.addr.port());
+    rig.start_bridge(None).await;
+    let bridge_db = bridge_db(&rig).await?;
+    let db = sqlx::AnyPool::connect(&rig.database_url()).await?;
+    let mut before = Vec::new();
+    for n in 0..CASES {
+        let case = signed_case(&rig, &format!("(2026)京0105民诉前调L{n}号")).await;
+        tiaojie_tests::court::apply(&rig, &case).await;
+        before.push(case);
+    }
+    while count_inbox(&bridge_db).await? < CASES as i64 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    path.set_down(true);
+    let lost_at = Instant::now();
+    // At the court: a ruling on each application received; at the server: more applications.
+    let ids: Vec<String> = sqlx::query_scalar("SELECT message_id FROM inbox")
+        .fetch_all(&bridge_db)
+        .await?;
+    for id in &ids {
+        let status = reqwest::Client::new()
+            .post(format!(
+                "http://{}/api/applications/{id}/actions",
+                rig.bridge_addr()
+            ))
+            .bearer_auth(rig.judge_token())
+            .json(&json!({"action": "accept"}))
+            .send()
+            .await?
+            .status();
+        anyhow::ensure!(status == 200, "a decision failed: {status}");
+    }
+    for n in 0..CASES {
+        let case = signed_case(&rig, &format!("(2026)京0105民诉前调M{n}号")).await;
+        tiaojie_tests::court::apply(&rig, &case).await;
+    }
+    tokio::time::sleep_until((lost_at + Duration::from_secs(seconds)).into()).await;
+    let connected = server_metric(&rig, "tiaojie_confirmation_bridges_connected").await?;
+    let crossed = (
+        count_inbox(&bridge_db).await? - CASES as i64,
+        count(&db, "SELECT COUNT(*) FROM confirmation_inbox").await?,
+    );
+    path.set_down(false);
+    let back = Instant::now();
+    loop {
+        let done = count_inbox(&bridge_db).await? == 2 * CASES as i64
+            && count(&db, "SELECT COUNT(*) FROM confirmation_inbox").await? == CASES as i64
+            && count(
+                &db,
+                "SELECT COUNT(*) FROM confirmation_outbox WHERE state <> 'acked'",
+            )
+            .await?
+                == 0;
+        if done {
+            break;
+        }
+        anyhow::ensure!(
+            back.elapsed() < Duration::from_secs(120),
+            "not recovered within 120 s of the network's return"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let recovered = back.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let unacked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE acked_at IS NULL")
+        .fetch_one(&bridge_db)
+        .await?;
+    anyhow::ensure!(
+        unacked == 0
+            && count_inbox(&bridge_db).await? == 2 * CASES as i64
+            && count(&db, "SELECT COUNT(*) FROM confirmation_inbox").await? == CASES as i64,
+        "something crossed twice, or a court update was not acknowledged"
+    );
+    println!(
+        "link loss: lost for {seconds} s with {CASES} rulings waiting at the court and {CASES} applications at the server; \
+         during the loss: bridges connected at the server = {connected}, crossed = {} applications / {} rulings; \
+         after the network came back everything crossed once in {:.2} s (checked: none twice, every court update acknowledged)",
+        crossed.0,
+        crossed.1,
+        recovered.as_secs_f64()
+    );
+    rig.finish().await;
+    drop(path);
+    Ok(())
+}
+
+async fn count_inbox(bridge_db: &sqlx::SqlitePool) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
+        .fetch_one(bridge_db)
+        .await?)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -392,6 +520,9 @@ async fn main() -> anyhow::Result<()> {
         steady(&mut rig, args.rate, args.seconds).await?;
     }
     rig.finish().await;
+    if args.link_loss > 0 {
+        link_loss(&bin_dir, backend, args.link_loss).await?;
+    }
     if args.crash_trials > 0 {
         let started = Instant::now();
         let (mut server, mut bridge, mut applications) = (0, 0, 0);
