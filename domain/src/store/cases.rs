@@ -193,6 +193,7 @@ impl Store {
             recorded.push(r);
         }
         let limit = after.time_limit(now);
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let claimed = sqlx::query(
             "UPDATE cases SET seq = $1, closed_at = $2, due_at = $3, paused = $4 \

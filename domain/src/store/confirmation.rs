@@ -154,6 +154,7 @@ impl Store {
                 lease_guard!()
             ),
         };
+        let _turn = self.write_turn().await;
         let rows = sqlx::query(sql)
             .bind(owner)
             .bind(now + lease_ms)
@@ -190,6 +191,7 @@ impl Store {
     /// whose last lease has run out, so they no longer hold their cases back. A scan of the
     /// pending messages: run now and then, not with every lease. The count.
     pub async fn dead_letter_outbox(&self, now: i64) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         let dead = sqlx::query(
             "UPDATE confirmation_outbox SET state = 'dead', lease_owner = NULL, \
              last_error = COALESCE(last_error, 'never acknowledged') \
@@ -239,6 +241,7 @@ impl Store {
              lease_until = NULL, acked_at = $1 WHERE state = 'pending' AND message_id IN ({})",
             placeholders.join(", ")
         );
+        let _turn = self.write_turn().await;
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
         for id in message_ids {
             query = query.bind(id);
@@ -256,6 +259,7 @@ impl Store {
         retry_ms: i64,
         now: i64,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE confirmation_outbox SET last_error = $1, lease_owner = NULL, \
              lease_until = $2 WHERE message_id = $3 AND state = 'pending'",
@@ -274,6 +278,7 @@ impl Store {
     /// this server failed, not the message), and a message must not be dead-lettered for a
     /// link that keeps dropping.
     pub async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         Ok(sqlx::query(
             "UPDATE confirmation_outbox SET lease_owner = NULL, lease_until = NULL, \
              attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
@@ -436,6 +441,7 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO confirmation_inbox (message_id, case_id, received_at, outcome, reason) \
              VALUES ($1, $2, $3, 'refused', $4) ON CONFLICT DO NOTHING",

@@ -93,6 +93,8 @@ pub struct Store {
     /// Presence writes (joins, leaves, first-join room creation), group-committed.
     writer: Writer,
     backend: Backend,
+    /// See [`Store::write_turn`].
+    write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 // Column lists as macros: sqlx 0.9 accepts only static SQL, and `concat!` builds it at compile time.
@@ -108,6 +110,17 @@ macro_rules! participation_columns {
 }
 
 impl Store {
+    /// On SQLite, this process's case and outbox writers take turns here, first come first
+    /// served, holding the turn until they commit. Left to SQLite's busy handler, a writer
+    /// that finds the lock taken sleeps up to 100 ms between tries: concurrent court updates
+    /// and the bridge link's writes waited hundreds of ms. PostgreSQL locks rows itself.
+    pub(super) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_turn.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+
     /// Connects, creating the SQLite file and its directory if needed, and applies migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
@@ -145,6 +158,7 @@ impl Store {
         Ok(Store {
             pool,
             audit_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            write_turn: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             writer,
             backend,
         })
@@ -379,6 +393,7 @@ impl Store {
     /// servers on one PostgreSQL would need the head read under a row lock.)
     pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let _turn = self.audit_lock.lock().await;
+        let _write = self.write_turn().await;
         let prev: Option<String> =
             sqlx::query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
                 .fetch_optional(&self.pool)
