@@ -565,6 +565,9 @@ const scenarios = {
     await court.page.locator('#checks', { hasText: '有效（来自调解平台，未被篡改）' }).waitFor();
     if (await court.page.locator('#checks .bad').count()) throw new Error('the judge sees a failed check');
     await court.page.locator('#agreement-text', { hasText: '四万元' }).waitFor();
+    // Roles, methods and people in words, not codes.
+    await court.page.locator('#signatures li', { hasText: '李四（当事人）' }).filter({ hasText: '人脸识别（核验人 王' }).waitFor();
+    await court.page.locator('#identity-checks li', { hasText: '张三：证件比对 通过' }).waitFor();
     await shot(court, 'confirmation-judge');
     await court.page.getByRole('button', { name: '受理', exact: true }).click();
     await court.page.locator('#status', { hasText: '审查中' }).waitFor();
