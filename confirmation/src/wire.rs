@@ -123,7 +123,7 @@ pub enum FromBridge {
 }
 
 /// When a connection last heard anything: the heartbeat rule's clock, touched by the side's
-/// reader and watched by [`Heard::silence`].
+/// reader and watched by [`Heard::unless_silent`].
 #[derive(Debug)]
 pub struct Heard {
     start: std::time::Instant,
@@ -147,8 +147,21 @@ impl Heard {
             .fetch_max(now, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Runs `exchange` to its end, unless nothing arrives for `silence` first (`None`): then
+    /// `exchange` is dropped wherever it waits (a send into a dead link can wait for minutes).
+    pub async fn unless_silent<T>(
+        &self,
+        silence: std::time::Duration,
+        exchange: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        tokio::select! {
+            done = exchange => Some(done),
+            () = self.silence(silence) => None,
+        }
+    }
+
     /// Resolves once nothing has arrived for `silence`.
-    pub async fn silence(&self, silence: std::time::Duration) {
+    async fn silence(&self, silence: std::time::Duration) {
         loop {
             let last = std::time::Duration::from_millis(
                 self.last_ms.load(std::sync::atomic::Ordering::Relaxed),

@@ -166,13 +166,16 @@ async fn serve(state: AppState, socket: WebSocket) -> Result<(), LinkError> {
     let heard = wire::Heard::default();
     let mut rx = rx.inspect(|_| heard.touch());
     let silence = heartbeat * wire::SILENT_HEARTBEATS;
-    let result = tokio::select! {
-        result = run(&state, &mut tx, &mut rx, &owner, &bridge_key, heartbeat) => result,
-        () = heard.silence(silence) => {
+    let exchange = run(&state, &mut tx, &mut rx, &owner, &bridge_key, heartbeat);
+    let result = heard
+        .unless_silent(silence, exchange)
+        .await
+        .unwrap_or_else(|| {
             tracing::warn!(%bridge, ?silence, "court bridge silent: connection taken for lost");
-            Err(LinkError::Protocol(format!("nothing heard for {silence:?}")))
-        }
-    };
+            Err(LinkError::Protocol(format!(
+                "nothing heard for {silence:?}"
+            )))
+        });
     link.connected.fetch_sub(1, Relaxed);
     if let Err(e) = state.hub.store().release_leases(&owner).await {
         tracing::warn!(error = %e, "could not release the bridge's leases (they expire)");

@@ -61,12 +61,14 @@ pub async fn connect_once(bridge: &Bridge) -> Result<(), LinkError> {
     let heard = wire::Heard::default();
     let mut rx = rx.inspect(|_| heard.touch());
     let silence = heartbeat * wire::SILENT_HEARTBEATS;
-    tokio::select! {
-        result = exchange(bridge, &mut tx, &mut rx) => result,
-        () = heard.silence(silence) => {
-            Err(LinkError::Closed(format!("nothing heard for {silence:?}: the link is lost")))
-        }
-    }
+    heard
+        .unless_silent(silence, exchange(bridge, &mut tx, &mut rx))
+        .await
+        .unwrap_or_else(|| {
+            Err(LinkError::Closed(format!(
+                "nothing heard for {silence:?}: the link is lost"
+            )))
+        })
 }
 
 /// Dials and proves the key; the connection and the server's heartbeat.

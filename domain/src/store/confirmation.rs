@@ -209,19 +209,6 @@ impl Store {
         Ok(dead)
     }
 
-    /// The bridge has the message. Idempotent.
-    pub async fn ack_outbox(&self, message_id: &str, now: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE confirmation_outbox SET state = 'acked', acked_at = $1, lease_owner = NULL, \
-             lease_until = NULL WHERE message_id = $2 AND state = 'pending'",
-        )
-        .bind(now)
-        .bind(message_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// The bridge has these messages: one statement for the lot. Idempotent.
     pub async fn ack_outbox_batch(
         &self,

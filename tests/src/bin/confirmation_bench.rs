@@ -176,9 +176,7 @@ async fn backlog(rig: &mut Rig, n: usize) -> anyhow::Result<()> {
     rig.start_bridge(None).await;
     let bridge_db = bridge_db(rig).await?;
     loop {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
-            .fetch_one(&bridge_db)
-            .await?;
+        let count = count_inbox(&bridge_db).await?;
         if count as usize >= n {
             break;
         }
