@@ -13,7 +13,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
-    /// Send audio/video into a room (the `publish` grant).
+    /// Send audio/video into a room, or share a screen there (the `publish` grant).
     MediaPublish,
     /// Receive others' audio/video (the `subscribe` grant).
     MediaSubscribe,

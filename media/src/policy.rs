@@ -10,7 +10,9 @@
 //! The rule, in one place: `subscriber` receives `kind` from `publisher` when they are different
 //! participants in the **same space** (neither in the lobby), the publisher may publish and is not
 //! blocked for `kind`, the subscriber may subscribe, and for video the subscriber has not chosen
-//! audio only.
+//! audio only. A shared screen is video with two more conditions: its publisher is sharing now,
+//! and the room is not split — while anyone stands in a private room no screen is forwarded to
+//! anyone (DOMAIN: screen sharing stops while rooms are split), whatever a client does.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -42,25 +44,33 @@ pub enum Space {
     Private(String),
 }
 
-/// Audio or video.
+/// Audio, camera video or a shared screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// Audio.
     Audio,
-    /// Video (camera or screen).
+    /// Camera video.
     Video,
+    /// A shared screen (video the publisher declared as its screen share).
+    Screen,
 }
 
 impl Kind {
-    /// Both kinds.
-    pub const ALL: [Kind; 2] = [Kind::Audio, Kind::Video];
+    /// Every kind.
+    pub const ALL: [Kind; 3] = [Kind::Audio, Kind::Video, Kind::Screen];
 
-    /// `audio` or `video`.
+    /// `audio`, `video` or `screen`.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Audio => "audio",
             Kind::Video => "video",
+            Kind::Screen => "screen",
         }
+    }
+
+    /// Video of either source: needs keyframes, layers and retransmissions.
+    pub fn is_video(self) -> bool {
+        self != Kind::Audio
     }
 }
 
@@ -79,6 +89,8 @@ pub struct Standing {
     pub video_blocked: bool,
     /// Asked to receive audio only (a weak connection).
     pub audio_only: bool,
+    /// Sharing a screen now (their screen track is forwarded while the room is not split).
+    pub screen: bool,
 }
 
 impl Standing {
@@ -91,6 +103,7 @@ impl Standing {
             audio_blocked: false,
             video_blocked: false,
             audio_only: false,
+            screen: false,
         }
     }
 
@@ -105,7 +118,8 @@ impl Standing {
     fn blocked(&self, kind: Kind) -> bool {
         match kind {
             Kind::Audio => self.audio_blocked,
-            Kind::Video => self.video_blocked,
+            // A moderator who stops someone's video stops their shared screen too.
+            Kind::Video | Kind::Screen => self.video_blocked,
         }
     }
 }
@@ -156,7 +170,23 @@ impl ForwardingPolicy {
             && publ.publish
             && !publ.blocked(kind)
             && sub.subscribe
-            && !(kind == Kind::Video && sub.audio_only)
+            && !(kind.is_video() && sub.audio_only)
+            && (kind != Kind::Screen || (publ.screen && !self.split()))
+    }
+
+    /// Whether anyone stands in a private room (the rooms are split).
+    pub fn split(&self) -> bool {
+        self.standings
+            .values()
+            .any(|s| matches!(s.space, Space::Private(_)))
+    }
+
+    /// Whether `publisher`'s shared screen may flow now (to anyone, the recorder included).
+    pub fn screen_flows(&self, publisher: &ParticipantId) -> bool {
+        self.standings
+            .get(publisher)
+            .is_some_and(|s| s.screen && s.publish && !s.video_blocked)
+            && !self.split()
     }
 
     /// Everyone who receives `kind` from `publisher` now.
@@ -173,11 +203,12 @@ impl ForwardingPolicy {
         self.standings.get(id)
     }
 
-    /// Adds or replaces a participant's standing; returns the paths that changed.
+    /// Adds or replaces a participant's standing; returns the paths that changed — anyone's,
+    /// since one person entering a private room stops every shared screen.
     pub fn set(&mut self, id: ParticipantId, standing: Standing) -> Vec<Edge> {
-        let before = self.edges_of(&id);
-        self.standings.insert(id.clone(), standing);
-        diff(before, self.edges_of(&id))
+        let before = self.all_edges();
+        self.standings.insert(id, standing);
+        diff(before, self.all_edges())
     }
 
     /// Changes one participant's standing in place; returns the paths that changed.
@@ -217,30 +248,15 @@ impl ForwardingPolicy {
         diff(before, self.all_edges())
     }
 
-    /// Removes a participant; returns the paths that stopped.
+    /// Removes a participant; returns the paths that changed (a leaver from a private room
+    /// may end the split).
     pub fn remove(&mut self, id: &ParticipantId) -> Vec<Edge> {
-        let before = self.edges_of(id);
+        let before = self.all_edges();
         self.standings.remove(id);
-        diff(before, Vec::new())
+        diff(before, self.all_edges())
     }
 
-    /// Every active path touching `id`, sorted.
-    fn edges_of(&self, id: &ParticipantId) -> Vec<(ParticipantId, ParticipantId, Kind)> {
-        let mut edges = Vec::new();
-        for other in self.standings.keys() {
-            for kind in Kind::ALL {
-                if self.allows(other, id, kind) {
-                    edges.push((other.clone(), id.clone(), kind));
-                }
-                if self.allows(id, other, kind) {
-                    edges.push((id.clone(), other.clone(), kind));
-                }
-            }
-        }
-        edges.sort();
-        edges
-    }
-
+    /// Every active path, sorted (keys iterate in order, kinds in `Ord` order).
     fn all_edges(&self) -> Vec<(ParticipantId, ParticipantId, Kind)> {
         let mut edges = Vec::new();
         for sub in self.standings.keys() {
@@ -469,5 +485,41 @@ mod tests {
         assert!(gone.iter().all(|e| !e.on));
         assert!(!hears(&p, "b", "a"));
         assert!(p.update(&id("ghost"), |s| s.publish = false).is_empty());
+    }
+
+    #[test]
+    fn a_shared_screen_stops_for_everyone_while_rooms_are_split() {
+        let mut p = joint_session();
+        let shows = |p: &ForwardingPolicy, sub: &str| p.allows(&id(sub), &id("b"), Kind::Screen);
+        assert!(!shows(&p, "a"), "a camera-only publisher shows no screen");
+        let started = p.update(&id("b"), |s| s.screen = true);
+        assert_eq!(started.len(), 3, "three viewers: {started:?}");
+        assert!(started.iter().all(|e| e.on && e.kind == Kind::Screen));
+        assert!(shows(&p, "a") && shows(&p, "mediator") && p.screen_flows(&id("b")));
+
+        // A's side goes into a private room: B's screen stops for everyone, B's side included,
+        // although B itself did not move.
+        let split = p.move_to(&id("a"), Space::Private("side-a".into()));
+        assert!(p.split() && !p.screen_flows(&id("b")));
+        assert!(["mediator", "b-agent", "a"].iter().all(|v| !shows(&p, v)));
+        assert!(
+            split
+                .iter()
+                .any(|e| !e.on && e.kind == Kind::Screen && e.subscriber == id("b-agent")),
+            "{split:?}"
+        );
+        assert!(
+            sees(&p, "b-agent", "b"),
+            "the camera goes on in the joint room"
+        );
+
+        // A moderator's video block stops the screen too; audio-only viewers get no screen.
+        p.rejoin(None);
+        assert!(shows(&p, "a"));
+        p.update(&id("b"), |s| s.video_blocked = true);
+        assert!(!shows(&p, "a") && !p.screen_flows(&id("b")));
+        p.update(&id("b"), |s| s.video_blocked = false);
+        p.update(&id("a"), |s| s.audio_only = true);
+        assert!(!shows(&p, "a") && shows(&p, "mediator"));
     }
 }

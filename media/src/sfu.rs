@@ -124,6 +124,9 @@ pub enum StandingChange {
     Block(Kind, bool),
     /// They receive audio only (or video again).
     AudioOnly(bool),
+    /// Their screen share is stopped (the rooms split, or a moderator stopped it): the line
+    /// forwards nothing until an offer declares a screen again.
+    StopScreen,
     /// Their grants changed.
     Grants {
         /// May publish.
@@ -402,16 +405,20 @@ impl Sfu {
     }
 
     /// The participant's SDP offer; returns the answer (and a server offer to follow it).
+    /// `screen` is the mid of the media line it shares its screen on, if it shares one (the
+    /// session layer has checked that it may).
     pub async fn offer(
         &self,
         room: &str,
         participant: ParticipantId,
         sdp: String,
+        screen: Option<String>,
     ) -> Result<OfferOutcome, MediaError> {
         self.ask(|reply| Command::Offer {
             room: room.into(),
             participant,
             sdp,
+            screen,
             reply,
         })
         .await?

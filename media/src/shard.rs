@@ -68,6 +68,7 @@ pub(crate) enum Command {
         room: String,
         participant: ParticipantId,
         sdp: String,
+        screen: Option<String>,
         reply: oneshot::Sender<Result<OfferOutcome, MediaError>>,
     },
     Answer {
@@ -224,7 +225,7 @@ impl TrackOut {
             stop_when_open: false,
             layer: None,
             target: None,
-            awaiting_keyframe: kind == Kind::Video,
+            awaiting_keyframe: kind.is_video(),
             time_offset: 0,
             seq_offset: 0,
             first_seq: 0,
@@ -291,6 +292,8 @@ struct Peer {
     connected: bool,
     tracks_in: Vec<TrackIn>,
     tracks_out: Vec<TrackOut>,
+    /// The media line the participant's last offer declared as its shared screen.
+    screen_mid: Option<Mid>,
     /// Incoming SSRCs seen so far.
     sources: HashMap<Ssrc, Source>,
     pending: Option<SdpPendingOffer>,
@@ -642,7 +645,7 @@ impl Shard {
         let wanted: Vec<(PeerKey, Mid, Option<Rid>)> = p
             .tracks_out
             .iter_mut()
-            .filter(|t| t.kind == Kind::Video && matches!(t.state, OutState::Open(_)))
+            .filter(|t| t.kind.is_video() && matches!(t.state, OutState::Open(_)))
             .map(|t| {
                 t.awaiting_keyframe = true;
                 (t.publisher, t.source, t.target)
@@ -662,6 +665,8 @@ impl Shard {
         }
         let kind = if kind == MediaKind::Audio {
             Kind::Audio
+        } else if p.screen_mid == Some(mid) {
+            Kind::Screen
         } else {
             Kind::Video
         };
@@ -682,6 +687,29 @@ impl Shard {
         p.tracks_in.retain(|t| t.mid != mid);
         if p.tracks_in.len() != before {
             let room = p.room.clone();
+            self.sync_room(&room);
+        }
+    }
+
+    /// Applies an offer's screen declaration: the declared line is the screen (a line once a
+    /// screen stays one, so a stopped share is never forwarded as a camera), and the
+    /// publisher's standing says whether it is sharing.
+    fn set_screen(&mut self, key: PeerKey, screen: Option<Mid>) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        for t in &mut p.tracks_in {
+            if Some(t.mid) == screen && t.kind.is_video() {
+                t.kind = Kind::Screen;
+            }
+        }
+        let (room, who) = (p.room.clone(), p.who.clone());
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        let sharing = screen.is_some();
+        let edges = r.policy.update(&who, |s| s.screen = sharing);
+        if !edges.is_empty() {
             self.sync_room(&room);
         }
     }
@@ -731,7 +759,7 @@ impl Shard {
         let kind = track.kind;
         let codec = source.params.spec().codec;
         let start = match kind {
-            Kind::Video => payload::keyframe_start(codec, &packet.payload),
+            Kind::Video | Kind::Screen => payload::keyframe_start(codec, &packet.payload),
             Kind::Audio => None,
         };
         let keyframe = start.is_some_and(|s| s.keyframe);
@@ -756,6 +784,11 @@ impl Shard {
         };
         if let (Kind::Audio, Some(level)) = (kind, level) {
             room.speaker.observe(&who, level);
+        }
+        // A screen that may not flow (stopped, or the rooms split) goes nowhere, the recorder
+        // included.
+        if kind == Kind::Screen && !room.policy.screen_flows(&who) {
+            return;
         }
         if let Some(tap) = &room.tap {
             let copy = TapPacket {
@@ -816,7 +849,7 @@ impl Shard {
                 if !wanted {
                     continue;
                 }
-                if kind == Kind::Video && !keyframe {
+                if kind.is_video() && !keyframe {
                     want_switch_keyframe = true;
                     continue;
                 }
@@ -867,7 +900,7 @@ impl Shard {
                     RtpWrite::new(pt, t.seq.into(), t.time, packet.timestamp, payload)
                         .marker(packet.header.marker)
                         .ext_vals(ext.clone())
-                        .nackable(kind == Kind::Video),
+                        .nackable(kind.is_video()),
                 );
                 Ok(true)
             });
@@ -897,7 +930,7 @@ impl Shard {
             let Some(p) = self.peers.get(&key) else {
                 continue;
             };
-            for t in p.tracks_in.iter().filter(|t| t.kind == Kind::Video) {
+            for t in p.tracks_in.iter().filter(|t| t.kind.is_video()) {
                 if t.layers.is_empty() {
                     wanted.push((key, t.mid, None));
                 }
@@ -927,7 +960,7 @@ impl Shard {
         let Some(track) = p.tracks_in.iter_mut().find(|t| t.mid == mid) else {
             return;
         };
-        if track.kind != Kind::Video {
+        if !track.kind.is_video() {
             return;
         }
         let layer = track.layer_mut(rid);
@@ -974,9 +1007,27 @@ impl Shard {
         (rtc, ufrag)
     }
 
-    fn offer(&mut self, key: PeerKey, sdp: &str) -> Result<OfferOutcome, MediaError> {
+    /// A client's offer. `screen` names the media line it shares its screen on (none: it
+    /// shares nothing): that track is forwarded as [`Kind::Screen`] from its first packet.
+    fn offer(
+        &mut self,
+        key: PeerKey,
+        sdp: &str,
+        screen: Option<&str>,
+    ) -> Result<OfferOutcome, MediaError> {
         let offer =
             SdpOffer::from_sdp_string(sdp).map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        let screen = screen.map(Mid::from);
+        if let Some(mid) = screen
+            && !sdp.lines().any(|l| l.trim_end() == format!("a=mid:{mid}"))
+        {
+            return Err(MediaError::InvalidSdp(format!(
+                "the screen's media line {mid} is not in the offer"
+            )));
+        }
+        if let Some(p) = self.peers.get_mut(&key) {
+            p.screen_mid = screen;
+        }
         let fresh = self.peers.get(&key).is_some_and(|p| p.rtc.is_none());
         if fresh {
             let (rtc, ufrag) = self.new_rtc();
@@ -1004,6 +1055,7 @@ impl Shard {
             }
         }
         self.run_work();
+        self.set_screen(key, screen);
         let next_offer = self.negotiate(key);
         Ok(OfferOutcome {
             answer: answer.to_sdp_string(),
@@ -1052,7 +1104,7 @@ impl Shard {
                         continue;
                     }
                     t.state = OutState::Open(mid);
-                    if t.kind == Kind::Video {
+                    if t.kind.is_video() {
                         t.awaiting_keyframe = true;
                         if connected {
                             keyframes.push((t.publisher, t.source, t.target));
@@ -1100,7 +1152,14 @@ impl Shard {
             .filter(|(_, t)| matches!(t.state, OutState::ToOpen | OutState::ToStop(_)))
             .map(|(i, t)| {
                 let publisher = self.peers.get(&t.publisher);
-                let stream = publisher.map(|p| p.who.to_string()).unwrap_or_default();
+                let who = publisher.map(|p| p.who.to_string()).unwrap_or_default();
+                // The stream id names the publisher; a shared screen is its own stream, so a
+                // client shows it apart from the camera (`!`: msid allows it, RFC 8830, and person ids never hold it).
+                let stream = if t.kind == Kind::Screen {
+                    format!("screen!{who}")
+                } else {
+                    who
+                };
                 // Track ids must be unique per receiver: browsers and webrtc-rs key tracks by them
                 // (a serial is added below).
                 let track = format!("{stream}-{}-{}", t.kind.as_str(), t.source);
@@ -1202,7 +1261,7 @@ impl Shard {
                     if t.paused {
                         t.paused = false;
                         t.resume = true;
-                        if t.kind == Kind::Video {
+                        if t.kind.is_video() {
                             t.awaiting_keyframe = true;
                             keyframes.push((t.publisher, t.source, t.target));
                         }
@@ -1311,7 +1370,7 @@ impl Shard {
             let video_tracks = sub
                 .tracks_out
                 .iter()
-                .filter(|t| t.kind == Kind::Video)
+                .filter(|t| t.kind.is_video())
                 .count()
                 .max(1);
             let audio_tracks = sub.tracks_out.len().saturating_sub(video_tracks);
@@ -1322,7 +1381,7 @@ impl Shard {
             let max_height = sub.max_height;
             let mut choices = Vec::new();
             for (i, t) in sub.tracks_out.iter().enumerate() {
-                if t.kind != Kind::Video {
+                if !t.kind.is_video() {
                     continue;
                 }
                 let Some(publ) = self.peers.get(&t.publisher) else {
@@ -1418,6 +1477,7 @@ impl Shard {
                 connected: false,
                 tracks_in: Vec::new(),
                 tracks_out: Vec::new(),
+                screen_mid: None,
                 sources: HashMap::new(),
                 pending: None,
                 estimate: None,
@@ -1461,7 +1521,7 @@ impl Shard {
                 t.stop_when_open = false;
                 t.layer = None;
                 t.last_out = None;
-                t.awaiting_keyframe = t.kind == Kind::Video;
+                t.awaiting_keyframe = t.kind.is_video();
                 true
             }
         });
@@ -1547,12 +1607,13 @@ impl Shard {
                 room,
                 participant,
                 sdp,
+                screen,
                 reply,
             } => {
                 let key = self
                     .key_of(&room, &participant)
                     .ok_or(MediaError::NotEntered);
-                let _ = reply.send(key.and_then(|k| self.offer(k, &sdp)));
+                let _ = reply.send(key.and_then(|k| self.offer(k, &sdp, screen.as_deref())));
             }
             Command::Answer {
                 room,
@@ -1695,7 +1756,8 @@ impl Shard {
         let edges = r.policy.update(who, |s| match change {
             StandingChange::Move(space) => s.space = space,
             StandingChange::Block(Kind::Audio, b) => s.audio_blocked = b,
-            StandingChange::Block(Kind::Video, b) => s.video_blocked = b,
+            StandingChange::Block(Kind::Video | Kind::Screen, b) => s.video_blocked = b,
+            StandingChange::StopScreen => s.screen = false,
             StandingChange::AudioOnly(a) => s.audio_only = a,
             StandingChange::Grants { publish, subscribe } => {
                 s.publish = publish;

@@ -169,7 +169,7 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         Forbidden => StatusCode::FORBIDDEN,
         RoomNotFound | ParticipantNotFound | NotFound => StatusCode::NOT_FOUND,
         RoomExists | RoomClosed | RoomFull | RecordingState | CaseState | ChecksMissing
-        | StaleVersion | CaseExists => StatusCode::CONFLICT,
+        | StaleVersion | CaseExists | RoomsSplit => StatusCode::CONFLICT,
         PayloadTooLarge | MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1264,12 +1264,23 @@ async fn confirm_minutes(
 }
 
 #[utoipa::path(post, path = "/api/cases/{case}/sessions/{n}/minutes/replace-by-recording", params(("case" = String, Path), ("n" = u32, Path)), responses(
-    (status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 409, description = "a party has not consented", body = ErrorBody)))]
+    (status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 409, description = "a party has not consented, or the session has no recording", body = ErrorBody)))]
 async fn replace_minutes(
     State(state): State<AppState>,
     Caller(claims): Caller,
     Path((case_id, n)): Path<(String, u32)>,
 ) -> Result<Json<CaseView>, ApiError> {
+    // A recording of the session's room (live or finished) must exist to stand for the minutes.
+    // (Read quietly: a missing case or a caller who may not act gets the command's own error.)
+    let room = state
+        .hub
+        .store()
+        .case(&case_id)
+        .await
+        .ok()
+        .and_then(|c| c.session(n).ok().map(|s| s.room.clone()));
+    let recorded =
+        room.is_some_and(|room| state.hub.recorders.list().iter().any(|r| r.room == room));
     let (case, viewer) = command(
         &state,
         claims,
@@ -1277,7 +1288,7 @@ async fn replace_minutes(
         Action::MinutesEdit,
         None,
         format!("session {n}"),
-        |c| c.replace_minutes_by_recording(n),
+        |c| c.replace_minutes_by_recording(n, recorded),
     )
     .await?;
     Ok(Json(view(&state, case, &viewer).await?))

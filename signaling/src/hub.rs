@@ -374,6 +374,7 @@ impl Hub {
                         "joint".into()
                     },
                     media: MediaState::None,
+                    screen: false,
                 };
                 let member = Member::new(
                     info,

@@ -328,6 +328,7 @@ mod tests {
             connection: ConnectionState::Connected,
             space: "joint".into(),
             media: crate::protocol::MediaState::None,
+            screen: false,
         }
     }
 

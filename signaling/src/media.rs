@@ -13,7 +13,7 @@ use tiaojie_media::{MediaError, MediaEvent, ParticipantId, Space, Standing, Stan
 use tokio::sync::mpsc;
 
 use crate::hub::{Hub, Session, SignalError};
-use crate::live_room::Audience;
+use crate::live_room::{Audience, RoomState};
 use crate::protocol::{ErrorCode, Event, MediaState, ParticipantInfo, Reply, RequestId, to_text};
 
 /// Parses `lobby`, `joint` or `private:<key>`.
@@ -49,7 +49,17 @@ fn standing_of(info: &ParticipantInfo) -> Standing {
         audio_blocked: false,
         video_blocked: false,
         audio_only: false,
+        // A share starts only with an offer that declares it.
+        screen: false,
     }
+}
+
+/// Whether anyone in the room stands in a private room.
+fn rooms_split(state: &RoomState) -> bool {
+    state
+        .members
+        .values()
+        .any(|m| m.info.space.starts_with("private:"))
 }
 
 fn media_error(e: MediaError) -> SignalError {
@@ -117,22 +127,66 @@ impl Hub {
     }
 
     /// `offer`: the participant's SDP offer; replies `answer`, then sends a server offer if
-    /// there are tracks for them to receive.
+    /// there are tracks for them to receive. `screen` declares the line it shares its screen
+    /// on: a new share needs the `publish` grant and rooms that are not split, checked and
+    /// handed to the SFU under the room lock, so a move that splits the rooms comes before
+    /// (and refuses it) or after (and stops it).
     pub async fn media_offer(
         self: &Arc<Self>,
         session: &Session,
         id: Option<RequestId>,
         sdp: String,
+        screen: Option<String>,
     ) -> Result<(), SignalError> {
         let sfu = self.sfu()?;
+        if let Some(mid) = &screen
+            && (mid.is_empty()
+                || mid.len() > 32
+                || !mid
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        {
+            return Err(SignalError::new(
+                ErrorCode::InvalidMessage,
+                "screen: the mid of a media line in this offer (1-32 letters, digits, - or _)",
+            ));
+        }
+        let mut state = self.owned_state(session).await?;
+        let (sharing, may_publish) = state
+            .members
+            .get(&session.identity)
+            .map_or((false, false), |m| {
+                (m.info.screen, m.info.grants.contains(&Grant::Publish))
+            });
+        if screen.is_some() && !sharing {
+            if !may_publish {
+                return Err(SignalError::new(
+                    ErrorCode::Forbidden,
+                    "sharing a screen needs the publish grant",
+                ));
+            }
+            if rooms_split(&state) {
+                return Err(SignalError::new(
+                    ErrorCode::RoomsSplit,
+                    "screen sharing is stopped while anyone is in a private room",
+                ));
+            }
+        }
         let outcome = sfu
             .offer(
                 &session.room.name,
                 ParticipantId(session.identity.clone()),
                 sdp,
+                screen.clone(),
             )
             .await
             .map_err(media_error)?;
+        if sharing != screen.is_some() {
+            self.update_member(&session.room, &mut state, &session.identity, |info| {
+                info.screen = screen.is_some()
+            });
+        }
+        drop(state);
         let reply = Reply::Answer {
             id,
             sdp: outcome.answer,
@@ -252,8 +306,25 @@ impl Hub {
         self.media_update(room, identity, StandingChange::Move(space.clone()))
             .await;
         let text = space_text(space);
-        self.update_member(&live, &mut state, identity, |info| info.space = text)
-            .ok_or_else(|| SignalError::new(ErrorCode::ParticipantNotFound, "gone"))
+        let info = self
+            .update_member(&live, &mut state, identity, |info| info.space = text)
+            .ok_or_else(|| SignalError::new(ErrorCode::ParticipantNotFound, "gone"))?;
+        // The rooms split: every screen share stops (the SFU already forwards none while split;
+        // this ends the shares, so a return to the joint room does not bring them back).
+        if rooms_split(&state) {
+            let sharers: Vec<String> = state
+                .members
+                .values()
+                .filter(|m| m.info.screen)
+                .map(|m| m.info.identity.clone())
+                .collect();
+            for sharer in sharers {
+                self.media_update(room, &sharer, StandingChange::StopScreen)
+                    .await;
+                self.update_member(&live, &mut state, &sharer, |info| info.screen = false);
+            }
+        }
+        Ok(info)
     }
 
     /// In a case's session room the case decides every move (whoever asks: the mediator over

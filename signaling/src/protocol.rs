@@ -115,6 +115,10 @@ pub enum ClientMessage {
         id: Option<RequestId>,
         /// The SDP.
         sdp: String,
+        /// The `mid` of the media line that shares the sender's screen; absent when it shares
+        /// none (an offer without it ends a share).
+        #[serde(default)]
+        screen: Option<String>,
     },
     /// An SDP answer to a server offer (media plane).
     Answer {
@@ -328,6 +332,10 @@ pub struct ParticipantInfo {
     pub space: String,
     /// Their audio/video connection.
     pub media: MediaState,
+    /// Sharing a screen now. Shares stop when anyone enters a private room and cannot start
+    /// while anyone is in one.
+    #[serde(default)]
+    pub screen: bool,
 }
 
 /// A participant's audio/video connection.
@@ -694,6 +702,8 @@ error_codes! {
     StaleVersion = "stale_version",
     /// A case with this number exists.
     CaseExists = "case_exists",
+    /// A screen share asked for while someone is in a private room (rooms are split).
+    RoomsSplit = "rooms_split",
     /// The server failed; the request may be retried.
     Internal = "internal",
 }

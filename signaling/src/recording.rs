@@ -752,17 +752,19 @@ impl Worker {
         if self.failed
             || self.paused
             || !self.recorded.contains(&p.participant.0)
-            || (self.mode == RecordingMode::Audio && p.kind == Kind::Video)
+            || (self.mode == RecordingMode::Audio && p.kind.is_video())
         {
             return;
         }
-        let kind = match p.kind {
-            Kind::Audio => "audio",
-            Kind::Video => "video",
+        // A shared screen is recorded as video, named as a screen.
+        let (kind, label) = match p.kind {
+            Kind::Audio => ("audio", "audio"),
+            Kind::Video => ("video", "video"),
+            Kind::Screen => ("video", "screen"),
         };
         let key = (p.participant.0.clone(), p.mid.clone(), p.rid.clone());
         if !self.tracks.contains_key(&key) {
-            let name = self.track_name(&p.participant.0, kind, &p.mid, p.rid.as_deref());
+            let name = self.track_name(&p.participant.0, label, &p.mid, p.rid.as_deref());
             self.event(EventKind::Track {
                 track: name.clone(),
                 identity: p.participant.0.clone(),

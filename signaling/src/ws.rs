@@ -325,9 +325,9 @@ impl ConnectionState {
                         self.hub.moderate(&session, id, &target, moderation).await?;
                         Ok(Flow::Continue)
                     }
-                    M::Offer { id, sdp } => {
+                    M::Offer { id, sdp, screen } => {
                         check_sdp(&sdp)?;
-                        self.hub.media_offer(&session, id, sdp).await?;
+                        self.hub.media_offer(&session, id, sdp, screen).await?;
                         Ok(Flow::Continue)
                     }
                     M::Answer { id, sdp } => {

@@ -201,6 +201,18 @@ async function receivesFrom(p, others, kinds = ['video', 'audio']) {
   });
 }
 
+/** Video frames decoded from `from`'s shared screen. */
+function screenFrames(p, from) {
+  return p.page.evaluate(async (from) => {
+    const s = window.tiaojie;
+    const track = s.media?.screens.get(from)?.getVideoTracks()[0];
+    const receiver = track && s.media.pc.getReceivers().find((r) => r.track === track);
+    let frames = 0;
+    if (receiver) (await receiver.getStats()).forEach((x) => x.type === 'inbound-rtp' && (frames = x.framesDecoded ?? 0));
+    return frames;
+  }, from);
+}
+
 /** Counts of `kind` from `from` grow (true) or stand still (false) over `ms`. */
 async function flowing(p, from, kind, ms = 2500) {
   const before = (await inbound(p))[from]?.[kind] ?? 0;
@@ -306,6 +318,34 @@ const scenarios = {
     if (kinds.filter((k) => k === 'video').length !== 3 || !kinds.includes('mixed')) {
       throw new Error(`unexpected files: ${JSON.stringify(list.all[0].files)}`);
     }
+  },
+
+  async 'a party shares its screen, the others see it, and it stops when the rooms split'(ctx) {
+    const { m, a, b } = ctx;
+    await a.page.locator('#screen-share').click();
+    for (const p of [m, b]) {
+      await p.page.locator('[data-screen-tile="party-a"] .name', { hasText: '张三 共享的屏幕' }).waitFor();
+      await until(`${p.identity} to decode party-a's screen`, async () => ({
+        ok: (await screenFrames(p, 'party-a')) > 5,
+      }));
+    }
+    await a.page.locator('#screen-share[aria-pressed="true"]').waitFor();
+    await m.page.locator('[data-tile="party-a"] .badge', { hasText: '正在共享屏幕' }).waitFor();
+    await shot(m, 'screen-share');
+    // The mediator takes party-b aside (背对背): the share ends for everyone, and the sharer's
+    // own page stops capturing and says why.
+    await m.page.evaluate(() => window.tiaojie.signaling.moderate('move', 'party-b', { space: 'private:side-b' }));
+    await a.page.locator('#chat-log li.notice', { hasText: '屏幕共享已停止' }).waitFor();
+    await a.page.locator('#screen-share[aria-pressed="false"]:disabled').waitFor();
+    await m.page.locator('[data-screen-tile]').waitFor({ state: 'detached' });
+    const capturing = await a.page.evaluate(() => Boolean(window.tiaojie.media.screen));
+    if (capturing) throw new Error('the sharer still captures its screen after the split');
+    // Together again: sharing is possible once more; the sharer starts and stops it.
+    await m.page.evaluate(() => window.tiaojie.signaling.moderate('move', 'party-b', { space: 'joint' }));
+    await a.page.locator('#screen-share:enabled').click();
+    await b.page.locator('[data-screen-tile="party-a"]').waitFor();
+    await a.page.locator('#screen-share[aria-pressed="true"]').click();
+    for (const p of [m, b]) await p.page.locator('[data-screen-tile]').waitFor({ state: 'detached' });
   },
 
   async 'a party whose network drops and returns within the grace period never leaves'() {
@@ -514,7 +554,10 @@ const scenarios = {
     await li.page.locator('#case .minutes-text', { hasText: '分期还款' }).waitFor();
     await click(li, 'confirm-minutes');
     await li.page.locator('#case .minutes .ok', { hasText: '已确认' }).waitFor();
-    // Both parties consented in the waiting room: the recording may replace the minutes.
+    // Both parties consented in the waiting room: once the session is recorded, the recording
+    // may replace the minutes.
+    await m.page.getByRole('button', { name: '开始录制' }).click();
+    await zhang.page.locator('#recording:not([hidden])').waitFor();
     await click(m, 'replace-minutes');
     await zhang.page.locator('#case .minutes .ok', { hasText: '代替笔录' }).waitFor();
     await m.page.fill('#agreement-terms', '一、李四于2026年12月31日前向张三支付人民币四万元。');

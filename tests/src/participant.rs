@@ -83,6 +83,9 @@ pub struct ParticipantOptions {
     /// Send video as three simulcast layers `q`, `h`, `f` (1/9, 1/3 and all of the bitrate;
     /// 180, 360 and 720 lines); the trailer of each frame names its layer (0, 1, 2).
     pub simulcast: bool,
+    /// Also share a screen: a second VP8 track, declared as the screen in the first offer
+    /// (and sent on, whatever the server says, as a misbehaving client would).
+    pub screen: bool,
 }
 
 impl Default for ParticipantOptions {
@@ -100,6 +103,7 @@ impl Default for ParticipantOptions {
             // long interval on a publisher that is never renegotiated.
             keyframe_interval: Duration::from_secs(1),
             simulcast: false,
+            screen: false,
         }
     }
 }
@@ -255,7 +259,7 @@ impl Received {
         s.last_at = Some(now);
         s.record_seq(seq);
         let start = match (kind, h264) {
-            ("video", false) => vp8_frame_start(payload)
+            ("video" | "screen", false) => vp8_frame_start(payload)
                 .map(|frame| (frame.first().is_some_and(|b| b & 1 == 0), trailer(frame))),
             ("video", true) => h264::slice_start(payload),
             _ => None,
@@ -412,10 +416,12 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let received = self.received.clone();
-        let publisher = track.stream_id().await.to_string();
-        let kind: &'static str = match track.kind().await {
-            RtpCodecKind::Audio => "audio",
-            _ => "video",
+        // The stream id is the publisher's identity, `screen!<identity>` for a shared screen.
+        let stream = track.stream_id().await.to_string();
+        let (publisher, kind): (String, &'static str) = match stream.strip_prefix("screen!") {
+            Some(who) => (who.to_string(), "screen"),
+            None if track.kind().await == RtpCodecKind::Audio => (stream, "audio"),
+            None => (stream, "video"),
         };
         tokio::spawn(async move {
             while let Some(event) = track.poll().await {
@@ -599,6 +605,14 @@ impl Participant {
                 .await?;
         }
 
+        let mut screen = None;
+        if options.screen {
+            let media = local_track(identity, "screen", RtpCodecKind::Video, vp8_codec());
+            let track = Arc::new(TrackLocalStaticSample::new(Instant::now(), media)?);
+            let sender = pc.add_track(track.clone() as Arc<dyn TrackLocal>).await?;
+            screen = Some((track, sender));
+        }
+
         let offer = pc.create_offer(None).await?;
         pc.set_local_description(offer).await?;
         tokio::time::timeout(Duration::from_secs(5), gathered.recv())
@@ -609,7 +623,17 @@ impl Participant {
             .await
             .context("no local description")?;
         dump_sdp(&format!("{identity}-offer"), &local.sdp);
-        let reply = ws.request(json!({"type": "offer", "sdp": local.sdp})).await;
+        // The screen is the second video line after a camera; without one it took over the
+        // receive-only video line (webrtc-rs reuses a transceiver that never sent).
+        let screen_line = usize::from(options.video);
+        let screen_mid = screen
+            .as_ref()
+            .and_then(|_| media_section_mids(&local.sdp, "video").nth(screen_line));
+        let mut offer = json!({"type": "offer", "sdp": local.sdp});
+        if let Some(mid) = &screen_mid {
+            offer["screen"] = json!(mid);
+        }
+        let reply = ws.request(offer).await;
         if reply["type"] != "answer" {
             return Err(anyhow!("offer refused: {reply}"));
         }
@@ -671,8 +695,33 @@ impl Participant {
                 keyframe_requests,
                 stop.clone(),
             ));
-            let mid = media_section_mid(&local.sdp, "video");
-            tokio::spawn(send_video(track, pt, mid, options, wanted, stop.clone()));
+            let mid = media_section_mids(&local.sdp, "video").next();
+            tokio::spawn(send_video(
+                track,
+                pt,
+                mid,
+                options.clone(),
+                wanted,
+                stop.clone(),
+            ));
+        }
+        if let Some((track, sender)) = screen {
+            let pt = negotiated_pt(&sender).await?;
+            // Keyframes once a second: the screen's keyframe requests are not watched.
+            let plain = ParticipantOptions {
+                simulcast: false,
+                h264: false,
+                ..options
+            };
+            let wanted = Arc::new(AtomicBool::new(true));
+            tokio::spawn(send_video(
+                track,
+                pt,
+                screen_mid,
+                plain,
+                wanted,
+                stop.clone(),
+            ));
         }
         Ok(participant)
     }
@@ -911,16 +960,20 @@ impl rtc::shared::marshal::Marshal for SdesItem {
 }
 
 /// The `a=mid` of the first m-section of `kind` in an SDP.
-fn media_section_mid(sdp: &str, kind: &str) -> Option<String> {
+/// The mids of the media lines of `kind`, in order.
+fn media_section_mids<'a>(sdp: &'a str, kind: &'a str) -> impl Iterator<Item = String> + 'a {
     let mut in_kind = false;
-    for line in sdp.lines() {
+    sdp.lines().filter_map(move |line| {
         if let Some(m) = line.strip_prefix("m=") {
             in_kind = m.starts_with(kind);
-        } else if in_kind && let Some(mid) = line.strip_prefix("a=mid:") {
-            return Some(mid.trim().to_string());
+            None
+        } else if in_kind {
+            line.strip_prefix("a=mid:")
+                .map(|mid| mid.trim().to_string())
+        } else {
+            None
         }
-    }
-    None
+    })
 }
 
 fn rand_u32() -> u32 {
@@ -1187,10 +1240,12 @@ mod tests {
     #[test]
     fn the_mid_of_a_media_section_is_found_and_sdes_items_marshal() {
         let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n\
-                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n";
-        assert_eq!(media_section_mid(sdp, "video").as_deref(), Some("1"));
-        assert_eq!(media_section_mid(sdp, "audio").as_deref(), Some("0"));
-        assert_eq!(media_section_mid(sdp, "application"), None);
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\n";
+        let mids = |kind| media_section_mids(sdp, kind).collect::<Vec<_>>();
+        assert_eq!(mids("video"), ["1", "2"]);
+        assert_eq!(mids("audio"), ["0"]);
+        assert!(mids("application").is_empty());
         use rtc::shared::marshal::Marshal;
         let item = SdesItem(Bytes::from_static(b"h"));
         assert_eq!(item.marshal().expect("marshal").as_ref(), b"h");

@@ -881,3 +881,102 @@ async fn h264_is_forwarded_when_the_publisher_sends_it() {
     .expect("the late subscriber gets a keyframe although the publisher sends them rarely");
     server.stop().await;
 }
+
+/// Asks the room who is sharing a screen.
+async fn sharing(p: &Participant, who: &str) -> bool {
+    let reply = p
+        .request(json!({"type": "participants"}))
+        .await
+        .expect("participants");
+    reply["participants"]
+        .as_array()
+        .and_then(|list| list.iter().find(|i| i["identity"] == who))
+        .is_some_and(|i| i["screen"] == true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_screen_stops_when_the_rooms_split_and_cannot_start_while_split() {
+    let (server, _turn) = server().await;
+    let room = "r-screen";
+    let mut m = enter(
+        &server,
+        room,
+        "mediator",
+        Role::Mediator,
+        ParticipantOptions::default(),
+    )
+    .await;
+    let sharer = ParticipantOptions {
+        screen: true,
+        ..ParticipantOptions::default()
+    };
+    let _a = enter(&server, room, "a", Role::Party, sharer.clone()).await;
+    let b = enter(
+        &server,
+        room,
+        "b",
+        Role::Party,
+        ParticipantOptions::default(),
+    )
+    .await;
+
+    // In the joint room everyone sees A's screen besides A's camera, on its own track.
+    for viewer in [&m, &b] {
+        viewer
+            .until(Duration::from_secs(3), "A's screen", |r| {
+                r.packets("a", "screen") > 10 && r.packets("a", "video") > 10
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+    }
+    assert!(sharing(&m, "a").await, "the room is told A shares");
+
+    // The mediator takes B's side into a private room: A's screen stops for everyone — the
+    // mediator in the joint room included — although A, a misbehaving client, sends on.
+    while m.events.try_recv().is_ok() {}
+    moderate(&m, "move", "b", json!({"space": "private:side-b"})).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let e = m
+            .event("participant.updated", Duration::from_secs(3))
+            .await
+            .expect("participant.updated");
+        if e["participant"]["identity"] == "a" {
+            assert_eq!(e["participant"]["screen"], false, "{e}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "A's share was never ended");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    expect_silence(&m, "a", "screen", Duration::from_millis(1500)).await;
+    expect_silence(&b, "a", "screen", Duration::from_millis(10)).await;
+    let camera = m.received.packets("a", "video");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        m.received.packets("a", "video") > camera,
+        "A's camera goes on in the joint room"
+    );
+
+    // While split, a new share is refused, and with it the offer that carries it.
+    let late = server.token(room, "c", Role::Party);
+    let refused = Participant::join(&server.ws_url(), room, "c", &late, sharer.clone()).await;
+    let err = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("rooms_split"), "a share while split: {err}");
+    // Someone without the publish grant may never share.
+    let watcher = server.token(room, "watcher", Role::Observer);
+    let options = ParticipantOptions {
+        screen: true,
+        ..ParticipantOptions::silent_observer()
+    };
+    let refused = Participant::join(&server.ws_url(), room, "watcher", &watcher, options).await;
+    let err = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("forbidden"), "an observer's share: {err}");
+
+    // Back together: the share stays ended (A must share again), the camera comes back to B.
+    moderate(&m, "move", "b", json!({"space": "joint"})).await;
+    b.received.reset();
+    expect_flow(&b, "a", Duration::from_secs(3)).await;
+    expect_silence(&b, "a", "screen", Duration::from_millis(1000)).await;
+    assert!(!sharing(&m, "a").await, "A's share ended with the split");
+    server.stop().await;
+}

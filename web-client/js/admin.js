@@ -2,7 +2,7 @@
 // admin token as Bearer), with its actions: mute, remove, close; and every case with its time
 // limit, overdue ones first and flagged. The token stays in this tab.
 
-import { t } from './i18n.js';
+import { dueText, t } from './i18n.js';
 import { h, tr, wireLanguageSwitch } from './ui.js';
 
 wireLanguageSwitch();
@@ -109,7 +109,7 @@ function renderCases(list) {
           { dataset: { case: c.id }, class: c.overdue ? 'overdue' : '' },
           h('td', {}, c.number),
           h('td', {}, c.mediator),
-          h('td', {}, new Date(c.due_at).toLocaleString()),
+          h('td', {}, dueText(c.due_at)),
           tr(h('td', {}), c.closed_at ? 'admin.case.closed' : c.overdue ? 'admin.case.overdue' : c.paused ? 'admin.case.paused' : 'admin.case.open'),
           h('td', {}),
         );

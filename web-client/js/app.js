@@ -183,6 +183,10 @@ async function enter() {
     loadCase();
     state.media = new MediaSession(signaling);
     state.media.addEventListener('streams', renderTiles);
+    state.media.addEventListener('screen', () => {
+      renderControls();
+      renderTiles();
+    });
     if (state.local && state.audioOnly) {
       for (const track of state.local.getVideoTracks()) {
         state.local.removeTrack(track);
@@ -227,8 +231,14 @@ function listen(signaling) {
     render();
   });
   on('participant.updated', (m) => {
-    if (m.participant.identity === state.you.identity) state.you = m.participant;
-    else state.participants.set(m.participant.identity, m.participant);
+    if (m.participant.identity === state.you.identity) {
+      // The server ended our share (the mediator split the rooms): stop capturing too.
+      if (state.you.screen && !m.participant.screen && state.media?.screen) {
+        state.media.stopScreen().catch(() => {});
+        addNotice(t('room.screen.ended'));
+      }
+      state.you = m.participant;
+    } else state.participants.set(m.participant.identity, m.participant);
     if (m.participant.identity === state.you.identity && m.participant.media === 'lost') {
       state.media?.restart();
     }
@@ -398,6 +408,73 @@ function renderControls() {
   cam.disabled = !state.local?.getVideoTracks().length;
   tr(audioOnly, state.audioOnly ? 'room.audio_only.off' : 'room.audio_only.on');
   audioOnly.setAttribute('aria-pressed', String(state.audioOnly));
+  const screen = document.getElementById('screen-share');
+  const sharing = Boolean(state.media?.screen);
+  tr(screen, sharing ? 'room.screen.stop' : 'room.screen.start');
+  screen.setAttribute('aria-pressed', String(sharing));
+  const why = !navigator.mediaDevices?.getDisplayMedia
+    ? 'room.screen.unsupported'
+    : !state.you.grants.includes('publish')
+      ? 'room.screen.not_allowed'
+      : !sharing && roomsSplit()
+        ? 'room.screen.split'
+        : null;
+  screen.disabled = Boolean(why);
+  screen.title = why ? t(why) : '';
+}
+
+/** Anyone (you included) in a private room: screen sharing is stopped until all are back. */
+function roomsSplit() {
+  return [state.you, ...state.participants.values()].some((p) => p.space?.startsWith('private:'));
+}
+
+async function toggleScreen() {
+  if (state.media.screen) return state.media.stopScreen();
+  let capture;
+  try {
+    capture = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+  } catch {
+    return; // the picker was cancelled
+  }
+  try {
+    await state.media.shareScreen(capture.getVideoTracks()[0]);
+  } catch (e) {
+    addNotice(e.code === 'rooms_split' ? t('room.screen.split') : t('room.screen.failed', { reason: e.message }));
+  }
+}
+
+/** A shared screen's tile: big, first, named as a screen. */
+function screenTileFor(identity) {
+  let tile = document.querySelector(`[data-screen-tile="${CSS.escape(identity)}"]`);
+  if (!tile) {
+    const video = h('video', { autoplay: true, playsinline: true, muted: true });
+    video.muted = true;
+    tile = h('figure', { class: 'tile screen', dataset: { screenTile: identity } }, video, h('figcaption', {}, h('span', { class: 'name' })));
+    document.getElementById('tiles').prepend(tile);
+  }
+  return tile;
+}
+
+function renderScreens(everyone) {
+  const shown = new Map();
+  for (const p of everyone) {
+    const mine = p.identity === state.you.identity;
+    const stream = mine
+      ? state.media?.screen && new MediaStream([state.media.screen.track])
+      : p.screen && state.media?.screens.get(p.identity);
+    if (stream) shown.set(p, stream);
+  }
+  const keep = new Set([...shown.keys()].map((p) => p.identity));
+  for (const tile of document.querySelectorAll('[data-screen-tile]')) {
+    if (!keep.has(tile.dataset.screenTile)) tile.remove();
+  }
+  for (const [p, stream] of shown) {
+    const tile = screenTileFor(p.identity);
+    const video = tile.querySelector('video');
+    const track = stream.getVideoTracks()[0];
+    if (video.srcObject?.getVideoTracks()[0] !== track) video.srcObject = stream;
+    tile.querySelector('.name').textContent = t('room.screen.of', { name: p.name });
+  }
 }
 
 function tileFor(identity) {
@@ -425,6 +502,7 @@ function renderTiles() {
   for (const tile of document.querySelectorAll('[data-tile]')) {
     if (!keep.has(tile.dataset.tile)) tile.remove();
   }
+  renderScreens(everyone);
   for (const p of everyone) {
     const tile = tileFor(p.identity);
     const mine = p.identity === state.you.identity;
@@ -440,6 +518,7 @@ function renderTiles() {
         p.audio_muted && 'room.muted',
         p.video_muted && 'room.camera_off',
         p.connection === 'reconnecting' && 'room.reconnecting',
+        p.screen && 'room.screen.sharing',
         state.speaker === p.identity && 'room.speaking',
       ]
         .filter(Boolean)
@@ -580,6 +659,7 @@ function finish(key, vars) {
 document.getElementById('mic').onclick = () => toggleMute('audio').catch(failWith);
 document.getElementById('cam').onclick = () => toggleMute('video').catch(failWith);
 document.getElementById('audio-only-toggle').onclick = () => setAudioOnly(!state.audioOnly).catch(failWith);
+document.getElementById('screen-share').onclick = () => toggleScreen().catch(failWith);
 document.getElementById('leave').onclick = leave;
 document.getElementById('record-toggle').onclick = () =>
   record(state.recording?.state === 'off' ? 'start' : 'stop');

@@ -4,7 +4,7 @@
 // permission matrix; this page only shows what the server says (`GET /api/cases/current`,
 // refreshed on `case.updated` and `minutes.updated`).
 
-import { t } from './i18n.js';
+import { dueText, t } from './i18n.js';
 import { h, tr } from './ui.js';
 
 const SAVE_DELAY_MS = 800;
@@ -107,7 +107,10 @@ export class CasePanel {
     const me = this.me();
     const session = this.session();
     const limit = this.view.time_limit;
-    const days = Math.ceil(limit.remaining_ms / 86_400_000);
+    // Calendar days (CPL 85): the limit ends at 24:00 China time of its last day; whole days
+    // left after today, and that last date.
+    const days = Math.floor(limit.remaining_ms / 86_400_000);
+    const date = dueText(limit.due_at);
     const head = h(
       'div',
       { class: 'case-head' },
@@ -119,7 +122,11 @@ export class CasePanel {
         ? ''
         : limit.overdue
           ? tr(h('span', { class: 'overdue' }), 'case.overdue')
-          : tr(h('span', { class: 'limit' }), limit.paused ? 'case.paused' : 'case.days_left', { days }),
+          : tr(
+              h('span', { class: 'limit' }),
+              limit.paused ? 'case.paused' : days > 0 ? 'case.days_left' : 'case.due_today',
+              { days, date },
+            ),
     );
     const parts = [head, h('p', { class: 'note case-note', role: 'alert', hidden: true })];
     if (this.view.outcome) {

@@ -54,6 +54,15 @@ const TABLE = {
     'room.private.respondent': '单独调解室（被申请方）',
     'room.in_lobby': '等候中',
     'room.quality': '网络：{level}',
+    'room.screen.start': '共享屏幕',
+    'room.screen.stop': '停止共享屏幕',
+    'room.screen.of': '{name} 共享的屏幕',
+    'room.screen.sharing': '正在共享屏幕',
+    'room.screen.split': '有人在单独调解室时不能共享屏幕（背对背调解期间屏幕共享暂停）',
+    'room.screen.ended': '房间已分开进行背对背调解，您的屏幕共享已停止。',
+    'room.screen.not_allowed': '您的身份不能共享屏幕',
+    'room.screen.unsupported': '此浏览器不支持共享屏幕',
+    'room.screen.failed': '未能共享屏幕：{reason}',
     'quality.good': '良好',
     'quality.fair': '一般',
     'quality.poor': '较差',
@@ -96,7 +105,8 @@ const TABLE = {
     'case.phase.ended': '已结束',
     'case.overdue': '已超过调解期限',
     'case.paused': '期限已中止（鉴定）',
-    'case.days_left': '调解期限剩余 {days} 天',
+    'case.days_left': '调解期限剩余 {days} 天（{date} 届满）',
+    'case.due_today': '调解期限今日 24:00 届满',
     'case.outcome.success': '调解成功',
     'case.outcome.failure': '调解不成，转立案',
     'case.outcome.termination': '调解终结',
@@ -289,6 +299,15 @@ const TABLE = {
     'room.private.respondent': 'Private room (respondent side)',
     'room.in_lobby': 'Waiting',
     'room.quality': 'Network: {level}',
+    'room.screen.start': 'Share screen',
+    'room.screen.stop': 'Stop sharing',
+    'room.screen.of': "{name}'s screen",
+    'room.screen.sharing': 'Sharing screen',
+    'room.screen.split': 'No screen sharing while anyone is in a private room',
+    'room.screen.ended': 'The rooms were split for private sessions: your screen sharing stopped.',
+    'room.screen.not_allowed': 'Your role may not share a screen',
+    'room.screen.unsupported': 'This browser cannot share a screen',
+    'room.screen.failed': 'Could not share the screen: {reason}',
     'quality.good': 'good',
     'quality.fair': 'fair',
     'quality.poor': 'poor',
@@ -331,7 +350,8 @@ const TABLE = {
     'case.phase.ended': 'Ended',
     'case.overdue': 'Past the time limit',
     'case.paused': 'Time limit paused (appraisal)',
-    'case.days_left': '{days} days left',
+    'case.days_left': '{days} days left (ends {date}, China time)',
+    'case.due_today': 'The time limit ends today at 24:00 China time',
     'case.outcome.success': 'Mediation succeeded',
     'case.outcome.failure': 'No agreement: referred for filing',
     'case.outcome.termination': 'Mediation terminated',
@@ -484,6 +504,18 @@ function pick(lang) {
 
 export function language() {
   return current;
+}
+
+/**
+ * When a time limit ends, in China time: a limit ends at 24:00 of its last day (CPL 85), shown
+ * as that day's date and 24:00; a limit moved by a pause ends at the time shown.
+ */
+export function dueText(at) {
+  const zone = { timeZone: 'Asia/Shanghai' };
+  if ((at + 8 * 3_600_000) % 86_400_000 === 0) {
+    return `${new Date(at - 1).toLocaleDateString(current, zone)} 24:00`;
+  }
+  return new Date(at).toLocaleString(current, { ...zone, hour12: false });
 }
 
 /** The string for `key` in the current language, with `{name}` placeholders filled. */

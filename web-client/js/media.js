@@ -1,6 +1,7 @@
 // One RTCPeerConnection to the SFU (docs/protocol.md, "media plane"): the client offers what it
 // publishes, answers the server's offers as others' tracks come and go, and reports each
-// publisher's incoming stream (the stream id is the publisher's identity).
+// publisher's incoming stream (the stream id is the publisher's identity; `screen!<identity>`
+// for a shared screen). A screen share is one more sending line, declared in our offers.
 
 export class MediaSession extends EventTarget {
   constructor(signaling) {
@@ -9,6 +10,8 @@ export class MediaSession extends EventTarget {
     this.pc = null;
     this.local = null;
     this.streams = new Map(); // identity → MediaStream
+    this.screens = new Map(); // identity → MediaStream of their shared screen
+    this.screen = null; // our own share: { track, transceiver }
     this.queue = Promise.resolve();
     this.onOffer = (e) => this.serialize(() => this.answerServer(e.detail.sdp));
     signaling.addEventListener('media.offer', this.onOffer);
@@ -19,6 +22,8 @@ export class MediaSession extends EventTarget {
     this.local = local;
     this.pc?.close();
     this.streams.clear();
+    this.screens.clear();
+    this.endScreen();
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
     this.pc = pc;
     for (const kind of ['audio', 'video']) {
@@ -29,20 +34,68 @@ export class MediaSession extends EventTarget {
     pc.ontrack = (e) => this.track(e);
     pc.onconnectionstatechange = () => this.emit('state', pc.connectionState);
     await this.serialize(async () => {
-      await pc.setLocalDescription(await pc.createOffer());
-      const reply = await this.signaling.offer(pc.localDescription.sdp);
-      await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
+      await this.offer();
     });
   }
 
   /** Offers again with an ICE restart (after the server reported our media lost). */
   async restart() {
     if (!this.pc) return;
+    await this.serialize(() => this.offer({ iceRestart: true }));
+  }
+
+  // Our offer, declaring the screen we share (if any); run inside `serialize`.
+  async offer(options) {
+    const pc = this.pc;
+    await pc.setLocalDescription(await pc.createOffer(options));
+    const mid = this.screen?.transceiver.mid ?? null;
+    const reply = await this.signaling.offer(pc.localDescription.sdp, mid);
+    await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
+  }
+
+  /**
+   * Shares `track` (from getDisplayMedia) as our screen. The server refuses while anyone is in
+   * a private room (`rooms_split`): the offer is rolled back and the capture stopped.
+   */
+  async shareScreen(track) {
     await this.serialize(async () => {
-      await this.pc.setLocalDescription(await this.pc.createOffer({ iceRestart: true }));
-      const reply = await this.signaling.offer(this.pc.localDescription.sdp);
-      await this.pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
+      if (!this.pc || this.screen) {
+        track.stop();
+        return;
+      }
+      const transceiver = this.pc.addTransceiver(track, { direction: 'sendonly' });
+      this.screen = { track, transceiver };
+      try {
+        await this.offer();
+      } catch (e) {
+        if (this.pc.signalingState === 'have-local-offer') {
+          await this.pc.setLocalDescription({ type: 'rollback' });
+        }
+        this.endScreen();
+        throw e;
+      }
+      // The browser's own "stop sharing" ends the track.
+      track.addEventListener('ended', () => this.stopScreen());
+      this.emit('screen', true);
     });
+  }
+
+  /** Ends our share (we stopped it, or the server did when the rooms split). */
+  async stopScreen() {
+    if (!this.screen) return;
+    await this.serialize(async () => {
+      if (!this.screen) return;
+      this.endScreen();
+      if (this.pc) await this.offer();
+    });
+  }
+
+  endScreen() {
+    if (!this.screen) return;
+    this.screen.track.stop();
+    this.screen.transceiver.stop();
+    this.screen = null;
+    this.emit('screen', false);
   }
 
   // Negotiations run one at a time: a server offer waits for our own to finish.
@@ -67,12 +120,26 @@ export class MediaSession extends EventTarget {
   // keeps a MediaStream whose video track was swapped in place (a return from a private room
   // brings the track back on a new media line) goes on showing the old, ended one.
   track(e) {
-    const identity = e.streams[0]?.id;
-    if (!identity) return;
+    const stream = e.streams[0]?.id;
+    if (!stream) return;
+    if (stream.startsWith('screen!')) {
+      const identity = stream.slice('screen!'.length);
+      this.screens.set(identity, new MediaStream([e.track]));
+      e.track.addEventListener('ended', () => this.dropScreen(identity, e.track));
+      this.emit('streams', this.streams);
+      return;
+    }
+    const identity = stream;
     const old = this.streams.get(identity)?.getTracks() ?? [];
     const tracks = [...old.filter((t) => t.kind !== e.track.kind || t.readyState === 'live'), e.track];
     this.streams.set(identity, new MediaStream(tracks));
     e.track.addEventListener('ended', () => this.drop(identity, e.track));
+    this.emit('streams', this.streams);
+  }
+
+  dropScreen(identity, track) {
+    if (!this.screens.get(identity)?.getTracks().includes(track)) return;
+    this.screens.delete(identity);
     this.emit('streams', this.streams);
   }
 
@@ -99,6 +166,9 @@ export class MediaSession extends EventTarget {
       if (kept.length === tracks.length) continue;
       if (kept.length) this.streams.set(identity, new MediaStream(kept));
       else this.streams.delete(identity);
+    }
+    for (const [identity, stream] of [...this.screens]) {
+      if (!stream.getTracks().every((t) => live.has(t))) this.screens.delete(identity);
     }
     this.emit('streams', this.streams);
   }
@@ -139,6 +209,7 @@ export class MediaSession extends EventTarget {
 
   close() {
     this.signaling.removeEventListener('media.offer', this.onOffer);
+    this.endScreen();
     this.pc?.close();
     this.pc = null;
     for (const t of this.local?.getTracks() ?? []) t.stop();

@@ -133,8 +133,9 @@ export class Signaling extends EventTarget {
     return this.request({ type: 'moderate', action, target, ...extra });
   }
 
-  offer(sdp) {
-    return this.request({ type: 'offer', sdp });
+  /** `screen`: the mid of the line that shares our screen, if we share one. */
+  offer(sdp, screen = null) {
+    return this.request(screen ? { type: 'offer', sdp, screen } : { type: 'offer', sdp });
   }
 
   answer(sdp) {

@@ -1,14 +1,27 @@
 //! The mediation time limit (ODR-Med 24): 30 days before filing, 15 (ordinary) or 7 (simple)
 //! after; extended by the parties' consent; paused while an appraisal runs.
 //!
-//! Days are counted as 24-hour periods from the moment the case was opened (a court counting
-//! from the next calendar day gets at most one day more); pauses add their length.
+//! Days are calendar days in China Standard Time, counted as the Civil Procedure Law counts a
+//! period (CPL 85): the day the case was opened does not count, and the limit runs out at the
+//! end (24:00) of its last day. Pauses add their length. A last day that falls on a public
+//! holiday is not moved to the next working day (no holiday calendar is kept): the limit shown
+//! is never later than the court's.
 
 use super::case::Stage;
 use serde::Serialize;
 
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
+
+/// China Standard Time's offset from UTC (no daylight saving): the courts' calendar.
+const CST_OFFSET_MS: i64 = 8 * 3_600_000;
+
+/// The end (24:00 China Standard Time) of the `days`-th day after the day `at` falls on.
+pub fn end_of_day_after(at: i64, days: i64) -> i64 {
+    let local = at + CST_OFFSET_MS;
+    let day_start = local - local.rem_euclid(DAY_MS);
+    day_start + (days + 1) * DAY_MS - CST_OFFSET_MS
+}
 
 /// The statutory limit for a stage, in days.
 pub fn limit_days(stage: Stage) -> i64 {
@@ -57,7 +70,7 @@ pub fn time_limit(
         .sum();
     let paused = ended_at.is_none() && pauses.iter().any(|(_, end)| end.is_none());
     let limit = limit_days(stage);
-    let due_at = started_at + (limit + extension_days) * DAY_MS + paused_ms;
+    let due_at = end_of_day_after(started_at, limit + extension_days) + paused_ms;
     TimeLimit {
         started_at,
         limit_days: limit,
@@ -76,28 +89,37 @@ mod tests {
 
     #[test]
     fn limits_extensions_and_pauses_with_a_controlled_clock() {
+        // 2027-01-15 16:00 China Standard Time (08:00 UTC).
         let t0 = 1_800_000_000_000;
         let day = DAY_MS;
+        let hour = 3_600_000;
+        // The 15th does not count: seven days end at 24:00 on the 22nd (16:00 UTC).
+        let end_22nd = t0 + 7 * day + 8 * hour;
         let simple = time_limit(Stage::Simple, t0, 0, &[], None, t0 + 6 * day);
-        assert_eq!((simple.due_at, simple.overdue), (t0 + 7 * day, false));
-        assert!(time_limit(Stage::Simple, t0, 0, &[], None, t0 + 7 * day + 1).overdue);
+        assert_eq!((simple.due_at, simple.overdue), (end_22nd, false));
+        assert!(!time_limit(Stage::Simple, t0, 0, &[], None, end_22nd).overdue);
+        assert!(time_limit(Stage::Simple, t0, 0, &[], None, end_22nd + 1).overdue);
+        // Opened a minute before or at midnight: the day of opening never counts.
+        let late = t0 + 8 * hour - 60_000;
+        assert_eq!(end_of_day_after(late, 7), end_22nd);
+        assert_eq!(end_of_day_after(t0 + 8 * hour, 7), end_22nd + day);
         assert_eq!(
             time_limit(Stage::Ordinary, t0, 0, &[], None, t0).due_at,
-            t0 + 15 * day
+            end_22nd + 8 * day
         );
-        // 30 days before filing, +10 by consent, a 3-day appraisal: due on day 43.
+        // 30 days before filing, +10 by consent, a 3-day appraisal: 43 days and 8 hours on.
         let pauses = [(t0 + 5 * day, Some(t0 + 8 * day))];
-        let pre = time_limit(Stage::PreFiling, t0, 10, &pauses, None, t0 + 42 * day);
-        assert_eq!((pre.due_at, pre.overdue), (t0 + 43 * day, false));
+        let pre = time_limit(Stage::PreFiling, t0, 10, &pauses, None, t0 + 43 * day);
+        assert_eq!((pre.due_at, pre.overdue), (t0 + 43 * day + 8 * hour, false));
         assert!(time_limit(Stage::PreFiling, t0, 10, &pauses, None, t0 + 44 * day).overdue);
         // A running pause: never overdue, and the due date moves with the clock.
         let running = [(t0 + day, None)];
         let p = time_limit(Stage::Simple, t0, 0, &running, None, t0 + 20 * day);
         assert!(p.paused && !p.overdue);
-        assert_eq!(p.due_at, t0 + 7 * day + 19 * day);
+        assert_eq!(p.due_at, end_22nd + 19 * day);
         // Ended cases are never overdue; the clock stopped at the end.
         let ended = time_limit(Stage::Simple, t0, 0, &[], Some(t0 + day), t0 + 90 * day);
         assert!(!ended.overdue);
-        assert_eq!(ended.remaining_ms, 6 * day);
+        assert_eq!(ended.remaining_ms, 6 * day + 8 * hour);
     }
 }

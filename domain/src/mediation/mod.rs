@@ -168,10 +168,15 @@ mod tests {
             check.and_then(|c| c.identity).map(|i| (i.method, i.by)),
             Some((IdentityMethod::Offline, "m".to_string()))
         );
-        // The recording cannot replace the minutes: a refused recording.
+        // The recording cannot replace the minutes: a refused recording; and never without a
+        // recording of the session.
         assert!(matches!(
-            s.replace_minutes_by_recording(1),
+            s.replace_minutes_by_recording(1, true),
             Err(RuleError::ChecksMissing(_))
+        ));
+        assert!(matches!(
+            s.replace_minutes_by_recording(1, false),
+            Err(RuleError::State(_))
         ));
     }
 
@@ -273,8 +278,11 @@ mod tests {
         let s = log.state();
         assert_eq!(s.extension_days, 5);
         assert!(s.pending_extension.is_none());
-        assert_eq!(s.time_limit(0).due_at, s.opened_at + 12 * day);
-        assert!(s.time_limit(s.opened_at + 12 * day + 1).overdue);
+        let due = super::deadline::end_of_day_after(s.opened_at, 12);
+        assert_eq!(s.time_limit(0).due_at, due);
+        assert!(due > s.opened_at + 12 * day && due <= s.opened_at + 13 * day);
+        assert!(!s.time_limit(due).overdue);
+        assert!(s.time_limit(due + 1).overdue);
         log.push("m", s.pause(true, "司法鉴定"));
         let s = log.state();
         assert!(!s.time_limit(s.opened_at + 20 * day).overdue);

@@ -968,9 +968,19 @@ impl CaseState {
     }
 
     /// Lets the recording stand for the minutes: needs every party's express consent to that,
-    /// and to recording, in this session.
-    pub fn replace_minutes_by_recording(&self, n: u32) -> Result<Vec<CaseEvent>, RuleError> {
+    /// and to recording, in this session, and a recording of it (`recorded`: the session's
+    /// room has one).
+    pub fn replace_minutes_by_recording(
+        &self,
+        n: u32,
+        recorded: bool,
+    ) -> Result<Vec<CaseEvent>, RuleError> {
         let s = self.live_session(n)?;
+        if !recorded {
+            return Err(state(
+                "this session has no recording to stand for the minutes: record it first",
+            ));
+        }
         let missing: Vec<String> = self
             .parties()
             .filter(|p| {
