@@ -1025,9 +1025,11 @@ impl Shard {
                 "the screen's media line {mid} is not in the offer"
             )));
         }
-        if let Some(p) = self.peers.get_mut(&key) {
-            p.screen_mid = screen;
-        }
+        // Known before the offer is applied: its tracks are published while it is.
+        let declared_before = self
+            .peers
+            .get_mut(&key)
+            .and_then(|p| std::mem::replace(&mut p.screen_mid, screen));
         let fresh = self.peers.get(&key).is_some_and(|p| p.rtc.is_none());
         if fresh {
             let (rtc, ufrag) = self.new_rtc();
@@ -1043,6 +1045,9 @@ impl Shard {
             Mutated::Done(None) => {
                 if fresh {
                     self.drop_rtc(key);
+                }
+                if let Some(p) = self.peers.get_mut(&key) {
+                    p.screen_mid = declared_before;
                 }
                 return Err(MediaError::InvalidSdp("the offer was refused".into()));
             }
@@ -1154,7 +1159,8 @@ impl Shard {
                 let publisher = self.peers.get(&t.publisher);
                 let who = publisher.map(|p| p.who.to_string()).unwrap_or_default();
                 // The stream id names the publisher; a shared screen is its own stream, so a
-                // client shows it apart from the camera (`!`: msid allows it, RFC 8830, and person ids never hold it).
+                // client shows it apart from the camera (`!`: msid allows it, RFC 8830, and
+                // person ids never hold it).
                 let stream = if t.kind == Kind::Screen {
                     format!("screen!{who}")
                 } else {

@@ -139,16 +139,13 @@ impl Hub {
         screen: Option<String>,
     ) -> Result<(), SignalError> {
         let sfu = self.sfu()?;
+        // Browsers number their media lines; the SFU keeps mids of up to 16 letters and digits.
         if let Some(mid) = &screen
-            && (mid.is_empty()
-                || mid.len() > 32
-                || !mid
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+            && (mid.is_empty() || mid.len() > 16 || !mid.bytes().all(|b| b.is_ascii_alphanumeric()))
         {
             return Err(SignalError::new(
                 ErrorCode::InvalidMessage,
-                "screen: the mid of a media line in this offer (1-32 letters, digits, - or _)",
+                "screen: the mid of a media line in this offer (1-16 letters or digits)",
             ));
         }
         let mut state = self.owned_state(session).await?;
@@ -344,6 +341,17 @@ impl Hub {
         let space_name = space_text(space);
         case.may_enter(identity, &space_name)
             .map_err(|m| SignalError::new(ErrorCode::Forbidden, m))?;
+        // Private rooms open once the session is under way (its checks done).
+        if matches!(space, Space::Private(_))
+            && !case
+                .session(n)
+                .is_ok_and(|s| s.phase == tiaojie_domain::mediation::Phase::InSession)
+        {
+            return Err(SignalError::new(
+                ErrorCode::CaseState,
+                "private rooms open once the session is in session",
+            ));
+        }
         if *space == Space::Lobby {
             return Ok(());
         }

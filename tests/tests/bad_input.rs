@@ -370,6 +370,12 @@ async fn protocol_misuse_gets_typed_errors(backend: Backend) {
     // Media misuse: each gets a typed error and the connection (and the media plane) stays up.
     let reply = c.request(json!({"type": "offer", "sdp": "v=0"})).await;
     assert_eq!(reply["code"], "invalid_message", "{reply}");
+    for screen in [json!("1 2"), json!(""), json!("x".repeat(17)), json!(7)] {
+        let reply = c
+            .request(json!({"type": "offer", "sdp": "v=0", "screen": screen}))
+            .await;
+        assert_eq!(reply["code"], "invalid_message", "screen {screen}: {reply}");
+    }
     let reply = c.request(json!({"type": "candidate", "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"}})).await;
     assert_eq!(
         reply["code"], "invalid_message",

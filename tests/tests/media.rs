@@ -930,6 +930,18 @@ async fn a_shared_screen_stops_when_the_rooms_split_and_cannot_start_while_split
             .unwrap_or_else(|e| panic!("{e:#}"));
     }
     assert!(sharing(&m, "a").await, "the room is told A shares");
+    // A screen declared on a media line the offer does not have is refused, and nothing changes.
+    let sdp =
+        m.pc.local_description()
+            .await
+            .expect("local description")
+            .sdp;
+    let reply = m
+        .request(json!({"type": "offer", "sdp": sdp, "screen": "9"}))
+        .await
+        .expect("reply");
+    assert_eq!(reply["code"], "invalid_message", "{reply}");
+    assert!(!sharing(&m, "mediator").await);
 
     // The mediator takes B's side into a private room: A's screen stops for everyone — the
     // mediator in the joint room included — although A, a misbehaving client, sends on.
