@@ -309,7 +309,8 @@ pub struct RecordingConfig {
     /// Days a finished recording is kept before it is deleted (audited); 0 keeps it forever.
     pub retention_days: u32,
     /// Whether parties and agents may list and download their room's recordings (mediators,
-    /// judges and admins always may).
+    /// judges and admins always may). Ignored while `private_rooms` is on: a recording may then
+    /// hold one side's private room, which the other side must never get.
     pub participant_download: bool,
 }
 

@@ -281,6 +281,21 @@ pub(crate) async fn audit(
     Ok(())
 }
 
+/// Writes an audit entry for an admin's act in `room` (on its case in a case's room).
+async fn audit_room(
+    state: &AppState,
+    admin: &Claims,
+    room: &str,
+    action: &str,
+    detail: &str,
+) -> Result<(), ApiError> {
+    state
+        .hub
+        .audit_in_room(room, &admin.sub, admin.role.as_str(), action, detail)
+        .await?;
+    Ok(())
+}
+
 /// An authenticated caller holding the `admin` grant.
 pub struct Admin(pub Claims);
 
@@ -414,7 +429,7 @@ pub struct CloseRoom {
     responses((status = 200, body = RoomView), (status = 404, body = ErrorBody), (status = 409, description = "already closed", body = ErrorBody)))]
 async fn close_room(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
     Path(room): Path<String>,
     body: Result<ApiJson<CloseRoom>, ApiError>,
 ) -> Result<Json<RoomView>, ApiError> {
@@ -426,6 +441,7 @@ async fn close_room(
             body.reason
         };
         let record = state.hub.close_room(&room, &reason).await?;
+        audit_room(&state, &admin, &room, "room.close", &reason).await?;
         Ok(Json(RoomView {
             room: record,
             participants: 0,
@@ -484,9 +500,20 @@ async fn remove_participant(
 ) -> Result<StatusCode, ApiError> {
     let result = async {
         let ApiJson(body) = body?;
-        let reason = if body.reason.is_empty() { "removed by an administrator".to_string() } else { body.reason };
+        let reason = if body.reason.is_empty() {
+            "removed by an administrator".to_string()
+        } else {
+            body.reason
+        };
         state.hub.remove(&room, &identity, &reason).await?;
-        tracing::info!(room, participant = identity, by = %admin.sub, "participant removed via API");
+        audit_room(
+            &state,
+            &admin,
+            &room,
+            "person.remove",
+            &format!("{identity}: {reason}"),
+        )
+        .await?;
         Ok(StatusCode::NO_CONTENT)
     }
     .await;
@@ -509,18 +536,19 @@ pub struct MuteParticipant {
     responses((status = 200, body = ParticipantInfo), (status = 404, body = ErrorBody)))]
 async fn mute_participant(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
     Path((room, identity)): Path<(String, String)>,
     body: Result<ApiJson<MuteParticipant>, ApiError>,
 ) -> Result<Json<ParticipantInfo>, ApiError> {
     let result = async {
         let ApiJson(body) = body?;
-        Ok(Json(
-            state
-                .hub
-                .moderate_mute(&room, &identity, body.kind, body.muted)
-                .await?,
-        ))
+        let info = state
+            .hub
+            .moderate_mute(&room, &identity, body.kind, body.muted)
+            .await?;
+        let detail = crate::hub::mute_detail(&identity, body.kind, body.muted);
+        audit_room(&state, &admin, &room, "person.mute", &detail).await?;
+        Ok(Json(info))
     }
     .await;
     counted(&state, result)
@@ -549,7 +577,8 @@ async fn move_participant(
         let ApiJson(body) = body?;
         let space = crate::media::parse_space(&body.space)?;
         let info = state.hub.move_participant(&room, &identity, &space).await?;
-        tracing::info!(room, participant = identity, space = body.space, by = %admin.0.sub, "participant moved via API");
+        let detail = format!("{identity} to {}", body.space);
+        audit_room(&state, &admin.0, &room, "person.move", &detail).await?;
         Ok(Json(info))
     }
     .await;
@@ -597,18 +626,20 @@ pub struct UpdateGrants {
     responses((status = 200, body = ParticipantInfo), (status = 404, body = ErrorBody)))]
 async fn update_grants(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
     Path((room, identity)): Path<(String, String)>,
     body: Result<ApiJson<UpdateGrants>, ApiError>,
 ) -> Result<Json<ParticipantInfo>, ApiError> {
     let result = async {
         let ApiJson(body) = body?;
-        Ok(Json(
-            state
-                .hub
-                .update_grants(&room, &identity, body.grants)
-                .await?,
-        ))
+        let info = state
+            .hub
+            .update_grants(&room, &identity, body.grants)
+            .await?;
+        let grants: Vec<&str> = info.grants.iter().map(|g| g.as_str()).collect();
+        let detail = format!("{identity}: {}", grants.join(","));
+        audit_room(&state, &admin, &room, "person.grants", &detail).await?;
+        Ok(Json(info))
     }
     .await;
     counted(&state, result)
@@ -664,7 +695,13 @@ async fn create_token(
             .as_deref()
             .map(tiaojie_config::duration::parse)
             .transpose()
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, format!("ttl: {e}")))?;
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidRequest,
+                    format!("ttl: {e}"),
+                )
+            })?;
         let request = TokenRequest {
             identity: body.identity,
             name: body.name,
@@ -675,14 +712,28 @@ async fn create_token(
             not_before_secs: 0,
         };
         let (token, claims) = state.hub.keys().issue(&request).map_err(|e| match e {
-            KeyError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, m),
-            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, other.to_string()),
+            KeyError::Invalid(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, m)
+            }
+            other => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                other.to_string(),
+            ),
         })?;
-        tracing::info!(room = ?claims.room, participant = %claims.sub, role = %claims.role, token_id = %claims.jti, by = %admin.sub, "token issued");
-        let join_url = claims
-            .room
-            .as_ref()
-            .map(|_| format!("{}/join?token={token}", state.config.server.public_base_url()));
+        // A link into a room is an invitation: it is on the record (ODR-Lit 29-32), in a
+        // case's room beside the case API's.
+        let detail = format!("{} as {} ({})", claims.sub, claims.role, claims.jti);
+        match &claims.room {
+            Some(room) => audit_room(&state, &admin, room, "token.issue", &detail).await?,
+            None => audit(&state, &admin, "token.issue", "server", &detail).await?,
+        }
+        let join_url = claims.room.as_ref().map(|_| {
+            format!(
+                "{}/join?token={token}",
+                state.config.server.public_base_url()
+            )
+        });
         Ok((
             StatusCode::CREATED,
             Json(TokenView {

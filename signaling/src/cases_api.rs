@@ -600,6 +600,15 @@ async fn open_case(
     ))
 }
 
+/// What a case read showed that the audit log must name: the view carries the agreement's
+/// text, so a read of the case is a read of that version.
+fn read_detail(case: &CaseState) -> String {
+    case.agreement
+        .current()
+        .map(|v| format!("agreement version {} ({})", v.version, v.sha256))
+        .unwrap_or_default()
+}
+
 #[utoipa::path(get, path = "/api/cases/{case}", params(("case" = String, Path)), responses(
     (status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_case(
@@ -608,7 +617,14 @@ async fn get_case(
     Path(case_id): Path<String>,
 ) -> Result<Json<CaseView>, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::CaseRead, None).await?;
-    audit(&state, &s.claims, "case.read", &target(&case_id), "").await?;
+    audit(
+        &state,
+        &s.claims,
+        "case.read",
+        &target(&case_id),
+        &read_detail(&s.case),
+    )
+    .await?;
     let viewer = Viewer::of(&s.claims);
     Ok(Json(view(&state, s.case, &viewer).await?))
 }
@@ -642,7 +658,14 @@ async fn current_case(
         ));
     };
     let s = authorize(&state, claims, &case_id, Action::CaseRead, None).await?;
-    audit(&state, &s.claims, "case.read", &target(&case_id), "").await?;
+    audit(
+        &state,
+        &s.claims,
+        "case.read",
+        &target(&case_id),
+        &read_detail(&s.case),
+    )
+    .await?;
     Ok(Json(CurrentCase {
         session,
         view: view(&state, s.case, &Viewer::of(&s.claims)).await?,
@@ -1054,13 +1077,7 @@ async fn move_person(
             "to: joint or private:<side>",
         ));
     }
-    if b.to != "joint" && session.phase != tiaojie_domain::mediation::Phase::InSession {
-        return Err(StoreError::Rule(RuleError::State(
-            "private rooms open once the session is in session".into(),
-        ))
-        .into());
-    }
-    // Who may enter where is the case's rule, checked by the hub for every move.
+    // Who may enter where, and when, is the case's rule, checked by the hub for every move.
     let space = parse_space(&b.to)?;
     state
         .hub
@@ -1376,6 +1393,13 @@ async fn agreement_document(
     Query(query): Query<DocumentQuery>,
 ) -> Result<Response, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::AgreementRead, None).await?;
+    let served = query
+        .version
+        .or_else(|| s.case.agreement.current().map(|v| v.version));
+    let sha = served
+        .and_then(|n| s.case.agreement.versions.iter().find(|v| v.version == n))
+        .map(|v| v.sha256.clone())
+        .unwrap_or_default();
     let html = agreement_html(&s.case, query.version).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -1388,7 +1412,7 @@ async fn agreement_document(
         &s.claims,
         "agreement.download",
         &target(&case_id),
-        &format!("version {:?}", query.version),
+        &format!("version {} ({sha})", served.unwrap_or(0)),
     )
     .await?;
     Ok((

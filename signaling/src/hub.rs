@@ -317,6 +317,7 @@ impl Hub {
         }
         // Room-less admin tokens fail the room check too: they are for the API, not for rooms.
         let claims = self.authenticate(token, Some(room_name)).await?;
+        self.case_membership(room_name, &claims).await?;
         loop {
             let room = self.live_room(room_name).await?;
             let mut state = room.state.lock().await;
@@ -801,6 +802,63 @@ impl Hub {
         Ok(())
     }
 
+    /// A case's session room admits the case's people only, each in their role in the case
+    /// (an admin anywhere): a token issued around the case API cannot bring in someone else.
+    async fn case_membership(&self, room: &str, claims: &Claims) -> Result<(), SignalError> {
+        if claims.role == tiaojie_domain::Role::Admin {
+            return Ok(());
+        }
+        let Some((case, _)) = self.store.case_of_room(room).await? else {
+            return Ok(());
+        };
+        let case = self.store.case(&case).await?;
+        match case.member(&claims.sub) {
+            Some(m) if m.role == claims.role => Ok(()),
+            Some(m) => Err(SignalError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "{} is the case's {}, not its {}",
+                    claims.sub, m.role, claims.role
+                ),
+            )),
+            None => Err(SignalError::new(
+                ErrorCode::Forbidden,
+                format!("{} is not a member of this room's case", claims.sub),
+            )),
+        }
+    }
+
+    /// The session member's role, as the audit log names it.
+    pub(crate) async fn role_of(&self, session: &Session) -> Result<String, SignalError> {
+        Ok(self
+            .owned_state(session)
+            .await?
+            .members
+            .get(&session.identity)
+            .map(|m| m.info.role.as_str().to_string())
+            .unwrap_or_default())
+    }
+
+    /// Appends an audit entry for something done in `room`: on `case:<id>` in a case's session
+    /// room (beside the case API's entries), else on `room:<name>`.
+    pub(crate) async fn audit_in_room(
+        &self,
+        room: &str,
+        by: &str,
+        role: &str,
+        action: &str,
+        detail: &str,
+    ) -> Result<(), SignalError> {
+        let target = match self.store.case_of_room(room).await? {
+            Some((case, _)) => format!("case:{case}"),
+            None => format!("room:{room}"),
+        };
+        let entry =
+            tiaojie_domain::AuditEntry::new(now_millis(), by, role, action, &target, detail);
+        self.store.audit(&entry).await?;
+        Ok(())
+    }
+
     pub(crate) fn update_member(
         self: &Arc<Self>,
         room: &Arc<LiveRoom>,
@@ -870,35 +928,25 @@ impl Hub {
             ));
         }
         let room = session.room.name.as_str();
-        match &action {
+        let role = self.role_of(session).await?;
+        // Each act is audited once done (who was where, who was silenced or put out).
+        let (what, detail) = match &action {
             Moderation::Mute { kind, muted } => {
                 self.moderate_mute(room, target, *kind, *muted).await?;
+                ("person.mute", mute_detail(target, *kind, *muted))
             }
-            Moderation::Remove { reason } => self.remove(room, target, reason).await?,
+            Moderation::Remove { reason } => {
+                self.remove(room, target, reason).await?;
+                ("person.remove", format!("{target}: {reason}"))
+            }
             Moderation::Move { space } => {
                 self.move_participant(room, target, space).await?;
-                // In a case's room a move is part of the record of who was where (audited like
-                // the case API's moves).
-                if let Some((case, _)) = self.store.case_of_room(room).await? {
-                    let role = self
-                        .owned_state(session)
-                        .await?
-                        .members
-                        .get(&session.identity)
-                        .map(|m| m.info.role.as_str().to_string())
-                        .unwrap_or_default();
-                    let entry = tiaojie_domain::AuditEntry::new(
-                        now_millis(),
-                        &session.identity,
-                        &role,
-                        "person.move",
-                        &format!("case:{case}"),
-                        &format!("{target} to {}", crate::media::space_text(space)),
-                    );
-                    self.store.audit(&entry).await?;
-                }
+                let to = crate::media::space_text(space);
+                ("person.move", format!("{target} to {to}"))
             }
-        }
+        };
+        self.audit_in_room(room, &session.identity, &role, what, &detail)
+            .await?;
         tracing::info!(room, participant = %session.identity, target, ?action, "moderated");
         let state = self.owned_state(session).await?;
         reply_to(&state, &session.identity, &Reply::Ok { id });
@@ -1142,6 +1190,18 @@ fn tell_recording_present(state: &RoomState, info: &ParticipantInfo) {
             space: info.space.clone(),
         });
     }
+}
+
+/// An audit detail for a moderator's mute: whose, what, on or off.
+pub(crate) fn mute_detail(target: &str, kind: MediaKind, muted: bool) -> String {
+    let kind = match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    };
+    format!(
+        "{target} {kind} {}",
+        if muted { "muted" } else { "unmuted" }
+    )
 }
 
 fn set_muted(info: &mut ParticipantInfo, kind: MediaKind, muted: bool) {

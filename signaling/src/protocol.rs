@@ -193,6 +193,18 @@ pub enum RecordAction {
     Stop,
 }
 
+impl RecordAction {
+    /// The audit log's name for it.
+    pub fn audit_name(self) -> &'static str {
+        match self {
+            RecordAction::Start => "recording.start",
+            RecordAction::Pause => "recording.pause",
+            RecordAction::Resume => "recording.resume",
+            RecordAction::Stop => "recording.stop",
+        }
+    }
+}
+
 /// Whether the room is being recorded, as every participant is told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecordingStatus {
@@ -215,6 +227,15 @@ pub struct RecordingStatus {
 }
 
 impl RecordingStatus {
+    /// The recording and its mode, for the audit log.
+    pub fn audit_detail(&self) -> String {
+        let id = self.id.as_deref().unwrap_or("");
+        match self.mode {
+            Some(mode) => format!("{id} ({})", mode.as_str()),
+            None => id.to_string(),
+        }
+    }
+
     /// Not recording.
     pub fn off() -> RecordingStatus {
         RecordingStatus {

@@ -29,8 +29,18 @@ impl Hub {
     ) -> Result<(), SignalError> {
         self.require_grant(session, Grant::Record, "recording needs the record grant")
             .await?;
-        self.recording_action(&session.room.name, &session.identity, action, mode)
+        let status = self
+            .recording_action(&session.room.name, &session.identity, action, mode)
             .await?;
+        let role = self.role_of(session).await?;
+        self.audit_in_room(
+            &session.room.name,
+            &session.identity,
+            &role,
+            action.audit_name(),
+            &status.audit_detail(),
+        )
+        .await?;
         let state = self.owned_state(session).await?;
         if let Some(member) = state.members.get(&session.identity) {
             member.reply(to_text(&Reply::Ok { id }).into());

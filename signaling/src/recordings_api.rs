@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use tiaojie_config::RecordingConfig;
 use tiaojie_domain::{AuditEntry, AuditVerification, Grant, RecordingMode, Role, Room};
 use utoipa::ToSchema;
 
@@ -57,7 +58,7 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// Whether `claims` may read `room`'s recordings.
-fn may_read(claims: &Claims, room: &str, participant_download: bool) -> bool {
+fn may_read(claims: &Claims, room: &str, recording: &RecordingConfig) -> bool {
     if claims.has(Grant::Admin) {
         return true;
     }
@@ -65,9 +66,11 @@ fn may_read(claims: &Claims, room: &str, participant_download: bool) -> bool {
         return false;
     }
     // The permission matrix's `recording.read`, widened to parties and agents by
-    // `recording.participant_download`.
+    // `recording.participant_download` — unless a recording may hold a private room, which is
+    // one side's caucus the other side must never get.
+    let parties = recording.participant_download && !recording.private_rooms;
     tiaojie_domain::permission::role_may(claims.role, tiaojie_domain::Action::RecordingRead)
-        || (participant_download && matches!(claims.role, Role::Party | Role::Agent))
+        || (parties && matches!(claims.role, Role::Party | Role::Agent))
 }
 
 fn forbidden() -> ApiError {
@@ -106,11 +109,7 @@ async fn readable(
     let Some(view) = view else {
         return Err(not_found());
     };
-    if !may_read(
-        claims,
-        &view.room,
-        state.config.recording.participant_download,
-    ) {
+    if !may_read(claims, &view.room, &state.config.recording) {
         audit(
             state,
             claims,
@@ -133,12 +132,12 @@ pub(crate) async fn list_recordings(
     Caller(claims): Caller,
 ) -> Result<Json<Vec<RecordingView>>, ApiError> {
     let result = async {
-        let download = state.config.recording.participant_download;
+        let config = &state.config.recording;
         let scope = if claims.has(Grant::Admin) {
             "recordings".to_string()
         } else {
             let room = claims.room.clone().unwrap_or_default();
-            if !may_read(&claims, &room, download) {
+            if !may_read(&claims, &room, config) {
                 audit(
                     &state,
                     &claims,
@@ -156,7 +155,7 @@ pub(crate) async fn list_recordings(
         let all = blocking(move || recorders.list()).await?;
         Ok(Json(
             all.into_iter()
-                .filter(|v| may_read(&claims, &v.room, download))
+                .filter(|v| may_read(&claims, &v.room, config))
                 .collect(),
         ))
     }
@@ -365,6 +364,16 @@ pub(crate) async fn control_recording(
             .hub
             .recording_action(&room, &claims.sub, body.action, body.mode)
             .await?;
+        state
+            .hub
+            .audit_in_room(
+                &room,
+                &claims.sub,
+                claims.role.as_str(),
+                body.action.audit_name(),
+                &status.audit_detail(),
+            )
+            .await?;
         Ok(Json(status))
     }
     .await;
@@ -445,4 +454,39 @@ pub(crate) async fn verify_audit_log(
 ) -> Result<Json<AuditVerification>, ApiError> {
     let result = async { Ok(Json(state.hub.store().verify_audit_log().await?)) }.await;
     counted(&state, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(role: Role, room: &str) -> Claims {
+        Claims {
+            iss: "tiaojie".into(),
+            sub: "someone".into(),
+            name: String::new(),
+            room: Some(room.into()),
+            role,
+            grants: role.default_grants(),
+            exp: 0,
+            nbf: 0,
+            iat: 0,
+            jti: String::new(),
+        }
+    }
+
+    #[test]
+    fn parties_read_recordings_only_when_allowed_and_never_with_private_rooms_recorded() {
+        let mut config = RecordingConfig::default();
+        let party = claims(Role::Party, "r1");
+        let judge = claims(Role::Judge, "r1");
+        assert!(may_read(&judge, "r1", &config) && !may_read(&judge, "r2", &config));
+        assert!(!may_read(&party, "r1", &config), "off by default");
+        config.participant_download = true;
+        assert!(may_read(&party, "r1", &config) && !may_read(&party, "r2", &config));
+        // Private rooms recorded: a recording may hold the other side's caucus.
+        config.private_rooms = true;
+        assert!(!may_read(&party, "r1", &config));
+        assert!(may_read(&judge, "r1", &config));
+    }
 }

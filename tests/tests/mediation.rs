@@ -1,6 +1,7 @@
 //! The mediation workflow end to end: a case from opening to a signed agreement through the API
 //! and signaling with headless participants, on both databases; every cell of the permission
-//! matrix; the audit chain with one row tampered; time limits on a controlled clock.
+//! matrix; the audit chain with one row tampered; time limits on a controlled clock; the two
+//! other ends, a refusal to sign and a failure.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -15,6 +16,7 @@ on_both_backends!(
     every_cell_of_the_permission_matrix_is_enforced,
     time_limits_follow_the_clock_and_overdue_cases_are_flagged,
     concurrent_commands_on_one_case_all_land_in_order,
+    a_refusal_to_sign_ends_the_mediation_and_a_failure_is_referred_for_filing,
 );
 
 const MEDIATOR: &str = "med-wang";
@@ -162,6 +164,20 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
         clients.insert(person, c);
     }
     let t = |p: &str| tokens[p].clone();
+    // The session room is the case's: a valid link for someone outside the case, or for a
+    // member in another role than theirs, is refused.
+    for (who, role) in [("stranger", Role::Party), ("p-li", Role::Mediator)] {
+        let mut c = server.connect().await;
+        let refused = c.join(&room, &server.token(&room, who, role)).await;
+        assert_eq!(refused["code"], "forbidden", "{who}: {refused}");
+    }
+    // No private room before the session is in session (its checks done), over signaling too.
+    let early = clients
+        .get_mut(MEDIATOR)
+        .expect("m")
+        .request(json!({"type": "moderate", "action": "move", "target": "p-zhang", "space": "private:applicant"}))
+        .await;
+    assert_eq!(early["code"], "case_state", "{early}");
     // Nothing is recorded before each party has consented to it.
     let refused = clients
         .get_mut(MEDIATOR)
@@ -955,6 +971,8 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
 
     // 10. The audit log holds every action and read, and its chain verifies — until a row is
     // edited behind the server's back.
+    // A party reads the case, which shows the agreement it signed.
+    call(&server, &t("p-li"), Method::GET, &base, None, 200).await;
     let log = call(
         &server,
         &admin,
@@ -991,12 +1009,30 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
         "rating.submit",
         "permission.denied",
         "case.read",
+        "recording.start",
+        "recording.resume",
+        "recording.stop",
     ] {
         assert!(
             actions.contains(&action),
             "{action} not audited: {actions:?}"
         );
     }
+    // A read of the case shows the agreement: the entry names the version read; a download
+    // names the version and hash served.
+    let entries = log.as_array().cloned().unwrap_or_default();
+    assert!(
+        entries.iter().any(|e| e["action"] == "case.read"
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("agreement version "))),
+        "{log}"
+    );
+    assert!(
+        entries.iter().any(|e| e["action"] == "agreement.download"
+            && e["detail"].as_str().is_some_and(|d| d.len() > 64)),
+        "{log}"
+    );
     // The mediator's admission over signaling is in the case's record too.
     assert!(
         log.as_array()
@@ -1649,5 +1685,157 @@ async fn concurrent_commands_on_one_case_all_land_in_order(backend: Backend) {
     notes.sort();
     notes.dedup();
     assert_eq!(notes.len(), 12, "every command landed once");
+    server.stop().await;
+}
+
+async fn a_refusal_to_sign_ends_the_mediation_and_a_failure_is_referred_for_filing(
+    backend: Backend,
+) {
+    let server = TestServer::start(backend).await;
+    let staff = server.staff_token(MEDIATOR, Role::Mediator);
+    let mut ids = Vec::new();
+    let mut rooms = Vec::new();
+    for number in ["R-1", "F-1"] {
+        let case = call(
+            &server,
+            &staff,
+            Method::POST,
+            "/api/cases",
+            Some(new_case(number, "ordinary")),
+            201,
+        )
+        .await;
+        let id = case["id"].as_str().expect("id").to_string();
+        let v = call(
+            &server,
+            &staff,
+            Method::POST,
+            &format!("/api/cases/{id}/sessions"),
+            Some(json!({"scheduled_at": 0})),
+            200,
+        )
+        .await;
+        rooms.push(v["sessions"][0]["room"].as_str().expect("room").to_string());
+        ids.push(id);
+    }
+
+    // Case R-1: a version is drafted, one party signs, the other refuses (ODR-Med 25(7)).
+    let base = format!("/api/cases/{}", ids[0]);
+    let party = |who: &str| server.token(&rooms[0], who, Role::Party);
+    call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("{base}/sessions/1/lobby"),
+        None,
+        200,
+    )
+    .await;
+    for person in ["p-zhang", "p-li"] {
+        call(
+            &server,
+            &staff,
+            Method::PUT,
+            &format!("{base}/sessions/1/members/{person}/identity"),
+            Some(json!({"method": "face_recognition", "passed": true})),
+            200,
+        )
+        .await;
+    }
+    let v1 = call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("{base}/agreement/versions"),
+        Some(json!({"terms": "一、被申请人于2026年12月31日前支付四万元。"})),
+        200,
+    )
+    .await;
+    let sha = v1["versions"][0]["sha256"]
+        .as_str()
+        .expect("sha")
+        .to_string();
+    let signature = json!({"version": 1, "sha256": sha});
+    call(
+        &server,
+        &party("p-zhang"),
+        Method::PUT,
+        &format!("{base}/agreement/signatures/p-zhang"),
+        Some(signature.clone()),
+        200,
+    )
+    .await;
+    // Nobody refuses for another party.
+    call(
+        &server,
+        &party("p-zhang"),
+        Method::PUT,
+        &format!("{base}/agreement/refusals/p-li"),
+        Some(json!({"version": 1, "reason": "x"})),
+        403,
+    )
+    .await;
+    let ended = call(
+        &server,
+        &party("p-li"),
+        Method::PUT,
+        &format!("{base}/agreement/refusals/p-li"),
+        Some(json!({"version": 1, "reason": "金额过高"})),
+        200,
+    )
+    .await;
+    assert_eq!(ended["outcome"]["result"], "termination", "{ended}");
+    assert_eq!(ended["outcome"]["ground"], 7, "{ended}");
+    assert_eq!(ended["sessions"][0]["phase"], "ended", "{ended}");
+    // The mediation is over: nothing more is signed or drafted.
+    call(
+        &server,
+        &staff,
+        Method::PUT,
+        &format!("{base}/agreement/signatures/{MEDIATOR}"),
+        Some(signature),
+        409,
+    )
+    .await;
+
+    // Case F-1: a failure needs the mediator's reasons and refers the case for filing.
+    let base = format!("/api/cases/{}", ids[1]);
+    let empty = call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("{base}/outcome"),
+        Some(json!({"result": "failure", "reason": " "})),
+        400,
+    )
+    .await;
+    assert_eq!(empty["error"]["code"], "invalid_request", "{empty}");
+    let failed = call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("{base}/outcome"),
+        Some(json!({"result": "failure", "reason": "双方对赔偿金额分歧较大"})),
+        200,
+    )
+    .await;
+    assert_eq!(failed["outcome"]["result"], "failure", "{failed}");
+    assert_eq!(failed["outcome"]["reason"], "双方对赔偿金额分歧较大");
+    let log = call(
+        &server,
+        &server.admin_token,
+        Method::GET,
+        &format!("/api/audit?target=case:{}", ids[0]),
+        None,
+        200,
+    )
+    .await;
+    assert!(
+        log.as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["action"] == "agreement.refuse" && e["actor"] == "p-li"),
+        "{log}"
+    );
     server.stop().await;
 }

@@ -388,6 +388,50 @@ async fn admin_mute_and_grant_changes_reach_everyone(backend: Backend) {
         (status, body["error"]["code"].as_str()),
         (422, Some("invalid_request"))
     );
+    // A moderator's mute over signaling and an admin's link into the room are on the record
+    // too, beside the admin's mute and grant change.
+    let ok = m
+        .request(json!({"type": "moderate", "action": "mute", "target": "a", "kind": "video", "muted": true}))
+        .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let (status, _) = server
+        .api(
+            Method::POST,
+            "/api/tokens",
+            Some(json!({"room": "r", "identity": "late", "role": "party"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, log) = server
+        .api(Method::GET, "/api/audit?target=room:r", None)
+        .await;
+    let entries: Vec<(String, String, String)> = log
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (field("actor"), field("action"), field("detail"))
+        })
+        .collect();
+    for (actor, action, detail) in [
+        ("ops-admin", "person.mute", "a audio muted"),
+        ("ops-admin", "person.grants", "a: subscribe"),
+        ("m", "person.mute", "a video muted"),
+    ] {
+        assert!(
+            entries
+                .iter()
+                .any(|e| (e.0.as_str(), e.1.as_str(), e.2.as_str()) == (actor, action, detail)),
+            "{action} by {actor} not audited: {entries:?}"
+        );
+    }
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.1 == "token.issue" && e.2.starts_with("late as party")),
+        "{entries:?}"
+    );
     server.stop().await;
 }
 

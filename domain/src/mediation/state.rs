@@ -1114,19 +1114,29 @@ impl CaseState {
         if reason.chars().count() > 2000 {
             return Err(invalid("reason: at most 2000 characters"));
         }
-        Ok(vec![
-            CaseEvent::SigningRefused {
-                version,
-                person: person.to_string(),
-                reason: reason.to_string(),
+        // The mediation ends here (ODR-Med 25(7)): its sessions end with it.
+        let mut events = vec![CaseEvent::SigningRefused {
+            version,
+            person: person.to_string(),
+            reason: reason.to_string(),
+        }];
+        events.extend(self.end_open_sessions());
+        events.push(CaseEvent::OutcomeRecorded {
+            outcome: Outcome::Termination {
+                ground: REFUSED_TO_SIGN,
+                note: format!("{person} refused to sign version {version}"),
             },
-            CaseEvent::OutcomeRecorded {
-                outcome: Outcome::Termination {
-                    ground: REFUSED_TO_SIGN,
-                    note: format!("{person} refused to sign version {version}"),
-                },
-            },
-        ])
+        });
+        Ok(events)
+    }
+
+    /// Ends every session not ended yet (an outcome ends the mediation).
+    fn end_open_sessions(&self) -> Vec<CaseEvent> {
+        self.sessions
+            .iter()
+            .filter(|s| s.phase != Phase::Ended)
+            .map(|s| CaseEvent::SessionEnded { session: s.number })
+            .collect()
     }
 
     /// Records the outcome. Success needs an agreement in effect.
@@ -1154,12 +1164,7 @@ impl CaseState {
                 "success needs an agreement signed by every party and the mediator",
             ));
         }
-        let mut events: Vec<CaseEvent> = self
-            .sessions
-            .iter()
-            .filter(|s| s.phase != Phase::Ended)
-            .map(|s| CaseEvent::SessionEnded { session: s.number })
-            .collect();
+        let mut events = self.end_open_sessions();
         events.push(CaseEvent::OutcomeRecorded {
             outcome: outcome.clone(),
         });
