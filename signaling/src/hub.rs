@@ -804,14 +804,24 @@ impl Hub {
 
     /// A case's session room admits the case's people only, each in their role in the case
     /// (an admin anywhere): a token issued around the case API cannot bring in someone else.
+    /// An ended session's room admits nobody (its links are follow-up links to the case).
     async fn case_membership(&self, room: &str, claims: &Claims) -> Result<(), SignalError> {
-        if claims.role == tiaojie_domain::Role::Admin {
-            return Ok(());
-        }
-        let Some((case, _)) = self.store.case_of_room(room).await? else {
+        let Some((case, n)) = self.store.case_of_room(room).await? else {
             return Ok(());
         };
         let case = self.store.case(&case).await?;
+        if case
+            .session(n)
+            .is_ok_and(|s| s.phase == tiaojie_domain::mediation::Phase::Ended)
+        {
+            return Err(SignalError::new(
+                ErrorCode::RoomClosed,
+                "this mediation session has ended",
+            ));
+        }
+        if claims.role == tiaojie_domain::Role::Admin {
+            return Ok(());
+        }
         match case.member(&claims.sub) {
             Some(m) if m.role == claims.role => Ok(()),
             Some(m) => Err(SignalError::new(

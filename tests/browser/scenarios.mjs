@@ -627,6 +627,23 @@ const scenarios = {
     if (confirmed.confirmation.updates.length !== 2) throw new Error(`court updates: ${JSON.stringify(confirmed.confirmation)}`);
     await court.context.close();
     for (const p of Object.values(people)) await p.context.close();
+
+    // Later, the session's links long expired: the mediator's desk issues the parties'
+    // follow-up links, and one opens straight onto the ended case with the court's ruling.
+    const later = await person();
+    await later.page.goto(`${BASE}/admin`);
+    await later.page.fill('#admin-token', staff);
+    await later.page.locator('#token-form button').click();
+    await later.page.locator('#cases tr', { hasText: '(2026)京0105民诉前调7号' }).locator('[data-action="follow-up"]').click();
+    const followUp = await later.page.locator('#cases tr.links li[data-person="p-zhang"] code').textContent();
+    if ((await later.page.locator('#cases tr.links li').count()) !== 2) throw new Error('follow-up links for the parties only');
+    await later.context.close();
+    const back = await person();
+    await back.page.goto(followUp);
+    await back.page.locator('#left-message', { hasText: '本场调解已结束' }).waitFor();
+    await back.page.locator('#left-case .court-status[data-status="confirmed"]').waitFor();
+    await shot(back, 'mediation-follow-up');
+    await back.context.close();
   },
 
   async 'someone who refuses the camera and microphone is told so and can still enter'() {

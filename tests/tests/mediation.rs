@@ -1787,6 +1787,30 @@ async fn a_refusal_to_sign_ends_the_mediation_and_a_failure_is_referred_for_fili
     assert_eq!(ended["outcome"]["result"], "termination", "{ended}");
     assert_eq!(ended["outcome"]["ground"], 7, "{ended}");
     assert_eq!(ended["sessions"][0]["phase"], "ended", "{ended}");
+    // A follow-up link for the ended session, valid 30 days, opens the case (not the room).
+    let follow_up = call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("{base}/sessions/1/invitations"),
+        Some(json!({"person": "p-li", "ttl_secs": 30 * 24 * 3600})),
+        200,
+    )
+    .await;
+    let token = follow_up["token"].as_str().expect("token").to_string();
+    let seen = call(
+        &server,
+        &token,
+        Method::GET,
+        "/api/cases/current",
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(seen["outcome"]["ground"], 7, "{seen}");
+    let mut c = server.connect().await;
+    let closed = c.join(&rooms[0], &token).await;
+    assert_eq!(closed["code"], "room_closed", "{closed}");
     // The mediation is over: nothing more is signed or drafted.
     call(
         &server,

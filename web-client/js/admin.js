@@ -87,12 +87,27 @@ async function startSession(id, row) {
   const scheduled = await api('POST', `/cases/${id}/sessions`, { scheduled_at: Date.now() });
   const session = scheduled.sessions[scheduled.sessions.length - 1].number;
   await api('POST', `/cases/${id}/sessions/${session}/lobby`);
+  await showLinks(scheduled, session, row, 'admin.case.links');
+}
+
+/** The parties' links after the mediation ended, valid for 30 days: the outcome, the signed
+ * agreement, a rating and judicial confirmation (applied for within 30 days of effect). */
+async function followUpLinks(id, row) {
+  const view = await api('GET', `/cases/${id}`);
+  const last = view.sessions[view.sessions.length - 1];
+  if (!last) return;
+  await showLinks(view, last.number, row, 'admin.case.follow_up_links', FOLLOW_UP_SECS, (m) => m.role === 'party');
+}
+
+const FOLLOW_UP_SECS = 30 * 24 * 3600;
+
+async function showLinks(view, session, row, title, ttl = null, who = () => true) {
   const links = [];
-  for (const m of scheduled.members) {
-    const inv = await api('POST', `/cases/${id}/sessions/${session}/invitations`, { person: m.id });
+  for (const m of view.members.filter(who)) {
+    const inv = await api('POST', `/cases/${view.id}/sessions/${session}/invitations`, { person: m.id, ...(ttl ? { ttl_secs: ttl } : {}) });
     links.push(h('li', { dataset: { person: m.id } }, `${m.name} · ${t(`role.${m.role}`)}: `, h('code', { class: 'link' }, `${location.origin}${inv.link}`)));
   }
-  row.after(h('tr', { class: 'links' }, h('td', { colspan: 5 }, tr(h('p'), 'admin.case.links'), h('ul', {}, links))));
+  row.after(h('tr', { class: 'links' }, h('td', { colspan: 5 }, tr(h('p'), title), h('ul', {}, links))));
 }
 
 function renderCases(list) {
@@ -113,21 +128,20 @@ function renderCases(list) {
           tr(h('td', {}), c.closed_at ? 'admin.case.closed' : c.overdue ? 'admin.case.overdue' : c.paused ? 'admin.case.paused' : 'admin.case.open'),
           h('td', {}),
         );
-        if (!c.closed_at) {
-          row.lastChild.append(
-            tr(
-              h('button', {
-                type: 'button',
-                'data-action': 'start-session',
-                onclick: (e) => {
-                  e.target.disabled = true;
-                  startSession(c.id, row).catch((err) => alert(err.message));
-                },
-              }),
-              'admin.case.session',
-            ),
-          );
-        }
+        const action = c.closed_at ? ['follow-up', followUpLinks, 'admin.case.follow_up'] : ['start-session', startSession, 'admin.case.session'];
+        row.lastChild.append(
+          tr(
+            h('button', {
+              type: 'button',
+              'data-action': action[0],
+              onclick: (e) => {
+                e.target.disabled = true;
+                action[1](c.id, row).catch((err) => alert(err.message));
+              },
+            }),
+            action[2],
+          ),
+        );
         return row;
       }),
     ),

@@ -44,6 +44,24 @@ function start() {
   if (!claims || typeof claims.room !== 'string') return fail('link.malformed');
   if (typeof claims.exp === 'number' && claims.exp * 1000 < Date.now()) return fail('link.expired');
   state.room = claims.room;
+  followUpOrCheck(claims);
+}
+
+/**
+ * A link to a session that has ended opens its case instead (the outcome, the signed
+ * agreement, a rating, judicial confirmation); any other goes to the device check.
+ */
+async function followUpOrCheck(claims) {
+  const panel = new CasePanel(state.token, () => ({ identity: claims.sub }));
+  try {
+    if ((await panel.load()) && panel.session()?.phase === 'ended') {
+      state.case = panel;
+      finish('left.ended');
+      return tr(document.querySelector('#left h1'), 'left.case_title');
+    }
+  } catch {
+    // Not a case's room, or the server will say what is wrong at the join.
+  }
   deviceCheck();
 }
 

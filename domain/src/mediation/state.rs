@@ -700,7 +700,10 @@ impl CaseState {
         token_id: &str,
         expires_at: i64,
     ) -> Result<Vec<CaseEvent>, RuleError> {
-        self.live_session(n)?;
+        // An ended session's link is a follow-up link: its room is closed, and it opens the
+        // case (the outcome, the signed agreement, a rating, judicial confirmation within 30
+        // days), so it may be issued after the mediation ended too.
+        self.session(n)?;
         let m = self.known_member(person)?;
         Ok(vec![CaseEvent::InvitationIssued {
             session: n,
