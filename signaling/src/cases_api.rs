@@ -600,13 +600,18 @@ async fn open_case(
     ))
 }
 
-/// What a case read showed that the audit log must name: the view carries the agreement's
-/// text, so a read of the case is a read of that version.
-fn read_detail(case: &CaseState) -> String {
-    case.agreement
+/// Authorizes a read of the whole case and audits it. The view carries the agreement's text,
+/// so the entry names the version shown: a read of the case is a read of that version.
+async fn read_case(state: &AppState, claims: Claims, case_id: &str) -> Result<Standing, ApiError> {
+    let s = authorize(state, claims, case_id, Action::CaseRead, None).await?;
+    let shown = s
+        .case
+        .agreement
         .current()
         .map(|v| format!("agreement version {} ({})", v.version, v.sha256))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    audit(state, &s.claims, "case.read", &target(case_id), &shown).await?;
+    Ok(s)
 }
 
 #[utoipa::path(get, path = "/api/cases/{case}", params(("case" = String, Path)), responses(
@@ -616,15 +621,7 @@ async fn get_case(
     Caller(claims): Caller,
     Path(case_id): Path<String>,
 ) -> Result<Json<CaseView>, ApiError> {
-    let s = authorize(&state, claims, &case_id, Action::CaseRead, None).await?;
-    audit(
-        &state,
-        &s.claims,
-        "case.read",
-        &target(&case_id),
-        &read_detail(&s.case),
-    )
-    .await?;
+    let s = read_case(&state, claims, &case_id).await?;
     let viewer = Viewer::of(&s.claims);
     Ok(Json(view(&state, s.case, &viewer).await?))
 }
@@ -657,15 +654,7 @@ async fn current_case(
             "this token's room is not a case's session",
         ));
     };
-    let s = authorize(&state, claims, &case_id, Action::CaseRead, None).await?;
-    audit(
-        &state,
-        &s.claims,
-        "case.read",
-        &target(&case_id),
-        &read_detail(&s.case),
-    )
-    .await?;
+    let s = read_case(&state, claims, &case_id).await?;
     Ok(Json(CurrentCase {
         session,
         view: view(&state, s.case, &Viewer::of(&s.claims)).await?,
