@@ -286,7 +286,9 @@ struct Source {
 struct Peer {
     room: String,
     who: ParticipantId,
-    rtc: Option<Rtc>,
+    /// Boxed: str0m's `Rtc` is about 10 KiB inline, which every participant would carry in
+    /// the peer map before (or without) ever offering media.
+    rtc: Option<Box<Rtc>>,
     ufrag: Option<String>,
     deadline: Option<Instant>,
     connected: bool,
@@ -1034,7 +1036,7 @@ impl Shard {
         if fresh {
             let (rtc, ufrag) = self.new_rtc();
             if let Some(p) = self.peers.get_mut(&key) {
-                p.rtc = Some(rtc);
+                p.rtc = Some(Box::new(rtc));
                 p.ufrag = Some(ufrag.clone());
                 self.demux.add_ufrag(ufrag, key);
                 self.counters.peers.fetch_add(1, Ordering::Relaxed);
@@ -1916,7 +1918,7 @@ mod tests {
             let key = shard.key_of("r", &ParticipantId::from(who)).expect("key");
             let (rtc, _) = shard.new_rtc();
             if let Some(p) = shard.peers.get_mut(&key) {
-                p.rtc = Some(rtc);
+                p.rtc = Some(Box::new(rtc));
             }
             keys.push(key);
         }
