@@ -1021,7 +1021,8 @@ impl Shard {
             SdpOffer::from_sdp_string(sdp).map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         let screen = screen.map(Mid::from);
         if let Some(mid) = screen
-            && !sdp.lines().any(|l| l.trim_end() == format!("a=mid:{mid}"))
+            && let line = format!("a=mid:{mid}")
+            && !sdp.lines().any(|l| l.trim_end() == line)
         {
             return Err(MediaError::InvalidSdp(format!(
                 "the screen's media line {mid} is not in the offer"

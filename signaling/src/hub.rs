@@ -1067,11 +1067,7 @@ impl Hub {
     ) -> Result<ParticipantInfo, SignalError> {
         let (live, mut state) = self.locked_member_room(room, identity).await?;
         // A moderator's mute is enforced by the media plane, not left to the muted client.
-        let block = match kind {
-            MediaKind::Audio => tiaojie_media::Kind::Audio,
-            MediaKind::Video => tiaojie_media::Kind::Video,
-        };
-        self.media_update(room, identity, StandingChange::Block(block, muted))
+        self.media_update(room, identity, StandingChange::Block(kind.media(), muted))
             .await;
         self.update_member(&live, &mut state, identity, |info| {
             set_muted(info, kind, muted)
@@ -1204,14 +1200,8 @@ fn tell_recording_present(state: &RoomState, info: &ParticipantInfo) {
 
 /// An audit detail for a moderator's mute: whose, what, on or off.
 pub(crate) fn mute_detail(target: &str, kind: MediaKind, muted: bool) -> String {
-    let kind = match kind {
-        MediaKind::Audio => "audio",
-        MediaKind::Video => "video",
-    };
-    format!(
-        "{target} {kind} {}",
-        if muted { "muted" } else { "unmuted" }
-    )
+    let state = if muted { "muted" } else { "unmuted" };
+    format!("{target} {} {state}", kind.media().as_str())
 }
 
 fn set_muted(info: &mut ParticipantInfo, kind: MediaKind, muted: bool) {

@@ -292,6 +292,16 @@ pub enum MediaKind {
     Video,
 }
 
+impl MediaKind {
+    /// The media plane's kind.
+    pub fn media(self) -> tiaojie_media::Kind {
+        match self {
+            MediaKind::Audio => tiaojie_media::Kind::Audio,
+            MediaKind::Video => tiaojie_media::Kind::Video,
+        }
+    }
+}
+
 /// What a moderator does to another participant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
