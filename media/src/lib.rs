@@ -9,6 +9,8 @@
 //!   observers, audio-only subscribers — as a plain state machine.
 //! - `demux`: which participant a datagram belongs to (source address, then STUN ufrag), O(1).
 //! - `layers`: simulcast layer choice from bandwidth and requested size.
+//! - `offer`: a client's offer narrowed to publishing on the lines it opened (no phantom
+//!   tracks echoed back).
 //! - `outbox`: outgoing datagrams, sent in batches with `sendmmsg`.
 //! - `payload`: what the SFU reads inside RTP payloads — where a VP8/H.264 keyframe starts.
 //! - `speaker`: active-speaker detection from RFC 6464 audio levels.
@@ -22,6 +24,7 @@ pub mod tap;
 
 mod demux;
 mod layers;
+mod offer;
 mod outbox;
 mod payload;
 mod shard;

@@ -179,6 +179,19 @@ enum OutState {
     Stopping(Mid),
 }
 
+impl OutState {
+    /// The line's mid, once it has one.
+    fn mid(self) -> Option<Mid> {
+        match self {
+            OutState::ToOpen => None,
+            OutState::Negotiating(mid)
+            | OutState::Open(mid)
+            | OutState::ToStop(mid)
+            | OutState::Stopping(mid) => Some(mid),
+        }
+    }
+}
+
 /// A track forwarded to a subscriber.
 #[derive(Debug)]
 struct TrackOut {
@@ -1017,8 +1030,17 @@ impl Shard {
         sdp: &str,
         screen: Option<&str>,
     ) -> Result<OfferOutcome, MediaError> {
-        let offer =
-            SdpOffer::from_sdp_string(sdp).map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        // The lines the SFU opened for this participant; the client's own are for publishing.
+        let ours: HashSet<String> = self
+            .peers
+            .get(&key)
+            .map(|p| p.tracks_out.iter().filter_map(|t| t.state.mid()))
+            .into_iter()
+            .flatten()
+            .map(|mid| mid.to_string())
+            .collect();
+        let offer = SdpOffer::from_sdp_string(&crate::offer::publishing_only(sdp, &ours))
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         let screen = screen.map(Mid::from);
         if let Some(mid) = screen
             && let line = format!("a=mid:{mid}")

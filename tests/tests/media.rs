@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use serde_json::json;
 use tiaojie_domain::Role;
 use tiaojie_tests::participant::{Participant, ParticipantOptions};
@@ -108,6 +109,27 @@ async fn three_participants_receive_each_others_audio_and_video_within_two_secon
             }
         }
     }
+    // A publishing line the client offered `sendrecv` (webrtc-rs's add_track does) is answered
+    // `recvonly`: the SFU never sends on a client's own line, so the client holds no phantom
+    // remote track there that never carries media.
+    for (p, _) in &people {
+        let mut publishing = 0;
+        for t in p.pc.get_transceivers().await {
+            // The participant's own lines are its first two (audio, video); the SFU's come after.
+            let mid = t.mid().await.ok().flatten().unwrap_or_default();
+            if mid != "0" && mid != "1" {
+                continue;
+            }
+            publishing += 1;
+            assert_eq!(
+                t.current_direction().await.expect("current direction"),
+                RTCRtpTransceiverDirection::Sendonly,
+                "{}'s line {mid}",
+                p.identity
+            );
+        }
+        assert_eq!(publishing, 2, "{}: audio and video", p.identity);
+    }
     // The SFU's own forwarding delay is exported as a histogram, every forwarded frame in it.
     let (_, metrics) = server.api(reqwest::Method::GET, "/metrics", None).await;
     let metrics = metrics.as_str().unwrap_or_default().to_string();
@@ -209,8 +231,14 @@ async fn a_private_room_isolates_one_side_with_the_mediator() {
     let offers_before = a.offers_answered.load(std::sync::atomic::Ordering::Relaxed);
 
     // 背对背: the mediator takes A into a private room (one action each, no reconnect).
-    moderate(&m, "move", "a", json!({"space": "private:side-a"})).await;
-    moderate(&m, "move", "mediator", json!({"space": "private:side-a"})).await;
+    moderate(&m, "move", "a", json!({"space": "private:applicant"})).await;
+    moderate(
+        &m,
+        "move",
+        "mediator",
+        json!({"space": "private:applicant"}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     m.received.reset();
     a.received.reset();
@@ -722,8 +750,14 @@ async fn who_speaks_in_a_private_room_is_not_announced_outside_it() {
     let mut m = enter(&server, "r13", "mediator", Role::Mediator, quiet()).await;
     let a = enter(&server, "r13", "a", Role::Party, quiet()).await;
     let mut b = enter(&server, "r13", "b", Role::Party, quiet()).await;
-    moderate(&m, "move", "a", json!({"space": "private:side-a"})).await;
-    moderate(&m, "move", "mediator", json!({"space": "private:side-a"})).await;
+    moderate(&m, "move", "a", json!({"space": "private:applicant"})).await;
+    moderate(
+        &m,
+        "move",
+        "mediator",
+        json!({"space": "private:applicant"}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     while b.events.try_recv().is_ok() {}
     // A speaks up in the private room: the mediator there is told, B outside is not.
@@ -946,7 +980,7 @@ async fn a_shared_screen_stops_when_the_rooms_split_and_cannot_start_while_split
     // The mediator takes B's side into a private room: A's screen stops for everyone — the
     // mediator in the joint room included — although A, a misbehaving client, sends on.
     while m.events.try_recv().is_ok() {}
-    moderate(&m, "move", "b", json!({"space": "private:side-b"})).await;
+    moderate(&m, "move", "b", json!({"space": "private:respondent"})).await;
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         let e = m

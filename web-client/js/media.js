@@ -26,10 +26,16 @@ export class MediaSession extends EventTarget {
     this.endScreen();
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
     this.pc = pc;
+    // Our own lines publish; the SFU opens a line of its own for each track we receive. A
+    // line without a device only brings the connection up (the SFU sends nothing on it).
+    this.own = new Set();
     for (const kind of ['audio', 'video']) {
       const track = local?.getTracks().find((t) => t.kind === kind);
-      if (track) pc.addTransceiver(track, { direction: 'sendrecv', streams: [local] });
-      else pc.addTransceiver(kind, { direction: 'recvonly' });
+      this.own.add(
+        track
+          ? pc.addTransceiver(track, { direction: 'sendrecv', streams: [local] })
+          : pc.addTransceiver(kind, { direction: 'recvonly' }),
+      );
     }
     pc.ontrack = (e) => this.track(e);
     pc.onconnectionstatechange = () => this.emit('state', pc.connectionState);
@@ -120,6 +126,8 @@ export class MediaSession extends EventTarget {
   // keeps a MediaStream whose video track was swapped in place (a return from a private room
   // brings the track back on a new media line) goes on showing the old, ended one.
   track(e) {
+    // A track on one of our own lines is never anyone's media (docs/protocol.md).
+    if (this.own?.has(e.transceiver)) return;
     const stream = e.streams[0]?.id;
     if (!stream) return;
     if (stream.startsWith('screen!')) {
