@@ -7,10 +7,10 @@
 //!    │           supplement_requested ─confirm/reject→ …
 //!    └─not accept→ not_accepted          (withdrawn from any state before a ruling)
 
+use crate::period::end_of_day_after;
 use serde::{Deserialize, Serialize};
 
-/// One day in ms.
-pub const DAY_MS: i64 = 24 * 3600 * 1000;
+pub use crate::period::DAY_MS;
 /// Days to decide whether to accept an application (JC-2011 art 4: 3 days).
 pub const ACCEPT_DAYS: i64 = 3;
 /// Days to rule after acceptance (JC-2011 art 5: 15 days)...
@@ -256,20 +256,47 @@ impl Docket {
         Ok(next)
     }
 
-    /// When the court must decide whether to accept (while received).
-    pub fn accept_due_at(&self) -> Option<i64> {
-        (self.status == CourtStatus::Received).then_some(self.received_at + ACCEPT_DAYS * DAY_MS)
+    /// What a judge may do with the application now (its status, its one extension), by the
+    /// actions' names: the judges' page offers only these. Withdrawal is the applicants'.
+    pub fn judge_actions(&self, now: i64) -> Vec<&'static str> {
+        let text = || "-".to_string();
+        [
+            CourtAction::Accept,
+            CourtAction::NotAccept { grounds: text() },
+            CourtAction::RequestSupplement { what: text() },
+            CourtAction::SupplementReceived,
+            CourtAction::Extend { approval: text() },
+            CourtAction::Confirm {
+                ruling_number: text(),
+                ruling_text: text(),
+            },
+            CourtAction::Reject {
+                ruling_number: text(),
+                ruling_text: text(),
+            },
+        ]
+        .into_iter()
+        .filter(|action| self.act(action, now).is_ok())
+        .map(|action| action.name())
+        .collect()
     }
 
-    /// When the court must rule (while under review): 15 days from acceptance, 25 when
-    /// extended, never past the 30-day cap.
+    /// When the court must decide whether to accept (while received): the end of the third
+    /// day after the day it arrived (CPL 85).
+    pub fn accept_due_at(&self) -> Option<i64> {
+        (self.status == CourtStatus::Received)
+            .then(|| end_of_day_after(self.received_at, ACCEPT_DAYS))
+    }
+
+    /// When the court must rule (while under review): the end of the 15th day after the day
+    /// of acceptance, the 25th when extended, never past the 30-day cap (CPL 85).
     pub fn decision_due_at(&self) -> Option<i64> {
         let accepted = self.accepted_at?;
         if !self.status.under_review() {
             return None;
         }
         let days = DECIDE_DAYS + if self.extended { EXTENSION_DAYS } else { 0 };
-        Some(accepted + days.min(CAP_DAYS) * DAY_MS)
+        Some(end_of_day_after(accepted, days.min(CAP_DAYS)))
     }
 
     /// The limit that applies now, if any, and whether it has passed at `now`.
@@ -308,7 +335,10 @@ pub struct CourtUpdate {
 mod tests {
     use super::*;
 
+    /// 2027-01-15 16:00 China time: a period from it ends at 24:00, eight hours after a
+    /// multiple of days.
     const T0: i64 = 1_800_000_000_000;
+    const EIGHT_HOURS: i64 = 8 * 3_600_000;
 
     fn confirm() -> CourtAction {
         CourtAction::Confirm {
@@ -320,10 +350,14 @@ mod tests {
     #[test]
     fn the_normal_path_and_its_limits() {
         let d = Docket::received(T0);
-        assert_eq!(d.accept_due_at(), Some(T0 + 3 * DAY_MS));
+        assert_eq!(d.accept_due_at(), Some(T0 + 3 * DAY_MS + EIGHT_HOURS));
+        // At the last moment of the third day it is not late; a millisecond later it is.
+        let due = T0 + 3 * DAY_MS + EIGHT_HOURS;
+        assert_eq!(d.due(due), Some((due, false)));
+        assert_eq!(d.due(due + 1), Some((due, true)));
         let d = d.act(&CourtAction::Accept, T0 + DAY_MS).expect("accept");
         assert_eq!(d.accept_due_at(), None);
-        assert_eq!(d.decision_due_at(), Some(T0 + 16 * DAY_MS));
+        assert_eq!(d.decision_due_at(), Some(T0 + 16 * DAY_MS + EIGHT_HOURS));
         let d = d
             .act(
                 &CourtAction::Extend {
@@ -332,7 +366,7 @@ mod tests {
                 T0 + 2 * DAY_MS,
             )
             .expect("extend");
-        assert_eq!(d.decision_due_at(), Some(T0 + 26 * DAY_MS));
+        assert_eq!(d.decision_due_at(), Some(T0 + 26 * DAY_MS + EIGHT_HOURS));
         assert_eq!(
             d.act(
                 &CourtAction::Extend {
@@ -342,7 +376,10 @@ mod tests {
             ),
             Err(CourtRuleError::AlreadyExtended)
         );
-        assert_eq!(d.due(T0 + 27 * DAY_MS), Some((T0 + 26 * DAY_MS, true)));
+        assert_eq!(
+            d.due(T0 + 27 * DAY_MS),
+            Some((T0 + 26 * DAY_MS + EIGHT_HOURS, true))
+        );
         let d = d.act(&confirm(), T0 + 3 * DAY_MS).expect("confirm");
         assert_eq!(d.status, CourtStatus::Confirmed);
         assert_eq!(d.due(T0), None);
@@ -394,6 +431,40 @@ mod tests {
             )
             .expect("reject");
         assert_eq!(rejected.status, CourtStatus::Rejected);
+    }
+
+    #[test]
+    fn a_judge_is_offered_only_what_the_state_allows() {
+        let d = Docket::received(T0);
+        assert_eq!(d.judge_actions(T0), ["accept", "not_accept"]);
+        let d = d.act(&CourtAction::Accept, T0).expect("accept");
+        assert_eq!(
+            d.judge_actions(T0),
+            ["request_supplement", "extend", "confirm", "reject"]
+        );
+        let waiting = d
+            .act(
+                &CourtAction::RequestSupplement {
+                    what: "借条原件".into(),
+                },
+                T0,
+            )
+            .expect("supplement");
+        assert_eq!(
+            waiting.judge_actions(T0),
+            ["supplement_received", "extend", "confirm", "reject"]
+        );
+        let extended = d
+            .act(
+                &CourtAction::Extend {
+                    approval: "院长批准".into(),
+                },
+                T0,
+            )
+            .expect("extend");
+        assert!(!extended.judge_actions(T0).contains(&"extend"));
+        let ruled = d.act(&confirm(), T0).expect("ruled");
+        assert!(ruled.judge_actions(T0).is_empty());
     }
 
     #[test]

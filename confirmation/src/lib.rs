@@ -5,6 +5,8 @@
 //!   bodies, keys.
 //! - [`application`]: the application package the internet side sends: case data, the
 //!   agreement and its hash, signatures, identity checks, recording manifest heads.
+//! - [`period`]: how a period of days is counted (CPL 85) — the one deadline rule of the
+//!   mediation limits, the window to apply, and the court's limits, on both sides.
 //! - [`court`]: the court-side states, actions and time limits (accept within 3 days, rule
 //!   within 15, +10 with approval, 30 at most) — pure rules both sides use.
 //! - [`wire`]: the WebSocket protocol between the server and the bridge: challenge and key
@@ -21,6 +23,7 @@ pub mod bridge;
 pub mod court;
 pub mod envelope;
 pub mod failpoint;
+pub mod period;
 pub mod wire;
 
 pub use court::{CourtAction, CourtStatus, CourtUpdate, Docket};

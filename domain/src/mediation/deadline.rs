@@ -1,27 +1,15 @@
 //! The mediation time limit (ODR-Med 24): 30 days before filing, 15 (ordinary) or 7 (simple)
 //! after; extended by the parties' consent; paused while an appraisal runs.
 //!
-//! Days are calendar days in China Standard Time, counted as the Civil Procedure Law counts a
-//! period (CPL 85): the day the case was opened does not count, and the limit runs out at the
-//! end (24:00) of its last day. Pauses add their length. A last day that falls on a public
-//! holiday is not moved to the next working day (no holiday calendar is kept): the limit shown
-//! is never later than the court's.
+//! Days are counted as the Civil Procedure Law counts a period (CPL 85), by the one rule in
+//! [`tiaojie_confirmation::period`] that the court's limits use too: the day the case was
+//! opened does not count, and the limit runs out at the end (24:00 China time) of its last
+//! day. Pauses add their length.
 
 use super::case::Stage;
 use serde::Serialize;
 
-/// One day in milliseconds.
-pub const DAY_MS: i64 = 86_400_000;
-
-/// China Standard Time's offset from UTC (no daylight saving): the courts' calendar.
-const CST_OFFSET_MS: i64 = 8 * 3_600_000;
-
-/// The end (24:00 China Standard Time) of the `days`-th day after the day `at` falls on.
-pub fn end_of_day_after(at: i64, days: i64) -> i64 {
-    let local = at + CST_OFFSET_MS;
-    let day_start = local - local.rem_euclid(DAY_MS);
-    day_start + (days + 1) * DAY_MS - CST_OFFSET_MS
-}
+pub use tiaojie_confirmation::period::{DAY_MS, end_of_day_after};
 
 /// The statutory limit for a stage, in days.
 pub fn limit_days(stage: Stage) -> i64 {
