@@ -27,6 +27,61 @@ pub struct Application {
     pub recordings: Vec<RecordingHead>,
     /// Each party's application, in order.
     pub applicants: Vec<Applicant>,
+    /// Each session's minutes as they stood, with the parties' confirmations (absent from
+    /// packages made before minutes crossed).
+    #[serde(default)]
+    pub minutes: Vec<SessionMinutes>,
+    /// Each consent given or refused, and each acknowledgement of the false-mediation
+    /// warning, in each session (ODR-Med 4; absent from older packages).
+    #[serde(default)]
+    pub consents: Vec<ConsentRecord>,
+}
+
+/// One session's minutes (调解笔录) as the application carried them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionMinutes {
+    /// The session.
+    pub session: u32,
+    /// The revision carried (0: nothing was written).
+    pub revision: i64,
+    /// Its text.
+    pub text: String,
+    /// SHA-256 of its canonical text.
+    pub sha256: String,
+    /// With every party's consent, the recording stands for these minutes.
+    pub replaced_by_recording: bool,
+    /// Parties' confirmations of a revision.
+    pub confirmations: Vec<MinutesConfirmation>,
+}
+
+/// A party confirmed the minutes at one revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinutesConfirmation {
+    /// Who.
+    pub person: String,
+    /// The revision confirmed.
+    pub revision: i64,
+    /// When, Unix ms.
+    pub at: i64,
+}
+
+/// A consent, a refusal, or the warning acknowledged, in one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRecord {
+    /// The session.
+    pub session: u32,
+    /// Who.
+    pub person: String,
+    /// `online_mediation`, `recording`, `recording_replaces_minutes`, or
+    /// `warning_acknowledged`.
+    pub subject: String,
+    /// Given (always true for the warning).
+    pub given: bool,
+    /// When, Unix ms.
+    pub at: i64,
 }
 
 /// A person: id and display name.

@@ -172,11 +172,14 @@ pub struct Asker<'a> {
     pub person: &'a str,
 }
 
-/// Why the matrix said no.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why the matrix said no. Its wire form (an error's `details`) is tagged by `reason`, with
+/// the action's stable name, so a page says which action in the person's language.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, utoipa::ToSchema)]
+#[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Denied {
     /// The role may not do this at all.
     #[error("{role} may not {action}")]
+    #[serde(rename = "role_not_permitted")]
     Role {
         /// The asker's role.
         role: Role,
@@ -185,12 +188,14 @@ pub enum Denied {
     },
     /// The asker is not part of this case.
     #[error("{action}: not a member of this case")]
+    #[serde(rename = "not_in_this_case")]
     NotMember {
         /// The action's name.
         action: &'static str,
     },
     /// The asker tried to act for another person.
     #[error("{action}: a person may do this only for themself")]
+    #[serde(rename = "only_for_themself")]
     NotSelf {
         /// The action's name.
         action: &'static str,

@@ -7,7 +7,9 @@
 
 use crate::app::AppState;
 use crate::hub::SignalError;
-use crate::protocol::{ErrorCode, MediaKind, MediaState, ParticipantInfo};
+use crate::protocol::{
+    ErrorCode, ErrorDetails, MediaKind, MediaState, ParticipantInfo, SignalReason,
+};
 use crate::token::{Claims, KeyError, TokenRequest};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
@@ -19,6 +21,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering::Relaxed;
 use tiaojie_domain::clock::now_millis;
+use tiaojie_domain::mediation::Place;
 use tiaojie_domain::{AuditEntry, Grant, NewRoom, Participation, Role, Room};
 use tiaojie_media::ParticipantMediaStats;
 use tiaojie_media::sfu::{LayerStats, PublishedTrackStats, ReceivedTrackStats};
@@ -85,7 +88,7 @@ pub fn routes() -> Router<AppState> {
         crate::recordings_api::audit_log,
         crate::recordings_api::verify_audit_log
     ),
-    components(schemas(ErrorBody, ErrorDetail, ErrorCode, RoomView, NewRoom, Room, CloseRoom, RemoveParticipant, MuteParticipant, UpdateGrants, MoveParticipant, ParticipantMediaStats, PublishedTrackStats, ReceivedTrackStats, LayerStats, MediaState, ParticipantInfo, Participation, Role, Grant, MediaKind, CreateToken, TokenView, crate::recording::RecordingView, crate::recording::RecordingFile, crate::recordings_api::RecordingDetail, crate::recordings_api::ControlRecording, crate::recordings_api::RecordingPolicy, crate::protocol::RecordingStatus, crate::protocol::RecordingState, crate::protocol::RecordAction, tiaojie_domain::RecordingMode, tiaojie_domain::AuditEntry, tiaojie_domain::AuditVerification, tiaojie_domain::AuditProblem)),
+    components(schemas(ErrorBody, ErrorDetail, ErrorCode, ErrorDetails, Place, RoomView, NewRoom, Room, CloseRoom, RemoveParticipant, MuteParticipant, UpdateGrants, MoveParticipant, ParticipantMediaStats, PublishedTrackStats, ReceivedTrackStats, LayerStats, MediaState, ParticipantInfo, Participation, Role, Grant, MediaKind, CreateToken, TokenView, crate::recording::RecordingView, crate::recording::RecordingFile, crate::recordings_api::RecordingDetail, crate::recordings_api::ControlRecording, crate::recordings_api::RecordingPolicy, crate::protocol::RecordingStatus, crate::protocol::RecordingState, crate::protocol::RecordAction, tiaojie_domain::RecordingMode, tiaojie_domain::AuditEntry, tiaojie_domain::AuditVerification, tiaojie_domain::AuditProblem)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -125,19 +128,24 @@ async fn openapi_json() -> Response {
 }
 
 /// Every API error's body.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// What went wrong.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable code.
     pub code: ErrorCode,
-    /// Human-readable detail.
+    /// Detail in English, for logs and programs; a page says `code` and `details` in the
+    /// person's language instead.
     pub message: String,
+    /// The facts (who, which check, which state), tagged by `reason`, where the code alone
+    /// does not say them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<ErrorDetails>,
 }
 
 /// A failed API call.
@@ -146,6 +154,7 @@ pub struct ApiError {
     status: StatusCode,
     code: ErrorCode,
     message: String,
+    details: Option<ErrorDetails>,
 }
 
 impl ApiError {
@@ -154,7 +163,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
         }
+    }
+
+    /// The code this error answers with.
+    pub fn code(&self) -> ErrorCode {
+        self.code
     }
 }
 
@@ -180,7 +195,18 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
 
 impl From<SignalError> for ApiError {
     fn from(e: SignalError) -> Self {
-        ApiError::new(status_of(e.code), e.code, e.message)
+        ApiError {
+            status: status_of(e.code),
+            code: e.code,
+            message: e.message,
+            details: e.details,
+        }
+    }
+}
+
+impl From<tiaojie_domain::mediation::RuleError> for ApiError {
+    fn from(e: tiaojie_domain::mediation::RuleError) -> Self {
+        SignalError::from(e).into()
     }
 }
 
@@ -196,6 +222,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code,
                 message: self.message,
+                details: self.details,
             },
         };
         (self.status, Json(body)).into_response()
@@ -231,12 +258,16 @@ where
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     let status = rejection.status();
-    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        ErrorCode::PayloadTooLarge
-    } else {
-        ErrorCode::InvalidRequest
-    };
-    ApiError::new(status, code, rejection.body_text())
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(status, ErrorCode::PayloadTooLarge, rejection.body_text());
+    }
+    // The parser's own words (a field, a variant) are for programs; a page says the reason.
+    ApiError {
+        status,
+        code: ErrorCode::InvalidRequest,
+        message: rejection.body_text(),
+        details: Some(ErrorDetails::Signal(SignalReason::InvalidBody)),
+    }
 }
 
 /// The claims of the request's bearer token (any valid token: admin or room).
@@ -436,7 +467,7 @@ async fn close_room(
     let result = async {
         let ApiJson(body) = body?;
         let reason = if body.reason.is_empty() {
-            "closed by an administrator".to_string()
+            crate::protocol::reason::CLOSED_BY_ADMIN.to_string()
         } else {
             body.reason
         };
@@ -501,7 +532,7 @@ async fn remove_participant(
     let result = async {
         let ApiJson(body) = body?;
         let reason = if body.reason.is_empty() {
-            "removed by an administrator".to_string()
+            crate::protocol::reason::REMOVED_BY_ADMIN.to_string()
         } else {
             body.reason
         };
@@ -558,15 +589,15 @@ async fn mute_participant(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveParticipant {
-    /// `lobby`, `joint` (admit) or `private:<key>` (a private room, 背对背).
-    pub space: String,
+    /// `lobby`, `joint` (admit), `private:applicant` or `private:respondent` (背对背).
+    pub space: Place,
 }
 
 /// Move a participant between the lobby, the joint room and private rooms; forwarding follows at
 /// once and nobody reconnects.
 #[utoipa::path(post, path = "/api/rooms/{room}/participants/{identity}/move",
     params(("room" = String, Path), ("identity" = String, Path)), request_body = MoveParticipant,
-    responses((status = 200, body = ParticipantInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ParticipantInfo), (status = 400, body = ErrorBody), (status = 403, description = "not their place (another side's private room)", body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "checks missing, or private rooms before the session is in session", body = ErrorBody)))]
 async fn move_participant(
     State(state): State<AppState>,
     admin: Admin,
@@ -575,8 +606,10 @@ async fn move_participant(
 ) -> Result<Json<ParticipantInfo>, ApiError> {
     let result = async {
         let ApiJson(body) = body?;
-        let space = crate::media::parse_space(&body.space)?;
-        let info = state.hub.move_participant(&room, &identity, &space).await?;
+        let info = state
+            .hub
+            .move_participant(&room, &identity, body.space)
+            .await?;
         let detail = format!("{identity} to {}", body.space);
         audit_room(&state, &admin.0, &room, "person.move", &detail).await?;
         Ok(Json(info))
@@ -819,5 +852,128 @@ mod tests {
             "bearer"
         );
         assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    }
+
+    /// Every `reason` an error's `details` can name, read from the OpenAPI document.
+    fn reasons(doc: &serde_json::Value) -> Vec<String> {
+        fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    if let Some(values) = map
+                        .get("properties")
+                        .and_then(|p| p.get("reason"))
+                        .and_then(|r| r.get("enum"))
+                        .and_then(|e| e.as_array())
+                    {
+                        out.extend(values.iter().filter_map(|r| r.as_str().map(str::to_string)));
+                    }
+                    map.values().for_each(|v| walk(v, out));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(&doc["components"]["schemas"]["ErrorDetails"], &mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// People see every refusal in their language: each error code, each reason, each
+    /// check, role and action has its words in the web client's table, in Chinese and in
+    /// English (the table holds both languages, so each key is there twice).
+    #[test]
+    fn every_error_a_page_can_get_has_words_in_both_languages() {
+        let doc: serde_json::Value = serde_json::from_str(&openapi_document()).expect("valid JSON");
+        let reasons = reasons(&doc);
+        assert!(reasons.len() > 60, "{reasons:?}");
+        for must in [
+            "checks_missing",
+            "not_their_room",
+            "role_not_permitted",
+            "room_full",
+        ] {
+            assert!(reasons.iter().any(|r| r == must), "{must} in {reasons:?}");
+        }
+        let table = include_str!("../../web-client/js/i18n.js");
+        let twice = |key: String| {
+            assert_eq!(
+                table.matches(&format!("'{key}':")).count(),
+                2,
+                "web-client/js/i18n.js needs '{key}' in zh-CN and en"
+            );
+        };
+        for code in ErrorCode::ALL {
+            twice(format!("error.{}", code.as_str()));
+        }
+        for reason in reasons {
+            twice(format!("reason.{reason}"));
+        }
+        use tiaojie_domain::mediation::{Act, Check, Field};
+        for check in [
+            Check::IdentityNotVerified,
+            Check::IdentityFailed,
+            Check::WarningNotAcknowledged,
+            Check::OnlineMediationNotAnswered,
+            Check::OnlineMediationRefused,
+            Check::RecordingNotAnswered,
+            Check::RecordingNotConsented,
+            Check::RecordingReplacesMinutesNotConsented,
+        ] {
+            twice(format!("check.{}", check.as_str()));
+        }
+        for act in [
+            Act::GiveConsent,
+            Act::AcknowledgeWarning,
+            Act::BeIdentityChecked,
+            Act::ConfirmMinutes,
+            Act::Sign,
+            Act::RefuseToSign,
+            Act::AnswerExtension,
+            Act::Rate,
+            Act::ApplyForConfirmation,
+        ] {
+            twice(format!("act.{}", act.as_str()));
+        }
+        for field in [
+            Field::Number,
+            Field::CaseType,
+            Field::ClaimAmount,
+            Field::Name,
+            Field::Note,
+            Field::Agreement,
+            Field::Terms,
+            Field::Reason,
+            Field::Comment,
+            Field::Days,
+            Field::Score,
+            Field::Ground,
+            Field::Minutes,
+            Field::Members,
+        ] {
+            twice(format!("field.{}", field.as_str()));
+        }
+        for rule in tiaojie_domain::permission::MATRIX {
+            twice(format!("action.{}", rule.name));
+        }
+        for role in Role::ALL {
+            twice(format!("role.{role}"));
+        }
+        for grant in Grant::ALL {
+            twice(format!("grant.{}", grant.as_str()));
+        }
+        for reason in [
+            crate::protocol::reason::CLOSED_BY_ADMIN,
+            crate::protocol::reason::REMOVED_BY_ADMIN,
+            crate::protocol::reason::REMOVED_BY_MODERATOR,
+            crate::protocol::reason::DECLINED,
+            crate::protocol::reason::SESSION_ENDED,
+            crate::protocol::reason::MEDIATION_ENDED,
+            crate::protocol::reason::NOT_SCHEDULED,
+            crate::protocol::reason::SERVER_SHUTDOWN,
+        ] {
+            twice(format!("close.{reason}"));
+        }
     }
 }

@@ -268,7 +268,9 @@ impl Server {
     /// to finish, and the database is closed cleanly.
     pub async fn shutdown(mut self) {
         tracing::info!("shutting down");
-        self.hub.shutdown("the server is shutting down").await;
+        self.hub
+            .shutdown(crate::protocol::reason::SERVER_SHUTDOWN)
+            .await;
         if let Some(sfu) = self.hub.sfu_handle() {
             sfu.shutdown().await;
         }

@@ -8,9 +8,9 @@
 
 use crate::api::{ApiError, ApiJson, ErrorBody, audit};
 use crate::app::AppState;
+use crate::hub::SignalError;
 use crate::live_room::Audience;
-use crate::media::parse_space;
-use crate::protocol::{ErrorCode, Event};
+use crate::protocol::{ErrorCode, Event, SignalReason};
 use crate::recordings_api::Caller;
 use crate::token::{Claims, TokenRequest};
 use axum::extract::{Path, Query, State};
@@ -21,16 +21,16 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tiaojie_domain::mediation::agreement::{DEFAULT_TEMPLATE, TemplateData, fill_template};
-use tiaojie_domain::mediation::confirmation::APPLY_DAYS;
+use tiaojie_domain::mediation::confirmation::{SessionText, apply_by};
 use tiaojie_domain::mediation::deadline::TimeLimit;
 use tiaojie_domain::mediation::document::agreement_html;
 use tiaojie_domain::mediation::state::AgreementState;
 use tiaojie_domain::mediation::{
-    CaseEvent, CaseState, ConsentSubject, IdentityMethod, Member, NewCase, Outcome, Recorded,
-    RuleError, Side,
+    CaseEvent, CaseState, ConsentSubject, IdentityMethod, Member, MissingCheck, NewCase, Outcome,
+    Place, Recorded, RuleError, Side,
 };
 use tiaojie_domain::permission::{self, Action, Asker};
-use tiaojie_domain::{CaseSummary, Grant, MediatorRating, Minutes, NewRoom, Role, StoreError};
+use tiaojie_domain::{CaseSummary, Grant, MediatorRating, Minutes, NewRoom, Role};
 use utoipa::{OpenApi, ToSchema};
 
 /// The routes, merged under `/api` by [`crate::api::routes`].
@@ -236,7 +236,7 @@ async fn authorize(
         person: &claims.sub,
     };
     if let Err(denied) = permission::check(action, asker) {
-        return Err(refuse(state, &claims, &target(&case.id), denied.to_string()).await);
+        return Err(refuse(state, &claims, &target(&case.id), denied).await);
     }
     Ok(Standing { claims, case })
 }
@@ -255,11 +255,17 @@ fn role_of(claims: &Claims) -> Role {
 }
 
 /// Audits a refusal and answers it 403: every `permission.denied` goes through here.
-async fn refuse(state: &AppState, claims: &Claims, target: &str, reason: String) -> ApiError {
-    if let Err(e) = audit(state, claims, "permission.denied", target, &reason).await {
+async fn refuse(
+    state: &AppState,
+    claims: &Claims,
+    target: &str,
+    why: impl Into<SignalError>,
+) -> ApiError {
+    let why: SignalError = why.into();
+    if let Err(e) = audit(state, claims, "permission.denied", target, &why.message).await {
         return e;
     }
-    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, reason)
+    why.into()
 }
 
 fn name_of(action: Action) -> &'static str {
@@ -358,12 +364,29 @@ async fn finish_command(
     Ok((after, Viewer::of(&standing.claims)))
 }
 
-/// Tells everyone in the case's live session rooms that the case changed.
+/// Tells everyone in the case's live session rooms that the case changed, after sending back
+/// to the lobby whoever may no longer stand where they are (the admission rule, asked again).
 pub(crate) async fn announce_change(state: &AppState, case: &CaseState, change: &str) {
+    // Pages outside the rooms (a follow-up link after the session) hear of it too.
+    if let Some(last) = case.sessions.last() {
+        state.hub.tell_followers(
+            &case.id,
+            &Event::CaseUpdated {
+                seq: 0,
+                case: case.id.clone(),
+                session: last.number,
+                change: change.to_string(),
+                case_seq: case.seq,
+            },
+        );
+    }
     for session in &case.sessions {
         let Some(live) = state.hub.existing_room(&session.room) else {
             continue;
         };
+        if let Err(e) = state.hub.recheck_room(&session.room).await {
+            tracing::error!(room = %session.room, error = %e.message, "could not re-check the room");
+        }
         let mut room = live.state.lock().await;
         let seq = room.next_seq();
         let event = Event::CaseUpdated {
@@ -390,24 +413,29 @@ pub struct CaseView {
     pub time_limit: TimeLimit,
     /// Required signers who have not signed the current agreement version.
     pub unsigned: Vec<String>,
-    /// Per session not yet in session: what is missing for those present now.
+    /// Per live session (scheduled, checking in or in session): who is present, where, and
+    /// what each still lacks.
     pub missing_checks: Vec<SessionMissing>,
-    /// Judicial confirmation: the last day to apply (30 days after the agreement took
-    /// effect), Unix ms.
+    /// Judicial confirmation: the end of the window to apply (24:00 China time of the 30th
+    /// day after the day the agreement took effect, CPL 85), Unix ms.
     pub confirmation_apply_by: Option<i64>,
     /// Judicial confirmation: whether the court bridge has the application in its inbox.
     pub confirmation_delivered: bool,
 }
 
-/// What a session still needs before it can start.
+/// A live session's room as its mediator's check table needs it: who is there, where each
+/// stands, and what each still lacks.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionMissing {
     /// Session number.
     pub session: u32,
-    /// Who is present in its room now.
+    /// Who is present in its room now (connected, or reconnecting within the grace period).
     pub present: Vec<String>,
-    /// What is missing.
-    pub missing: Vec<String>,
+    /// Where each of them stands.
+    pub places: std::collections::BTreeMap<String, Place>,
+    /// What each member still lacks to take part in this session (to leave the lobby; the
+    /// start needs it of everyone present).
+    pub missing: Vec<MissingCheck>,
 }
 
 /// Hides what a viewer has no business seeing: other people's identity-check notes and
@@ -444,12 +472,20 @@ async fn view(
     for s in case
         .sessions
         .iter()
-        .filter(|s| s.phase == tiaojie_domain::mediation::Phase::LobbyOpen)
+        .filter(|s| s.phase != tiaojie_domain::mediation::Phase::Ended)
     {
-        let present = present_in(state, &s.room).await;
-        let missing = case.missing_checks(s.number, &present).unwrap_or_default();
+        let people = state
+            .hub
+            .room_participants(&s.room)
+            .await
+            .unwrap_or_default();
+        let present: Vec<String> = people.iter().map(|p| p.identity.clone()).collect();
+        // Everyone's, present or not: a page shows what each still lacks before they come.
+        let everyone: Vec<String> = case.members.iter().map(|m| m.id.clone()).collect();
+        let missing = case.missing_checks(s.number, &everyone).unwrap_or_default();
         missing_checks.push(SessionMissing {
             session: s.number,
+            places: people.into_iter().map(|p| (p.identity, p.space)).collect(),
             present,
             missing,
         });
@@ -467,10 +503,7 @@ async fn view(
         None => false,
     };
     Ok(CaseView {
-        confirmation_apply_by: case
-            .agreement
-            .effective_at
-            .map(|at| at + APPLY_DAYS * tiaojie_confirmation::court::DAY_MS),
+        confirmation_apply_by: case.agreement.effective_at.map(apply_by),
         confirmation_delivered,
         time_limit: case.time_limit(now),
         unsigned: case.unsigned().iter().map(|m| m.id.clone()).collect(),
@@ -530,7 +563,7 @@ async fn list_cases(
         })
     });
     if let Err(denied) = checked {
-        return Err(refuse(&state, &claims, "cases", denied.to_string()).await);
+        return Err(refuse(&state, &claims, "cases", denied).await);
     }
     let now = state.hub.clock.now();
     let mediator = (role == Role::Mediator).then_some(claims.sub.as_str());
@@ -576,12 +609,15 @@ async fn open_case(
     };
     let denied = permission::check(Action::CaseCreate, asker)
         .err()
-        .map(|d| d.to_string())
-        .or_else(|| (!staff).then(|| "case.create: needs a staff token".to_string()))
+        .map(SignalError::from)
+        .or_else(|| {
+            (!staff)
+                .then(|| SignalError::because(ErrorCode::Forbidden, SignalReason::StaffTokenNeeded))
+        })
         .or_else(|| {
             // A mediator opens cases they mediate; an admin assigns any mediator.
             (role == Role::Mediator && new.mediator.id != claims.sub)
-                .then(|| "a mediator opens cases for themself".to_string())
+                .then(|| SignalError::because(ErrorCode::Forbidden, SignalReason::OwnCasesOnly))
         });
     if let Some(denied) = denied {
         return Err(refuse(&state, &claims, "cases", denied).await);
@@ -747,7 +783,10 @@ async fn schedule_session(
     match result {
         Ok((case, viewer)) => Ok(Json(view(&state, case, &viewer).await?)),
         Err(e) => {
-            let _ = state.hub.close_room(&room, "未能排期").await;
+            let _ = state
+                .hub
+                .close_room(&room, crate::protocol::reason::NOT_SCHEDULED)
+                .await;
             Err(e)
         }
     }
@@ -796,15 +835,12 @@ async fn invite(
         None,
     )
     .await?;
-    let session = s.case.session(n).map_err(StoreError::Rule)?;
+    let session = s.case.session(n)?;
     let member = s
         .case
         .member(&request.person)
-        .ok_or_else(|| {
-            StoreError::Rule(RuleError::NotFound(format!(
-                "{} is not a member",
-                request.person
-            )))
+        .ok_or_else(|| RuleError::NotAMember {
+            person: request.person.clone(),
         })?
         .clone();
     let (token, issued) = state
@@ -877,7 +913,7 @@ async fn start_session(
     Path((case_id, n)): Path<(String, u32)>,
 ) -> Result<Json<CaseView>, ApiError> {
     let s = authorize(&state, claims.clone(), &case_id, Action::SessionRun, None).await?;
-    let room = s.case.session(n).map_err(StoreError::Rule)?.room.clone();
+    let room = s.case.session(n)?.room.clone();
     let present = present_in(&state, &room).await;
     let detail = format!("session {n} present {}", present.join(","));
     let (case, viewer) = command(
@@ -897,14 +933,18 @@ async fn start_session(
         .await
         .unwrap_or_default()
         .into_iter()
-        .filter(|p| p.space == "lobby" && present.contains(&p.identity))
+        .filter(|p| p.space == Place::Lobby && present.contains(&p.identity))
         .map(|p| p.identity)
         .collect();
     for identity in waiting {
-        let _ = state
+        // Each through the admission rule, like any other move.
+        if let Err(e) = state
             .hub
-            .move_participant(&room, &identity, &tiaojie_media::Space::Joint)
-            .await;
+            .move_participant(&room, &identity, Place::Joint)
+            .await
+        {
+            tracing::warn!(room, participant = %identity, error = %e.message, "stays in the lobby");
+        }
     }
     Ok(Json(view(&state, case, &viewer).await?))
 }
@@ -927,7 +967,10 @@ async fn end_session(
     )
     .await?;
     if let Ok(session) = case.session(n) {
-        let _ = state.hub.close_room(&session.room, "本场调解已结束").await;
+        let _ = state
+            .hub
+            .close_room(&session.room, crate::protocol::reason::SESSION_ENDED)
+            .await;
     }
     Ok(Json(view(&state, case, &viewer).await?))
 }
@@ -998,22 +1041,9 @@ async fn give_consent(
         |c| c.consent(n, &person, b.subject, b.given),
     )
     .await?;
-    // Consent to recording withdrawn: a running recording pauses at once (it resumes only
-    // once every party present consents again).
-    if b.subject == ConsentSubject::Recording
-        && !b.given
-        && let Ok(session) = case.session(n)
-    {
-        let _ = state
-            .hub
-            .recording_action(
-                &session.room,
-                &format!("consent withdrawn by {person}"),
-                crate::protocol::RecordAction::Pause,
-                None,
-            )
-            .await;
-    }
+    // Consent to recording withdrawn: the re-check of the room that every change to the case
+    // makes has paused a running recording already (it resumes only once every party present
+    // consents again).
     Ok(Json(view(&state, case, &viewer).await?))
 }
 
@@ -1041,8 +1071,8 @@ async fn acknowledge_warning(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveBody {
-    /// `joint`, `private:applicant` or `private:respondent`.
-    pub to: String,
+    /// `lobby`, `joint`, `private:applicant` or `private:respondent`.
+    pub to: Place,
 }
 
 #[utoipa::path(post, path = "/api/cases/{case}/sessions/{n}/members/{person}/move", params(("case" = String, Path), ("n" = u32, Path), ("person" = String, Path)), request_body = MoveBody, responses(
@@ -1055,22 +1085,17 @@ async fn move_person(
 ) -> Result<StatusCode, ApiError> {
     let ApiJson(b) = body?;
     let s = authorize(&state, claims, &case_id, Action::SideMove, None).await?;
-    let session = s.case.session(n).map_err(StoreError::Rule)?;
-    s.case.member(&person).ok_or_else(|| {
-        StoreError::Rule(RuleError::NotFound(format!("{person} is not a member")))
-    })?;
-    if b.to != "joint" && !b.to.starts_with("private:") {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidRequest,
-            "to: joint or private:<side>",
-        ));
-    }
-    // Who may enter where, and when, is the case's rule, checked by the hub for every move.
-    let space = parse_space(&b.to)?;
+    let session = s.case.session(n)?;
+    s.case
+        .member(&person)
+        .ok_or_else(|| RuleError::NotAMember {
+            person: person.clone(),
+        })?;
+    // Who may stand where, and when, is the case's admission rule, asked by the hub for every
+    // move.
     state
         .hub
-        .move_participant(&session.room, &person, &space)
+        .move_participant(&session.room, &person, b.to)
         .await?;
     audit(
         &state,
@@ -1119,11 +1144,11 @@ async fn move_side(
         |c| c.move_side(n, side, b.private),
     )
     .await?;
-    let room = case.session(n).map_err(StoreError::Rule)?.room.clone();
-    let space = if b.private {
-        tiaojie_media::Space::Private(side.as_str().into())
+    let room = case.session(n)?.room.clone();
+    let place = if b.private {
+        Place::Private(side)
     } else {
-        tiaojie_media::Space::Joint
+        Place::Joint
     };
     for p in state.hub.room_participants(&room).await.unwrap_or_default() {
         let on_side = case
@@ -1132,8 +1157,8 @@ async fn move_side(
         let mediator = b.with_mediator && p.identity == mover;
         // Someone who left meanwhile is skipped, not a reason to leave the side split.
         if (on_side || mediator)
-            && p.space != "lobby"
-            && let Err(e) = state.hub.move_participant(&room, &p.identity, &space).await
+            && p.space != Place::Lobby
+            && let Err(e) = state.hub.move_participant(&room, &p.identity, place).await
         {
             tracing::warn!(room, participant = %p.identity, error = %e.message, "side move skipped");
         }
@@ -1149,7 +1174,7 @@ async fn read_minutes(
     Path((case_id, n)): Path<(String, u32)>,
 ) -> Result<Json<Minutes>, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::MinutesRead, None).await?;
-    s.case.session(n).map_err(StoreError::Rule)?;
+    s.case.session(n)?;
     let minutes = state.hub.store().minutes(&case_id, n).await?;
     audit(
         &state,
@@ -1185,19 +1210,16 @@ async fn save_minutes(
 ) -> Result<Json<Minutes>, ApiError> {
     let ApiJson(b) = body?;
     let s = authorize(&state, claims, &case_id, Action::MinutesEdit, None).await?;
-    let session = s.case.session(n).map_err(StoreError::Rule)?;
+    let session = s.case.session(n)?;
     if s.case.outcome.is_some() || session.phase == tiaojie_domain::mediation::Phase::Ended {
-        return Err(StoreError::Rule(RuleError::State(
-            "the minutes of an ended session are closed".into(),
-        ))
-        .into());
+        return Err(RuleError::MinutesClosed.into());
     }
     if b.text.chars().count() > MAX_MINUTES_CHARS {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidRequest,
-            format!("minutes: at most {MAX_MINUTES_CHARS} characters"),
-        ));
+        return Err(RuleError::TextLength {
+            field: tiaojie_domain::mediation::Field::Minutes,
+            max: MAX_MINUTES_CHARS,
+        }
+        .into());
     }
     let now = state.hub.clock.now();
     let minutes = state
@@ -1258,12 +1280,7 @@ async fn confirm_minutes(
         Action::MinutesConfirm,
         Some(&person),
         detail,
-        |c| {
-            if current.revision == 0 {
-                return Err(RuleError::State("there are no minutes yet".into()));
-            }
-            c.confirm_minutes(n, &person, b.revision, (current.revision, &current.sha256))
-        },
+        |c| c.confirm_minutes(n, &person, b.revision, (current.revision, &current.sha256)),
     )
     .await?;
     Ok(Json(view(&state, case, &viewer).await?))
@@ -1390,10 +1407,11 @@ async fn agreement_document(
         .map(|v| v.sha256.clone())
         .unwrap_or_default();
     let html = agreement_html(&s.case, query.version).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
+        SignalError::because(
             ErrorCode::NotFound,
-            "no such agreement version",
+            SignalReason::NoSuchVersion {
+                version: query.version.unwrap_or(0),
+            },
         )
     })?;
     audit(
@@ -1460,9 +1478,8 @@ async fn draft_agreement(
                         members: &c.members,
                         terms,
                     },
-                )
-                .map_err(RuleError::Invalid)?,
-                _ => return Err(RuleError::Invalid("give either text or terms".into())),
+                )?,
+                _ => return Err(RuleError::TextOrTerms),
             };
             c.draft(&text)
         },
@@ -1541,7 +1558,7 @@ async fn refuse_agreement(
         |c| c.refuse(&person, b.version, &b.reason),
     )
     .await?;
-    close_session_rooms(&state, &case, "调解已结束").await;
+    close_session_rooms(&state, &case, crate::protocol::reason::MEDIATION_ENDED).await;
     Ok(Json(view(&state, case, &viewer).await?))
 }
 
@@ -1573,7 +1590,7 @@ async fn record_outcome(
         |c| c.record_outcome(&outcome),
     )
     .await?;
-    close_session_rooms(&state, &case, "调解已结束").await;
+    close_session_rooms(&state, &case, crate::protocol::reason::MEDIATION_ENDED).await;
     Ok(Json(view(&state, case, &viewer).await?))
 }
 
@@ -1687,7 +1704,7 @@ async fn mediator_ratings(
         person: &claims.sub,
     };
     if let Err(denied) = permission::check(Action::RatingRead, asker) {
-        return Err(refuse(&state, &claims, "ratings", denied.to_string()).await);
+        return Err(refuse(&state, &claims, "ratings", denied).await);
     }
     audit(&state, &claims, "rating.read", "ratings", "").await?;
     Ok(Json(state.hub.store().mediator_ratings().await?))
@@ -1701,6 +1718,7 @@ fn confirmation_messages(
     case: &CaseState,
     recorded: &[Recorded],
     recordings: &[tiaojie_confirmation::application::RecordingHead],
+    minutes: &[(u32, SessionText)],
 ) -> Vec<tiaojie_confirmation::Message> {
     use tiaojie_confirmation::{Body, Message};
     recorded
@@ -1709,7 +1727,9 @@ fn confirmation_messages(
             let (message_id, body) = match &r.event {
                 CaseEvent::ConfirmationSubmitted { message_id, .. } => (
                     message_id,
-                    Body::Application(Box::new(case.application_package(recordings.to_vec()))),
+                    Body::Application(Box::new(
+                        case.application_package(recordings.to_vec(), minutes),
+                    )),
                 ),
                 CaseEvent::ConfirmationWithdrawn { message_id, person } => (
                     message_id,
@@ -1765,16 +1785,22 @@ async fn apply_for_confirmation(
     Caller(claims): Caller,
     Path((case_id, person)): Path<(String, String)>,
 ) -> Result<Json<CaseView>, ApiError> {
-    let rooms: Vec<String> = state
-        .hub
-        .store()
-        .case(&case_id)
-        .await?
-        .sessions
-        .iter()
-        .map(|s| s.room.clone())
-        .collect();
+    let before = state.hub.store().case(&case_id).await?;
+    let rooms: Vec<String> = before.sessions.iter().map(|s| s.room.clone()).collect();
     let recordings = recording_heads(&state, &rooms);
+    // The minutes go to the court as they stand (their text is kept beside the case's events).
+    let mut minutes = Vec::new();
+    for s in &before.sessions {
+        let m = state.hub.store().minutes(&case_id, s.number).await?;
+        minutes.push((
+            s.number,
+            SessionText {
+                revision: m.revision,
+                text: m.text,
+                sha256: m.sha256,
+            },
+        ));
+    }
     let message_id = crate::ids::random_id();
     let now = state.hub.clock.now();
     let (case, viewer) = command_with_outbox(
@@ -1785,7 +1811,7 @@ async fn apply_for_confirmation(
         Some(&person),
         person.clone(),
         |c| c.apply_for_confirmation(&person, now, &message_id),
-        |c, recorded| confirmation_messages(c, recorded, &recordings),
+        |c, recorded| confirmation_messages(c, recorded, &recordings, &minutes),
     )
     .await?;
     Ok(Json(view(&state, case, &viewer).await?))
@@ -1808,7 +1834,7 @@ async fn withdraw_confirmation(
         Some(&person),
         person.clone(),
         |c| c.withdraw_confirmation(&person, &message_id),
-        |c, recorded| confirmation_messages(c, recorded, &[]),
+        |c, recorded| confirmation_messages(c, recorded, &[], &[]),
     )
     .await?;
     Ok(Json(view(&state, case, &viewer).await?))
@@ -1871,6 +1897,6 @@ async fn queue_access(state: &AppState, claims: &Claims) -> Result<(), ApiError>
     };
     match permission::check(Action::ConfirmationQueue, asker) {
         Ok(()) => Ok(()),
-        Err(denied) => Err(refuse(state, claims, "confirmation:outbox", denied.to_string()).await),
+        Err(denied) => Err(refuse(state, claims, "confirmation:outbox", denied).await),
     }
 }

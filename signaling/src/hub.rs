@@ -12,8 +12,8 @@ use crate::ids;
 use crate::live_room::{Audience, KillSwitch, Link, Member, Outbound, RoomState, close_code};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    ConnectionState, ErrorCode, Event, MAX_CHAT_CHARS, MediaKind, MediaState, PROTOCOL_VERSION,
-    ParticipantInfo, Reply, RequestId, to_text,
+    ConnectionState, ErrorCode, ErrorDetails, Event, MAX_CHAT_CHARS, MediaKind, MediaState,
+    PROTOCOL_VERSION, ParticipantInfo, Reply, RequestId, SignalReason, to_text,
 };
 use crate::recording::{Control, Recorders};
 use crate::token::{Claims, TokenError, TokenKeys};
@@ -22,26 +22,41 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tiaojie_config::SignalingConfig;
 use tiaojie_domain::clock::{Clock, now_millis};
+use tiaojie_domain::mediation::{Place, Refusal, RuleError, RuleKind};
+use tiaojie_domain::permission::Denied;
 use tiaojie_domain::{Grant, LeaveReason, Store, StoreError};
 use tiaojie_media::{Sfu, StandingChange};
 use tokio::sync::mpsc;
 
-/// A failed operation: a stable code and a message for people.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// A failed operation: a stable code, an English message for logs and programs, and the
+/// facts a page needs to say it in the person's language.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{code:?}: {message}")]
 pub struct SignalError {
     /// The code clients act on.
     pub code: ErrorCode,
-    /// Detail.
+    /// Detail, in English.
     pub message: String,
+    /// Who, which check, which state: tagged by `reason`.
+    pub details: Option<ErrorDetails>,
 }
 
 impl SignalError {
-    /// An error with this code and message.
+    /// An error with this code and message; the code says it all.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> SignalError {
         SignalError {
             code,
             message: message.into(),
+            details: None,
+        }
+    }
+
+    /// An error with this code for this reason of signaling's own.
+    pub fn because(code: ErrorCode, reason: SignalReason) -> SignalError {
+        SignalError {
+            code,
+            message: reason.to_string(),
+            details: Some(ErrorDetails::Signal(reason)),
         }
     }
 }
@@ -62,6 +77,49 @@ impl From<TokenError> for SignalError {
     }
 }
 
+impl From<RuleError> for SignalError {
+    fn from(rule: RuleError) -> Self {
+        let code = match rule.kind() {
+            RuleKind::Invalid => ErrorCode::InvalidRequest,
+            RuleKind::NotFound => ErrorCode::NotFound,
+            RuleKind::State => ErrorCode::CaseState,
+            RuleKind::Stale => ErrorCode::StaleVersion,
+            RuleKind::ChecksMissing => ErrorCode::ChecksMissing,
+        };
+        SignalError {
+            code,
+            message: rule.to_string(),
+            details: Some(ErrorDetails::Rule(rule)),
+        }
+    }
+}
+
+impl From<Refusal> for SignalError {
+    fn from(refusal: Refusal) -> Self {
+        let code = match &refusal {
+            Refusal::NotAMember { .. } | Refusal::NotTheirRoom { .. } => ErrorCode::Forbidden,
+            Refusal::PrivateRoomsClosed { .. } => ErrorCode::CaseState,
+            Refusal::SessionEnded { .. } => ErrorCode::RoomClosed,
+            Refusal::ChecksMissing { .. } => ErrorCode::ChecksMissing,
+        };
+        SignalError {
+            code,
+            message: refusal.to_string(),
+            details: Some(ErrorDetails::Admission(refusal)),
+        }
+    }
+}
+
+impl From<Denied> for SignalError {
+    fn from(denied: Denied) -> Self {
+        SignalError {
+            code: ErrorCode::Forbidden,
+            message: denied.to_string(),
+            details: Some(ErrorDetails::Permission(denied)),
+        }
+    }
+}
+
 impl From<StoreError> for SignalError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -72,17 +130,7 @@ impl From<StoreError> for SignalError {
             StoreError::CaseExists(_) => SignalError::new(ErrorCode::CaseExists, e.to_string()),
             StoreError::CaseNotFound(_) => SignalError::new(ErrorCode::NotFound, e.to_string()),
             StoreError::Conflict => SignalError::new(ErrorCode::CaseState, e.to_string()),
-            StoreError::Rule(rule) => {
-                use tiaojie_domain::mediation::RuleError as R;
-                let code = match &rule {
-                    R::Invalid(_) => ErrorCode::InvalidRequest,
-                    R::NotFound(_) => ErrorCode::NotFound,
-                    R::State(_) => ErrorCode::CaseState,
-                    R::Stale(_) => ErrorCode::StaleVersion,
-                    R::ChecksMissing(_) => ErrorCode::ChecksMissing,
-                };
-                SignalError::new(code, rule.to_string())
-            }
+            StoreError::Rule(rule) => rule.into(),
             other => {
                 tracing::error!(error = %other, "storage failed");
                 SignalError::new(ErrorCode::Internal, "storage is unavailable; try again")
@@ -109,7 +157,7 @@ pub enum Moderation {
     /// Move them to the lobby, the joint room or a private room.
     Move {
         /// Where to.
-        space: tiaojie_media::Space,
+        place: Place,
     },
 }
 
@@ -142,6 +190,8 @@ pub struct Hub {
     rooms: Mutex<HashMap<String, Arc<LiveRoom>>>,
     /// Resume token → (room, identity).
     resume_index: Mutex<HashMap<String, (String, String)>>,
+    /// Connections following a case from outside its rooms (`follow`), by case id.
+    followers: Mutex<HashMap<String, Vec<Follower>>>,
     /// Revoked token ids: the database's, kept in memory so a join costs no query for them.
     /// Only this server revokes, so the copy cannot go stale (multi-node will share it).
     revoked: Mutex<HashSet<String>>,
@@ -156,6 +206,9 @@ pub struct Hub {
     /// Judicial confirmation: the server key that seals envelopes, the bridge connections.
     pub court: crate::court_link::CourtLink,
 }
+
+/// A connection following a case: its generation (to forget it when it ends) and its queue.
+type Follower = (u64, mpsc::Sender<Outbound>);
 
 /// A new connection's outbound side: what the connection task reads, and the link the hub keeps.
 pub struct Connection {
@@ -192,6 +245,7 @@ impl Hub {
             config,
             metrics,
             rooms: Mutex::new(HashMap::new()),
+            followers: Mutex::new(HashMap::new()),
             resume_index: Mutex::new(HashMap::new()),
             next_generation: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
@@ -245,8 +299,13 @@ impl Hub {
         Ok(claims)
     }
 
-    /// The live room, loading (or, if configured, creating) it from the store.
-    async fn live_room(&self, name: &str) -> Result<Arc<LiveRoom>, SignalError> {
+    /// The live room, loading (or, if configured, creating) it from the store; `case` is the
+    /// case and session it is, if any (found by the join's membership check).
+    async fn live_room(
+        &self,
+        name: &str,
+        case: Option<(String, u32)>,
+    ) -> Result<Arc<LiveRoom>, SignalError> {
         if let Some(room) = lock(&self.rooms).get(name) {
             return Ok(room.clone());
         }
@@ -269,6 +328,7 @@ impl Hub {
             self.metrics.rooms_live.fetch_add(1, Ordering::Relaxed);
             let mut state = RoomState::new(name.to_string(), capacity, self.config.resume_buffer);
             state.lobby = lobby;
+            state.case = case;
             Arc::new(LiveRoom {
                 name: name.to_string(),
                 state: Arc::new(tokio::sync::Mutex::new(state)),
@@ -310,16 +370,16 @@ impl Hub {
         link: Link,
     ) -> Result<Session, SignalError> {
         if self.shutting_down.load(Ordering::Relaxed) {
-            return Err(SignalError::new(
+            return Err(SignalError::because(
                 ErrorCode::Internal,
-                "the server is shutting down",
+                SignalReason::ShuttingDown,
             ));
         }
         // Room-less admin tokens fail the room check too: they are for the API, not for rooms.
         let claims = self.authenticate(token, Some(room_name)).await?;
-        self.case_membership(room_name, &claims).await?;
+        let case = self.case_membership(room_name, &claims).await?;
         loop {
-            let room = self.live_room(room_name).await?;
+            let room = self.live_room(room_name, case.clone()).await?;
             let mut state = room.state.lock().await;
             if state.retired {
                 continue;
@@ -327,20 +387,33 @@ impl Hub {
             let generation = link.generation;
             let resume_token = ids::random_token(32);
             let now = now_millis();
+            // Where they stand: a takeover keeps its place, a newcomer without the moderate
+            // grant waits in a lobby room's lobby — each only if the admission rule allows.
+            let wanted = match state.members.get(&claims.sub) {
+                Some(member) => member.info.space,
+                None if state.lobby && !claims.grants.contains(&Grant::Moderate) => Place::Lobby,
+                None => Place::Joint,
+            };
+            let place = self
+                .admitted(&state, &claims.sub, claims.role, wanted)
+                .await?;
             let (event, old_resume) = if let Some(member) = state.members.get_mut(&claims.sub) {
                 member.attach(link);
                 member.info.name = claims.name.clone();
                 member.info.role = claims.role;
                 member.info.grants = claims.grants.clone();
+                member.info.space = place;
                 member.jti = claims.jti.clone();
                 member.token_exp = claims.exp;
                 let old = std::mem::replace(&mut member.resume_token, resume_token.clone());
                 (None, Some(old))
             } else {
                 if state.members.len() >= state.capacity {
-                    return Err(SignalError::new(
+                    return Err(SignalError::because(
                         ErrorCode::RoomFull,
-                        format!("room holds at most {} participants", state.capacity),
+                        SignalReason::RoomFull {
+                            capacity: state.capacity,
+                        },
                     ));
                 }
                 let participation_id = match self
@@ -369,11 +442,7 @@ impl Hub {
                     video_muted: false,
                     joined_at: now,
                     connection: ConnectionState::Connected,
-                    space: if state.lobby && !claims.grants.contains(&Grant::Moderate) {
-                        "lobby".into()
-                    } else {
-                        "joint".into()
-                    },
+                    space: place,
                     media: MediaState::None,
                     screen: false,
                 };
@@ -411,6 +480,7 @@ impl Hub {
                     resume_token: resume_token.clone(),
                     resume_grace_ms: self.config.resume_grace.as_millis() as u64,
                     recording: state.recording_status(),
+                    chat: state.chat_history(&claims.sub),
                 })
                 .into(),
             );
@@ -473,9 +543,19 @@ impl Hub {
         let seq_now = state.seq;
         let Some(member) = state
             .members
-            .get_mut(&identity)
+            .get(&identity)
             .filter(|m| m.resume_token == resume_token)
         else {
+            return Err(failed());
+        };
+        // The case may have changed while they were away: they come back where the admission
+        // rule lets them stand (the move is among the events they get next).
+        let (role, place) = (member.info.role, member.info.space);
+        if self.admitted(&state, &identity, role, place).await? != place {
+            self.place_member(&room, &mut state, &identity, Place::Lobby)
+                .await?;
+        }
+        let Some(member) = state.members.get_mut(&identity) else {
             return Err(failed());
         };
         let was_reconnecting = member.link.is_none();
@@ -531,6 +611,180 @@ impl Hub {
             identity,
             generation,
         })
+    }
+
+    /// `follow`: the connection on `link` hears of the case's changes from now on. A session
+    /// token follows its room's case (an ended session's too: a follow-up link), as a member
+    /// in the token's role; a staff token follows `case` if the permission matrix lets it
+    /// read that case. Returns the case id.
+    pub async fn follow(
+        &self,
+        id: Option<RequestId>,
+        token: &str,
+        case: Option<&str>,
+        link: &Link,
+    ) -> Result<String, SignalError> {
+        let claims = self.authenticate(token, None).await?;
+        let case_id = match (&claims.room, case) {
+            (Some(room), _) => self
+                .store
+                .case_of_room(room)
+                .await?
+                .map(|(case, _)| case)
+                .ok_or_else(|| SignalError::new(ErrorCode::NotFound, "this room is no case's"))?,
+            (None, Some(case)) => case.to_string(),
+            (None, None) => {
+                return Err(SignalError::new(
+                    ErrorCode::InvalidMessage,
+                    "follow with a staff token names the case",
+                ));
+            }
+        };
+        let state = self.store.case(&case_id).await?;
+        let role = if claims.has(Grant::Admin) {
+            tiaojie_domain::Role::Admin
+        } else {
+            claims.role
+        };
+        let member = match &claims.room {
+            Some(_) => state
+                .member(&claims.sub)
+                .is_some_and(|m| m.role == claims.role),
+            None => state.mediator().is_some_and(|m| m.id == claims.sub),
+        };
+        tiaojie_domain::permission::check(
+            tiaojie_domain::Action::CaseRead,
+            tiaojie_domain::Asker {
+                role,
+                member,
+                acting_for: None,
+                person: &claims.sub,
+            },
+        )?;
+        lock(&self.followers)
+            .entry(case_id.clone())
+            .or_default()
+            .push((link.generation, link.tx.clone()));
+        let reply = Reply::Following {
+            id,
+            case: case_id.clone(),
+        };
+        let _ = link.tx.try_send(Outbound::Text(to_text(&reply).into()));
+        Ok(case_id)
+    }
+
+    /// The connection `generation` no longer follows `case`.
+    pub fn unfollow(&self, case: &str, generation: u64) {
+        let mut followers = lock(&self.followers);
+        if let Some(list) = followers.get_mut(case) {
+            list.retain(|(g, _)| *g != generation);
+            if list.is_empty() {
+                followers.remove(case);
+            }
+        }
+    }
+
+    /// Tells the connections following `case` about `event`; one that stopped reading is
+    /// dropped from the list (its page may follow again).
+    pub(crate) fn tell_followers(&self, case: &str, event: &Event) {
+        let text: Arc<str> = to_text(event).into();
+        let mut followers = lock(&self.followers);
+        if let Some(list) = followers.get_mut(case) {
+            list.retain(|(_, tx)| tx.try_send(Outbound::Text(text.clone())).is_ok());
+        }
+    }
+
+    /// `wanted` if the admission rule lets `identity` (in `role`) stand there now, else the
+    /// lobby. Outside a case's session room, anywhere. The caller holds the room's lock, so
+    /// the case read here is no older than any change whose re-check is still to come.
+    pub(crate) async fn admitted(
+        &self,
+        state: &RoomState,
+        identity: &str,
+        role: tiaojie_domain::Role,
+        wanted: Place,
+    ) -> Result<Place, SignalError> {
+        let Some((case, n)) = &state.case else {
+            return Ok(wanted);
+        };
+        if wanted == Place::Lobby {
+            return Ok(wanted);
+        }
+        let case = self.store.case(case).await?;
+        let allowed = case
+            .admission(*n, identity, role, wanted, state.recording_now())
+            .is_ok();
+        Ok(if allowed { wanted } else { Place::Lobby })
+    }
+
+    /// After a change to a case: everyone in its session room `room` who may no longer stand
+    /// where they are (a failed identity check, a consent withdrawn) goes back to the lobby,
+    /// and the move is audited.
+    pub async fn recheck_room(self: &Arc<Self>, room: &str) -> Result<(), SignalError> {
+        let Some(live) = self.existing_room(room) else {
+            return Ok(());
+        };
+        let Some((case_id, n)) = live.state.lock().await.case.clone() else {
+            return Ok(());
+        };
+        // Nothing is recorded without every present party's consent: a consent withdrawn
+        // pauses the recording (it resumes once they consent again) rather than putting them
+        // out of the mediation.
+        let case = self.store.case(&case_id).await?;
+        // An ended session's room is closed next, everyone with it: nobody is moved first.
+        if case
+            .session(n)
+            .is_ok_and(|s| s.phase == tiaojie_domain::mediation::Phase::Ended)
+        {
+            return Ok(());
+        }
+        let withdrawn = {
+            let state = live.state.lock().await;
+            let present: Vec<&str> = state.members.keys().map(String::as_str).collect();
+            if state.recording_now() {
+                case.recording_consent_missing(n, &present)
+            } else {
+                Vec::new()
+            }
+        };
+        if !withdrawn.is_empty() {
+            let who: Vec<&str> = withdrawn.iter().map(|m| m.person.as_str()).collect();
+            let by = format!("consent withdrawn by {}", who.join(", "));
+            if let Err(e) = self
+                .recording_action(room, &by, crate::protocol::RecordAction::Pause, None)
+                .await
+            {
+                tracing::warn!(room, error = %e.message, "could not pause the recording");
+            }
+        }
+        let mut state = live.state.lock().await;
+        let case = self.store.case(&case_id).await?;
+        let standing: Vec<(String, tiaojie_domain::Role, Place)> = state
+            .members
+            .values()
+            .map(|m| (m.info.identity.clone(), m.info.role, m.info.space))
+            .collect();
+        let leaving = case.must_leave(
+            n,
+            standing
+                .iter()
+                .map(|(p, r, place)| (p.as_str(), *r, *place)),
+            state.recording_now(),
+        );
+        for (person, why) in leaving {
+            tracing::info!(room, participant = %person, %why, "back to the lobby");
+            self.place_member(&live, &mut state, &person, Place::Lobby)
+                .await?;
+            self.audit_in_room(
+                room,
+                "system",
+                "system",
+                "person.move",
+                &format!("{person} to lobby: {why}"),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// The connection behind `session` ended without `leave`: keep the member for the grace
@@ -725,9 +979,11 @@ impl Hub {
         to: Option<String>,
     ) -> Result<(), SignalError> {
         if text.trim().is_empty() || text.chars().count() > MAX_CHAT_CHARS {
-            return Err(SignalError::new(
+            return Err(SignalError::because(
                 ErrorCode::InvalidMessage,
-                format!("chat text must be 1 to {MAX_CHAT_CHARS} characters"),
+                SignalReason::ChatLength {
+                    max: MAX_CHAT_CHARS,
+                },
             ));
         }
         let mut state = self.owned_state(session).await?;
@@ -737,8 +993,7 @@ impl Hub {
         let space = state
             .members
             .get(&session.identity)
-            .map(|m| m.info.space.clone())
-            .unwrap_or_default();
+            .map_or(Place::Lobby, |m| m.info.space);
         if let Some(target) = &to
             && (target == &session.identity
                 || state
@@ -746,9 +1001,11 @@ impl Hub {
                     .get(target)
                     .is_none_or(|m| m.info.space != space))
         {
-            return Err(SignalError::new(
+            return Err(SignalError::because(
                 ErrorCode::ParticipantNotFound,
-                format!("{target:?} is not another participant in your part of the room"),
+                SignalReason::NotWithYou {
+                    person: target.clone(),
+                },
             ));
         }
         let seq = state.next_seq();
@@ -762,12 +1019,29 @@ impl Hub {
             text,
             at,
         };
+        // Who reads it: kept in each one's history (and the sender's), for a page that reloads.
+        let readers: Vec<String> = match &to {
+            Some(target) => vec![target.clone()],
+            None => state
+                .members
+                .values()
+                .filter(|m| m.info.space == space && m.info.identity != session.identity)
+                .map(|m| m.info.identity.clone())
+                .collect(),
+        };
+        state.keep_chat(
+            &event,
+            readers
+                .iter()
+                .map(String::as_str)
+                .chain([session.identity.as_str()]),
+        );
         let stalled = match &to {
             Some(target) => state.broadcast(&event, Audience::Only(target)),
             None => state.broadcast(
                 &event,
                 Audience::Space {
-                    space: &space,
+                    space,
                     except: Some(&session.identity),
                 },
             ),
@@ -805,35 +1079,40 @@ impl Hub {
     /// A case's session room admits the case's people only, each in their role in the case
     /// (an admin anywhere): a token issued around the case API cannot bring in someone else.
     /// An ended session's room admits nobody (its links are follow-up links to the case).
-    async fn case_membership(&self, room: &str, claims: &Claims) -> Result<(), SignalError> {
-        let Some((case, n)) = self.store.case_of_room(room).await? else {
-            return Ok(());
+    /// Returns the case and session the room is, if it is one.
+    async fn case_membership(
+        &self,
+        room: &str,
+        claims: &Claims,
+    ) -> Result<Option<(String, u32)>, SignalError> {
+        let Some((case_id, n)) = self.store.case_of_room(room).await? else {
+            return Ok(None);
         };
-        let case = self.store.case(&case).await?;
+        let case = self.store.case(&case_id).await?;
         if case
             .session(n)
             .is_ok_and(|s| s.phase == tiaojie_domain::mediation::Phase::Ended)
         {
-            return Err(SignalError::new(
-                ErrorCode::RoomClosed,
-                "this mediation session has ended",
-            ));
+            return Err(Refusal::SessionEnded { session: n }.into());
         }
         if claims.role == tiaojie_domain::Role::Admin {
-            return Ok(());
+            return Ok(Some((case_id, n)));
         }
         match case.member(&claims.sub) {
-            Some(m) if m.role == claims.role => Ok(()),
-            Some(m) => Err(SignalError::new(
+            Some(m) if m.role == claims.role => Ok(Some((case_id, n))),
+            Some(m) => Err(SignalError::because(
                 ErrorCode::Forbidden,
-                format!(
-                    "{} is the case's {}, not its {}",
-                    claims.sub, m.role, claims.role
-                ),
+                SignalReason::WrongRole {
+                    person: claims.sub.clone(),
+                    case_role: m.role,
+                    role: claims.role,
+                },
             )),
-            None => Err(SignalError::new(
+            None => Err(SignalError::because(
                 ErrorCode::Forbidden,
-                format!("{} is not a member of this room's case", claims.sub),
+                SignalReason::NotInCase {
+                    person: claims.sub.clone(),
+                },
             )),
         }
     }
@@ -877,7 +1156,7 @@ impl Hub {
         change: impl FnOnce(&mut ParticipantInfo),
     ) -> Option<ParticipantInfo> {
         let member = state.members.get_mut(identity)?;
-        let space_before = member.info.space.clone();
+        let space_before = member.info.space;
         change(&mut member.info);
         let info = member.info.clone();
         if info.space != space_before {
@@ -895,13 +1174,12 @@ impl Hub {
         Some(info)
     }
 
-    /// Fails with `forbidden` (and `refusal`) unless the session's member holds `grant` now
-    /// (grants can change while connected).
+    /// Fails with `forbidden` unless the session's member holds `grant` now (grants can
+    /// change while connected).
     pub(crate) async fn require_grant(
         &self,
         session: &Session,
         grant: Grant,
-        refusal: &str,
     ) -> Result<(), SignalError> {
         let state = self.owned_state(session).await?;
         let allowed = state
@@ -911,7 +1189,10 @@ impl Hub {
         if allowed {
             Ok(())
         } else {
-            Err(SignalError::new(ErrorCode::Forbidden, refusal))
+            Err(SignalError::because(
+                ErrorCode::Forbidden,
+                SignalReason::NeedsGrant { grant },
+            ))
         }
     }
 
@@ -923,18 +1204,13 @@ impl Hub {
         target: &str,
         action: Moderation,
     ) -> Result<(), SignalError> {
-        self.require_grant(
-            session,
-            Grant::Moderate,
-            "moderating needs the moderate grant",
-        )
-        .await?;
+        self.require_grant(session, Grant::Moderate).await?;
         // A mediator moves themself too (into a private room with one side); muting or
         // removing oneself is not moderation.
         if target == session.identity && !matches!(action, Moderation::Move { .. }) {
-            return Err(SignalError::new(
+            return Err(SignalError::because(
                 ErrorCode::InvalidMessage,
-                "moderate acts on another participant",
+                SignalReason::ModerateSelf,
             ));
         }
         let room = session.room.name.as_str();
@@ -949,10 +1225,9 @@ impl Hub {
                 self.remove(room, target, reason).await?;
                 ("person.remove", format!("{target}: {reason}"))
             }
-            Moderation::Move { space } => {
-                self.move_participant(room, target, space).await?;
-                let to = crate::media::space_text(space);
-                ("person.move", format!("{target} to {to}"))
+            Moderation::Move { place } => {
+                self.move_participant(room, target, *place).await?;
+                ("person.move", format!("{target} to {place}"))
             }
         };
         self.audit_in_room(room, &session.identity, &role, what, &detail)
@@ -1193,7 +1468,7 @@ fn tell_recording_present(state: &RoomState, info: &ParticipantInfo) {
             identity: info.identity.clone(),
             name: info.name.clone(),
             role: info.role.as_str().to_string(),
-            space: info.space.clone(),
+            space: info.space.as_str().to_string(),
         });
     }
 }

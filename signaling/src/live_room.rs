@@ -9,6 +9,7 @@ use crate::protocol::{ConnectionState, Event, ParticipantInfo, RecordingStatus, 
 use crate::recording::LiveRecording;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use tiaojie_domain::mediation::Place;
 use tokio::sync::{Notify, mpsc};
 
 /// Something for a connection to write.
@@ -195,15 +196,18 @@ pub enum Audience<'a> {
     AllBut(&'a str),
     /// Only this identity.
     Only(&'a str),
-    /// Those in one space (lobby, joint room, a private room), but `except`: what is said or
+    /// Those in one place (lobby, joint room, a private room), but `except`: what is said or
     /// typed in a private room reaches nobody outside it.
     Space {
-        /// The space (`ParticipantInfo::space`).
-        space: &'a str,
+        /// The place (`ParticipantInfo::space`).
+        space: Place,
         /// Left out (the sender).
         except: Option<&'a str>,
     },
 }
+
+/// Chat messages kept per person for a page that reloads.
+pub const CHAT_HISTORY: usize = 500;
 
 /// The state of one live room.
 #[derive(Debug)]
@@ -220,10 +224,16 @@ pub struct RoomState {
     pub retired: bool,
     /// Newcomers without the moderate grant wait in the lobby.
     pub lobby: bool,
+    /// The case and session this room is, if it is a case's session room: the admission
+    /// rule decides where its people may stand.
+    pub case: Option<(String, u32)>,
     /// The recording, while the room is recorded.
     pub recording: Option<LiveRecording>,
-    /// The space of the last active speaker: "nobody speaks" goes only there too.
-    pub speaker_space: Option<String>,
+    /// The place of the last active speaker: "nobody speaks" goes only there too.
+    pub speaker_space: Option<Place>,
+    /// Per person, the chat messages they sent or received here, oldest first (at most
+    /// [`CHAT_HISTORY`]): a page that reloads shows its conversation again, and nobody else's.
+    chats: BTreeMap<String, VecDeque<Event>>,
     /// Events each member keeps for resuming.
     resume_buffer: usize,
 }
@@ -238,6 +248,8 @@ impl RoomState {
             seq: 0,
             retired: false,
             lobby: false,
+            case: None,
+            chats: BTreeMap::new(),
             recording: None,
             speaker_space: None,
             resume_buffer,
@@ -247,6 +259,35 @@ impl RoomState {
     /// The participant list, in identity order.
     pub fn participants(&self) -> Vec<ParticipantInfo> {
         self.members.values().map(|m| m.info.clone()).collect()
+    }
+
+    /// Keeps a chat message in the history of each of `people` (its sender and recipients).
+    pub fn keep_chat<'a>(&mut self, event: &Event, people: impl IntoIterator<Item = &'a str>) {
+        for person in people {
+            let log = self.chats.entry(person.to_string()).or_default();
+            if log.len() == CHAT_HISTORY {
+                log.pop_front();
+            }
+            log.push_back(event.clone());
+        }
+    }
+
+    /// The chat messages `person` sent or received here, oldest first.
+    pub fn chat_history(&self, person: &str) -> Vec<Event> {
+        self.chats
+            .get(person)
+            .map(|log| log.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Being recorded now (not paused): what the admission rule's consent to recording asks.
+    pub fn recording_now(&self) -> bool {
+        self.recording.as_ref().is_some_and(|r| !r.paused)
+    }
+
+    /// Whether anyone stands in a private room: screens are not shared while the rooms are split.
+    pub fn rooms_split(&self) -> bool {
+        self.members.values().any(|m| m.info.space.is_private())
     }
 
     /// What participants are told about recording.
@@ -326,7 +367,7 @@ mod tests {
             video_muted: false,
             joined_at: 0,
             connection: ConnectionState::Connected,
-            space: "joint".into(),
+            space: Place::Joint,
             media: crate::protocol::MediaState::None,
             screen: false,
         }

@@ -9,40 +9,29 @@
 use std::sync::Arc;
 
 use tiaojie_domain::Grant;
+use tiaojie_domain::mediation::Place;
 use tiaojie_media::{MediaError, MediaEvent, ParticipantId, Space, Standing, StandingChange};
 use tokio::sync::mpsc;
 
 use crate::hub::{Hub, Session, SignalError};
-use crate::live_room::{Audience, RoomState};
-use crate::protocol::{ErrorCode, Event, MediaState, ParticipantInfo, Reply, RequestId, to_text};
+use crate::live_room::Audience;
+use crate::protocol::{
+    ErrorCode, Event, MediaState, ParticipantInfo, Reply, RequestId, SignalReason, to_text,
+};
 
-/// Parses `lobby`, `joint` or `private:<key>`.
-pub fn parse_space(text: &str) -> Result<Space, SignalError> {
-    match text {
-        "lobby" => Ok(Space::Lobby),
-        "joint" => Ok(Space::Joint),
-        other => match other.strip_prefix("private:") {
-            Some(key) if !key.is_empty() && key.len() <= 64 => Ok(Space::Private(key.into())),
-            _ => Err(SignalError::new(
-                ErrorCode::InvalidMessage,
-                "space must be lobby, joint or private:<key> (key 1-64 characters)",
-            )),
-        },
-    }
-}
-
-/// The text form of a space, as participant info carries it.
-pub fn space_text(space: &Space) -> String {
-    match space {
-        Space::Lobby => "lobby".into(),
-        Space::Joint => "joint".into(),
-        Space::Private(key) => format!("private:{key}"),
+/// The media plane's space for a place: the media plane knows no cases or sides, only opaque
+/// keys, and forwards only between people in the same space.
+pub fn media_space(place: Place) -> Space {
+    match place {
+        Place::Lobby => Space::Lobby,
+        Place::Joint => Space::Joint,
+        Place::Private(side) => Space::Private(side.as_str().into()),
     }
 }
 
 fn standing_of(info: &ParticipantInfo) -> Standing {
     Standing {
-        space: parse_space(&info.space).unwrap_or(Space::Joint),
+        space: media_space(info.space),
         publish: info.grants.contains(&Grant::Publish),
         subscribe: info.grants.contains(&Grant::Subscribe),
         // A fresh join starts unblocked unless a moderator's mute is still on record.
@@ -52,14 +41,6 @@ fn standing_of(info: &ParticipantInfo) -> Standing {
         // A share starts only with an offer that declares it.
         screen: false,
     }
-}
-
-/// Whether anyone in the room stands in a private room.
-fn rooms_split(state: &RoomState) -> bool {
-    state
-        .members
-        .values()
-        .any(|m| m.info.space.starts_with("private:"))
 }
 
 fn media_error(e: MediaError) -> SignalError {
@@ -157,12 +138,14 @@ impl Hub {
             });
         if screen.is_some() && !sharing {
             if !may_publish {
-                return Err(SignalError::new(
+                return Err(SignalError::because(
                     ErrorCode::Forbidden,
-                    "sharing a screen needs the publish grant",
+                    SignalReason::NeedsGrant {
+                        grant: Grant::Publish,
+                    },
                 ));
             }
-            if rooms_split(&state) {
+            if state.rooms_split() {
                 return Err(SignalError::new(
                     ErrorCode::RoomsSplit,
                     "screen sharing is stopped while anyone is in a private room",
@@ -290,25 +273,53 @@ impl Hub {
         Ok(())
     }
 
-    /// Moves a participant to a space (admit, private room, back); everyone sees where they are
-    /// now, and forwarding follows without reconnecting anyone.
+    /// Moves a participant to a place (admit, private room, back); everyone sees where they
+    /// are now, and forwarding follows without reconnecting anyone. In a case's session room
+    /// the case's admission rule decides, whoever asks (the mediator over signaling, the case
+    /// API, an admin): it is asked with the room locked and the case read under that lock, so
+    /// a change to the case either comes first (and refuses this) or after (and its own check
+    /// of everyone sends them back).
     pub async fn move_participant(
         self: &Arc<Self>,
         room: &str,
         identity: &str,
-        space: &Space,
+        place: Place,
     ) -> Result<ParticipantInfo, SignalError> {
-        self.case_admission(room, identity, space).await?;
         let (live, mut state) = self.locked_member_room(room, identity).await?;
-        self.media_update(room, identity, StandingChange::Move(space.clone()))
+        if let Some((case, n)) = state.case.clone() {
+            let role = state
+                .members
+                .get(identity)
+                .map_or(tiaojie_domain::Role::Observer, |m| m.info.role);
+            self.store().case(&case).await?.admission(
+                n,
+                identity,
+                role,
+                place,
+                state.recording_now(),
+            )?;
+        }
+        self.place_member(&live, &mut state, identity, place).await
+    }
+
+    /// Puts a member in a place, already decided: the media plane first, then everyone is
+    /// told. A split of the rooms ends every screen share.
+    pub(crate) async fn place_member(
+        self: &Arc<Self>,
+        live: &Arc<crate::hub::LiveRoom>,
+        state: &mut crate::live_room::RoomState,
+        identity: &str,
+        place: Place,
+    ) -> Result<ParticipantInfo, SignalError> {
+        let room = live.name.as_str();
+        self.media_update(room, identity, StandingChange::Move(media_space(place)))
             .await;
-        let text = space_text(space);
         let info = self
-            .update_member(&live, &mut state, identity, |info| info.space = text)
+            .update_member(live, state, identity, |info| info.space = place)
             .ok_or_else(|| SignalError::new(ErrorCode::ParticipantNotFound, "gone"))?;
         // The rooms split: every screen share stops (the SFU already forwards none while split;
         // this ends the shares, so a return to the joint room does not bring them back).
-        if rooms_split(&state) {
+        if state.rooms_split() {
             let sharers: Vec<String> = state
                 .members
                 .values()
@@ -318,65 +329,10 @@ impl Hub {
             for sharer in sharers {
                 self.media_update(room, &sharer, StandingChange::StopScreen)
                     .await;
-                self.update_member(&live, &mut state, &sharer, |info| info.screen = false);
+                self.update_member(live, state, &sharer, |info| info.screen = false);
             }
         }
         Ok(info)
-    }
-
-    /// In a case's session room the case decides every move (whoever asks: the mediator over
-    /// signaling, the case API, an admin): a party or agent enters only its own side's private
-    /// room, leaves the lobby of a session in progress only after its checks, and, while the
-    /// room is recorded, only having consented to recording.
-    async fn case_admission(
-        &self,
-        room: &str,
-        identity: &str,
-        space: &Space,
-    ) -> Result<(), SignalError> {
-        let Some((case, n)) = self.store().case_of_room(room).await? else {
-            return Ok(());
-        };
-        let case = self.store().case(&case).await?;
-        let space_name = space_text(space);
-        case.may_enter(identity, &space_name)
-            .map_err(|m| SignalError::new(ErrorCode::Forbidden, m))?;
-        // Private rooms open once the session is under way (its checks done).
-        if matches!(space, Space::Private(_))
-            && !case
-                .session(n)
-                .is_ok_and(|s| s.phase == tiaojie_domain::mediation::Phase::InSession)
-        {
-            return Err(SignalError::new(
-                ErrorCode::CaseState,
-                "private rooms open once the session is in session",
-            ));
-        }
-        if *space == Space::Lobby {
-            return Ok(());
-        }
-        let missing = case.admission_missing(n, identity);
-        if !missing.is_empty() {
-            return Err(SignalError::new(
-                ErrorCode::ChecksMissing,
-                format!("checks missing: {}", missing.join("; ")),
-            ));
-        }
-        let recorded = match self.existing_room(room) {
-            Some(live) => live.state.lock().await.recording.is_some(),
-            None => false,
-        };
-        if recorded
-            && !case
-                .without_recording_consent(n, &[identity.to_string()])
-                .is_empty()
-        {
-            return Err(SignalError::new(
-                ErrorCode::Forbidden,
-                format!("{identity} has not consented to recording, and the room is recorded"),
-            ));
-        }
-        Ok(())
     }
 
     /// Relays the media plane's events until it stops.
@@ -414,10 +370,10 @@ impl Hub {
                     let space = match participant
                         .as_ref()
                         .and_then(|p| state.members.get(&p.0))
-                        .map(|m| m.info.space.clone())
+                        .map(|m| m.info.space)
                     {
                         Some(space) => {
-                            state.speaker_space = Some(space.clone());
+                            state.speaker_space = Some(space);
                             Some(space)
                         }
                         None => state.speaker_space.take(),
@@ -427,7 +383,7 @@ impl Hub {
                         seq,
                         identity: participant.map(|p| p.0),
                     };
-                    let audience = match &space {
+                    let audience = match space {
                         Some(space) => Audience::Space {
                             space,
                             except: None,
@@ -474,17 +430,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spaces_round_trip_and_bad_ones_are_refused() {
-        for text in ["lobby", "joint", "private:a"] {
-            assert_eq!(space_text(&parse_space(text).unwrap()), text);
-        }
-        for bad in [
-            "",
-            "private:",
-            "hall",
-            &format!("private:{}", "k".repeat(65)),
-        ] {
-            assert!(parse_space(bad).is_err(), "{bad}");
-        }
+    fn each_place_has_its_own_media_space() {
+        let spaces: std::collections::BTreeSet<Space> =
+            Place::ALL.into_iter().map(media_space).collect();
+        assert_eq!(spaces.len(), Place::ALL.len());
+        assert_eq!(media_space(Place::Lobby), Space::Lobby);
+        assert_eq!(media_space(Place::Joint), Space::Joint);
     }
 }

@@ -8,10 +8,34 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tiaojie_domain::mediation::{Place, Refusal, RuleError};
+use tiaojie_domain::permission::Denied;
 use tiaojie_domain::{Grant, RecordingMode, Role};
 
 /// The protocol version this server speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The reasons the server itself gives in `removed`, `room.closed` and `server.shutdown`
+/// (an operator's own words are passed on as they are): pages say these in the person's
+/// language.
+pub mod reason {
+    /// An admin closed the room without a reason.
+    pub const CLOSED_BY_ADMIN: &str = "closed_by_admin";
+    /// An admin removed the person without a reason.
+    pub const REMOVED_BY_ADMIN: &str = "removed_by_admin";
+    /// A moderator removed the person without a reason.
+    pub const REMOVED_BY_MODERATOR: &str = "removed_by_moderator";
+    /// The mediator did not admit the person from the lobby.
+    pub const DECLINED: &str = "declined";
+    /// The session ended (the case goes on).
+    pub const SESSION_ENDED: &str = "session_ended";
+    /// The mediation ended (an outcome was recorded).
+    pub const MEDIATION_ENDED: &str = "mediation_ended";
+    /// A session could not be scheduled; its new room is closed unused.
+    pub const NOT_SCHEDULED: &str = "not_scheduled";
+    /// The server is shutting down.
+    pub const SERVER_SHUTDOWN: &str = "server_shutdown";
+}
 
 /// Longest chat message, in characters.
 pub const MAX_CHAT_CHARS: usize = 4000;
@@ -32,9 +56,10 @@ pub enum RequestId {
 }
 
 /// Every `type` a client may send, for telling an unknown type from a malformed known one.
-pub const CLIENT_TYPES: [&str; 13] = [
+pub const CLIENT_TYPES: [&str; 14] = [
     "join",
     "resume",
+    "follow",
     "leave",
     "ping",
     "participants",
@@ -74,6 +99,20 @@ pub enum ClientMessage {
         /// The highest event `seq` the client received.
         #[serde(default)]
         last_seq: u64,
+    },
+    /// Hear of a case's changes without being in a room (`case.updated`, with `seq` 0): a
+    /// page whose session has ended follows its case to see the court's ruling arrive. With a
+    /// session token, its room's case; with a staff token, `case`.
+    Follow {
+        /// Request id.
+        id: Option<RequestId>,
+        /// Protocol version the client speaks (default 1).
+        v: Option<u32>,
+        /// A session token (a personal link, also one of an ended session) or a staff token.
+        token: String,
+        /// The case, for a staff token.
+        #[serde(default)]
+        case: Option<String>,
     },
     /// Leave the room for good.
     Leave {
@@ -144,9 +183,9 @@ pub enum ClientMessage {
         /// `remove`: the reason shown to the removed person.
         #[serde(default)]
         reason: Option<String>,
-        /// `move`: where to: `lobby`, `joint` or `private:<key>`.
+        /// `move`: where to: `lobby`, `joint`, `private:applicant` or `private:respondent`.
         #[serde(default)]
-        space: Option<String>,
+        space: Option<Place>,
     },
     /// What this participant wants to receive: audio only (a weak connection), and the largest
     /// video height worth sending it (simulcast layer choice).
@@ -267,6 +306,7 @@ impl ClientMessage {
         match self {
             ClientMessage::Join { id, .. }
             | ClientMessage::Resume { id, .. }
+            | ClientMessage::Follow { id, .. }
             | ClientMessage::Leave { id }
             | ClientMessage::Ping { id }
             | ClientMessage::Participants { id }
@@ -358,9 +398,9 @@ pub struct ParticipantInfo {
     pub joined_at: i64,
     /// Connection state.
     pub connection: ConnectionState,
-    /// Where they are: `lobby`, `joint` or `private:<key>`; they see and hear only people in
-    /// the same space.
-    pub space: String,
+    /// Where they are: `lobby`, `joint`, `private:applicant` or `private:respondent`; they see
+    /// and hear only people in the same place.
+    pub space: Place,
     /// Their audio/video connection.
     pub media: MediaState,
     /// Sharing a screen now. Shares stop when anyone enters a private room and cannot start
@@ -467,8 +507,8 @@ pub enum Event {
         complete: bool,
     },
     /// Something changed in the case this room's session belongs to (a check, a consent, a
-    /// signature, the session's phase, a side's move): read it again with
-    /// `GET /api/cases/{case}`.
+    /// signature, the session's phase, a side's move, the court's decision): read it again
+    /// with `GET /api/cases/{case}`. To a connection that follows the case, `seq` is 0.
     #[serde(rename = "case.updated")]
     CaseUpdated {
         /// Room sequence number.
@@ -524,7 +564,7 @@ pub enum Event {
 }
 
 /// A reply to one request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum Reply {
     /// `join` succeeded.
@@ -549,6 +589,10 @@ pub enum Reply {
         resume_grace_ms: u64,
         /// Whether the room is being recorded (show it before anything else).
         recording: RecordingStatus,
+        /// The chat messages this person sent and received in this room so far (a reloaded
+        /// page shows the conversation again), oldest first, as `chat` events.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        chat: Vec<Event>,
     },
     /// `resume` succeeded.
     #[serde(rename = "resumed")]
@@ -572,6 +616,15 @@ pub enum Reply {
         resume_token: String,
         /// Whether the room is being recorded.
         recording: RecordingStatus,
+    },
+    /// `follow` succeeded: `case.updated` events of this case follow (with `seq` 0).
+    #[serde(rename = "following")]
+    Following {
+        /// Request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// The case followed.
+        case: String,
     },
     /// `leave` done; the server closes the connection (code 1000).
     #[serde(rename = "left")]
@@ -637,8 +690,128 @@ pub enum Reply {
         id: Option<RequestId>,
         /// Stable error code (see [`ErrorCode`]).
         code: ErrorCode,
-        /// Human-readable detail.
+        /// Detail in English, for logs and programs; pages say `code` and `details` in the
+        /// person's language instead.
         message: String,
+        /// The facts of the error (who, which check, which state), tagged by `reason`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        details: Option<ErrorDetails>,
+    },
+}
+
+/// The facts of an error, for a page to say it in the person's language with people's names:
+/// an object tagged by `reason`. The reasons of the workflow's rules, of the admission rule, of
+/// the permission matrix, and of signaling and the control API themselves.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ErrorDetails {
+    /// A rule of the mediation workflow.
+    Rule(#[schema(inline)] RuleError),
+    /// Where a person may stand.
+    Admission(#[schema(inline)] Refusal),
+    /// The permission matrix.
+    Permission(#[schema(inline)] Denied),
+    /// Signaling's and the control API's own.
+    Signal(#[schema(inline)] SignalReason),
+}
+
+/// Why signaling or the control API refused, beyond the error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, utoipa::ToSchema)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum SignalReason {
+    /// The room holds its most participants.
+    #[error("the room holds at most {capacity} participants")]
+    RoomFull {
+        /// How many it holds.
+        capacity: usize,
+    },
+    /// A chat message is empty or too long.
+    #[error("chat text must be 1 to {max} characters")]
+    ChatLength {
+        /// The most characters.
+        max: usize,
+    },
+    /// A direct message to someone who is not in the sender's part of the room.
+    #[error("{person:?} is not another participant in your part of the room")]
+    NotWithYou {
+        /// Who it was for.
+        person: String,
+    },
+    /// The request needs a grant the asker does not hold now.
+    #[error("this needs the {} grant", grant.as_str())]
+    NeedsGrant {
+        /// The grant.
+        grant: Grant,
+    },
+    /// Muting or removing oneself is not moderation.
+    #[error("moderation acts on another participant")]
+    ModerateSelf,
+    /// A case's room admits the case's people in their roles: this token's holder is not one.
+    #[error("{person} is not a member of this room's case")]
+    NotInCase {
+        /// Who.
+        person: String,
+    },
+    /// A case's room: the token's role is not the person's role in the case.
+    #[error("{person} is the case's {case_role}, not its {role}")]
+    WrongRole {
+        /// Who.
+        person: String,
+        /// Their role in the case.
+        case_role: Role,
+        /// The role the token claims.
+        role: Role,
+    },
+    /// Recording is not allowed in this room.
+    #[error("recording is not allowed in this room")]
+    RecordingNotAllowed,
+    /// The room may be recorded as this at most.
+    #[error("this room may be recorded as {} at most", limit.as_str())]
+    RecordingLimit {
+        /// The most allowed.
+        limit: RecordingMode,
+    },
+    /// The room is being recorded already.
+    #[error("the room is being recorded already")]
+    RecordingOn,
+    /// The room is not being recorded.
+    #[error("the room is not being recorded")]
+    RecordingOff,
+    /// The recording is paused already.
+    #[error("the recording is paused already")]
+    RecordingPaused,
+    /// The recording is not paused.
+    #[error("the recording is not paused")]
+    RecordingNotPaused,
+    /// Nobody is in the room to record.
+    #[error("nobody is in the room; recording needs a session")]
+    RecordingEmptyRoom,
+    /// The recording is still running.
+    #[error("the recording is still running; stop it first")]
+    RecordingRunning,
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// Opening a case needs a staff token (a mediator's or an admin's, not a join link's).
+    #[error("opening a case needs a staff token")]
+    StaffTokenNeeded,
+    /// A mediator opens the cases they mediate themself.
+    #[error("a mediator opens cases for themself")]
+    OwnCasesOnly,
+    /// Recordings are read by the room's mediator or judge, or an admin.
+    #[error("recordings are read by the room's mediator or judge, or an admin")]
+    RecordingReaders,
+    /// A request body that is not the JSON this request takes.
+    #[error("the request body is not the JSON this request takes")]
+    InvalidBody,
+    /// A recording or file that does not exist (or is not finished).
+    #[error("no such recording or file (or it is not finished yet)")]
+    NoSuchRecording,
+    /// An agreement version that does not exist.
+    #[error("no agreement version {version}")]
+    NoSuchVersion {
+        /// The version asked for.
+        version: u32,
     },
 }
 
@@ -727,7 +900,8 @@ error_codes! {
     /// A case command that does not fit the case's state (e.g. signing after the mediation
     /// ended, starting a session twice).
     CaseState = "case_state",
-    /// The session cannot start: start-of-session checks are missing (listed in the message).
+    /// Start-of-session checks are missing: the session cannot start, or the person cannot
+    /// leave the lobby (`details.missing` names each check and whom it is missing for).
     ChecksMissing = "checks_missing",
     /// A signature or confirmation names a version or revision that is no longer current.
     StaleVersion = "stale_version",
@@ -844,6 +1018,7 @@ mod tests {
             id: Some(RequestId::Text("q".into())),
             code: ErrorCode::TokenExpired,
             message: "m".into(),
+            details: None,
         };
         assert_eq!(
             to_text(&r),

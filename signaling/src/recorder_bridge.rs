@@ -6,11 +6,14 @@
 
 use std::sync::Arc;
 
+use tiaojie_domain::mediation::RuleError;
 use tiaojie_domain::{Grant, RecordingMode};
 
 use crate::hub::{Hub, Session, SignalError};
 use crate::live_room::{Audience, RoomState};
-use crate::protocol::{ErrorCode, Event, RecordAction, RecordingStatus, Reply, RequestId, to_text};
+use crate::protocol::{
+    ErrorCode, Event, RecordAction, RecordingStatus, Reply, RequestId, SignalReason, to_text,
+};
 use crate::recording::{Control, Finished, Recorders};
 
 impl Hub {
@@ -27,8 +30,7 @@ impl Hub {
         action: RecordAction,
         mode: Option<RecordingMode>,
     ) -> Result<(), SignalError> {
-        self.require_grant(session, Grant::Record, "recording needs the record grant")
-            .await?;
+        self.require_grant(session, Grant::Record).await?;
         let status = self
             .recording_action(&session.room.name, &session.identity, action, mode)
             .await?;
@@ -64,7 +66,7 @@ impl Hub {
         action: RecordAction,
         mode: Option<RecordingMode>,
     ) -> Result<RecordingStatus, SignalError> {
-        let state_error = |m: &str| SignalError::new(ErrorCode::RecordingState, m);
+        let state_error = |reason| SignalError::because(ErrorCode::RecordingState, reason);
         // Only a start needs the room's policy (a database read).
         let limit = match action {
             RecordAction::Start => Some(self.recording_limit(room).await?),
@@ -81,43 +83,30 @@ impl Hub {
             _ => None,
         };
         let Some(live) = self.existing_room(room) else {
-            return Err(state_error(
-                "nobody is in the room; recording needs a session",
-            ));
+            return Err(state_error(SignalReason::RecordingEmptyRoom));
         };
         let mut state = live.state.lock().await;
         if state.retired {
-            return Err(state_error(
-                "nobody is in the room; recording needs a session",
-            ));
+            return Err(state_error(SignalReason::RecordingEmptyRoom));
         }
         if let Some((case, n)) = &case {
-            let present: Vec<String> = state.members.keys().cloned().collect();
-            let missing = case.without_recording_consent(*n, &present);
+            let present: Vec<&str> = state.members.keys().map(String::as_str).collect();
+            let missing = case.recording_consent_missing(*n, &present);
             if !missing.is_empty() {
-                return Err(SignalError::new(
-                    ErrorCode::Forbidden,
-                    format!(
-                        "no consent to recording from {} (each party consents separately)",
-                        missing.join(", ")
-                    ),
-                ));
+                return Err(RuleError::ChecksMissing { missing }.into());
             }
         }
         let mut ended = None;
         match action {
             RecordAction::Start => {
-                if let Some(r) = &state.recording {
-                    return Err(state_error(&format!(
-                        "the room is being recorded ({})",
-                        r.id
-                    )));
+                if state.recording.is_some() {
+                    return Err(state_error(SignalReason::RecordingOn));
                 }
                 let limit = limit.unwrap_or(RecordingMode::Off);
                 if limit == RecordingMode::Off {
-                    return Err(SignalError::new(
+                    return Err(SignalError::because(
                         ErrorCode::Forbidden,
-                        "recording is not allowed in this room",
+                        SignalReason::RecordingNotAllowed,
                     ));
                 }
                 let mode = mode.unwrap_or(limit);
@@ -128,9 +117,9 @@ impl Hub {
                     ));
                 }
                 if mode > limit {
-                    return Err(SignalError::new(
+                    return Err(SignalError::because(
                         ErrorCode::Forbidden,
-                        format!("this room may be recorded as {} at most", limit.as_str()),
+                        SignalReason::RecordingLimit { limit },
                     ));
                 }
                 let Some(sfu) = self.sfu_handle() else {
@@ -151,7 +140,7 @@ impl Hub {
                             m.info.identity.clone(),
                             m.info.name.clone(),
                             m.info.role.as_str().to_string(),
-                            m.info.space.clone(),
+                            m.info.space.as_str().to_string(),
                         )
                     })
                     .collect();
@@ -180,13 +169,13 @@ impl Hub {
             RecordAction::Pause | RecordAction::Resume => {
                 let pause = action == RecordAction::Pause;
                 let Some(r) = state.recording.as_mut() else {
-                    return Err(state_error("the room is not being recorded"));
+                    return Err(state_error(SignalReason::RecordingOff));
                 };
                 if r.paused == pause {
                     return Err(state_error(if pause {
-                        "the recording is paused already"
+                        SignalReason::RecordingPaused
                     } else {
-                        "the recording is not paused"
+                        SignalReason::RecordingNotPaused
                     }));
                 }
                 r.paused = pause;
@@ -204,7 +193,7 @@ impl Hub {
             RecordAction::Stop => {
                 ended = self.stop_recording(room, &mut state, by, &format!("stopped by {by}"));
                 if ended.is_none() {
-                    return Err(state_error("the room is not being recorded"));
+                    return Err(state_error(SignalReason::RecordingOff));
                 }
             }
         }

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use crate::api::{Admin, ApiError, ApiJson, ErrorBody, audit, bearer_claims, counted};
 use crate::app::AppState;
 use crate::hub::SignalError;
-use crate::protocol::{ErrorCode, RecordAction, RecordingStatus};
+use crate::protocol::{ErrorCode, RecordAction, RecordingStatus, SignalReason};
 use crate::recording::RecordingView;
 use crate::token::Claims;
 
@@ -74,19 +74,11 @@ fn may_read(claims: &Claims, room: &str, recording: &RecordingConfig) -> bool {
 }
 
 fn forbidden() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        ErrorCode::Forbidden,
-        "recordings are read by the room's mediator or judge, or an admin",
-    )
+    SignalError::because(ErrorCode::Forbidden, SignalReason::RecordingReaders).into()
 }
 
 fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        ErrorCode::NotFound,
-        "no such recording",
-    )
+    SignalError::because(ErrorCode::NotFound, SignalReason::NoSuchRecording).into()
 }
 
 /// Runs a blocking read of the recordings directory off the async threads.
@@ -226,11 +218,7 @@ pub(crate) async fn download_file(
             blocking(move || (recorders.view(&lookup), recorders.file(&lookup, &wanted))).await?;
         readable(&state, &claims, &id, view, &file).await?;
         let Some(path) = path else {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                ErrorCode::NotFound,
-                "no such file in this recording (or it is not finished yet)",
-            ));
+            return Err(not_found());
         };
         let handle = tokio::fs::File::open(&path)
             .await
@@ -308,11 +296,11 @@ pub(crate) async fn delete_recording(
             return Err(not_found());
         }
         if state.hub.recorders().is_live(&id) {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
+            return Err(SignalError::because(
                 ErrorCode::RecordingState,
-                "the recording is still running; stop it first",
-            ));
+                SignalReason::RecordingRunning,
+            )
+            .into());
         }
         // Audited first: a deletion that happens is always on record.
         audit(

@@ -39,6 +39,7 @@ const ASSETS: &[Asset] = assets! {
     "js/app.js" => JS,
     "js/case.js" => JS,
     "js/admin.js" => JS,
+    "js/errors.js" => JS,
     "js/i18n.js" => JS,
     "js/media.js" => JS,
     "js/signaling.js" => JS,
@@ -114,6 +115,13 @@ mod tests {
             assert!(a.mime.contains("charset=utf-8"), "{}", a.path);
         }
         assert!(find("js/signaling.js").is_some_and(|a| a.mime == JS));
+        // Every module of the client is embedded (a new file left out would fail its import).
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../web-client/js");
+        for entry in std::fs::read_dir(dir).expect("web-client/js") {
+            let name = entry.expect("entry").file_name();
+            let path = format!("js/{}", name.to_string_lossy());
+            assert!(find(&path).is_some(), "{path} is not embedded");
+        }
         assert!(find("../Cargo.toml").is_none());
     }
 }

@@ -17,6 +17,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
+use tiaojie_domain::mediation::Place;
 use tracing::Instrument;
 
 /// Frames over this many times `signaling.max_message_bytes` end the connection (code 1009):
@@ -37,6 +38,8 @@ struct ConnectionState {
     hub: Arc<Hub>,
     link: Link,
     session: Option<Session>,
+    /// The case this connection follows (`follow`), if it does.
+    following: Option<String>,
     left: bool,
     bucket: TokenBucket,
     last_rate_error: Option<Instant>,
@@ -71,6 +74,7 @@ async fn run(
         hub: hub.clone(),
         link,
         session: None,
+        following: None,
         left: false,
         bucket: TokenBucket::new(
             config.rate_limit_per_second,
@@ -141,6 +145,9 @@ async fn run(
     {
         hub.connection_lost(session).await;
     }
+    if let Some(case) = &state.following {
+        hub.unfollow(case, state.link.generation);
+    }
 }
 
 fn close(code: u16, reason: &str) -> Message {
@@ -167,11 +174,16 @@ impl ConnectionState {
     }
 
     fn send_error(&self, id: Option<RequestId>, code: ErrorCode, message: &str) {
-        self.hub.metrics.error(code);
+        self.send_failure(id, SignalError::new(code, message));
+    }
+
+    fn send_failure(&self, id: Option<RequestId>, e: SignalError) {
+        self.hub.metrics.error(e.code);
         self.send(&Reply::Error {
             id,
-            code,
-            message: message.to_string(),
+            code: e.code,
+            message: e.message,
+            details: e.details,
         });
     }
 
@@ -225,7 +237,7 @@ impl ConnectionState {
                 if e.code == ErrorCode::Internal {
                     tracing::warn!(error = %e.message, "request failed");
                 }
-                self.send_error(id, e.code, &e.message);
+                self.send_failure(id, e);
                 Flow::Continue
             }
         }
@@ -245,6 +257,15 @@ impl ConnectionState {
                 self.check_not_joined(v)?;
                 let session = self.hub.join(id, &room, &token, self.link.clone()).await?;
                 self.joined(session);
+                Ok(Flow::Continue)
+            }
+            M::Follow { id, v, token, case } => {
+                self.check_not_joined(v)?;
+                let case = self
+                    .hub
+                    .follow(id, &token, case.as_deref(), &self.link)
+                    .await?;
+                self.following = Some(case);
                 Ok(Flow::Continue)
             }
             M::Resume {
@@ -304,22 +325,21 @@ impl ConnectionState {
                                 muted: muted.unwrap_or(true),
                             },
                             ModerateAction::Remove => Moderation::Remove {
-                                reason: reason
-                                    .filter(|r| !r.trim().is_empty())
-                                    .unwrap_or_else(|| "removed by the mediator".into()),
+                                reason: reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(
+                                    || crate::protocol::reason::REMOVED_BY_MODERATOR.into(),
+                                ),
                             },
                             ModerateAction::Admit => Moderation::Move {
-                                space: tiaojie_media::Space::Joint,
+                                place: Place::Joint,
                             },
                             ModerateAction::Move => Moderation::Move {
-                                space: crate::media::parse_space(space.as_deref().ok_or_else(
-                                    || {
-                                        SignalError::new(
-                                            ErrorCode::InvalidMessage,
-                                            "move needs space: lobby, joint or private:<key>",
-                                        )
-                                    },
-                                )?)?,
+                                place: space.ok_or_else(|| {
+                                    SignalError::new(
+                                        ErrorCode::InvalidMessage,
+                                        "move needs space: lobby, joint, private:applicant or \
+                                         private:respondent",
+                                    )
+                                })?,
                             },
                         };
                         self.hub.moderate(&session, id, &target, moderation).await?;
@@ -354,14 +374,16 @@ impl ConnectionState {
                         self.hub.record(&session, id, action, mode).await?;
                         Ok(Flow::Continue)
                     }
-                    M::Join { .. } | M::Resume { .. } | M::Ping { .. } => Ok(Flow::Continue),
+                    M::Join { .. } | M::Resume { .. } | M::Follow { .. } | M::Ping { .. } => {
+                        Ok(Flow::Continue)
+                    }
                 }
             }
         }
     }
 
     fn check_not_joined(&self, v: Option<u32>) -> Result<(), SignalError> {
-        if self.session.is_some() {
+        if self.session.is_some() || self.following.is_some() {
             return Err(SignalError::new(
                 ErrorCode::AlreadyJoined,
                 "this connection has joined already",

@@ -18,7 +18,78 @@ on_both_backends!(
     a_message_over_the_hard_limit_ends_only_that_connection,
     request_bodies_over_the_limit_get_413,
     protocol_misuse_gets_typed_errors,
+    a_case_form_typed_in_free_text_gets_typed_errors,
 );
+
+/// What a case form once let through as free text (a role in Chinese, a party without a
+/// side) is answered with a stable code and a reason a page says in its own words — never
+/// the parser's English as the only explanation.
+async fn a_case_form_typed_in_free_text_gets_typed_errors(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let staff = server.staff_token("med-wang", Role::Mediator);
+    let case = |members: Value| {
+        json!({
+            "number": "(2026)京0105民诉前调5号", "case_type": "借款", "claim_amount": 100,
+            "stage": "simple",
+            "mediator": {"id": "med-wang", "name": "王调解", "role": "mediator"},
+            "members": members,
+        })
+    };
+    let party =
+        |id: &str, side: &str| json!({"id": id, "name": "某", "role": "party", "side": side});
+    // A role typed in Chinese: the body does not fit the request at all.
+    let (status, body) = server
+        .api_as(
+            &staff,
+            Method::POST,
+            "/api/cases",
+            Some(case(json!([
+                {"id": "p1", "name": "张三", "role": "当事人", "side": "applicant"},
+                party("p2", "respondent"),
+            ]))),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_request");
+    assert_eq!(body["error"]["details"]["reason"], "invalid_body", "{body}");
+    // Well formed, but breaking the case's rules: each rule by name, with the person's name.
+    let no_side = json!([{"id": "p1", "name": "张三", "role": "party"}, party("p2", "respondent")]);
+    let (status, body) = server
+        .api_as(&staff, Method::POST, "/api/cases", Some(case(no_side)))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["details"],
+        json!({"reason": "party_needs_side", "person": "p1", "name": "张三"})
+    );
+    let (status, body) = server
+        .api_as(
+            &staff,
+            Method::POST,
+            "/api/cases",
+            Some(case(json!([party("p1", "applicant")]))),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["details"],
+        json!({"reason": "case_needs_side", "side": "respondent"})
+    );
+    let (status, body) = server
+        .api_as(
+            &staff,
+            Method::POST,
+            "/api/cases",
+            Some(case(json!([
+                party("bad id!", "applicant"),
+                party("p2", "respondent")
+            ]))),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["reason"], "bad_person_id");
+    server.stop().await;
+}
 
 /// The claims of a valid party token for room `r`, to be altered.
 fn claims(server: &TestServer) -> Value {

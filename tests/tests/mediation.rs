@@ -13,6 +13,7 @@ use tiaojie_tests::{Backend, TestServer, WsClient, on_both_backends};
 
 on_both_backends!(
     a_full_mediation_from_case_to_signed_agreement,
+    one_admission_rule_on_every_path,
     every_cell_of_the_permission_matrix_is_enforced,
     time_limits_follow_the_clock_and_overdue_cases_are_flagged,
     concurrent_commands_on_one_case_all_land_in_order,
@@ -65,6 +66,395 @@ async fn chats(client: &mut WsClient, wait: Duration) -> Vec<String> {
         .filter(|e| e["type"] == "chat")
         .filter_map(|e| e["text"].as_str().map(str::to_string))
         .collect()
+}
+
+/// Where `who` stands, as `client` sees the room now.
+async fn place_of(client: &mut WsClient, who: &str) -> Value {
+    let list = client.request(json!({"type": "participants"})).await;
+    list["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["identity"] == who)
+        .map_or(Value::Null, |p| p["space"].clone())
+}
+
+/// The checks a refusal names for `person`, as (name, check) pairs.
+fn missing_for(details: &Value, person: &str) -> Vec<(String, String)> {
+    details["missing"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["person"] == person)
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap_or("").to_string(),
+                m["check"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// ODR-Lit 7 / ODR-Med 17: a party is never in the room unchecked, whichever path puts them
+/// there — the mediator's admit and move over signaling, the control API's and the case API's
+/// moves, a side's move, the start, a takeover join and a resume — and a check withdrawn
+/// later sends them back to the lobby.
+async fn one_admission_rule_on_every_path(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let staff = server.staff_token(MEDIATOR, Role::Mediator);
+    let admin = server.admin_token.clone();
+    let case = call(
+        &server,
+        &staff,
+        Method::POST,
+        "/api/cases",
+        Some(new_case("(2026)京0105民诉前调90号", "pre_filing")),
+        201,
+    )
+    .await;
+    let base = format!("/api/cases/{}", case["id"].as_str().expect("id"));
+    let case = call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("{base}/sessions"),
+        Some(json!({"scheduled_at": 1_800_000_000_000_i64})),
+        200,
+    )
+    .await;
+    let room = case["sessions"][0]["room"]
+        .as_str()
+        .expect("room")
+        .to_string();
+    let s1 = format!("{base}/sessions/1");
+    let mut tokens = HashMap::new();
+    for person in [MEDIATOR, "p-zhang", "p-li", "lawyer-zhao"] {
+        let inv = call(
+            &server,
+            &staff,
+            Method::POST,
+            &format!("{s1}/invitations"),
+            Some(json!({"person": person})),
+            200,
+        )
+        .await;
+        tokens.insert(person, inv["token"].as_str().expect("token").to_string());
+    }
+    let t = |p: &str| tokens[p].clone();
+    let mut m = server.connect().await;
+    let joined = m.join(&room, &t(MEDIATOR)).await;
+    assert_eq!(joined["you"]["space"], "joint", "{joined}");
+    let mut zhang = server.connect().await;
+    assert_eq!(
+        zhang.join(&room, &t("p-zhang")).await["you"]["space"],
+        "lobby"
+    );
+
+    // Before check-in nothing can have been checked: the admit is refused with every check
+    // that is missing, named, for 张三.
+    let refused = m
+        .request(json!({"type": "moderate", "action": "admit", "target": "p-zhang"}))
+        .await;
+    assert_eq!(refused["code"], "checks_missing", "{refused}");
+    assert_eq!(
+        missing_for(&refused["details"], "p-zhang"),
+        [
+            "identity_not_verified",
+            "warning_not_acknowledged",
+            "online_mediation_not_answered",
+            "recording_not_answered"
+        ]
+        .map(|c| ("张三".to_string(), c.to_string()))
+    );
+    call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("{s1}/lobby"),
+        None,
+        200,
+    )
+    .await;
+
+    // Check-in, with 张三 only part-way: every path that would take 张三 out of the lobby is
+    // refused and names what is missing.
+    call(
+        &server,
+        &t("p-zhang"),
+        Method::PUT,
+        &format!("{s1}/members/p-zhang/warning"),
+        None,
+        200,
+    )
+    .await;
+    let admit = json!({"type": "moderate", "action": "admit", "target": "p-zhang"});
+    let refused = m.request(admit.clone()).await;
+    assert_eq!(refused["code"], "checks_missing", "{refused}");
+    let still = [
+        "identity_not_verified",
+        "online_mediation_not_answered",
+        "recording_not_answered",
+    ]
+    .map(|c| ("张三".to_string(), c.to_string()));
+    assert_eq!(missing_for(&refused["details"], "p-zhang"), still);
+    let moved = m
+        .request(
+            json!({"type": "moderate", "action": "move", "target": "p-zhang", "space": "joint"}),
+        )
+        .await;
+    assert_eq!(missing_for(&moved["details"], "p-zhang"), still, "{moved}");
+    let by_admin = call(
+        &server,
+        &admin,
+        Method::POST,
+        &format!("/api/rooms/{room}/participants/p-zhang/move"),
+        Some(json!({"space": "joint"})),
+        409,
+    )
+    .await;
+    assert_eq!(missing_for(&by_admin["error"]["details"], "p-zhang"), still);
+    let by_case_api = call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/members/p-zhang/move"),
+        Some(json!({"to": "joint"})),
+        409,
+    )
+    .await;
+    assert_eq!(
+        missing_for(&by_case_api["error"]["details"], "p-zhang"),
+        still
+    );
+    let start = call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/start"),
+        None,
+        409,
+    )
+    .await;
+    assert_eq!(missing_for(&start["error"]["details"], "p-zhang"), still);
+    // A place that is not one is refused as such, never read as some other place.
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/members/p-zhang/move"),
+        Some(json!({"to": "private:side-b"})),
+        422,
+    )
+    .await;
+    // A takeover join (the same link again, from another page) does not bring 张三 in.
+    let mut again = server.connect().await;
+    assert_eq!(
+        again.join(&room, &t("p-zhang")).await["you"]["space"],
+        "lobby"
+    );
+    assert_eq!(place_of(&mut m, "p-zhang").await, "lobby");
+    zhang = again;
+
+    // With every check done, the same admit works.
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::PUT,
+        &format!("{s1}/members/p-zhang/identity"),
+        Some(json!({"method": "id_document_video", "passed": true})),
+        200,
+    )
+    .await;
+    for subject in ["online_mediation", "recording"] {
+        call(
+            &server,
+            &t("p-zhang"),
+            Method::PUT,
+            &format!("{s1}/members/p-zhang/consents"),
+            Some(json!({"subject": subject, "given": true})),
+            200,
+        )
+        .await;
+    }
+    let admitted = m.request(admit.clone()).await;
+    assert_eq!(admitted["type"], "ok", "{admitted}");
+    assert_eq!(place_of(&mut m, "p-zhang").await, "joint");
+
+    // 李四 comes in unchecked: the start is refused and names 李四; checked, it starts and
+    // the lobby empties into the joint room.
+    let mut li = server.connect().await;
+    assert_eq!(li.join(&room, &t("p-li")).await["you"]["space"], "lobby");
+    let start = call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/start"),
+        None,
+        409,
+    )
+    .await;
+    assert!(missing_for(&start["error"]["details"], "p-zhang").is_empty());
+    assert_eq!(
+        missing_for(&start["error"]["details"], "p-li")[0],
+        ("李四".to_string(), "identity_not_verified".to_string())
+    );
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::PUT,
+        &format!("{s1}/members/p-li/identity"),
+        Some(json!({"method": "face_recognition", "passed": true})),
+        200,
+    )
+    .await;
+    call(
+        &server,
+        &t("p-li"),
+        Method::PUT,
+        &format!("{s1}/members/p-li/warning"),
+        None,
+        200,
+    )
+    .await;
+    for subject in ["online_mediation", "recording"] {
+        call(
+            &server,
+            &t("p-li"),
+            Method::PUT,
+            &format!("{s1}/members/p-li/consents"),
+            Some(json!({"subject": subject, "given": true})),
+            200,
+        )
+        .await;
+    }
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/start"),
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(place_of(&mut m, "p-li").await, "joint");
+
+    // The agent came late and unchecked: a side's move leaves the agent where it is, and the
+    // case API cannot put the agent into its side's room either.
+    let mut zhao = server.connect().await;
+    assert_eq!(
+        zhao.join(&room, &t("lawyer-zhao")).await["you"]["space"],
+        "lobby"
+    );
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/sides/applicant/move"),
+        Some(json!({"private": true})),
+        200,
+    )
+    .await;
+    assert_eq!(place_of(&mut m, "p-zhang").await, "private:applicant");
+    assert_eq!(place_of(&mut m, "lawyer-zhao").await, "lobby");
+    let refused = call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/members/lawyer-zhao/move"),
+        Some(json!({"to": "private:applicant"})),
+        409,
+    )
+    .await;
+    assert_eq!(
+        missing_for(&refused["error"]["details"], "lawyer-zhao"),
+        ["identity_not_verified", "warning_not_acknowledged"]
+            .map(|c| ("赵律师".to_string(), c.to_string()))
+    );
+    // Not their room: 李四 into the applicant's private room, named and placed.
+    let wrong = m
+        .request(json!({"type": "moderate", "action": "move", "target": "p-li", "space": "private:applicant"}))
+        .await;
+    assert_eq!(wrong["code"], "forbidden", "{wrong}");
+    assert_eq!(wrong["details"]["reason"], "not_their_room");
+    assert_eq!(wrong["details"]["name"], "李四");
+    assert_eq!(wrong["details"]["place"], "private:applicant");
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::POST,
+        &format!("{s1}/sides/applicant/move"),
+        Some(json!({"private": false})),
+        200,
+    )
+    .await;
+
+    // A check withdrawn sends its person back to the lobby at once, audited; a resume and a
+    // takeover join find them there, and only a new check lets them in again.
+    li.drain(Duration::from_millis(200)).await;
+    let resume_token = li.resume_token.clone();
+    let last_seq = li.last_seq;
+    li.vanish();
+    call(
+        &server,
+        &t(MEDIATOR),
+        Method::PUT,
+        &format!("{s1}/members/p-li/identity"),
+        Some(json!({"method": "offline", "passed": false, "note": "证件与本人不符"})),
+        200,
+    )
+    .await;
+    assert_eq!(place_of(&mut m, "p-li").await, "lobby");
+    let mut li = server.connect().await;
+    let resumed = li.resume_from(&resume_token, last_seq).await;
+    assert_eq!(resumed["type"], "resumed", "{resumed}");
+    assert_eq!(resumed["you"]["space"], "lobby", "{resumed}");
+    let mut li_again = server.connect().await;
+    assert_eq!(
+        li_again.join(&room, &t("p-li")).await["you"]["space"],
+        "lobby"
+    );
+    let refused = m
+        .request(json!({"type": "moderate", "action": "admit", "target": "p-li"}))
+        .await;
+    assert_eq!(
+        missing_for(&refused["details"], "p-li"),
+        [("李四".to_string(), "identity_failed".to_string())]
+    );
+    let case_id = case["id"].as_str().expect("id").to_string();
+    let audit = call(
+        &server,
+        &admin,
+        Method::GET,
+        &format!("/api/audit?target=case:{case_id}"),
+        None,
+        200,
+    )
+    .await;
+    assert!(
+        audit
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["action"] == "person.move"
+                && e["actor"] == "system"
+                && e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("p-li to lobby"))),
+        "the move back to the lobby is audited"
+    );
+    // 张三 withdraws consent to mediating online: back to the lobby too.
+    call(
+        &server,
+        &t("p-zhang"),
+        Method::PUT,
+        &format!("{s1}/members/p-zhang/consents"),
+        Some(json!({"subject": "online_mediation", "given": false})),
+        200,
+    )
+    .await;
+    assert_eq!(place_of(&mut m, "p-zhang").await, "lobby");
+    drop((zhang, zhao, li_again));
+    server.stop().await;
 }
 
 async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
@@ -178,17 +568,20 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
         .request(json!({"type": "moderate", "action": "move", "target": "p-zhang", "space": "private:applicant"}))
         .await;
     assert_eq!(early["code"], "case_state", "{early}");
-    // Nothing is recorded before each party has consented to it.
+    // Nothing is recorded before each party has consented to it: the refusal names each
+    // party and the consent, with their names.
     let refused = clients
         .get_mut(MEDIATOR)
         .expect("m")
         .request(json!({"type": "record", "action": "start"}))
         .await;
-    assert_eq!(refused["code"], "forbidden", "{refused}");
-    assert!(
-        refused["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("consent") && m.contains("p-li")),
+    assert_eq!(refused["code"], "checks_missing", "{refused}");
+    assert_eq!(
+        refused["details"]["missing"],
+        json!([
+            {"person": "p-zhang", "name": "张三", "role": "party", "check": "recording_not_consented"},
+            {"person": "p-li", "name": "李四", "role": "party", "check": "recording_not_consented"},
+        ]),
         "{refused}"
     );
 
@@ -203,13 +596,21 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
     )
     .await;
     assert_eq!(refused["error"]["code"], "checks_missing");
-    let message = refused["error"]["message"].as_str().unwrap_or_default();
-    for missing in [
-        "p-zhang: identity not verified",
-        "p-li: no consent to online mediation",
-        "lawyer-zhao: false-mediation warning not acknowledged",
+    let missing = refused["error"]["details"]["missing"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for (person, name, check) in [
+        ("p-zhang", "张三", "identity_not_verified"),
+        ("p-li", "李四", "online_mediation_not_answered"),
+        ("lawyer-zhao", "赵律师", "warning_not_acknowledged"),
     ] {
-        assert!(message.contains(missing), "{message}");
+        assert!(
+            missing
+                .iter()
+                .any(|m| m["person"] == person && m["name"] == name && m["check"] == check),
+            "{person} {check}: {missing:?}"
+        );
     }
     let case = call(&server, &t(MEDIATOR), Method::GET, &base, None, 200).await;
     assert_eq!(
@@ -368,7 +769,11 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
         .expect("m")
         .request(json!({"type": "record", "action": "resume"}))
         .await;
-    assert_eq!(resume["code"], "forbidden", "{resume}");
+    assert_eq!(resume["code"], "checks_missing", "{resume}");
+    assert_eq!(
+        resume["details"]["missing"][0]["person"], "p-li",
+        "{resume}"
+    );
     call(
         &server,
         &t("p-li"),
@@ -458,7 +863,7 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
     assert_eq!(space_of("p-zhang"), Some(json!("private:applicant")));
     assert_eq!(space_of("lawyer-zhao"), Some(json!("private:applicant")));
     assert_eq!(space_of(MEDIATOR), Some(json!("private:applicant")));
-    assert_eq!(space_of("p-li"), Some(json!("joint")));
+    assert_eq!(space_of("p-li"), Some(json!("joint")), "{list}");
     // What is typed in the private room reaches nobody outside it.
     let sent = clients
         .get_mut("p-zhang")

@@ -2,7 +2,8 @@
 //!
 //! - `GET /` — the page (list, an application with its checks, the actions).
 //! - `GET /api/applications` — dockets, nearest limit first.
-//! - `GET /api/applications/{id}` — docket, application, verification, actions.
+//! - `GET /api/applications/{id}` — docket, application, verification, actions (with the
+//!   judges' and applicants' names), and the actions the application's state allows now.
 //! - `POST /api/applications/{id}/actions` — a [`CourtAction`] as JSON.
 //! - `GET /api/refused` — envelopes refused and updates the server refused.
 //! - `GET /healthz` — link state and counts (no token).
@@ -34,33 +35,55 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         .with_state(bridge)
 }
 
-/// An API error: status and a JSON body `{error, message}`.
-struct ApiError(StatusCode, &'static str, String);
+/// An API error: status and a JSON body `{error, message, details}`: a stable code, English
+/// for logs and programs, and the facts (`reason` and its fields) the judges' page says in
+/// Chinese.
+struct ApiError(StatusCode, &'static str, String, serde_json::Value);
+
+impl ApiError {
+    fn plain(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError(status, code, message.into(), serde_json::Value::Null)
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1, "message": self.2}))).into_response()
+        let body = json!({"error": self.1, "message": self.2, "details": self.3});
+        (self.0, Json(body)).into_response()
     }
 }
 
 impl From<CourtStoreError> for ApiError {
     fn from(e: CourtStoreError) -> Self {
+        let message = e.to_string();
         match e {
             CourtStoreError::NotFound(_) => {
-                ApiError(StatusCode::NOT_FOUND, "not_found", e.to_string())
+                ApiError::plain(StatusCode::NOT_FOUND, "not_found", message)
             }
-            CourtStoreError::Rule(CourtRuleError::Missing(_)) => {
-                ApiError(StatusCode::BAD_REQUEST, "invalid", e.to_string())
-            }
-            CourtStoreError::Rule(_) => {
-                ApiError(StatusCode::CONFLICT, "court_state", e.to_string())
-            }
+            CourtStoreError::Rule(CourtRuleError::Missing(field)) => ApiError(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                message,
+                json!({"reason": "missing", "field": field}),
+            ),
+            CourtStoreError::Rule(CourtRuleError::Transition { action, status }) => ApiError(
+                StatusCode::CONFLICT,
+                "court_state",
+                message,
+                json!({"reason": "transition", "action": action, "status": status}),
+            ),
+            CourtStoreError::Rule(CourtRuleError::AlreadyExtended) => ApiError(
+                StatusCode::CONFLICT,
+                "court_state",
+                message,
+                json!({"reason": "already_extended"}),
+            ),
             other => {
                 tracing::error!(error = %other, "court store");
-                ApiError(
+                ApiError::plain(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
-                    "storage error".into(),
+                    "storage error",
                 )
             }
         }
@@ -88,10 +111,10 @@ fn judge<'a>(
             )
             .is_ok()
         })
-        .ok_or(ApiError(
+        .ok_or(ApiError::plain(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "a judge's token is required".into(),
+            "a judge's token is required",
         ))
 }
 
@@ -135,18 +158,48 @@ async fn show(
         "signatures_on_this_hash": application.signatures.iter().all(|s| s.sha256 == application.agreement.sha256),
         "recordings": application.recordings.len(),
     });
+    // People by name: a judge by the court's list, an applicant (a withdrawal) by the
+    // application's.
+    let name_of = |id: &str| {
+        bridge
+            .config
+            .judges
+            .iter()
+            .find(|j| j.id == id)
+            .map(|j| j.name.clone())
+            .or_else(|| {
+                application
+                    .members
+                    .iter()
+                    .find(|m| m.id == id)
+                    .map(|m| m.name.clone())
+            })
+            .unwrap_or_else(|| id.to_string())
+    };
     let actions: Vec<_> = bridge
         .store
         .actions(&id)
         .await?
         .into_iter()
-        .map(|(action, judge, at)| json!({"action": action, "judge": judge, "at": at}))
+        .map(|(action, judge, at)| {
+            json!({"action": action, "judge": judge, "judge_name": name_of(&judge), "at": at})
+        })
         .collect();
+    // Only what the application's state allows is offered.
+    let now = now_ms();
+    let judge_actions = crate::court::Docket {
+        status: docket.status,
+        received_at: docket.received_at,
+        accepted_at: docket.accepted_at,
+        extended: docket.extended,
+    }
+    .judge_actions(now);
     Ok(Json(json!({
         "docket": docket,
         "application": application,
         "verification": verification,
         "actions": actions,
+        "judge_actions": judge_actions,
     })))
 }
 
@@ -158,12 +211,12 @@ async fn act(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let judge = judge(&bridge, &headers)?;
     let action: CourtAction = serde_json::from_slice(&body)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid", e.to_string()))?;
+        .map_err(|e| ApiError::plain(StatusCode::BAD_REQUEST, "invalid", e.to_string()))?;
     if action == CourtAction::Withdraw {
-        return Err(ApiError(
+        return Err(ApiError::plain(
             StatusCode::BAD_REQUEST,
             "invalid",
-            "only the applicants withdraw, from the internet side".into(),
+            "only the applicants withdraw, from the internet side",
         ));
     }
     let docket = bridge

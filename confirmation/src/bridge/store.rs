@@ -229,6 +229,8 @@ async fn take_in(
             if let Some((docket, case_id, sha)) = current
                 && let Ok(next) = docket.act(&CourtAction::Withdraw, now)
             {
+                // The record and the parties' pages name the applicant, not their account.
+                let name = applicant_name(&mut *tx, application, by).await?;
                 record_action(
                     &mut *tx,
                     application,
@@ -236,7 +238,7 @@ async fn take_in(
                     &sha,
                     &next,
                     &CourtAction::Withdraw,
-                    (by, by),
+                    (by, &name),
                     key,
                     now,
                 )
@@ -458,6 +460,30 @@ fn docket_view(row: &sqlx::sqlite::SqliteRow, now: i64) -> Result<DocketView, Co
         due_at: due.map(|(d, _)| d),
         overdue: due.is_some_and(|(_, late)| late),
     })
+}
+
+/// The name of `person` as the application `id` lists its parties (the id if it does not).
+async fn applicant_name(
+    tx: &mut sqlx::SqliteConnection,
+    id: &str,
+    person: &str,
+) -> Result<String, CourtStoreError> {
+    let payload: Option<String> =
+        sqlx::query_scalar("SELECT payload FROM inbox WHERE message_id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let name = payload
+        .and_then(|p| serde_json::from_str::<Message>(&p).ok())
+        .and_then(|m| match m.body {
+            Body::Application(a) => a
+                .members
+                .iter()
+                .find(|m| m.id == person)
+                .map(|m| m.name.clone()),
+            _ => None,
+        });
+    Ok(name.unwrap_or_else(|| person.to_string()))
 }
 
 async fn load_docket(

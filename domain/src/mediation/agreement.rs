@@ -1,6 +1,7 @@
 //! The agreement's text: its canonical form and hash, and drafting from a template.
 
 use super::case::{Member, Side};
+use super::error::RuleError;
 use crate::role::Role;
 
 /// Longest agreement text accepted (characters).
@@ -71,7 +72,7 @@ pub struct TemplateData<'a> {
 
 /// Fills `template`; an unknown `{{placeholder}}` is an error (a typo would reach a signed
 /// document otherwise).
-pub fn fill_template(template: &str, data: &TemplateData<'_>) -> Result<String, String> {
+pub fn fill_template(template: &str, data: &TemplateData<'_>) -> Result<String, RuleError> {
     let names = |side: Side| {
         data.members
             .iter()
@@ -95,9 +96,7 @@ pub fn fill_template(template: &str, data: &TemplateData<'_>) -> Result<String, 
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| "template: '{{' without '}}'".to_string())?;
+        let end = after.find("}}").ok_or(RuleError::TemplateUnclosed)?;
         let value = match after[..end].trim() {
             "case_number" => data.case_number.to_string(),
             "case_type" => data.case_type.to_string(),
@@ -106,7 +105,11 @@ pub fn fill_template(template: &str, data: &TemplateData<'_>) -> Result<String, 
             "respondents" => names(Side::Respondent),
             "mediator" => mediator.to_string(),
             "terms" => data.terms.to_string(),
-            other => return Err(format!("template: unknown placeholder {{{{{other}}}}}")),
+            other => {
+                return Err(RuleError::TemplateUnknown {
+                    placeholder: other.to_string(),
+                });
+            }
         };
         out.push_str(&value);
         rest = &after[end + 2..];
@@ -171,10 +174,11 @@ mod tests {
         assert!(text.contains("申请人：张三"));
         assert!(text.contains("调解员：王调解"));
         assert!(text.contains("一、还款。"));
-        assert!(
-            fill_template("{{case_nubmer}}", &data)
-                .unwrap_err()
-                .contains("case_nubmer")
+        assert_eq!(
+            fill_template("{{case_nubmer}}", &data),
+            Err(RuleError::TemplateUnknown {
+                placeholder: "case_nubmer".into()
+            })
         );
     }
 }

@@ -1,5 +1,7 @@
 //! A case: what the dispute is and who takes part in it.
 
+use super::error::{Field, RuleError};
+pub use super::place::Side;
 use crate::role::Role;
 use serde::{Deserialize, Serialize};
 
@@ -14,39 +16,6 @@ pub enum Stage {
     Ordinary,
     /// 诉中调解, simple procedure (7 days).
     Simple,
-}
-
-/// Which side of the dispute a party (and its agent) is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Side {
-    /// 申请人 / 原告.
-    Applicant,
-    /// 被申请人 / 被告.
-    Respondent,
-}
-
-impl Side {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Applicant => "applicant",
-            Side::Respondent => "respondent",
-        }
-    }
-
-    /// The private room (media space) of this side.
-    pub fn private_room(self) -> String {
-        format!("private:{}", self.as_str())
-    }
-
-    /// The Chinese label used in documents.
-    pub fn label(self) -> &'static str {
-        match self {
-            Side::Applicant => "申请人",
-            Side::Respondent => "被申请人",
-        }
-    }
 }
 
 /// A person in a case. `id` is the identity their join tokens carry.
@@ -88,7 +57,7 @@ pub struct NewCase {
 pub const MAX_TEXT: usize = 200;
 
 /// Checks a person id: 1–64 characters of letters, digits, `_ - . @`.
-pub fn validate_person_id(id: &str) -> Result<(), String> {
+pub fn validate_person_id(id: &str) -> Result<(), RuleError> {
     let ok = !id.is_empty()
         && id.len() <= 64
         && id
@@ -97,37 +66,47 @@ pub fn validate_person_id(id: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "person id {id:?} must be 1-64 letters, digits, _ - . @"
-        ))
+        Err(RuleError::BadPersonId {
+            person: id.to_string(),
+        })
     }
 }
 
 /// Checks a member on its own (not against the case).
-pub fn validate_member(m: &Member) -> Result<(), String> {
+pub fn validate_member(m: &Member) -> Result<(), RuleError> {
     validate_person_id(&m.id)?;
     if m.name.trim().is_empty() || m.name.chars().count() > MAX_TEXT {
-        return Err(format!("{}: a name of 1-{MAX_TEXT} characters", m.id));
+        return Err(RuleError::TextLength {
+            field: Field::Name,
+            max: MAX_TEXT,
+        });
     }
+    let who = || (m.id.clone(), m.name.clone());
     match m.role {
-        Role::Party if m.side.is_none() => Err(format!("party {} needs a side", m.id)),
-        Role::Agent if m.side.is_none() || m.represents.is_none() => Err(format!(
-            "agent {} needs a side and the party it represents",
-            m.id
-        )),
-        Role::Admin => Err("an admin is not a member of a case".into()),
+        Role::Party if m.side.is_none() => {
+            let (person, name) = who();
+            Err(RuleError::PartyNeedsSide { person, name })
+        }
+        Role::Agent if m.side.is_none() || m.represents.is_none() => {
+            let (person, name) = who();
+            Err(RuleError::AgentNeedsParty { person, name })
+        }
+        Role::Admin => Err(RuleError::AdminNotAMember),
         _ => Ok(()),
     }
 }
 
 /// Checks a new member against the members a case already has.
-pub fn validate_addition(existing: &[Member], m: &Member) -> Result<(), String> {
+pub fn validate_addition(existing: &[Member], m: &Member) -> Result<(), RuleError> {
     validate_member(m)?;
     if existing.iter().any(|e| e.id == m.id) {
-        return Err(format!("{} is already a member of this case", m.id));
+        return Err(RuleError::AlreadyAMember {
+            person: m.id.clone(),
+            name: m.name.clone(),
+        });
     }
     if m.role == Role::Mediator {
-        return Err("a case has one mediator".into());
+        return Err(RuleError::OneMediator);
     }
     if let Some(party) = &m.represents {
         let represented = existing
@@ -135,26 +114,54 @@ pub fn validate_addition(existing: &[Member], m: &Member) -> Result<(), String> 
             .find(|e| &e.id == party && e.role == Role::Party);
         match represented {
             Some(p) if p.side == m.side => {}
-            Some(_) => return Err(format!("agent {} must be on {party}'s side", m.id)),
-            None => return Err(format!("agent {}: {party} is not a party", m.id)),
+            Some(_) => {
+                return Err(RuleError::AgentOtherSide {
+                    person: m.id.clone(),
+                    name: m.name.clone(),
+                    party: party.clone(),
+                });
+            }
+            None => {
+                return Err(RuleError::RepresentsNoParty {
+                    person: m.id.clone(),
+                    name: m.name.clone(),
+                    party: party.clone(),
+                });
+            }
         }
     }
     Ok(())
 }
 
+/// The most members a case takes at opening.
+pub const MAX_MEMBERS: usize = 50;
+
 /// Checks a whole new case: fields, members, one party per side at least.
-pub fn validate_new_case(new: &NewCase) -> Result<Vec<Member>, String> {
-    if new.number.trim().is_empty() || new.number.chars().count() > MAX_TEXT {
-        return Err(format!("number: 1-{MAX_TEXT} characters"));
-    }
-    if new.case_type.trim().is_empty() || new.case_type.chars().count() > MAX_TEXT {
-        return Err(format!("case_type: 1-{MAX_TEXT} characters"));
+pub fn validate_new_case(new: &NewCase) -> Result<Vec<Member>, RuleError> {
+    for (field, text) in [
+        (Field::Number, &new.number),
+        (Field::CaseType, &new.case_type),
+    ] {
+        if text.trim().is_empty() || text.chars().count() > MAX_TEXT {
+            return Err(RuleError::TextLength {
+                field,
+                max: MAX_TEXT,
+            });
+        }
     }
     if new.claim_amount < 0 {
-        return Err("claim_amount (fen) must not be negative".into());
+        return Err(RuleError::OutOfRange {
+            field: Field::ClaimAmount,
+            min: 0,
+            max: i64::MAX,
+        });
     }
-    if new.members.len() > 50 {
-        return Err("at most 50 members".into());
+    if new.members.len() > MAX_MEMBERS {
+        return Err(RuleError::OutOfRange {
+            field: Field::Members,
+            min: 2,
+            max: MAX_MEMBERS as i64,
+        });
     }
     let mut mediator = new.mediator.clone();
     mediator.role = Role::Mediator;
@@ -174,7 +181,7 @@ pub fn validate_new_case(new: &NewCase) -> Result<Vec<Member>, String> {
             .iter()
             .any(|m| m.role == Role::Party && m.side == Some(side))
         {
-            return Err(format!("a case needs at least one {} party", side.as_str()));
+            return Err(RuleError::CaseNeedsSide { side });
         }
     }
     Ok(members)
@@ -207,14 +214,25 @@ mod tests {
                 member("p1", Role::Party, Some(Side::Applicant), None),
             ],
         };
-        assert!(validate_new_case(&new).unwrap_err().contains("respondent"));
+        assert_eq!(
+            validate_new_case(&new).unwrap_err(),
+            RuleError::CaseNeedsSide {
+                side: Side::Respondent
+            }
+        );
         new.members
             .push(member("p2", Role::Party, Some(Side::Respondent), None));
         assert_eq!(validate_new_case(&new).map(|m| m.len()), Ok(4));
         new.members[0].side = Some(Side::Respondent);
-        assert!(validate_new_case(&new).unwrap_err().contains("side"));
+        assert!(matches!(
+            validate_new_case(&new),
+            Err(RuleError::AgentOtherSide { .. })
+        ));
         new.members[0].side = Some(Side::Applicant);
         new.members.push(member("p2", Role::Judge, None, None));
-        assert!(validate_new_case(&new).unwrap_err().contains("already"));
+        assert!(matches!(
+            validate_new_case(&new),
+            Err(RuleError::AlreadyAMember { .. })
+        ));
     }
 }

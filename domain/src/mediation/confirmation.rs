@@ -3,15 +3,36 @@
 //! version they were made on and only along the court's own transitions
 //! ([`tiaojie_confirmation::court`]).
 
+use super::error::{Act, RuleError};
 use super::event::CaseEvent;
-use super::state::{CaseState, RuleError};
+use super::state::CaseState;
 use crate::role::Role;
 use serde::Serialize;
 use tiaojie_confirmation::application::{self as pkg, Application, RecordingHead};
-use tiaojie_confirmation::court::{CourtStatus, CourtUpdate, DAY_MS, Docket};
+use tiaojie_confirmation::court::{CourtStatus, CourtUpdate, Docket};
+use tiaojie_confirmation::period::end_of_day_after;
 
-/// Days after the agreement takes effect within which the parties may apply (CPL 205).
+/// Days after the agreement takes effect within which the parties may apply (CPL 205),
+/// counted as CPL 85 counts a period: the day it took effect does not count, and the last
+/// day ends at 24:00 China time.
 pub const APPLY_DAYS: i64 = 30;
+
+/// The end of the window to apply for judicial confirmation of an agreement that took effect
+/// at `effective_at`.
+pub fn apply_by(effective_at: i64) -> i64 {
+    end_of_day_after(effective_at, APPLY_DAYS)
+}
+
+/// A session's minutes as stored (their text lives outside the case's events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionText {
+    /// Revision (0: nothing written).
+    pub revision: i64,
+    /// The text.
+    pub text: String,
+    /// SHA-256 of its canonical text.
+    pub sha256: String,
+}
 
 /// The application sent to the court.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -97,29 +118,31 @@ impl CaseState {
         let (Some(effective_at), Some(current)) =
             (self.agreement.effective_at, self.agreement.current())
         else {
-            return Err(RuleError::State(
-                "judicial confirmation needs an agreement in effect".into(),
-            ));
+            return Err(RuleError::NoAgreementInEffect);
         };
         if matches!(&self.outcome, Some(o) if *o != super::Outcome::Success) {
-            return Err(RuleError::State("the mediation did not succeed".into()));
+            return Err(RuleError::MediationNotSucceeded);
         }
-        if now > effective_at + APPLY_DAYS * DAY_MS {
-            return Err(RuleError::State(format!(
-                "the {APPLY_DAYS} days to apply after the agreement took effect have passed"
-            )));
+        if now > apply_by(effective_at) {
+            return Err(RuleError::ApplyWindowPassed {
+                apply_by: apply_by(effective_at),
+            });
         }
-        if !self.member(person).is_some_and(|m| m.role == Role::Party) {
-            return Err(RuleError::Invalid(format!("{person} is not a party")));
+        let m = self.member(person).ok_or_else(|| RuleError::NotAMember {
+            person: person.to_string(),
+        })?;
+        if m.role != Role::Party {
+            return Err(party_only(m));
         }
         let c = &self.confirmation;
         if c.submitted.is_some() {
-            return Err(RuleError::State(
-                "the application was already submitted".into(),
-            ));
+            return Err(RuleError::AlreadySubmitted);
         }
         if c.applicants.iter().any(|(p, _)| p == person) {
-            return Err(RuleError::State(format!("{person} has already applied")));
+            return Err(RuleError::AlreadyApplied {
+                person: m.id.clone(),
+                name: m.name.clone(),
+            });
         }
         let mut events = vec![CaseEvent::ConfirmationApplied {
             person: person.to_string(),
@@ -146,18 +169,19 @@ impl CaseState {
     ) -> Result<Vec<CaseEvent>, RuleError> {
         let c = &self.confirmation;
         if c.submitted.is_none() {
-            return Err(RuleError::State("no application was submitted".into()));
+            return Err(RuleError::NothingSubmitted);
         }
         if c.withdrawal.is_some() {
-            return Err(RuleError::State(
-                "the application was already withdrawn".into(),
-            ));
+            return Err(RuleError::AlreadyWithdrawn);
         }
         if c.status().is_some_and(CourtStatus::is_final) {
-            return Err(RuleError::State("the court has already decided".into()));
+            return Err(RuleError::CourtDecided);
         }
-        if !self.member(person).is_some_and(|m| m.role == Role::Party) {
-            return Err(RuleError::Invalid(format!("{person} is not a party")));
+        let m = self.member(person).ok_or_else(|| RuleError::NotAMember {
+            person: person.to_string(),
+        })?;
+        if m.role != Role::Party {
+            return Err(party_only(m));
         }
         Ok(vec![CaseEvent::ConfirmationWithdrawn {
             message_id: message_id.to_string(),
@@ -174,32 +198,34 @@ impl CaseState {
     ) -> Result<Vec<CaseEvent>, RuleError> {
         let c = &self.confirmation;
         let (Some(submitted), Some(docket)) = (&c.submitted, c.docket) else {
-            return Err(RuleError::State("no application was submitted".into()));
+            return Err(RuleError::NothingSubmitted);
         };
+        let refused = |detail: String| Err(RuleError::CourtUpdateRefused { detail });
         if update.application != submitted.message_id {
-            return Err(RuleError::State(format!(
+            return refused(format!(
                 "not this case's application ({})",
                 update.application
-            )));
+            ));
         }
         let current = self.agreement.current().map(|v| v.sha256.as_str());
         if update.agreement_sha256 != submitted.sha256 || current != Some(&submitted.sha256) {
-            return Err(RuleError::State(format!(
+            return refused(format!(
                 "made on agreement hash {}, the application is for {}",
                 update.agreement_sha256, submitted.sha256
-            )));
+            ));
         }
-        let next = docket
-            .act(&update.action, update.at)
-            .map_err(|e| RuleError::State(format!("court transition: {e}")))?;
+        let next = match docket.act(&update.action, update.at) {
+            Ok(next) => next,
+            Err(e) => return refused(format!("court transition: {e}")),
+        };
         if next.status != update.status || next.extended != update.extended {
-            return Err(RuleError::State(format!(
+            return refused(format!(
                 "the update says {} but {} from {} gives {}",
                 update.status.as_str(),
                 update.action.name(),
                 docket.status.as_str(),
                 next.status.as_str()
-            )));
+            ));
         }
         Ok(vec![CaseEvent::CourtUpdated {
             message_id: message_id.to_string(),
@@ -208,8 +234,14 @@ impl CaseState {
     }
 
     /// The package the court receives: the case, the agreement in effect, its signatures, the
-    /// identity checks (each session's latest per person) and the recordings' manifest heads.
-    pub fn application_package(&self, recordings: Vec<RecordingHead>) -> Application {
+    /// identity checks (each session's latest per person), the consents and warnings, each
+    /// session's minutes (`minutes`: the stored minutes by session) and the recordings'
+    /// manifest heads.
+    pub fn application_package(
+        &self,
+        recordings: Vec<RecordingHead>,
+        minutes: &[(u32, SessionText)],
+    ) -> Application {
         let person = |m: &super::Member| pkg::Person {
             id: m.id.clone(),
             name: m.name.clone(),
@@ -272,6 +304,60 @@ impl CaseState {
                 })
                 .collect(),
             recordings,
+            minutes: self
+                .sessions
+                .iter()
+                .map(|s| {
+                    let text = minutes.iter().find(|(n, _)| *n == s.number).map(|(_, m)| m);
+                    pkg::SessionMinutes {
+                        session: s.number,
+                        revision: text.map_or(0, |m| m.revision),
+                        text: text.map_or_else(String::new, |m| m.text.clone()),
+                        sha256: text.map_or_else(String::new, |m| m.sha256.clone()),
+                        replaced_by_recording: s.minutes_replaced_by_recording,
+                        confirmations: s
+                            .minutes_confirmations
+                            .iter()
+                            .map(|c| pkg::MinutesConfirmation {
+                                person: c.person.clone(),
+                                revision: c.revision,
+                                at: c.at,
+                            })
+                            .collect(),
+                    }
+                })
+                .collect(),
+            consents: self
+                .sessions
+                .iter()
+                .flat_map(|s| {
+                    s.checks.iter().flat_map(move |(person, c)| {
+                        let answer = |subject: &str, a: Option<super::state::Answer>| {
+                            a.map(|a| pkg::ConsentRecord {
+                                session: s.number,
+                                person: person.clone(),
+                                subject: subject.to_string(),
+                                given: a.given,
+                                at: a.at,
+                            })
+                        };
+                        [
+                            answer("online_mediation", c.online_mediation),
+                            answer("recording", c.recording),
+                            answer("recording_replaces_minutes", c.recording_replaces_minutes),
+                            c.warning_acknowledged_at.map(|at| pkg::ConsentRecord {
+                                session: s.number,
+                                person: person.clone(),
+                                subject: "warning_acknowledged".into(),
+                                given: true,
+                                at,
+                            }),
+                        ]
+                        .into_iter()
+                        .flatten()
+                    })
+                })
+                .collect(),
             applicants: self
                 .confirmation
                 .applicants
@@ -282,5 +368,15 @@ impl CaseState {
                 })
                 .collect(),
         }
+    }
+}
+
+/// Judicial confirmation is the parties' to apply for (and withdraw).
+fn party_only(m: &super::Member) -> RuleError {
+    RuleError::RoleMayNot {
+        person: m.id.clone(),
+        name: m.name.clone(),
+        role: m.role,
+        act: Act::ApplyForConfirmation,
     }
 }

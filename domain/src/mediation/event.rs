@@ -2,6 +2,7 @@
 
 use super::case::{Member, Side, Stage};
 use super::outcome::Outcome;
+use super::place::Place;
 use crate::role::Role;
 use serde::{Deserialize, Serialize};
 
@@ -137,8 +138,8 @@ pub enum CaseEvent {
         session: u32,
         /// Which side.
         side: Side,
-        /// `joint` or `private:<side>`.
-        to: String,
+        /// The joint room or the side's private room.
+        to: Place,
     },
     /// The session ended.
     SessionEnded {

@@ -5,10 +5,16 @@
 //! to append or the rule it breaks. Storage appends them with an expected sequence number, so two
 //! concurrent commands cannot both act on the same state.
 //!
-//! - [`case`]: the case, its members and sides, validation.
+//! - [`place`]: where a person stands (lobby, joint room, a side's private room) and the sides.
+//! - [`phase`]: a session's phases.
+//! - [`checks`]: the start-of-session checks a person may lack, by type.
+//! - [`error`]: why a rule refuses, one typed reason each (the `details` pages render).
+//! - [`case`]: the case, its members, validation.
 //! - [`event`]: what can happen (and the identity methods and consent subjects).
 //! - [`state`]: the fold and the rules (session phases, checks before "in session", signatures
 //!   bound to a version's hash, outcome, extensions, pauses, ratings).
+//! - [`admission`]: the one rule for where a person may stand, asked on every move, start,
+//!   join and resume, and after every change to the case.
 //! - [`agreement`]: canonical text, SHA-256, templates.
 //! - [`outcome`]: success / failure (转立案) / termination on ODR-Med 25's grounds.
 //! - [`deadline`]: the time limit (ODR-Med 24), computed at a given moment.
@@ -19,19 +25,29 @@
 //!
 //! Who may issue which command is [`crate::permission`]'s business, not this module's.
 
+pub mod admission;
 pub mod agreement;
 pub mod case;
+pub mod checks;
 pub mod confirmation;
 pub mod deadline;
 pub mod document;
+pub mod error;
 pub mod event;
 pub mod outcome;
+pub mod phase;
+pub mod place;
 pub mod state;
 
-pub use case::{Member, NewCase, Side, Stage};
+pub use admission::Refusal;
+pub use case::{Member, NewCase, Stage};
+pub use checks::{Check, MissingCheck};
+pub use error::{Act, Field, RuleError, RuleKind};
 pub use event::{CaseEvent, ConsentSubject, IdentityMethod, Recorded};
 pub use outcome::Outcome;
-pub use state::{CaseState, Phase, RuleError};
+pub use phase::Phase;
+pub use place::{Place, Side};
+pub use state::CaseState;
 
 #[cfg(test)]
 mod tests {
@@ -132,15 +148,16 @@ mod tests {
         log.push("m", log.state().schedule("r1", 5_000));
         assert!(matches!(
             log.state().start(1, &present()),
-            Err(RuleError::State(_))
+            Err(RuleError::WrongPhase { .. })
         ));
         log.push("m", log.state().open_lobby(1));
-        let Err(RuleError::ChecksMissing(missing)) = log.state().start(1, &present()) else {
+        let Err(RuleError::ChecksMissing { missing }) = log.state().start(1, &present()) else {
             panic!("must refuse")
         };
-        assert!(missing.contains(&"a: identity not verified".to_string()));
-        assert!(missing.contains(&"l: false-mediation warning not acknowledged".to_string()));
-        assert!(!missing.iter().any(|m| m.starts_with("m:")), "{missing:?}");
+        let has = |p: &str, c: Check| missing.iter().any(|m| m.person == p && m.check == c);
+        assert!(has("a", Check::IdentityNotVerified));
+        assert!(has("l", Check::WarningNotAcknowledged));
+        assert!(!missing.iter().any(|m| m.person == "m"), "{missing:?}");
         // Offline verification counts, and is recorded as such.
         log.push(
             "m",
@@ -172,11 +189,11 @@ mod tests {
         // recording of the session.
         assert!(matches!(
             s.replace_minutes_by_recording(1, true),
-            Err(RuleError::ChecksMissing(_))
+            Err(RuleError::ChecksMissing { .. })
         ));
         assert!(matches!(
             s.replace_minutes_by_recording(1, false),
-            Err(RuleError::State(_))
+            Err(RuleError::NoRecording { .. })
         ));
     }
 
@@ -196,19 +213,19 @@ mod tests {
         // Replaying the old signature onto the new version is refused.
         assert!(matches!(
             s.sign("a", 1, &v1.sha256),
-            Err(RuleError::Stale(_))
+            Err(RuleError::AgreementStale { version: 2, .. })
         ));
         assert!(matches!(
             s.sign("a", 2, &v1.sha256),
-            Err(RuleError::Stale(_))
+            Err(RuleError::AgreementStale { .. })
         ));
         assert!(matches!(
             s.sign("l", 2, &v2.sha256),
-            Err(RuleError::Invalid(_))
+            Err(RuleError::RoleMayNot { act: Act::Sign, .. })
         ));
         assert!(matches!(
             s.record_outcome(&Outcome::Success),
-            Err(RuleError::State(_))
+            Err(RuleError::SuccessNeedsAgreement)
         ));
         for p in ["a", "b", "m"] {
             log.push(p, log.state().sign(p, 2, &v2.sha256));
@@ -221,7 +238,7 @@ mod tests {
             "{}",
             sig.identity
         );
-        assert!(matches!(s.draft("改"), Err(RuleError::State(_))));
+        assert!(matches!(s.draft("改"), Err(RuleError::AgreementInEffect)));
         log.push("m", log.state().record_outcome(&Outcome::Success));
         let s = log.state();
         assert_eq!(s.outcome, Some(Outcome::Success));
@@ -229,11 +246,11 @@ mod tests {
         log.push("a", log.state().rate(1, "a", 5, "很好"));
         assert!(matches!(
             log.state().rate(1, "a", 4, ""),
-            Err(RuleError::State(_))
+            Err(RuleError::AlreadyRated)
         ));
         assert!(matches!(
             log.state().rate(1, "b", 6, ""),
-            Err(RuleError::Invalid(_))
+            Err(RuleError::OutOfRange { .. })
         ));
     }
 
@@ -247,7 +264,10 @@ mod tests {
             s.outcome,
             Some(Outcome::Termination { ground: 7, .. })
         ));
-        assert!(matches!(s.draft("新协议"), Err(RuleError::State(_))));
+        assert!(matches!(
+            s.draft("新协议"),
+            Err(RuleError::MediationEnded { .. })
+        ));
         assert!(
             s.time_limit(1_000_000_000).remaining_ms > 0,
             "clock stopped"
@@ -301,15 +321,19 @@ mod tests {
 
     #[test]
     fn confirmation_is_applied_for_jointly_within_thirty_days_of_effect() {
-        use tiaojie_confirmation::court::DAY_MS;
+        use super::confirmation::apply_by;
+        use tiaojie_confirmation::period::{DAY_MS, end_of_day_after};
         let s = checked_in_session().state();
         assert!(s.apply_for_confirmation("a", s.opened_at, "m1").is_err());
         let mut log = agreed();
         let effective = log.state().agreement.effective_at.expect("in effect");
-        let late = log
-            .state()
-            .apply_for_confirmation("a", effective + 31 * DAY_MS, "m1");
-        assert!(matches!(late, Err(RuleError::State(_))), "{late:?}");
+        // CPL 85: the day it took effect does not count; the 30th day ends at 24:00.
+        let last = apply_by(effective);
+        assert_eq!(last, end_of_day_after(effective, 30));
+        assert!(last > effective + 30 * DAY_MS && last <= effective + 31 * DAY_MS);
+        assert!(log.state().apply_for_confirmation("a", last, "m1").is_ok());
+        let late = log.state().apply_for_confirmation("a", last + 1, "m1");
+        assert_eq!(late, Err(RuleError::ApplyWindowPassed { apply_by: last }));
         assert!(
             log.state()
                 .apply_for_confirmation("l", effective, "m1")
@@ -342,7 +366,7 @@ mod tests {
             s.agreement.current().map(|v| &v.sha256)
         );
         assert_eq!(s.confirmation.messages_sent, 1);
-        let package = s.application_package(Vec::new());
+        let package = s.application_package(Vec::new(), &[]);
         assert_eq!(package.signatures.len(), 3);
         assert_eq!(package.applicants.len(), 2);
         assert_eq!(

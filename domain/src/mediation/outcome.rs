@@ -40,29 +40,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Checks the fields (ground in range, reasons present and not huge).
-    pub fn validate(&self) -> Result<(), String> {
-        match self {
-            Outcome::Success => Ok(()),
-            Outcome::Failure { reason } if reason.trim().is_empty() => {
-                Err("a failure needs the mediator's reason".into())
-            }
-            Outcome::Failure { reason } if reason.chars().count() > 4000 => {
-                Err("reason: at most 4000 characters".into())
-            }
-            Outcome::Failure { .. } => Ok(()),
-            Outcome::Termination { ground, .. }
-                if !TERMINATION_GROUNDS.iter().any(|(g, _)| g == ground) =>
-            {
-                Err(format!("ground {ground}: one of 1-8 (ODR-Med art 25)"))
-            }
-            Outcome::Termination { note, .. } if note.chars().count() > 4000 => {
-                Err("note: at most 4000 characters".into())
-            }
-            Outcome::Termination { .. } => Ok(()),
-        }
-    }
-
     /// A one-line description for the audit log and documents.
     pub fn describe(&self) -> String {
         match self {

@@ -3,46 +3,17 @@
 
 use super::agreement::{MAX_AGREEMENT_CHARS, text_hash};
 use super::case::{Member, Side, Stage, validate_addition};
+use super::checks::{Check, MissingCheck};
 use super::deadline::{TimeLimit, time_limit};
 use super::event::{CaseEvent, ConsentSubject, IdentityMethod, Recorded};
 use super::outcome::{Outcome, REFUSED_TO_SIGN};
+use super::place::Place;
 use crate::role::Role;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Why a command was refused by the workflow's rules (not by permissions).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RuleError {
-    /// The input is malformed.
-    #[error("{0}")]
-    Invalid(String),
-    /// No such session or person in this case.
-    #[error("{0}")]
-    NotFound(String),
-    /// Not now: the case or session is in the wrong state.
-    #[error("{0}")]
-    State(String),
-    /// The version or hash given is not the current one (a replayed or late signature).
-    #[error("{0}")]
-    Stale(String),
-    /// The session cannot start: these checks are missing.
-    #[error("checks missing: {}", .0.join("; "))]
-    ChecksMissing(Vec<String>),
-}
-
-/// Phase of one session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Planned.
-    Scheduled,
-    /// People may come in and wait; checks happen here.
-    LobbyOpen,
-    /// Mediating.
-    InSession,
-    /// Over.
-    Ended,
-}
+pub use super::error::{Act, Field, RuleError, RuleKind};
+pub use super::phase::Phase;
 
 /// An identity check as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -81,6 +52,39 @@ pub struct PersonChecks {
     pub recording_replaces_minutes: Option<Answer>,
     /// When the false-mediation warning was acknowledged.
     pub warning_acknowledged_at: Option<i64>,
+}
+
+impl PersonChecks {
+    /// The checks someone in `role` still lacks to take part; `recording`: the room is being
+    /// recorded, so a party must have consented to it. The mediator and a judge are court
+    /// staff (their sign-in is their identity); an admin is not a member.
+    pub fn missing(&self, role: Role, recording: bool) -> Vec<Check> {
+        let mut missing = Vec::new();
+        if matches!(role, Role::Mediator | Role::Judge | Role::Admin) {
+            return missing;
+        }
+        match &self.identity {
+            Some(i) if i.passed => {}
+            Some(_) => missing.push(Check::IdentityFailed),
+            None => missing.push(Check::IdentityNotVerified),
+        }
+        if matches!(role, Role::Party | Role::Agent) && self.warning_acknowledged_at.is_none() {
+            missing.push(Check::WarningNotAcknowledged);
+        }
+        if role == Role::Party {
+            match self.online_mediation {
+                Some(a) if a.given => {}
+                Some(_) => missing.push(Check::OnlineMediationRefused),
+                None => missing.push(Check::OnlineMediationNotAnswered),
+            }
+            match self.recording {
+                None => missing.push(Check::RecordingNotAnswered),
+                Some(a) if recording && !a.given => missing.push(Check::RecordingNotConsented),
+                Some(_) => {}
+            }
+        }
+        missing
+    }
 }
 
 /// A personal join link as recorded (the token itself is not kept).
@@ -141,8 +145,9 @@ pub struct SessionState {
     pub ended_at: Option<i64>,
     /// Who was present at the start.
     pub present_at_start: Vec<String>,
-    /// Where each side is now (`joint` or `private:<side>`).
-    pub sides: BTreeMap<String, String>,
+    /// Where each side is now: the joint room or its private room.
+    #[schema(value_type = std::collections::BTreeMap<String, Place>)]
+    pub sides: BTreeMap<Side, Place>,
     /// Join links issued.
     pub invitations: Vec<Invitation>,
     /// Start-of-session checks per person.
@@ -278,16 +283,6 @@ pub struct CaseState {
     pub seq: i64,
 }
 
-const NO_PARTY: &str = "no party is present";
-
-fn state(msg: impl Into<String>) -> RuleError {
-    RuleError::State(msg.into())
-}
-
-fn invalid(msg: impl Into<String>) -> RuleError {
-    RuleError::Invalid(msg.into())
-}
-
 impl CaseState {
     /// Folds a case's events, oldest first; `None` if the first is not `opened`.
     pub fn fold(id: &str, events: &[Recorded]) -> Option<CaseState> {
@@ -347,7 +342,7 @@ impl CaseState {
                 present_at_start: Vec::new(),
                 sides: [Side::Applicant, Side::Respondent]
                     .into_iter()
-                    .map(|s| (s.as_str().to_string(), "joint".to_string()))
+                    .map(|s| (s, Place::Joint))
                     .collect(),
                 invitations: Vec::new(),
                 checks: BTreeMap::new(),
@@ -429,7 +424,7 @@ impl CaseState {
             }
             CaseEvent::SideMoved { session, side, to } => {
                 if let Some(s) = self.session_mut(*session) {
-                    s.sides.insert(side.as_str().to_string(), to.clone());
+                    s.sides.insert(*side, *to);
                 }
             }
             CaseEvent::SessionEnded { session } => {
@@ -571,7 +566,7 @@ impl CaseState {
         self.sessions
             .iter()
             .find(|s| s.number == n)
-            .ok_or_else(|| RuleError::NotFound(format!("no session {n} in this case")))
+            .ok_or(RuleError::NoSuchSession { session: n })
     }
 
     /// The session meeting in `room`.
@@ -584,9 +579,26 @@ impl CaseState {
         self.members.iter().find(|m| m.id == id)
     }
 
-    fn known_member(&self, id: &str) -> Result<&Member, RuleError> {
+    /// A member's name, or the id itself for someone not in the case.
+    pub fn name_of(&self, id: &str) -> String {
         self.member(id)
-            .ok_or_else(|| RuleError::NotFound(format!("{id} is not a member of this case")))
+            .map_or_else(|| id.to_string(), |m| m.name.clone())
+    }
+
+    fn known_member(&self, id: &str) -> Result<&Member, RuleError> {
+        self.member(id).ok_or_else(|| RuleError::NotAMember {
+            person: id.to_string(),
+        })
+    }
+
+    /// `m` may not do `act` in its role.
+    fn role_may_not(m: &Member, act: Act) -> RuleError {
+        RuleError::RoleMayNot {
+            person: m.id.clone(),
+            name: m.name.clone(),
+            role: m.role,
+            act,
+        }
     }
 
     /// The mediator.
@@ -635,7 +647,7 @@ impl CaseState {
     fn require_open(&self) -> Result<(), RuleError> {
         match &self.outcome {
             None => Ok(()),
-            Some(o) => Err(state(format!("the mediation has ended: {}", o.describe()))),
+            Some(o) => Err(RuleError::MediationEnded { outcome: o.clone() }),
         }
     }
 
@@ -643,7 +655,20 @@ impl CaseState {
         self.require_open()?;
         let s = self.session(n)?;
         if s.phase == Phase::Ended {
-            return Err(state(format!("session {n} has ended")));
+            return Err(RuleError::SessionEnded { session: n });
+        }
+        Ok(s)
+    }
+
+    /// Session `n`, live and at least in check-in (its lobby open).
+    fn checked_in_session(&self, n: u32) -> Result<&SessionState, RuleError> {
+        let s = self.live_session(n)?;
+        if s.phase == Phase::Scheduled {
+            return Err(RuleError::WrongPhase {
+                session: n,
+                phase: s.phase,
+                needed: Phase::LobbyOpen,
+            });
         }
         Ok(s)
     }
@@ -658,11 +683,9 @@ impl CaseState {
             && (self.agreement.effective_at.is_some()
                 || self.agreement.valid_signatures().next().is_some())
         {
-            return Err(state(
-                "the agreement is being signed; a new party needs a new version first",
-            ));
+            return Err(RuleError::AgreementBeingSigned);
         }
-        validate_addition(&self.members, member).map_err(RuleError::Invalid)?;
+        validate_addition(&self.members, member)?;
         Ok(vec![CaseEvent::MemberAdded {
             member: member.clone(),
         }])
@@ -676,14 +699,14 @@ impl CaseState {
     /// Schedules a session meeting in `room`.
     pub fn schedule(&self, room: &str, scheduled_at: i64) -> Result<Vec<CaseEvent>, RuleError> {
         self.require_open()?;
-        if self
+        if let Some(running) = self
             .sessions
             .iter()
-            .any(|s| s.phase != Phase::Ended && s.phase != Phase::Scheduled)
+            .find(|s| s.phase != Phase::Ended && s.phase != Phase::Scheduled)
         {
-            return Err(state(
-                "a session is running; end it before scheduling another",
-            ));
+            return Err(RuleError::SessionRunning {
+                session: running.number,
+            });
         }
         Ok(vec![CaseEvent::SessionScheduled {
             session: self.next_session_number(),
@@ -718,7 +741,11 @@ impl CaseState {
     pub fn open_lobby(&self, n: u32) -> Result<Vec<CaseEvent>, RuleError> {
         let s = self.live_session(n)?;
         if s.phase != Phase::Scheduled {
-            return Err(state(format!("session {n}'s lobby is already open")));
+            return Err(RuleError::WrongPhase {
+                session: n,
+                phase: s.phase,
+                needed: Phase::Scheduled,
+            });
         }
         Ok(vec![CaseEvent::LobbyOpened { session: n }])
     }
@@ -732,18 +759,16 @@ impl CaseState {
         passed: bool,
         note: &str,
     ) -> Result<Vec<CaseEvent>, RuleError> {
-        let s = self.live_session(n)?;
-        if s.phase == Phase::Scheduled {
-            return Err(state("open the lobby first"));
-        }
+        self.checked_in_session(n)?;
         let m = self.known_member(person)?;
         if m.role == Role::Mediator {
-            return Err(invalid(
-                "the mediator is authenticated by the court's staff login",
-            ));
+            return Err(Self::role_may_not(m, Act::BeIdentityChecked));
         }
         if note.chars().count() > 500 {
-            return Err(invalid("note: at most 500 characters"));
+            return Err(RuleError::TextLength {
+                field: Field::Note,
+                max: 500,
+            });
         }
         Ok(vec![CaseEvent::IdentityVerified {
             session: n,
@@ -762,12 +787,10 @@ impl CaseState {
         subject: ConsentSubject,
         given: bool,
     ) -> Result<Vec<CaseEvent>, RuleError> {
-        let s = self.live_session(n)?;
-        if s.phase == Phase::Scheduled {
-            return Err(state("the lobby is not open yet"));
-        }
-        if self.known_member(person)?.role != Role::Party {
-            return Err(invalid("only parties give these consents"));
+        self.checked_in_session(n)?;
+        let m = self.known_member(person)?;
+        if m.role != Role::Party {
+            return Err(Self::role_may_not(m, Act::GiveConsent));
         }
         Ok(vec![CaseEvent::ConsentRecorded {
             session: n,
@@ -779,13 +802,10 @@ impl CaseState {
 
     /// Records that `person` read the false-mediation warning.
     pub fn acknowledge_warning(&self, n: u32, person: &str) -> Result<Vec<CaseEvent>, RuleError> {
-        let s = self.live_session(n)?;
-        if s.phase == Phase::Scheduled {
-            return Err(state("the lobby is not open yet"));
-        }
+        self.checked_in_session(n)?;
         let m = self.known_member(person)?;
         if !matches!(m.role, Role::Party | Role::Agent) {
-            return Err(invalid("the warning is acknowledged by parties and agents"));
+            return Err(Self::role_may_not(m, Act::AcknowledgeWarning));
         }
         Ok(vec![CaseEvent::WarningAcknowledged {
             session: n,
@@ -793,99 +813,54 @@ impl CaseState {
         }])
     }
 
-    /// What is still missing before session `n` can start with `present` there.
-    pub fn missing_checks(&self, n: u32, present: &[String]) -> Result<Vec<String>, RuleError> {
+    /// What the members among `present` still lack before session `n` can start with them
+    /// there (the same checks the admission rule asks). Others present (an admin) are not
+    /// the case's people and need none.
+    pub fn missing_checks(
+        &self,
+        n: u32,
+        present: &[String],
+    ) -> Result<Vec<MissingCheck>, RuleError> {
         let s = self.session(n)?;
         let mut missing = Vec::new();
         for id in present {
             let Some(m) = self.member(id) else {
-                missing.push(format!("{id}: not a member of this case"));
                 continue;
             };
-            if m.role == Role::Mediator {
-                continue;
-            }
-            let c = s.checks.get(id).cloned().unwrap_or_default();
-            match &c.identity {
-                Some(i) if i.passed => {}
-                Some(_) => missing.push(format!("{id}: identity check failed")),
-                None => missing.push(format!("{id}: identity not verified")),
-            }
-            if matches!(m.role, Role::Party | Role::Agent) && c.warning_acknowledged_at.is_none() {
-                missing.push(format!("{id}: false-mediation warning not acknowledged"));
-            }
-            if m.role == Role::Party {
-                match c.online_mediation {
-                    Some(a) if a.given => {}
-                    Some(_) => missing.push(format!("{id}: refused online mediation")),
-                    None => missing.push(format!("{id}: no consent to online mediation")),
-                }
-                if c.recording.is_none() {
-                    missing.push(format!("{id}: not asked about recording"));
-                }
-            }
-        }
-        if !self.parties().any(|p| present.iter().any(|id| id == &p.id)) {
-            missing.push(NO_PARTY.into());
+            let checks = s.checks.get(id).cloned().unwrap_or_default();
+            missing.extend(
+                checks
+                    .missing(m.role, false)
+                    .into_iter()
+                    .map(|check| MissingCheck {
+                        person: m.id.clone(),
+                        name: m.name.clone(),
+                        role: m.role,
+                        check,
+                    }),
+            );
         }
         Ok(missing)
     }
 
-    /// Whether `person` may be put in `space` (`lobby`, `joint`, `private:<side>`): a party or
-    /// agent only ever enters its own side's private room; the mediator and an assisting judge
-    /// go anywhere; others (observers, and anyone not a member of the case) stay out of
-    /// private rooms.
-    pub fn may_enter(&self, person: &str, space: &str) -> Result<(), String> {
-        let Some(key) = space.strip_prefix("private:") else {
-            return Ok(());
-        };
-        let Some(m) = self.member(person) else {
-            return Err(format!(
-                "{person} is not a member of this case: no private room"
-            ));
-        };
-        let allowed = match m.role {
-            Role::Mediator | Role::Judge => key == "applicant" || key == "respondent",
-            Role::Party | Role::Agent => m.side.is_some_and(|side| side.as_str() == key),
-            _ => false,
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(format!("{person} ({}) may not enter {space}", m.role))
-        }
-    }
-
-    /// What `person` still lacks to leave the lobby once session `n` is in session: a party or
-    /// agent who comes late is checked like everyone was at the start.
-    pub fn admission_missing(&self, n: u32, person: &str) -> Vec<String> {
-        let in_session = self.session(n).is_ok_and(|s| s.phase == Phase::InSession);
-        let checked = self
-            .member(person)
-            .is_some_and(|m| matches!(m.role, Role::Party | Role::Agent));
-        if !in_session || !checked {
-            return Vec::new();
-        }
-        self.missing_checks(n, &[person.to_string()])
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|m| m != NO_PARTY)
-            .collect()
-    }
-
     /// Parties among `present` who have not consented to recording in session `n` (refused or
     /// not asked): the session must not be recorded while they are there.
-    pub fn without_recording_consent(&self, n: u32, present: &[String]) -> Vec<String> {
+    pub fn recording_consent_missing(&self, n: u32, present: &[&str]) -> Vec<MissingCheck> {
         let checks = self.session(n).ok().map(|s| &s.checks);
         self.parties()
-            .filter(|p| present.contains(&p.id))
+            .filter(|p| present.contains(&p.id.as_str()))
             .filter(|p| {
                 !checks
                     .and_then(|c| c.get(&p.id))
                     .and_then(|c| c.recording)
                     .is_some_and(|a| a.given)
             })
-            .map(|p| p.id.clone())
+            .map(|p| MissingCheck {
+                person: p.id.clone(),
+                name: p.name.clone(),
+                role: p.role,
+                check: Check::RecordingNotConsented,
+            })
             .collect()
     }
 
@@ -893,14 +868,18 @@ impl CaseState {
     pub fn start(&self, n: u32, present: &[String]) -> Result<Vec<CaseEvent>, RuleError> {
         let s = self.live_session(n)?;
         if s.phase != Phase::LobbyOpen {
-            return Err(state(format!(
-                "session {n} is {:?}; it starts from the open lobby",
-                s.phase
-            )));
+            return Err(RuleError::WrongPhase {
+                session: n,
+                phase: s.phase,
+                needed: Phase::LobbyOpen,
+            });
         }
         let missing = self.missing_checks(n, present)?;
         if !missing.is_empty() {
-            return Err(RuleError::ChecksMissing(missing));
+            return Err(RuleError::ChecksMissing { missing });
+        }
+        if !self.parties().any(|p| present.contains(&p.id)) {
+            return Err(RuleError::NoPartyPresent);
         }
         let mut present = present.to_vec();
         present.sort();
@@ -919,12 +898,16 @@ impl CaseState {
     ) -> Result<Vec<CaseEvent>, RuleError> {
         let s = self.live_session(n)?;
         if s.phase != Phase::InSession {
-            return Err(state("sides move only in session"));
+            return Err(RuleError::WrongPhase {
+                session: n,
+                phase: s.phase,
+                needed: Phase::InSession,
+            });
         }
         let to = if to_private {
-            side.private_room()
+            Place::Private(side)
         } else {
-            "joint".to_string()
+            Place::Joint
         };
         Ok(vec![CaseEvent::SideMoved {
             session: n,
@@ -937,7 +920,7 @@ impl CaseState {
     pub fn end(&self, n: u32) -> Result<Vec<CaseEvent>, RuleError> {
         let s = self.session(n)?;
         if s.phase == Phase::Ended {
-            return Err(state(format!("session {n} has ended already")));
+            return Err(RuleError::SessionEnded { session: n });
         }
         Ok(vec![CaseEvent::SessionEnded { session: n }])
     }
@@ -953,14 +936,17 @@ impl CaseState {
     ) -> Result<Vec<CaseEvent>, RuleError> {
         self.require_open()?;
         self.session(n)?;
-        if self.known_member(person)?.role != Role::Party {
-            return Err(invalid("parties confirm the minutes"));
+        let m = self.known_member(person)?;
+        if m.role != Role::Party {
+            return Err(Self::role_may_not(m, Act::ConfirmMinutes));
+        }
+        if current.0 == 0 {
+            return Err(RuleError::NoMinutes);
         }
         if revision != current.0 {
-            return Err(RuleError::Stale(format!(
-                "the minutes are at revision {}, not {revision}; read them again",
-                current.0
-            )));
+            return Err(RuleError::MinutesStale {
+                revision: current.0,
+            });
         }
         Ok(vec![CaseEvent::MinutesConfirmed {
             session: n,
@@ -980,27 +966,29 @@ impl CaseState {
     ) -> Result<Vec<CaseEvent>, RuleError> {
         let s = self.live_session(n)?;
         if !recorded {
-            return Err(state(
-                "this session has no recording to stand for the minutes: record it first",
-            ));
+            return Err(RuleError::NoRecording { session: n });
         }
-        let missing: Vec<String> = self
-            .parties()
-            .filter(|p| {
-                let c = s.checks.get(&p.id);
-                !(c.and_then(|c| c.recording).is_some_and(|a| a.given)
-                    && c.and_then(|c| c.recording_replaces_minutes)
-                        .is_some_and(|a| a.given))
-            })
-            .map(|p| {
-                format!(
-                    "{}: no consent to the recording replacing the minutes",
-                    p.id
-                )
-            })
-            .collect();
+        let mut missing = Vec::new();
+        for p in self.parties() {
+            let c = s.checks.get(&p.id);
+            let lacking = |check| MissingCheck {
+                person: p.id.clone(),
+                name: p.name.clone(),
+                role: p.role,
+                check,
+            };
+            if !c.and_then(|c| c.recording).is_some_and(|a| a.given) {
+                missing.push(lacking(Check::RecordingNotConsented));
+            }
+            if !c
+                .and_then(|c| c.recording_replaces_minutes)
+                .is_some_and(|a| a.given)
+            {
+                missing.push(lacking(Check::RecordingReplacesMinutesNotConsented));
+            }
+        }
         if !missing.is_empty() {
-            return Err(RuleError::ChecksMissing(missing));
+            return Err(RuleError::ChecksMissing { missing });
         }
         Ok(vec![CaseEvent::MinutesReplacedByRecording { session: n }])
     }
@@ -1009,18 +997,17 @@ impl CaseState {
     pub fn draft(&self, text: &str) -> Result<Vec<CaseEvent>, RuleError> {
         self.require_open()?;
         if self.agreement.effective_at.is_some() {
-            return Err(state(
-                "the agreement has taken effect and can no longer change",
-            ));
+            return Err(RuleError::AgreementInEffect);
         }
         if text.trim().is_empty() || text.chars().count() > MAX_AGREEMENT_CHARS {
-            return Err(invalid(format!(
-                "agreement text: 1-{MAX_AGREEMENT_CHARS} characters"
-            )));
+            return Err(RuleError::TextLength {
+                field: Field::Agreement,
+                max: MAX_AGREEMENT_CHARS,
+            });
         }
         let sha256 = text_hash(text);
         if self.agreement.current().is_some_and(|v| v.sha256 == sha256) {
-            return Err(invalid("the text is the same as the current version"));
+            return Err(RuleError::SameText);
         }
         let version = self.agreement.current().map_or(1, |v| v.version + 1);
         Ok(vec![CaseEvent::AgreementDrafted {
@@ -1055,31 +1042,31 @@ impl CaseState {
         self.require_open()?;
         let m = self.known_member(person)?;
         if !matches!(m.role, Role::Party | Role::Mediator) {
-            return Err(invalid("parties and the mediator sign the agreement"));
+            return Err(Self::role_may_not(m, Act::Sign));
         }
-        let current = self
-            .agreement
-            .current()
-            .ok_or_else(|| state("there is no agreement to sign"))?;
+        let current = self.agreement.current().ok_or(RuleError::NoAgreement)?;
         if current.version != version || current.sha256 != sha256 {
-            return Err(RuleError::Stale(format!(
-                "the current agreement is version {} with SHA-256 {}; a signature binds to that \
-                 exact text",
-                current.version, current.sha256
-            )));
+            return Err(RuleError::AgreementStale {
+                version: current.version,
+                sha256: current.sha256.clone(),
+            });
         }
         if self
             .agreement
             .valid_signatures()
             .any(|s| s.person == person)
         {
-            return Err(state("already signed this version"));
+            return Err(RuleError::AlreadySigned {
+                person: m.id.clone(),
+                name: m.name.clone(),
+            });
         }
         let identity = self.identity_basis(person);
         if identity.is_empty() {
-            return Err(state(format!(
-                "{person}'s identity has not been verified in any session"
-            )));
+            return Err(RuleError::IdentityNeverVerified {
+                person: m.id.clone(),
+                name: m.name.clone(),
+            });
         }
         Ok(vec![CaseEvent::AgreementSigned {
             version,
@@ -1098,24 +1085,25 @@ impl CaseState {
         reason: &str,
     ) -> Result<Vec<CaseEvent>, RuleError> {
         self.require_open()?;
-        if self.known_member(person)?.role != Role::Party {
-            return Err(invalid("parties refuse to sign"));
+        let m = self.known_member(person)?;
+        if m.role != Role::Party {
+            return Err(Self::role_may_not(m, Act::RefuseToSign));
         }
-        let current = self
-            .agreement
-            .current()
-            .ok_or_else(|| state("there is no agreement"))?;
+        let current = self.agreement.current().ok_or(RuleError::NoAgreement)?;
         if current.version != version {
-            return Err(RuleError::Stale(format!(
-                "the current agreement is version {}",
-                current.version
-            )));
+            return Err(RuleError::AgreementStale {
+                version: current.version,
+                sha256: current.sha256.clone(),
+            });
         }
         if self.agreement.effective_at.is_some() {
-            return Err(state("the agreement has taken effect"));
+            return Err(RuleError::AgreementInEffect);
         }
         if reason.chars().count() > 2000 {
-            return Err(invalid("reason: at most 2000 characters"));
+            return Err(RuleError::TextLength {
+                field: Field::Reason,
+                max: 2000,
+            });
         }
         // The mediation ends here (ODR-Med 25(7)): its sessions end with it.
         let mut events = vec![CaseEvent::SigningRefused {
@@ -1127,7 +1115,7 @@ impl CaseState {
         events.push(CaseEvent::OutcomeRecorded {
             outcome: Outcome::Termination {
                 ground: REFUSED_TO_SIGN,
-                note: format!("{person} refused to sign version {version}"),
+                note: format!("{} refused to sign version {version}", m.name),
             },
         });
         Ok(events)
@@ -1145,27 +1133,17 @@ impl CaseState {
     /// Records the outcome. Success needs an agreement in effect.
     pub fn record_outcome(&self, outcome: &Outcome) -> Result<Vec<CaseEvent>, RuleError> {
         self.require_open()?;
-        outcome.validate().map_err(RuleError::Invalid)?;
+        validate_outcome(outcome)?;
         match outcome {
-            Outcome::Termination { ground: 1, .. } => {
-                return Err(invalid(
-                    "an agreement reached is recorded as success, not termination on ground 1",
-                ));
-            }
+            Outcome::Termination { ground: 1, .. } => return Err(RuleError::GroundOneIsSuccess),
             Outcome::Termination {
                 ground: REFUSED_TO_SIGN,
                 ..
-            } => {
-                return Err(invalid(
-                    "ground 7 is recorded by the party's own refusal to sign",
-                ));
-            }
+            } => return Err(RuleError::GroundSevenBySelf),
             _ => {}
         }
         if *outcome == Outcome::Success && self.agreement.effective_at.is_none() {
-            return Err(state(
-                "success needs an agreement signed by every party and the mediator",
-            ));
+            return Err(RuleError::SuccessNeedsAgreement);
         }
         let mut events = self.end_open_sessions();
         events.push(CaseEvent::OutcomeRecorded {
@@ -1179,7 +1157,11 @@ impl CaseState {
     pub fn propose_extension(&self, days: i64) -> Result<Vec<CaseEvent>, RuleError> {
         self.require_open()?;
         if !(1..=30).contains(&days) {
-            return Err(invalid("an extension is 1-30 days"));
+            return Err(RuleError::OutOfRange {
+                field: Field::Days,
+                min: 1,
+                max: 30,
+            });
         }
         Ok(vec![CaseEvent::ExtensionProposed { days }])
     }
@@ -1192,15 +1174,16 @@ impl CaseState {
         agreed: bool,
     ) -> Result<Vec<CaseEvent>, RuleError> {
         self.require_open()?;
-        if self.known_member(person)?.role != Role::Party {
-            return Err(invalid("parties consent to an extension"));
+        let m = self.known_member(person)?;
+        if m.role != Role::Party {
+            return Err(Self::role_may_not(m, Act::AnswerExtension));
         }
         let pending = self
             .pending_extension
             .as_ref()
-            .ok_or_else(|| state("no extension is proposed"))?;
+            .ok_or(RuleError::NoExtensionProposed)?;
         if pending.agreed.iter().any(|p| p == person) {
-            return Err(state("already agreed to this extension"));
+            return Err(RuleError::AlreadyAgreedToExtension);
         }
         let mut events = vec![CaseEvent::ExtensionAnswered {
             person: person.to_string(),
@@ -1224,10 +1207,13 @@ impl CaseState {
         self.require_open()?;
         let paused = self.pauses.iter().any(|(_, e)| e.is_none());
         match (pause, paused) {
-            (true, true) => Err(state("the time limit is paused already")),
-            (false, false) => Err(state("the time limit is not paused")),
+            (true, true) => Err(RuleError::AlreadyPaused),
+            (false, false) => Err(RuleError::NotPaused),
             (true, false) if reason.trim().is_empty() || reason.chars().count() > 500 => {
-                Err(invalid("a pause needs a reason (1-500 characters)"))
+                Err(RuleError::TextLength {
+                    field: Field::Reason,
+                    max: 500,
+                })
             }
             (true, false) => Ok(vec![CaseEvent::DeadlinePaused {
                 reason: reason.to_string(),
@@ -1245,20 +1231,32 @@ impl CaseState {
         comment: &str,
     ) -> Result<Vec<CaseEvent>, RuleError> {
         let s = self.session(n)?;
-        if self.known_member(person)?.role != Role::Party {
-            return Err(invalid("parties rate sessions"));
+        let m = self.known_member(person)?;
+        if m.role != Role::Party {
+            return Err(Self::role_may_not(m, Act::Rate));
         }
         if s.phase != Phase::Ended {
-            return Err(state("a session is rated after it ends"));
+            return Err(RuleError::WrongPhase {
+                session: n,
+                phase: s.phase,
+                needed: Phase::Ended,
+            });
         }
         if !(1..=5).contains(&score) {
-            return Err(invalid("score: 1-5"));
+            return Err(RuleError::OutOfRange {
+                field: Field::Score,
+                min: 1,
+                max: 5,
+            });
         }
         if comment.chars().count() > 2000 {
-            return Err(invalid("comment: at most 2000 characters"));
+            return Err(RuleError::TextLength {
+                field: Field::Comment,
+                max: 2000,
+            });
         }
         if s.ratings.iter().any(|r| r.person == person) {
-            return Err(state("already rated this session"));
+            return Err(RuleError::AlreadyRated);
         }
         Ok(vec![CaseEvent::Rated {
             session: n,
@@ -1266,5 +1264,32 @@ impl CaseState {
             score,
             comment: comment.to_string(),
         }])
+    }
+}
+
+/// Checks an outcome's fields: a ground of ODR-Med 25, reasons present and not huge.
+fn validate_outcome(outcome: &Outcome) -> Result<(), RuleError> {
+    let length = |field, text: &str, may_be_empty: bool| {
+        if (!may_be_empty && text.trim().is_empty()) || text.chars().count() > 4000 {
+            Err(RuleError::TextLength { field, max: 4000 })
+        } else {
+            Ok(())
+        }
+    };
+    match outcome {
+        Outcome::Success => Ok(()),
+        Outcome::Failure { reason } => length(Field::Reason, reason, false),
+        Outcome::Termination { ground, .. }
+            if !super::outcome::TERMINATION_GROUNDS
+                .iter()
+                .any(|(g, _)| g == ground) =>
+        {
+            Err(RuleError::OutOfRange {
+                field: Field::Ground,
+                min: 1,
+                max: 8,
+            })
+        }
+        Outcome::Termination { note, .. } => length(Field::Note, note, true),
     }
 }

@@ -35,6 +35,8 @@ pub struct CaseSummary {
     pub number: String,
     /// The mediator's person id.
     pub mediator: String,
+    /// The mediator's name.
+    pub mediator_name: String,
     /// Opened, Unix ms.
     pub opened_at: i64,
     /// Outcome recorded at, Unix ms.
@@ -67,7 +69,7 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<CaseState, StoreError> {
-        let members = validate_new_case(new).map_err(StoreError::Invalid)?;
+        let members = validate_new_case(new)?;
         let first = Recorded {
             seq: 1,
             at: now,
@@ -82,15 +84,19 @@ impl Store {
         };
         let case = CaseState::fold(id, std::slice::from_ref(&first))
             .ok_or_else(|| StoreError::Invalid("cannot open the case".into()))?;
-        let mediator = case.mediator().map(|m| m.id.clone()).unwrap_or_default();
+        let (mediator, mediator_name) = case
+            .mediator()
+            .map(|m| (m.id.clone(), m.name.clone()))
+            .unwrap_or_default();
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO cases (id, number, mediator, opened_at, due_at, seq) \
-             VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT DO NOTHING",
+            "INSERT INTO cases (id, number, mediator, mediator_name, opened_at, due_at, seq) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT DO NOTHING",
         )
         .bind(id)
         .bind(&case.number)
         .bind(&mediator)
+        .bind(&mediator_name)
         .bind(now)
         .bind(case.time_limit(now).due_at)
         .execute(&mut *tx)
@@ -273,7 +279,8 @@ impl Store {
         overdue_at: Option<i64>,
     ) -> Result<Vec<CaseSummary>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, number, mediator, opened_at, closed_at, due_at, paused FROM cases \
+            "SELECT id, number, mediator, mediator_name, opened_at, closed_at, due_at, paused \
+             FROM cases \
              WHERE ($1 IS NULL OR mediator = $1) \
              AND ($2 IS NULL OR (closed_at IS NULL AND paused = 0 AND due_at < $2)) \
              ORDER BY opened_at DESC, id",
@@ -289,6 +296,7 @@ impl Store {
                     id: row.try_get("id")?,
                     number: row.try_get("number")?,
                     mediator: row.try_get("mediator")?,
+                    mediator_name: row.try_get("mediator_name")?,
                     opened_at: row.try_get("opened_at")?,
                     closed_at: row.try_get("closed_at")?,
                     due_at: row.try_get("due_at")?,
@@ -384,9 +392,7 @@ impl Store {
             .rows_affected()
         };
         if written == 0 {
-            return Err(StoreError::Rule(RuleError::Stale(format!(
-                "the minutes changed since revision {base}; reload them"
-            ))));
+            return Err(StoreError::Rule(RuleError::MinutesChanged { since: base }));
         }
         Ok(Minutes {
             revision,

@@ -124,6 +124,8 @@ fn package(n: usize) -> Application {
             chain_head: "ab".repeat(32),
         }],
         applicants: Vec::new(),
+        minutes: Vec::new(),
+        consents: Vec::new(),
     }
 }
 
