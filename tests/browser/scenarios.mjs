@@ -125,12 +125,74 @@ const browser = await chromium.launch({
 // one above all): pages left playing fake video load the two cores and fail what comes next.
 const openContexts = new Set();
 
+// ---- every message in the person's language ------------------------------------------------
+
+/**
+ * Installed in every page: while the page is in Chinese, any text that becomes visible is read
+ * for English words — including a refusal shown for a moment — and kept in
+ * `window.__english` with the screen it appeared on. Allowed: the language switch ("English"), PDF,
+ * SHA-256, hashes and links.
+ */
+function watchForEnglish() {
+  const ALLOWED = new Set(['English', 'SHA', 'PDF']);
+  window.__english = [];
+  const screen = () => [...document.querySelectorAll('[data-screen]')].find((s) => !s.hidden)?.id ?? location.pathname;
+  const scan = (root) => {
+    if (document.documentElement.lang !== 'zh-CN' || !root) return;
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.currentNode; node; node = walker.nextNode()) {
+      if (node.nodeType !== Node.TEXT_NODE) continue;
+      const parent = node.parentElement;
+      // Device names in the pickers are the browser's, not ours.
+      if (!parent || ['SCRIPT', 'STYLE', 'OPTION', 'TITLE'].includes(parent.tagName)) continue;
+      if (parent.checkVisibility && !parent.checkVisibility()) continue;
+      const text = node.textContent
+        .replace(/https?:\/\/\S+/g, ' ')
+        .replace(/\b[0-9a-f]{8,}\b/gi, ' ');
+      const words = (text.match(/[A-Za-z][A-Za-z'’]*[A-Za-z]/g) ?? []).filter((w) => !ALLOWED.has(w));
+      if (words.length) window.__english.push({ screen: screen(), words, text: node.textContent.slice(0, 200) });
+    }
+  };
+  const start = () => {
+    scan(document.body);
+    new MutationObserver((mutations) => {
+      for (const m of mutations) scan(m.type === 'characterData' ? m.target.parentElement : m.target);
+    }).observe(document.body, { childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ['hidden', 'class'] });
+  };
+  if (document.body) start();
+  else document.addEventListener('DOMContentLoaded', start);
+}
+
+/** Fails with every English text a Chinese page has shown since the last look, and where. */
+async function assertChinese(p, where) {
+  if (p.page.isClosed()) return;
+  const found = await p.page.evaluate(() => {
+    const seen = window.__english ?? [];
+    window.__english = [];
+    return seen;
+  }).catch(() => []);
+  if (found.length) {
+    const lines = found.slice(0, 10).map((f) => `  [${f.screen}] ${f.words.join(', ')} in: ${JSON.stringify(f.text)}`);
+    throw new Error(`English on a Chinese page (${where}, ${p.identity ?? p.page.url()}):\n${lines.join('\n')}`);
+  }
+}
+
 /** A person with their own browser context (own storage) on a phone- or desktop-sized page. */
 async function person(viewport = { width: 1280, height: 800 }) {
   const context = await browser.newContext({ viewport, locale: 'zh-CN' });
+  await context.addInitScript(watchForEnglish);
   openContexts.add(context);
   context.on('close', () => openContexts.delete(context));
   const page = await context.newPage();
+  // A page a scenario closes is read for English first: what it showed counts too.
+  const close = context.close.bind(context);
+  context.close = async (options) => {
+    try {
+      await assertChinese({ page }, 'its last screen');
+    } finally {
+      await close(options);
+    }
+  };
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
   if (process.env.DEBUG_CONSOLE) page.on('console', (m) => console.error(`[console ${m.type()}] ${m.text()}`));
   return { context, page };
@@ -224,6 +286,14 @@ async function flowing(p, from, kind, ms = 2500) {
 async function shot(p, name) {
   mkdirSync(SHOTS, { recursive: true });
   await p.page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+  await assertChinese(p, `screenshot ${name}`);
+}
+
+/** Every open page of the scenario: nothing English was shown. */
+async function assertAllChinese(where) {
+  for (const context of openContexts) {
+    for (const page of context.pages()) await assertChinese({ page }, where);
+  }
 }
 
 // ---- scenarios ----------------------------------------------------------------------------
@@ -254,6 +324,20 @@ const scenarios = {
     await receivesFrom(m, ['party-a', 'party-b']);
     await receivesFrom(a, ['mediator', 'party-b']);
     await receivesFrom(b, ['mediator', 'party-a']);
+    // The page offered its camera and microphone `sendrecv`: the SFU answers those lines
+    // `recvonly`, so the page holds no phantom remote track (its own stream echoed back).
+    for (const [p, others] of [[m, ['party-a', 'party-b']], [a, ['mediator', 'party-b']], [b, ['mediator', 'party-a']]]) {
+      const seen = await p.page.evaluate(() => ({
+        streams: [...window.tiaojie.media.streams.keys()].sort(),
+        own: window.tiaojie.media.pc
+          .getTransceivers()
+          .filter((t) => window.tiaojie.local.getTracks().includes(t.sender.track))
+          .map((t) => t.currentDirection),
+      }));
+      if (JSON.stringify(seen.streams) !== JSON.stringify(others) || seen.own.length !== 2 || seen.own.some((d) => d !== 'sendonly')) {
+        throw new Error(`${p.identity}: remote streams and own lines ${JSON.stringify(seen)}`);
+      }
+    }
     // Names and roles are on the tiles.
     await a.page.locator('[data-tile="mediator"] .role', { hasText: '调解员' }).waitFor();
     await shot(m, 'room-three-people');
@@ -334,7 +418,7 @@ const scenarios = {
     await shot(m, 'screen-share');
     // The mediator takes party-b aside (背对背): the share ends for everyone, and the sharer's
     // own page stops capturing and says why.
-    await m.page.evaluate(() => window.tiaojie.signaling.moderate('move', 'party-b', { space: 'private:side-b' }));
+    await m.page.evaluate(() => window.tiaojie.signaling.moderate('move', 'party-b', { space: 'private:respondent' }));
     await a.page.locator('#chat-log li.notice', { hasText: '屏幕共享已停止' }).waitFor();
     await a.page.locator('#screen-share[aria-pressed="false"]:disabled').waitFor();
     await m.page.locator('[data-screen-tile]').waitFor({ state: 'detached' });
@@ -449,9 +533,19 @@ const scenarios = {
     await form.locator('[name=amount]').fill('40000');
     await form.locator('[name=mediator_id]').fill('med-wang');
     await form.locator('[name=mediator_name]').fill('王调解');
-    await form
-      .locator('[name=members]')
-      .fill('p-zhang,张三,party,applicant\np-li,李四,party,respondent\nlawyer-zhao,赵律师,agent,applicant,p-zhang');
+    // People with pickers: a row per person, sides and "represents" chosen, nothing typed as
+    // codes. Two party rows (one per side) are there to begin with.
+    const rows = form.locator('#member-rows .member');
+    for (const [i, [account, name]] of [['p-zhang', '张三'], ['p-li', '李四']].entries()) {
+      await rows.nth(i).locator('[name=name]').fill(name);
+      await rows.nth(i).locator('[name=id]').fill(account);
+    }
+    await form.locator('#add-agent').click();
+    const agent = rows.nth(2);
+    await agent.locator('[name=name]').fill('赵律师');
+    await agent.locator('[name=id]').fill('lawyer-zhao');
+    await agent.locator('[name=side]').selectOption('applicant');
+    await agent.locator('[name=represents]').selectOption({ label: '张三' });
     await form.locator('button[type=submit]').click();
     const row = desk.page.locator('#cases tr', { hasText: '(2026)京0105民诉前调7号' });
     await row.locator('[data-action="start-session"]').click();
@@ -484,18 +578,25 @@ const scenarios = {
     await zhao.page.locator('#case .own-checks .ok', { hasText: '已确认知悉' }).waitFor();
     await shot(li, 'mediation-party-checks');
 
-    // Starting too early is refused with what is missing; then the mediator verifies everyone.
+    // The mediator's table is live and true: everyone present shows where they are, in words,
+    // and what they still lack; the admit button waits for the checks.
+    for (const who of ['p-zhang', 'p-li', 'lawyer-zhao']) {
+      await m.page.locator(`#case .person-check[data-person="${who}"] .where`, { hasText: '在等候室等候' }).waitFor();
+    }
+    await m.page.locator('#case .person-check[data-person="p-li"] .lacking', { hasText: '身份尚未核验' }).waitFor();
+    await m.page.locator('#waiting li', { hasText: '李四' }).locator('button[disabled]', { hasText: '允许进入' }).waitFor();
+    // Starting too early is refused, naming who lacks what; then the mediator verifies everyone.
     await click(m, 'start');
-    await m.page.locator('#case .case-note', { hasText: '身份' }).waitFor().catch(async () => {
-      await m.page.locator('#case .case-note').waitFor();
-    });
-    m.page.on('dialog', (dialog) => dialog.accept(dialog.message().includes('天数') ? '5' : '律师证线下核验'));
+    await m.page.locator('#case .case-note', { hasText: '张三：身份尚未核验' }).waitFor();
     await click(m, 'verify-p-zhang-id_document_video');
-    await m.page.locator('[data-person="p-zhang"]', { hasText: '证件比对' }).waitFor();
+    await m.page.locator('.person-check[data-person="p-zhang"] .item', { hasText: '已核验' }).filter({ hasText: '证件比对' }).waitFor();
     await click(m, 'verify-p-li-face_recognition');
-    await m.page.locator('[data-person="p-li"]', { hasText: '人脸识别' }).waitFor();
+    await m.page.locator('.person-check[data-person="p-li"] .item', { hasText: '已核验' }).filter({ hasText: '人脸识别' }).waitFor();
+    // An offline check is recorded with a note, in the page's own dialog.
     await click(m, 'verify-lawyer-zhao-offline');
-    await m.page.locator('[data-person="lawyer-zhao"]', { hasText: '线下核验' }).waitFor();
+    await m.page.locator('dialog.ask [name=note]').fill('律师证线下核验');
+    await m.page.locator('dialog.ask [data-action="dialog-ok"]').click();
+    await m.page.locator('.person-check[data-person="lawyer-zhao"] .item', { hasText: '已核验' }).filter({ hasText: '线下核验' }).waitFor();
     await zhang.page.locator('#case .own-checks .ok', { hasText: '身份已核验' }).waitFor();
     await shot(m, 'mediation-identity-check');
     await click(m, 'start');
@@ -543,6 +644,8 @@ const scenarios = {
     // More time, by both parties' consent: proposed by the mediator, agreed on each page.
     await m.page.locator('#case .limit', { hasText: '30 天' }).waitFor();
     await click(m, 'propose-extension');
+    await m.page.locator('dialog.ask [name=days]').fill('5');
+    await m.page.locator('dialog.ask [data-action="dialog-ok"]').click();
     for (const p of [zhang, li]) {
       await p.page.locator('#case .extension .pending', { hasText: '5 天' }).waitFor();
       await click(p, 'extension-yes');
@@ -563,15 +666,34 @@ const scenarios = {
     await m.page.fill('#agreement-terms', '一、李四于2026年12月31日前向张三支付人民币四万元。');
     await click(m, 'draft');
     const hash = await m.page.locator('#case .sha256').textContent();
-    for (const p of [zhang, li]) {
-      await p.page.locator('#case .sha256', { hasText: hash }).waitFor();
-      await p.page.locator('#case .agreement-text', { hasText: '四万元' }).waitFor();
+    for (const p of [zhang, li]) await p.page.locator('#case .sha256', { hasText: hash }).waitFor();
+    // Each signer reads the whole text over the whole page; "sign" waits for its end.
+    const sign = async (p, name) => {
+      await click(p, 'read-agreement');
+      const reader = p.page.locator('dialog.reader');
+      await reader.locator('.agreement-text', { hasText: '四万元' }).waitFor();
+      await reader.locator('.reader-version .sha256', { hasText: hash }).waitFor();
+      if (p === li) await shot(li, 'mediation-signing');
+      await reader.locator('.agreement-end').scrollIntoViewIfNeeded();
+      await reader.locator('[data-action="sign"]:enabled').click();
+      await p.page.locator('#case .signatures li', { hasText: name }).waitFor();
+    };
+    // On a phone too: the text fills the screen's width, the buttons stay in reach.
+    await li.page.setViewportSize({ width: 390, height: 844 });
+    await click(li, 'read-agreement');
+    if (await li.page.locator('dialog.reader [data-action="sign"]').isEnabled()) {
+      const tall = await li.page.evaluate(() => {
+        const text = document.querySelector('dialog.reader .agreement-text');
+        return text.scrollHeight > text.clientHeight;
+      });
+      if (tall) throw new Error('"sign" is enabled before the end of the text was seen');
     }
-    await shot(li, 'mediation-signing');
-    for (const p of [zhang, li, m]) {
-      await click(p, 'sign');
-      await p.page.locator('#case .signatures li', { hasText: p === m ? '王调解' : p === zhang ? '张三' : '李四' }).waitFor();
-    }
+    await shot(li, 'mediation-signing-phone');
+    await li.page.locator('dialog.reader [data-action="close-reader"]').click();
+    await li.page.setViewportSize({ width: 1280, height: 800 });
+    await sign(zhang, '张三');
+    await sign(li, '李四');
+    await sign(m, '王调解');
     for (const p of [zhang, li, m]) await p.page.locator('#case .effective').waitFor();
     const agreement = await asStaff('GET', `/cases/${id}/agreement`);
     if (!agreement.effective_at || agreement.signatures.length !== 3) {
@@ -595,8 +717,9 @@ const scenarios = {
     // network, sees the verified application, accepts it and rules it valid; the parties see it.
     await click(zhang, 'apply-confirmation');
     await zhang.page.locator('#case .confirmation .applicants', { hasText: '张三' }).waitFor();
-    // 李四's page learns of it by itself (the room has closed: the panel looks every 10 s).
-    await li.page.locator('#case .confirmation .applicants', { hasText: '张三' }).waitFor({ timeout: 25000 });
+    // 李四's page learns of it by itself: its room has closed, and the case's changes arrive
+    // as events over the connection that follows the case (no poll).
+    await li.page.locator('#case .confirmation .applicants', { hasText: '张三' }).waitFor({ timeout: 5000 });
     await click(li, 'apply-confirmation');
     await li.page.locator('#case .court-status[data-status="received"]').waitFor({ timeout: 20000 });
     await shot(li, 'confirmation-applied');
@@ -611,16 +734,35 @@ const scenarios = {
     // Roles, methods and people in words, not codes.
     await court.page.locator('#signatures li', { hasText: '李四（当事人）' }).filter({ hasText: '人脸识别（核验人 王' }).waitFor();
     await court.page.locator('#identity-checks li', { hasText: '张三：证件比对 通过' }).waitFor();
+    // What crossed with the application: the minutes and each consent, by name.
+    await court.page.locator('#minutes', { hasText: '双方同意分期还款' }).waitFor();
+    await court.page.locator('#minutes', { hasText: '以录音录像代替笔录' }).waitFor();
+    await court.page.locator('#minutes li', { hasText: '李四' }).filter({ hasText: '确认第 1 稿' }).waitFor();
+    await court.page.locator('#consents li', { hasText: '张三（申请人）同意在线调解' }).waitFor();
+    await court.page.locator('#consents li', { hasText: '赵律师（张三的代理人）确认知悉虚假调解警示' }).waitFor();
+    // Only what the state allows: a received application is accepted or not, nothing else.
+    const offered = async () => (await court.page.locator('#actions button').allTextContents()).sort().join('、');
+    if ((await offered()) !== ['不予受理', '受理'].sort().join('、')) throw new Error(`offered: ${await offered()}`);
     await shot(court, 'confirmation-judge');
     await court.page.getByRole('button', { name: '受理', exact: true }).click();
     await court.page.locator('#status', { hasText: '审查中' }).waitFor();
-    const answers = ['(2026)京0105民特7号', '经审查，调解协议有效。'];
-    court.page.on('dialog', (dialog) => dialog.accept(answers.shift() ?? ''));
+    if ((await offered()).includes('受理、')) throw new Error(`after acceptance: ${await offered()}`);
+    await court.page.locator('#log li', { hasText: '钱法官 受理' }).waitFor();
+    // A ruling is written in a form of the page, from a template the judge completes.
     await court.page.getByRole('button', { name: '裁定协议有效' }).click();
+    const ruling = court.page.locator('form.act[data-act="confirm"]');
+    await ruling.locator('[name=ruling_number]').fill('(2026)京0105民特7号');
+    if (!(await ruling.locator('[name=ruling_text]').inputValue()).includes('调解协议有效')) throw new Error('no ruling template');
+    await shot(court, 'confirmation-ruling-form');
+    await ruling.getByRole('button', { name: '确认办理' }).click();
     await court.page.locator('#status', { hasText: '裁定协议有效' }).waitFor();
+    await court.page.locator('#ruling', { hasText: '(2026)京0105民特7号' }).waitFor();
+    await court.page.locator('#actions', { hasText: '无可办理事项' }).waitFor();
+    // The parties hear of it as an event (their rooms have closed): no page reload, no poll.
     for (const p of [zhang, li]) {
-      await p.page.locator('#case .court-status[data-status="confirmed"]').waitFor({ timeout: 25000 });
+      await p.page.locator('#case .court-status[data-status="confirmed"]').waitFor({ timeout: 10000 });
       await p.page.locator('#case .court-detail', { hasText: '(2026)京0105民特7号' }).waitFor();
+      await p.page.locator('#case .court-ruling', { hasText: '调解协议有效' }).waitFor();
     }
     await shot(li, 'confirmation-confirmed');
     const confirmed = await asStaff('GET', `/cases/${id}`);
@@ -640,7 +782,8 @@ const scenarios = {
     await later.context.close();
     const back = await person();
     await back.page.goto(followUp);
-    await back.page.locator('#left-message', { hasText: '本场调解已结束' }).waitFor();
+    await back.page.locator('#left h1', { hasText: '调解成功' }).waitFor();
+    await back.page.locator('#left-message', { hasText: '调解协议已经生效' }).waitFor();
     await back.page.locator('#left-case .court-status[data-status="confirmed"]').waitFor();
     await shot(back, 'mediation-follow-up');
     await back.context.close();
@@ -712,25 +855,64 @@ async function closeAllBut(keep) {
   return keep;
 }
 
+// Scenarios that take a context share the pages the first scenario (the setup) leaves open.
+// One of them runs on its own (`only`), or after a failure in the chain, on fresh pages: the
+// setup runs again first, so a failure never cascades into the scenarios after it.
+const SETUP = Object.keys(scenarios)[0];
+
+/** Runs one scenario and reports it; returns [ok, context]. */
+async function attempt(name, run, ctx) {
+  const started = Date.now();
+  try {
+    const next = (await run(ctx)) ?? ctx;
+    await assertAllChinese(name);
+    console.log(`ok   ${name} (${Date.now() - started} ms)`);
+    return [true, next];
+  } catch (e) {
+    console.log(`FAIL ${name}: ${e.stack ?? e}`);
+    // What each open page showed when it failed, to look at.
+    const dir = path.join(tmpdir(), 'tiaojie-browser-failures');
+    mkdirSync(dir, { recursive: true });
+    let n = 0;
+    for (const context of openContexts) {
+      for (const page of context.pages()) {
+        const file = path.join(dir, `${Date.now()}-${(n += 1)}.png`);
+        if (await page.screenshot({ path: file }).then(() => true, () => false)) console.log(`     page ${page.url()} → ${file}`);
+      }
+    }
+    return [false, {}];
+  }
+}
+
 const server = await startServer();
 const bridge = await startBridge();
 let failed = 0;
 let ctx = {};
+let chainReady = false;
+let setupFailed = false;
 try {
   for (const [name, run] of Object.entries(scenarios)) {
     if (only && !name.includes(only)) continue;
-    // A scenario that takes no context ends the chain of those that share the first one's pages.
-    if (run.length === 0) ctx = await closeAllBut({});
-    const started = Date.now();
-    try {
-      ctx = (await run(ctx)) ?? ctx;
-      console.log(`ok   ${name} (${Date.now() - started} ms)`);
-    } catch (e) {
-      failed += 1;
-      console.log(`FAIL ${name}: ${e.stack ?? e}`);
-      ctx = {};
+    const chained = run.length > 0;
+    if (!chained || !chainReady) ctx = await closeAllBut({});
+    if (chained && !chainReady) {
+      if (setupFailed) {
+        console.log(`SKIP ${name}: it needs "${SETUP}", which failed`);
+        continue;
+      }
+      const [ok, setup] = await attempt(`${SETUP} (again, for: ${name})`, scenarios[SETUP], {});
+      if (!ok) {
+        failed += 1;
+        setupFailed = true;
+        continue;
+      }
+      ctx = setup;
     }
-    ctx = await closeAllBut(ctx);
+    const [ok, next] = await attempt(name, run, ctx);
+    if (!ok) failed += 1;
+    if (!ok && name === SETUP) setupFailed = true;
+    ctx = await closeAllBut(next);
+    chainReady = ok && (chained || name === SETUP);
   }
 } finally {
   await browser.close();

@@ -2,6 +2,7 @@
 // admin token as Bearer), with its actions: mute, remove, close; and every case with its time
 // limit, overdue ones first and flagged. The token stays in this tab.
 
+import { describe, placeKey } from './errors.js';
 import { dueText, t } from './i18n.js';
 import { h, tr, wireLanguageSwitch } from './ui.js';
 
@@ -28,11 +29,28 @@ async function api(method, path, body) {
   });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const error = new Error(data.error?.message || data.message || response.statusText);
+    const error = new Error(data.error?.message || response.statusText);
     error.status = response.status;
+    error.code = data.error?.code;
+    error.details = data.error?.details;
     throw error;
   }
   return data;
+}
+
+/** Shows a refusal at the top of the page, in the person's language, with names. */
+function showError(e) {
+  const error = document.getElementById('admin-error');
+  error.hidden = false;
+  error.textContent = t('admin.error', { message: describe(e, nameOfMember) });
+  delete error.dataset.i18n;
+  error.scrollIntoView({ block: 'nearest' });
+}
+
+/** A name typed into the case form, for a refusal that names an account. */
+function nameOfMember(id) {
+  const row = [...document.querySelectorAll('#member-rows .member')].find((r) => idOf(r) === id);
+  return row?.querySelector('[name=name]').value || undefined;
 }
 
 async function load() {
@@ -50,19 +68,100 @@ async function load() {
     }
     renderCases(await api('GET', '/cases'));
   } catch (e) {
-    error.hidden = false;
-    tr(error, 'admin.error', { message: e.message });
+    showError(e);
   }
 }
+
+// ---- the case form: each person a row with pickers, so nothing is typed as codes ----------
+
+/** A fresh account id for a person the court has none for yet (tokens are bound to it). */
+function newId(prefix) {
+  return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** A row's account: the one typed, else the one made for it when the row was added. */
+function idOf(row) {
+  return row.querySelector('[name=id]').value.trim() || row.dataset.generated;
+}
+
+/** The parties typed so far, as options for an agent's "represents". */
+function partyOptions(side) {
+  return [...document.querySelectorAll('#member-rows .member[data-role="party"]')]
+    .filter((r) => r.querySelector('[name=side]').value === side)
+    .map((r) => ({ id: idOf(r), name: r.querySelector('[name=name]').value }));
+}
+
+function refreshRepresents() {
+  for (const row of document.querySelectorAll('#member-rows .member[data-role="agent"]')) {
+    const select = row.querySelector('[name=represents]');
+    const side = row.querySelector('[name=side]').value;
+    const keep = select.value;
+    select.replaceChildren(
+      ...partyOptions(side).map((p) => h('option', { value: p.id }, p.name || t('admin.case.unnamed'))),
+    );
+    if ([...select.options].some((o) => o.value === keep)) select.value = keep;
+  }
+}
+
+function memberRow(role) {
+  const field = (key, control) => h('label', {}, tr(h('span'), key), ' ', control);
+  const side = h(
+    'select',
+    { name: 'side', onchange: refreshRepresents },
+    tr(h('option', { value: 'applicant' }), 'case.side.applicant'),
+    tr(h('option', { value: 'respondent' }), 'case.side.respondent'),
+  );
+  const row = h(
+    'div',
+    { class: 'member', dataset: { role, generated: newId(role === 'party' ? 'p' : 'a') } },
+    tr(h('strong', { class: 'member-role' }), `role.${role}`),
+    field('admin.case.member_name', h('input', { name: 'name', required: true, oninput: refreshRepresents })),
+    field('admin.case.side', side),
+    role === 'agent' ? field('admin.case.represents', h('select', { name: 'represents', required: true })) : null,
+    // The person's court account if they have one; otherwise one is made for their links.
+    field('admin.case.account', h('input', { name: 'id', placeholder: t('admin.case.account_optional'), oninput: refreshRepresents })),
+    tr(
+      h('button', {
+        type: 'button',
+        class: 'mod danger',
+        onclick: () => {
+          row.remove();
+          refreshRepresents();
+        },
+      }),
+      'admin.case.remove_member',
+    ),
+  );
+  document.getElementById('member-rows').append(row);
+  refreshRepresents();
+  return row;
+}
+
+function resetMembers() {
+  document.getElementById('member-rows').replaceChildren();
+  memberRow('party').querySelector('[name=side]').value = 'applicant';
+  memberRow('party').querySelector('[name=side]').value = 'respondent';
+  refreshRepresents();
+}
+
+document.getElementById('add-party').onclick = () => memberRow('party');
+document.getElementById('add-agent').onclick = () => memberRow('agent');
+resetMembers();
 
 document.getElementById('new-case').addEventListener('submit', async (e) => {
   e.preventDefault();
   const f = new FormData(e.target);
-  const members = String(f.get('members'))
-    .split('\n')
-    .map((line) => line.split(/[,，]/).map((x) => x.trim()))
-    .filter((parts) => parts[0])
-    .map(([id, name, role, side, represents]) => ({ id, name, role, side, ...(represents ? { represents } : {}) }));
+  const members = [...document.querySelectorAll('#member-rows .member')].map((row) => {
+    const value = (name) => row.querySelector(`[name=${name}]`)?.value?.trim();
+    const represents = value('represents');
+    return {
+      id: idOf(row),
+      name: value('name'),
+      role: row.dataset.role,
+      side: value('side'),
+      ...(represents ? { represents } : {}),
+    };
+  });
   try {
     await api('POST', '/cases', {
       number: f.get('number'),
@@ -73,12 +172,11 @@ document.getElementById('new-case').addEventListener('submit', async (e) => {
       members,
     });
     e.target.reset();
+    resetMembers();
     document.getElementById('new-case-box').open = false;
     load();
   } catch (err) {
-    const error = document.getElementById('admin-error');
-    error.hidden = false;
-    tr(error, 'admin.error', { message: err.message });
+    showError(err);
   }
 });
 
@@ -123,7 +221,7 @@ function renderCases(list) {
           'tr',
           { dataset: { case: c.id }, class: c.overdue ? 'overdue' : '' },
           h('td', {}, c.number),
-          h('td', {}, c.mediator),
+          h('td', {}, c.mediator_name || c.mediator),
           h('td', {}, dueText(c.due_at)),
           tr(h('td', {}), c.closed_at ? 'admin.case.closed' : c.overdue ? 'admin.case.overdue' : c.paused ? 'admin.case.paused' : 'admin.case.open'),
           h('td', {}),
@@ -136,7 +234,7 @@ function renderCases(list) {
               'data-action': action[0],
               onclick: (e) => {
                 e.target.disabled = true;
-                action[1](c.id, row).catch((err) => alert(err.message));
+                action[1](c.id, row).catch(showError);
               },
             }),
             action[2],
@@ -149,12 +247,12 @@ function renderCases(list) {
 }
 
 function roomSection(room, people) {
-  const act = (path, body) => () => api('POST', path, body).then(load, (e) => alert(e.message));
+  const act = (path, body) => () => api('POST', path, body).then(load, showError);
   const base = `/rooms/${encodeURIComponent(room.name)}`;
   return h(
     'section',
     { class: 'side', dataset: { room: room.name } },
-    h('h2', {}, room.name),
+    h('h2', {}, room.metadata || room.name),
     h(
       'table',
       {},
@@ -184,6 +282,5 @@ function roomSection(room, people) {
 }
 
 function spaceLabel(space = '') {
-  if (space.startsWith('private:')) return t('space.private', { key: space.slice('private:'.length) });
-  return space ? t(`space.${space}`) : '';
+  return space ? t(placeKey(space)) : '';
 }

@@ -3,10 +3,11 @@
 // receive is decided by the server (lobby, private rooms, mutes), never here.
 
 import { CasePanel } from './case.js';
+import { describe } from './errors.js';
 import { t } from './i18n.js';
 import { MediaSession } from './media.js';
 import { FINAL_CLOSE_CODES, Signaling, SignalingError } from './signaling.js';
-import { h, showScreen, tr, wireLanguageSwitch } from './ui.js';
+import { ask, h, showScreen, tr, wireLanguageSwitch } from './ui.js';
 
 const state = {
   token: null,
@@ -57,7 +58,7 @@ async function followUpOrCheck(claims) {
     if ((await panel.load()) && panel.session()?.phase === 'ended') {
       state.case = panel;
       finish('left.ended');
-      return tr(document.querySelector('#left h1'), 'left.case_title');
+      return;
     }
   } catch {
     // Not a case's room, or the server will say what is wrong at the join.
@@ -82,13 +83,42 @@ function fail(key, vars) {
   showScreen('error');
 }
 
+/** How someone takes part, in words: 申请人 / 被申请人 / an agent for whom, else their role. */
+function standingOf(p) {
+  const m = state.case?.view?.members.find((x) => x.id === p.identity);
+  return m ? state.case.standing(m) : t(`role.${p.role}`);
+}
+
+/** The server's own reasons (docs/protocol.md) in words; an operator's own words as they are. */
+function closeReason(reason) {
+  const key = `close.${reason}`;
+  return t(key) === key ? reason : t(key);
+}
+
+/** A person's name, from the room or the case. */
+function nameOf(id) {
+  if (id === state.you?.identity) return state.you.name;
+  return state.participants.get(id)?.name ?? state.case?.nameOf(id);
+}
+
+/** The refusal in the person's language: the error screen, for a failure to enter. */
 function failWith(error) {
-  if (error instanceof SignalingError) {
-    const key = `error.${error.code}`;
-    if (t(key) !== key) return fail(key);
-    return fail('error.generic', { message: error.message });
+  stopQuality();
+  const message = document.getElementById('error-message');
+  message.textContent = describe(error, nameOf);
+  delete message.dataset.i18n;
+  showScreen('error');
+}
+
+/** A refused request while in the room: said where the person is, the call goes on. */
+function refused(error) {
+  const text = describe(error, nameOf);
+  const note = document.getElementById('room-note');
+  if (state.you?.grants.includes('moderate') && !document.getElementById('moderation').hidden) {
+    note.textContent = text;
+    note.hidden = false;
   }
-  return fail('error.generic', { message: String(error?.message ?? error) });
+  addNotice(text);
 }
 
 // ---- device check -------------------------------------------------------------------------
@@ -223,14 +253,14 @@ async function enter() {
 /** Loads the mediation panel once; a room that is no case's session has none. */
 async function loadCase() {
   if (state.case) return;
-  const panel = new CasePanel(state.token, () => state.you);
+  const panel = new CasePanel(state.token, () => state.you, () => state.participants);
   try {
     if (await panel.load()) {
       state.case = panel;
       render();
     }
   } catch (e) {
-    addNotice(t('case.failed', { reason: e.message }));
+    addNotice(t('case.failed', { reason: describe(e, nameOf) }));
   }
 }
 
@@ -239,6 +269,11 @@ function present(reply) {
   state.you = reply.you;
   state.participants = new Map(reply.participants.map((p) => [p.identity, p]));
   state.recording = reply.recording ?? { state: 'off' };
+  // A page that reloads shows its conversation again (the server kept it for this person).
+  if (reply.type === 'joined') {
+    document.getElementById('chat-log').replaceChildren();
+    for (const m of reply.chat ?? []) addChat(m.from, m.text, m.to);
+  }
   render();
 }
 
@@ -277,11 +312,16 @@ function listen(signaling) {
     state.speaker = m.identity;
     renderTiles();
   });
-  on('case.updated', () => state.case?.load().catch(() => {}));
+  on('case.updated', () =>
+    state.case
+      ?.load()
+      .then(render)
+      .catch(() => {}),
+  );
   on('minutes.updated', (m) => state.case?.minutesUpdated(m).catch(() => {}));
   on('chat', (m) => addChat(m.from, m.text, m.to));
-  on('removed', (m) => finish('left.removed', { reason: m.reason || t('moderation.remove.reason') }));
-  on('room.closed', (m) => finish('left.closed', { reason: m.reason || '' }));
+  on('removed', (m) => finish('left.removed', { reason: closeReason(m.reason || 'removed_by_moderator') }));
+  on('room.closed', (m) => (m.reason ? finish('left.closed', { reason: closeReason(m.reason) }) : finish('left.closed_plain')));
   on('closed', (e) => closed(e.detail ?? e));
 }
 
@@ -336,7 +376,8 @@ async function resumeWithinGrace() {
 // ---- the room -----------------------------------------------------------------------------
 
 function render() {
-  if (!state.you) return;
+  // Once out of the room, the page stays on what it says about the end.
+  if (!state.you || state.leaving) return;
   const inLobby = state.you.space === 'lobby';
   showScreen(inLobby ? 'lobby' : 'room');
   const where = document.getElementById('where');
@@ -347,10 +388,26 @@ function render() {
   }
   document.getElementById('room-case').hidden = !state.case;
   renderElsewhere();
+  renderAway();
   renderControls();
   renderTiles();
   renderModeration();
   renderRecording();
+}
+
+/** Whoever stays in the joint room while the mediator is with the other side is told so; a
+ * chat box with nobody to read it says so. */
+function renderAway() {
+  const others = [...state.participants.values()];
+  const mediatorAway =
+    state.you.space === 'joint' &&
+    state.you.role !== 'mediator' &&
+    others.some((p) => p.role === 'mediator' && p.space.startsWith('private:'));
+  document.getElementById('away-note').hidden = !mediatorAway;
+  const alone = !others.some((p) => p.space === state.you.space);
+  document.getElementById('chat-alone').hidden = !alone;
+  document.getElementById('chat-input').disabled = alone;
+  document.querySelector('#chat-form button').disabled = alone;
 }
 
 /** The translation key (and values) naming a space. */
@@ -367,7 +424,7 @@ function renderElsewhere() {
   const list = document.getElementById('elsewhere');
   list.replaceChildren(
     ...others.map((p) =>
-      h('li', { dataset: { person: p.identity, space: p.space } }, `${p.name} · ${t(`role.${p.role}`)} — `, tr(h('span', {}), ...spaceLabel(p.space))),
+      h('li', { dataset: { person: p.identity, space: p.space } }, `${p.name} · ${standingOf(p)} — `, tr(h('span', {}), ...spaceLabel(p.space))),
     ),
   );
   document.getElementById('elsewhere-box').hidden = others.length === 0;
@@ -410,7 +467,7 @@ async function record(action) {
   try {
     await state.signaling.record(action);
   } catch (e) {
-    note.textContent = t('recording.failed', { reason: e.message });
+    note.textContent = t('recording.failed', { reason: describe(e, nameOf) });
     note.hidden = false;
   }
 }
@@ -457,7 +514,7 @@ async function toggleScreen() {
   try {
     await state.media.shareScreen(capture.getVideoTracks()[0]);
   } catch (e) {
-    addNotice(e.code === 'rooms_split' ? t('room.screen.split') : t('room.screen.failed', { reason: e.message }));
+    addNotice(e.code === 'rooms_split' ? t('room.screen.split') : t('room.screen.failed', { reason: describe(e, nameOf) }));
   }
 }
 
@@ -529,7 +586,7 @@ function renderTiles() {
     if (stream && video.srcObject !== stream) video.srcObject = stream;
     if (!stream) video.srcObject = null;
     tile.querySelector('.name').textContent = p.name + (mine ? ` ${t('room.you')}` : '');
-    tr(tile.querySelector('.role'), `role.${p.role}`);
+    tile.querySelector('.role').textContent = standingOf(p);
     const badges = tile.querySelector('.badges');
     badges.replaceChildren(
       ...[
@@ -564,19 +621,27 @@ function renderModeration() {
       h(
         'li',
         {},
-        h('span', {}, `${p.name} · ${t(`role.${p.role}`)}`),
+        h('span', {}, `${p.name} · ${standingOf(p)}`, waitingNote(p)),
         h(
           'span',
           {},
-          tr(h('button', { onclick: () => state.signaling.moderate('admit', p.identity).catch(failWith) }), 'moderation.admit'),
+          tr(
+            h('button', {
+              'data-action': `admit-${p.identity}`,
+              // The server admits nobody without their checks; the button says so first.
+              disabled: lacking(p).length > 0,
+              onclick: () => state.signaling.moderate('admit', p.identity).catch(refused),
+            }),
+            'moderation.admit',
+          ),
           ' ',
           tr(
             h('button', {
               class: 'danger',
               onclick: () =>
                 state.signaling
-                  .moderate('remove', p.identity, { reason: t('moderation.decline.reason') })
-                  .catch(failWith),
+                  .moderate('remove', p.identity, { reason: 'declined' })
+                  .catch(refused),
             }),
             'moderation.decline',
           ),
@@ -587,16 +652,28 @@ function renderModeration() {
   if (!waiting.length) list.append(tr(h('li', { class: 'empty' }), 'moderation.none_waiting'));
 }
 
+/** The checks a waiting person of a case still lacks (none outside a case's room). */
+function lacking(p) {
+  return state.case?.missingFor(p.identity) ?? [];
+}
+
+/** Under a waiting person's name: what they still lack, in words. */
+function waitingNote(p) {
+  const missing = lacking(p);
+  if (!missing.length) return null;
+  return h('small', { class: 'lacking' }, h('br'), t('moderation.lacking', { list: missing.map((m) => t(`check.${m.check}`)).join('、') }));
+}
+
 function moderateMute(p) {
   state.signaling
     .moderate('mute', p.identity, { kind: 'audio', muted: !p.audio_muted })
-    .catch(failWith);
+    .catch(refused);
 }
 
 function moderateRemove(p) {
   state.signaling
-    .moderate('remove', p.identity, { reason: t('moderation.remove.reason') })
-    .catch(failWith);
+    .moderate('remove', p.identity, { reason: 'removed_by_moderator' })
+    .catch(refused);
 }
 
 async function toggleMute(kind) {
@@ -651,6 +728,13 @@ function stopQuality() {
   clearInterval(state.qualityTimer);
 }
 
+/** 离开 asks first: leaving ends this person's presence in the session. */
+async function confirmLeave() {
+  const staff = state.you?.grants.includes('moderate');
+  const answer = await ask({ title: 'room.leave', text: staff ? 'room.leave.confirm_staff' : 'room.leave.confirm', confirm: 'room.leave', danger: true });
+  if (answer) leave();
+}
+
 async function leave() {
   state.leaving = true;
   try {
@@ -666,22 +750,66 @@ function finish(key, vars) {
   stopQuality();
   state.media?.close();
   tr(document.getElementById('left-message'), key, vars);
+  tr(document.querySelector('#left h1'), 'left.title');
   showScreen('left');
-  // The case stays readable after the session (outcome, agreement), and a party rates it.
+  // The case stays readable after the session (outcome, agreement), and a party rates it;
+  // its changes (the court's ruling) keep arriving as events.
   if (state.case) {
     document.getElementById('left-case').append(state.case.root);
-    state.case.load().catch(() => {});
+    state.case
+      .load()
+      .then(sayOutcome)
+      .catch(() => {});
+    followCase();
   }
 }
 
-document.getElementById('mic').onclick = () => toggleMute('audio').catch(failWith);
-document.getElementById('cam').onclick = () => toggleMute('video').catch(failWith);
-document.getElementById('audio-only-toggle').onclick = () => setAudioOnly(!state.audioOnly).catch(failWith);
-document.getElementById('screen-share').onclick = () => toggleScreen().catch(failWith);
-document.getElementById('leave').onclick = leave;
+/** After the mediation, the page says how it ended, not only that the person left. */
+function sayOutcome() {
+  const outcome = state.case?.view?.outcome;
+  if (!outcome) return;
+  tr(document.querySelector('#left h1'), `left.outcome_title.${outcome.result}`);
+  tr(document.getElementById('left-message'), `left.outcome.${outcome.result}`);
+}
+
+/** Follows the case over its own connection once out of the room (and again if it drops). */
+async function followCase() {
+  if (state.following) return;
+  state.following = true;
+  let wait = 1000;
+  for (;;) {
+    const signaling = new Signaling();
+    try {
+      await signaling.connect();
+      signaling.addEventListener('case.updated', () =>
+        state.case
+          ?.load()
+          .then(sayOutcome)
+          .catch(() => {}),
+      );
+      const closed = new Promise((resolve) => signaling.addEventListener('closed', resolve));
+      await signaling.follow(state.token);
+      wait = 1000;
+      // Changes made while the connection was down are read once it is back.
+      state.case?.load().then(sayOutcome).catch(() => {});
+      await closed;
+    } catch (e) {
+      // A link that can follow nothing (expired) stops here; the page still shows the case.
+      if (e instanceof SignalingError && e.code !== 'network') return;
+    }
+    await new Promise((r) => setTimeout(r, wait));
+    wait = Math.min(wait * 2, 30_000);
+  }
+}
+
+document.getElementById('mic').onclick = () => toggleMute('audio').catch(refused);
+document.getElementById('cam').onclick = () => toggleMute('video').catch(refused);
+document.getElementById('audio-only-toggle').onclick = () => setAudioOnly(!state.audioOnly).catch(refused);
+document.getElementById('screen-share').onclick = () => toggleScreen().catch(refused);
+document.getElementById('leave').onclick = confirmLeave;
 document.getElementById('record-toggle').onclick = () =>
   record(state.recording?.state === 'off' ? 'start' : 'stop');
 document.getElementById('record-pause').onclick = () =>
   record(state.recording?.state === 'paused' ? 'resume' : 'pause');
-document.getElementById('lobby-leave').onclick = leave;
-document.getElementById('chat-form').onsubmit = (e) => sendChat(e).catch(failWith);
+document.getElementById('lobby-leave').onclick = confirmLeave;
+document.getElementById('chat-form').onsubmit = (e) => sendChat(e).catch(refused);

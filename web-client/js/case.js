@@ -4,16 +4,21 @@
 // permission matrix; this page only shows what the server says (`GET /api/cases/current`,
 // refreshed on `case.updated` and `minutes.updated`).
 
-import { dueText, t } from './i18n.js';
-import { h, tr } from './ui.js';
+import { describe, placeKey } from './errors.js';
+import { dueText, t, timeText } from './i18n.js';
+import { ask, h, tr } from './ui.js';
 
 const SAVE_DELAY_MS = 800;
 
 export class CasePanel {
-  /** `token`: the session token; `you()`: the participant info of this page's person. */
-  constructor(token, you) {
+  /**
+   * `token`: the session token; `you()`: the participant info of this page's person;
+   * `presence()`: who is in the room now (identity → participant info), from signaling.
+   */
+  constructor(token, you, presence = () => new Map()) {
     this.token = token;
     this.you = you;
+    this.presence = presence;
     this.view = null; // CurrentCase from the server
     this.minutes = null;
     this.saveTimer = null;
@@ -35,6 +40,7 @@ export class CasePanel {
     if (!response.ok) {
       const error = new Error(value?.error?.message ?? response.statusText);
       error.code = value?.error?.code;
+      error.details = value?.error?.details;
       throw error;
     }
     return value;
@@ -96,10 +102,26 @@ export class CasePanel {
       await this.load();
     } catch (e) {
       this.render();
-      const n = this.root.querySelector('.case-note');
-      n.textContent = t('case.failed', { reason: e.message });
-      n.hidden = false;
+      this.note(e);
     }
+  }
+
+  /** Shows a refusal in the panel, in the person's language, with names. */
+  note(error) {
+    const n = this.root.querySelector('.case-note');
+    if (!n) return;
+    n.textContent = t('case.failed', { reason: this.describe(error) });
+    n.hidden = false;
+  }
+
+  /** A refusal in words, naming the case's people. */
+  describe(error) {
+    return describe(error, (id) => this.nameOf(id));
+  }
+
+  /** A person's name as the case records it. */
+  nameOf(id) {
+    return this.view?.members.find((m) => m.id === id)?.name;
   }
 
   render() {
@@ -160,22 +182,43 @@ export class CasePanel {
     }
   }
 
-  /** A party's (or agent's) own start-of-session card: warning, consents, identity status. */
+  /** What `id` still lacks in this session, as the server computed it. */
+  missingFor(id) {
+    const session = this.view?.missing_checks.find((m) => m.session === this.view.session);
+    return session?.missing.filter((m) => m.person === id) ?? [];
+  }
+
+  /** A party's (or agent's) own start-of-session card: what is still theirs to do, the warning,
+   * the consents, and whether the mediator has verified their identity. */
   renderOwnChecks(me, session) {
     const checks = session?.checks[me.id] ?? {};
-    const done =
-      checks.identity?.passed &&
-      checks.warning_acknowledged_at &&
-      (me.role !== 'party' || (checks.online_mediation && checks.recording));
+    const missing = this.missingFor(me.id);
+    const done = missing.length === 0 && Boolean(checks.identity);
     // Once in session, a completed card folds away: the call needs the room.
     const folded = done && (session?.phase === 'in_session' || session?.phase === 'ended');
     const card = folded
       ? h('details', { class: 'own-checks' }, tr(h('summary', { class: 'ok' }), 'case.checks.done'))
       : h('section', { class: 'own-checks', 'aria-labelledby': 'own-checks-title' });
-    if (!folded) card.append(tr(h('h3', { id: 'own-checks-title' }), 'case.checks.title'));
+    if (!folded) {
+      card.append(tr(h('h3', { id: 'own-checks-title' }), 'case.checks.title'));
+      // What is theirs to give, and what waits on the mediator, in words.
+      const theirs = missing.filter((m) => !m.check.startsWith('identity_'));
+      if (session?.phase !== 'scheduled' && session?.phase !== 'ended') {
+        card.append(
+          theirs.length
+            ? h(
+                'div',
+                { class: 'todo' },
+                tr(h('p', { class: 'pending' }), 'case.checks.yours'),
+                h('ul', {}, ...theirs.map((m) => tr(h('li'), `todo.${m.check}`))),
+              )
+            : tr(h('p', { class: 'ok' }), 'case.checks.yours_done'),
+        );
+      }
+    }
     card.append(
       checks.identity
-        ? tr(h('p', { class: checks.identity.passed ? 'ok' : 'bad' }), 'case.identity.done', {
+        ? tr(h('p', { class: checks.identity.passed ? 'ok' : 'bad' }), checks.identity.passed ? 'case.identity.done' : 'case.identity.failed', {
             method: t(`case.method.${checks.identity.method}`),
           })
         : tr(h('p', { class: 'pending' }), 'case.identity.waiting'),
@@ -239,9 +282,13 @@ export class CasePanel {
           h('button', {
             type: 'button',
             'data-action': 'propose-extension',
-            onclick: () => {
-              const days = Number(prompt(t('case.extension.days')));
-              if (days) this.act(() => this.api('POST', `${this.base()}/deadline/extensions`, { days }));
+            onclick: async () => {
+              const answer = await ask({
+                title: 'case.extension.propose',
+                fields: [{ name: 'days', label: 'case.extension.days', type: 'number', min: 1, max: 30, required: true }],
+                confirm: 'case.extension.propose',
+              });
+              if (answer) this.act(() => this.api('POST', `${this.base()}/deadline/extensions`, { days: Number(answer.days) }));
             },
           }),
           'case.extension.propose',
@@ -299,30 +346,65 @@ export class CasePanel {
     return box;
   }
 
-  /** The mediator's table of everyone's checks, identity buttons and "start". */
+  /** Where `id` is now, in words: waiting, in the joint room, a private room, reconnecting, or
+   * not here. Read from the room (signaling), so it is live. */
+  whereIs(id) {
+    const p = this.presence().get(id) ?? (id === this.you()?.identity ? this.you() : null);
+    if (!p) return ['case.where.absent', 'absent'];
+    if (p.connection === 'reconnecting') return ['case.where.reconnecting', 'reconnecting'];
+    if (p.space === 'lobby') return ['case.where.waiting', 'waiting'];
+    return [placeKey(p.space), 'here'];
+  }
+
+  /** How a member takes part: 申请人 / 被申请人, and an agent for whom. */
+  standing(m) {
+    if (m.role === 'party' && m.side) return t(`case.party.${m.side}`);
+    if (m.role === 'agent') return t('case.agent_of', { name: this.nameOf(m.represents) ?? '' });
+    return t(`role.${m.role}`);
+  }
+
+  /** The mediator's table of everyone's checks, live: where each person is, their identity
+   * check (with the buttons to record one), the warning, the consents, the minutes; what each
+   * still lacks; and "start". */
   renderChecksTable(session) {
     const box = h('section', { class: 'checks' });
     box.append(tr(h('h3', {}), 'case.checks.everyone'));
-    const missing = this.view.missing_checks.find((m) => m.session === this.view.session);
-    const present = new Set(missing?.present ?? []);
-    const rows = this.view.members
+    const mark = (ok, yes, no, pending = 'case.mark.pending') =>
+      tr(h('span', { class: ok === true ? 'ok' : ok === false ? 'bad' : 'pending' }), ok === true ? yes : ok === false ? no : pending);
+    const revision = this.minutes?.revision ?? 0;
+    // One card a person (not a wide table): it reads the same in the side column and on a
+    // phone.
+    const item = (label, ...value) => h('div', { class: 'item' }, tr(h('dt'), label), h('dd', {}, ...value));
+    const cards = this.view.members
       .filter((m) => m.role !== 'mediator')
       .map((m) => {
         const c = session?.checks[m.id] ?? {};
-        const mark = (v) => (v === undefined || v === null ? '—' : v ? '✓' : '✗');
-        const cell = h('td', {});
-        if (c.identity) {
-          cell.append(`${mark(c.identity.passed)} ${t(`case.method.${c.identity.method}`)}`);
-        } else if (session?.phase === 'lobby_open' || session?.phase === 'in_session') {
+        const [where, presence] = this.whereIs(m.id);
+        const identity = [];
+        if (c.identity) identity.push(mark(c.identity.passed, 'case.mark.verified', 'case.mark.failed'), ' ', t(`case.method.${c.identity.method}`));
+        else identity.push(mark(undefined, '', '', 'case.mark.pending'));
+        const checkable = session?.phase === 'lobby_open' || session?.phase === 'in_session';
+        const buttons = [];
+        if (checkable && !c.identity?.passed && m.role !== 'judge') {
           for (const method of ['id_document_video', 'face_recognition', 'offline']) {
-            cell.append(
+            buttons.push(
               tr(
                 h('button', {
                   type: 'button',
                   class: 'mod',
                   'data-action': `verify-${m.id}-${method}`,
-                  onclick: () => {
-                    const note = method === 'offline' ? prompt(t('case.identity.offline_note')) ?? '' : '';
+                  onclick: async () => {
+                    let note = '';
+                    if (method === 'offline') {
+                      const answer = await ask({
+                        title: 'case.identity.offline_title',
+                        text: ['case.identity.offline_for', { name: m.name }],
+                        fields: [{ name: 'note', label: 'case.identity.offline_note', required: true }],
+                        confirm: 'case.identity.record',
+                      });
+                      if (!answer) return;
+                      note = answer.note;
+                    }
                     this.act(() =>
                       this.api('PUT', `${this.sessionPath()}/members/${m.id}/identity`, { method, passed: true, note }),
                     );
@@ -330,39 +412,54 @@ export class CasePanel {
                 }),
                 `case.method.${method}`,
               ),
-              ' ',
             );
           }
         }
+        const party = m.role === 'party';
+        const agentOrParty = party || m.role === 'agent';
+        const confirmed = session?.minutes_confirmations.some((x) => x.person === m.id && x.revision === revision);
+        const lacking = this.missingFor(m.id);
+        const items = [item('case.col.identity', ...identity)];
+        if (agentOrParty) items.push(item('case.col.warning', mark(c.warning_acknowledged_at ? true : undefined, 'case.mark.done', '', 'case.mark.pending')));
+        if (party) {
+          items.push(
+            item('case.col.online', mark(c.online_mediation?.given, 'case.consent.yes', 'case.consent.no')),
+            item('case.col.recording', mark(c.recording?.given, 'case.consent.yes', 'case.consent.no')),
+          );
+          if (revision > 0) items.push(item('case.col.minutes', mark(confirmed ? true : undefined, 'case.mark.confirmed', '', 'case.mark.pending')));
+        }
         return h(
-          'tr',
-          { dataset: { person: m.id } },
-          h('td', {}, `${m.name} · ${t(`role.${m.role}`)}${present.has(m.id) ? '' : ` (${t('case.absent')})`}`),
-          cell,
-          h('td', {}, mark(c.warning_acknowledged_at ? true : m.role === 'party' || m.role === 'agent' ? undefined : null)),
-          h('td', {}, m.role === 'party' ? `${mark(c.online_mediation?.given)} / ${mark(c.recording?.given)}` : ''),
+          'article',
+          { class: 'person-check', dataset: { person: m.id, presence } },
+          h(
+            'header',
+            {},
+            h('strong', {}, m.name),
+            h('span', { class: 'standing' }, this.standing(m)),
+            tr(h('span', { class: `where where-${presence}` }), where),
+          ),
+          h('dl', {}, ...items),
+          buttons.length ? h('p', { class: 'verify' }, tr(h('span'), 'case.identity.verify_by'), ' ', ...buttons) : null,
+          lacking.length
+            ? h('p', { class: 'lacking' }, tr(h('span'), 'case.col.lacking'), '：', lacking.map((x) => t(`check.${x.check}`)).join('、'))
+            : tr(h('p', { class: 'ok ready' }), 'case.mark.ready'),
         );
       });
-    box.append(
-      h(
-        'table',
-        {},
-        h(
-          'thead',
-          {},
-          h('tr', {}, ...['case.col.person', 'case.col.identity', 'case.col.warning', 'case.col.consents'].map((k) => tr(h('th', {}), k))),
-        ),
-        h('tbody', {}, ...rows),
-      ),
-    );
+    box.append(h('div', { class: 'check-cards' }, ...cards));
     if (session?.phase === 'scheduled') {
       box.append(
         tr(h('button', { type: 'button', 'data-action': 'open-lobby', onclick: () => this.act(() => this.api('POST', `${this.sessionPath()}/lobby`)) }), 'case.open_lobby'),
       );
     }
     if (session?.phase === 'lobby_open') {
-      if (missing?.missing.length) {
-        box.append(h('ul', { class: 'missing' }, ...missing.missing.map((text) => h('li', {}, text))));
+      // What still blocks the start: the checks of those present, named.
+      const here = new Set([...this.presence().keys()]);
+      const blocking = (this.view.missing_checks.find((x) => x.session === this.view.session)?.missing ?? []).filter((x) => here.has(x.person));
+      if (blocking.length) {
+        box.append(
+          tr(h('p', { class: 'pending' }), 'case.start.blocked'),
+          h('ul', { class: 'missing' }, ...blocking.map((x) => h('li', {}, `${x.name}：${t(`check.${x.check}`)}`))),
+        );
       }
       box.append(
         tr(
@@ -457,7 +554,7 @@ export class CasePanel {
     } else {
       box.append(h('pre', { class: 'minutes-text' }, text || t('case.minutes.empty')));
       const confirmed = session?.minutes_confirmations.find((c) => c.person === me?.id && c.revision === this.minutes?.revision);
-      if (me?.role === 'party' && this.minutes?.revision > 0) {
+      if (me?.role === 'party' && this.minutes?.revision > 0 && (confirmed || !this.view.outcome)) {
         box.append(
           confirmed
             ? tr(h('p', { class: 'ok' }), 'case.minutes.confirmed')
@@ -490,9 +587,7 @@ export class CasePanel {
         const saved = this.root.querySelector('.minutes .saved');
         if (saved) tr(saved, 'case.minutes.revision', { revision: this.minutes.revision });
       } catch (e) {
-        const n = this.root.querySelector('.case-note');
-        n.textContent = t('case.failed', { reason: e.message });
-        n.hidden = false;
+        this.note(e);
       }
     }, SAVE_DELAY_MS);
   }
@@ -521,68 +616,125 @@ export class CasePanel {
       box.append(tr(h('p', {}), 'case.agreement.none'));
       return box;
     }
+    const signed = agreement.signatures.filter((x) => x.version === current.version);
+    const unsigned = this.view.unsigned.map((id) => this.nameOf(id) ?? id);
+    const mustSign = this.view.unsigned.includes(me?.id) && !this.view.outcome && !agreement.effective_at;
     box.append(
       tr(h('p', { class: 'version' }), 'case.agreement.version', { version: current.version }),
-      h('pre', { class: 'agreement-text' }, current.text),
-      h('p', { class: 'hash' }, 'SHA-256: ', h('code', { class: 'sha256' }, current.sha256)),
-    );
-    const signed = agreement.signatures.filter((s) => s.version === current.version);
-    box.append(
+      h('p', { class: 'hash' }, 'SHA-256：', h('code', { class: 'sha256' }, current.sha256)),
       h(
         'ul',
         { class: 'signatures' },
-        ...signed.map((s) => h('li', {}, `✓ ${s.name} · ${t(`role.${s.role}`)} · ${new Date(s.at).toLocaleString()}`)),
+        ...signed.map((x) => h('li', {}, `✓ ${x.name} · ${this.signerStanding(x)} · ${timeText(x.at)}`)),
       ),
     );
     if (agreement.effective_at) {
       box.append(tr(h('p', { class: 'ok effective' }), 'case.agreement.effective'));
-    } else if (this.view.unsigned.includes(me?.id) && !this.view.outcome) {
-      box.append(
-        tr(
-          h('button', {
-            type: 'button',
-            class: 'primary',
-            'data-action': 'sign',
-            onclick: () =>
-              this.act(() =>
-                this.api('PUT', `${this.base()}/agreement/signatures/${me.id}`, {
-                  version: current.version,
-                  sha256: current.sha256,
-                }),
-              ),
-          }),
-          'case.agreement.sign',
-        ),
-        ' ',
-      );
+    } else if (unsigned.length) {
+      box.append(tr(h('p', { class: 'pending' }), 'case.agreement.waiting', { names: unsigned.join('、') }));
+    }
+    box.append(
+      tr(
+        h('button', {
+          type: 'button',
+          class: mustSign ? 'primary' : '',
+          'data-action': 'read-agreement',
+          onclick: () => this.readAgreement(me, current, mustSign),
+        }),
+        mustSign ? 'case.agreement.read_and_sign' : 'case.agreement.read',
+      ),
+      ' ',
+      tr(h('button', { type: 'button', 'data-action': 'document', onclick: () => this.download(`${this.base()}/agreement/document`, 'agreement') }), 'case.agreement.document'),
+    );
+    return box;
+  }
+
+  /** A signer as the agreement names them: 申请人 / 被申请人 / 调解员. */
+  signerStanding(signature) {
+    const m = this.view.members.find((x) => x.id === signature.person);
+    return m ? this.standing(m) : t(`role.${signature.role}`);
+  }
+
+  /**
+   * The agreement to read before signing: the whole text at a readable size, over the whole
+   * page (full width on a laptop, the phone's width on a phone), with its version and hash
+   * beside the buttons. "Sign" is enabled once the end of the text has been on screen.
+   */
+  readAgreement(me, version, mustSign) {
+    const end = h('p', { class: 'agreement-end' }, tr(h('span'), 'case.agreement.end'));
+    const text = h('div', { class: 'agreement-text', tabindex: 0 }, version.text, end);
+    const sign = tr(h('button', { type: 'button', class: 'primary', 'data-action': 'sign', disabled: true }), 'case.agreement.sign');
+    const hint = tr(h('p', { class: 'pending read-hint', role: 'status' }), 'case.agreement.scroll_to_end');
+    const close = tr(h('button', { type: 'button', 'data-action': 'close-reader' }), 'case.agreement.close');
+    const actions = h('div', { class: 'reader-actions' });
+    const footer = h(
+      'footer',
+      {},
+      h('p', { class: 'reader-version' }, tr(h('span'), 'case.agreement.version', { version: version.version }), ' · SHA-256：', h('code', { class: 'sha256' }, version.sha256)),
+      mustSign ? hint : null,
+      actions,
+    );
+    const dialog = h('dialog', { class: 'reader', 'aria-labelledby': 'reader-title' }, h('header', {}, tr(h('h2', { id: 'reader-title' }), 'case.agreement.title'), close), text, footer);
+    const done = () => {
+      observer.disconnect();
+      dialog.close();
+      dialog.remove();
+    };
+    close.onclick = done;
+    dialog.addEventListener('close', () => dialog.remove());
+    const observer = new IntersectionObserver(
+      (entries) => {
+        if (entries.some((e) => e.isIntersecting)) {
+          sign.disabled = false;
+          hint.hidden = true;
+        }
+      },
+      { root: text, threshold: 1 },
+    );
+    if (mustSign) {
+      sign.onclick = () => {
+        done();
+        this.act(() =>
+          this.api('PUT', `${this.base()}/agreement/signatures/${me.id}`, { version: version.version, sha256: version.sha256 }),
+        );
+      };
+      actions.append(sign);
       if (me.role === 'party') {
-        box.append(
+        actions.append(
+          ' ',
           tr(
             h('button', {
               type: 'button',
               class: 'danger',
               'data-action': 'refuse',
-              onclick: () => {
-                if (!confirm(t('case.agreement.refuse.confirm'))) return;
-                this.act(() => this.api('PUT', `${this.base()}/agreement/refusals/${me.id}`, { version: current.version }));
+              onclick: async () => {
+                const answer = await ask({
+                  title: 'case.agreement.refuse',
+                  text: 'case.agreement.refuse.confirm',
+                  fields: [{ name: 'reason', label: 'case.agreement.refuse.reason', type: 'textarea' }],
+                  confirm: 'case.agreement.refuse',
+                  danger: true,
+                });
+                if (!answer) return;
+                done();
+                this.act(() => this.api('PUT', `${this.base()}/agreement/refusals/${me.id}`, { version: version.version, reason: answer.reason }));
               },
             }),
             'case.agreement.refuse',
           ),
         );
       }
+      observer.observe(end);
     }
-    box.append(
-      ' ',
-      tr(h('button', { type: 'button', 'data-action': 'document', onclick: () => this.openDocument() }), 'case.agreement.document'),
-    );
-    return box;
+    document.body.append(dialog);
+    dialog.showModal();
+    text.focus();
   }
 
   /**
    * Judicial confirmation (司法确认): each party applies within 30 days of the agreement taking
-   * effect; the court's progress comes back through the bridge. The room has usually closed by
-   * then (nobody announces changes), so the page looks again every 10 s until the court rules.
+   * effect (CPL 205, counted as CPL 85 counts); the court's progress comes back through the
+   * bridge and reaches this page as a `case.updated` event.
    */
   renderConfirmation(me) {
     const box = h('section', { class: 'confirmation' });
@@ -590,15 +742,9 @@ export class CasePanel {
     const c = this.view.confirmation;
     const status = c.docket?.status ?? 'received';
     const final = ['not_accepted', 'confirmed', 'rejected', 'withdrawn'].includes(status);
-    if (!final && !this.poll) this.poll = setInterval(() => this.load().catch(() => {}), 10_000);
-    if (final && this.poll) {
-      clearInterval(this.poll);
-      this.poll = null;
-    }
-    const when = (ms) => new Date(ms).toLocaleString();
-    const name = (id) => this.view.members.find((m) => m.id === id)?.name ?? id;
+    const name = (id) => this.nameOf(id) ?? id;
     if (!c.submitted) {
-      box.append(tr(h('p', { class: 'apply-by' }), 'case.confirmation.apply_by', { date: when(this.view.confirmation_apply_by) }));
+      box.append(tr(h('p', { class: 'apply-by' }), 'case.confirmation.apply_by', { date: dueText(this.view.confirmation_apply_by) }));
       if (c.applicants.length) {
         box.append(tr(h('p', { class: 'applicants' }), 'case.confirmation.applied', { names: c.applicants.map(([p]) => name(p)).join('、') }));
       }
@@ -621,12 +767,21 @@ export class CasePanel {
     const shown = status === 'received' && !this.view.confirmation_delivered ? 'sending' : status;
     box.append(tr(h('p', { class: `court-status status-${shown}`, 'data-status': shown }), `case.confirmation.status.${shown}`));
     const action = last?.action ?? {};
-    const detail = action.ruling_number
-      ? `${action.ruling_number}：${action.ruling_text}`
-      : action.grounds ?? action.what ?? '';
-    if (detail) box.append(h('p', { class: 'court-detail' }, detail));
-    if (last?.judge_name) box.append(tr(h('p', { class: 'court-judge' }), 'case.confirmation.judge', { name: last.judge_name, at: when(last.at) }));
-    if (last?.due_at) box.append(tr(h('p', { class: 'court-due' }), 'case.confirmation.due', { date: when(last.due_at) }));
+    if (action.ruling_number) {
+      box.append(
+        h('p', { class: 'court-detail' }, tr(h('span'), 'case.confirmation.ruling_number'), h('strong', {}, action.ruling_number)),
+        h('p', { class: 'court-ruling' }, action.ruling_text),
+      );
+    } else if (action.grounds || action.what) {
+      box.append(h('p', { class: 'court-detail' }, action.grounds ?? action.what));
+    }
+    if (last?.judge_name) box.append(tr(h('p', { class: 'court-judge' }), 'case.confirmation.judge', { name: last.judge_name, at: timeText(last.at) }));
+    if (last?.due_at && !final) box.append(tr(h('p', { class: 'court-due' }), 'case.confirmation.due', { date: dueText(last.due_at) }));
+    if (last?.document) {
+      box.append(
+        tr(h('button', { type: 'button', 'data-action': 'ruling-document', onclick: () => this.download(`${this.base()}/confirmation/ruling`, 'ruling') }), 'case.confirmation.ruling_document'),
+      );
+    }
     if (me?.role === 'party' && !final && !c.withdrawal) {
       box.append(
         tr(
@@ -634,9 +789,9 @@ export class CasePanel {
             type: 'button',
             class: 'danger',
             'data-action': 'withdraw-confirmation',
-            onclick: () => {
-              if (!confirm(t('case.confirmation.withdraw.confirm'))) return;
-              this.act(() => this.api('POST', `${this.base()}/members/${me.id}/confirmation-withdrawal`));
+            onclick: async () => {
+              const answer = await ask({ title: 'case.confirmation.withdraw', text: 'case.confirmation.withdraw.confirm', confirm: 'case.confirmation.withdraw', danger: true });
+              if (answer) this.act(() => this.api('POST', `${this.base()}/members/${me.id}/confirmation-withdrawal`));
             },
           }),
           'case.confirmation.withdraw',
@@ -660,28 +815,39 @@ export class CasePanel {
       h('button', {
         type: 'button',
         'data-action': 'outcome-failure',
-        onclick: () => {
-          const reason = prompt(t('case.outcome.reason'));
-          if (reason) record({ result: 'failure', reason });
+        onclick: async () => {
+          const answer = await ask({
+            title: 'case.outcome.failure',
+            fields: [{ name: 'reason', label: 'case.outcome.reason', type: 'textarea', required: true }],
+            confirm: 'case.outcome.failure',
+          });
+          if (answer) record({ result: 'failure', reason: answer.reason });
         },
       }),
       'case.outcome.failure',
     );
-    const ground = h(
-      'select',
-      { id: 'termination-ground', 'aria-label': t('case.outcome.ground') },
-      ...[1, 2, 3, 4, 5, 6, 7, 8].map((g) => tr(h('option', { value: String(g) }), `case.ground.${g}`)),
-    );
+    // Ground 1 is success and ground 7 a party's own refusal: neither is chosen here.
     const terminate = tr(
       h('button', {
         type: 'button',
         class: 'danger',
         'data-action': 'outcome-terminate',
-        onclick: () => record({ result: 'termination', ground: Number(ground.value), note: prompt(t('case.outcome.note')) ?? '' }),
+        onclick: async () => {
+          const answer = await ask({
+            title: 'case.outcome.terminate',
+            fields: [
+              { name: 'ground', label: 'case.outcome.ground', options: [2, 3, 4, 5, 6, 8].map((g) => [String(g), `case.ground.${g}`]), required: true },
+              { name: 'note', label: 'case.outcome.note', type: 'textarea' },
+            ],
+            confirm: 'case.outcome.terminate',
+            danger: true,
+          });
+          if (answer) record({ result: 'termination', ground: Number(answer.ground), note: answer.note });
+        },
       }),
       'case.outcome.terminate',
     );
-    box.append(h('p', {}, success, ' ', failure), h('p', {}, ground, ' ', terminate));
+    box.append(h('p', {}, success, ' ', failure, ' ', terminate));
     if (session && session.phase !== 'ended') {
       box.append(
         tr(
@@ -693,12 +859,22 @@ export class CasePanel {
     return box;
   }
 
-  /** The print-ready document, fetched with the token (it is not a public link). */
-  async openDocument() {
-    const response = await fetch(`/api${this.base()}/agreement/document`, {
-      headers: { authorization: `Bearer ${this.token}` },
-    });
-    const url = URL.createObjectURL(new Blob([await response.text()], { type: 'text/html' }));
-    window.open(url, '_blank', 'noopener');
+  /** Downloads a document (a PDF), fetched with the token: documents are not public links. */
+  async download(path, name) {
+    try {
+      const response = await fetch(`/api${path}`, { headers: { authorization: `Bearer ${this.token}` } });
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        throw Object.assign(new Error(body.error?.message ?? ''), { code: body.error?.code, details: body.error?.details });
+      }
+      const url = URL.createObjectURL(await response.blob());
+      const link = h('a', { href: url, download: `${this.view.number}-${t(`case.document.${name}`)}.pdf` });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    } catch (e) {
+      this.note(e);
+    }
   }
 }

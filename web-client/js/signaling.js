@@ -5,10 +5,12 @@
 
 export const PROTOCOL_VERSION = 1;
 
+/** A refusal: its stable `code` and `details` (tagged by `reason`) are what a page says. */
 export class SignalingError extends Error {
-  constructor(code, message) {
+  constructor(code, message, details = null) {
     super(message || code);
     this.code = code;
+    this.details = details;
   }
 }
 
@@ -73,7 +75,7 @@ export class Signaling extends EventTarget {
     if (msg.id !== undefined && this.pending.has(msg.id)) {
       const { resolve, reject } = this.pending.get(msg.id);
       this.pending.delete(msg.id);
-      if (msg.type === 'error') reject(new SignalingError(msg.code, msg.message));
+      if (msg.type === 'error') reject(new SignalingError(msg.code, msg.message, msg.details));
       else resolve(msg);
       return;
     }
@@ -110,6 +112,11 @@ export class Signaling extends EventTarget {
   remember(reply) {
     this.resumeToken = reply.resume_token;
     if (typeof reply.seq === 'number') this.lastSeq = Math.max(this.lastSeq, reply.seq);
+  }
+
+  /** Hears of the case's changes (`case.updated`) without being in a room. */
+  follow(token) {
+    return this.request({ type: 'follow', v: PROTOCOL_VERSION, token });
   }
 
   leave() {

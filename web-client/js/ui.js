@@ -43,3 +43,55 @@ export function tr(el, key, vars) {
   el.textContent = t(key, vars);
   return el;
 }
+
+/**
+ * Asks in a dialog of the page (not the browser's prompt): `text` and, if given, fields to fill
+ * (`{ name, label, type, required, value, options }`, `options` making it a picker). Resolves
+ * to the values by name (an empty object when there are no fields), or null when cancelled.
+ */
+export function ask({ title, text, fields = [], confirm, cancel = 'dialog.cancel', danger = false }) {
+  return new Promise((resolve) => {
+    const inputs = fields.map((f) => {
+      const control = f.options
+        ? h('select', { name: f.name, required: f.required }, ...f.options.map(([value, key]) => tr(h('option', { value }), key)))
+        : f.type === 'textarea'
+          ? h('textarea', { name: f.name, rows: 4, required: f.required })
+          : h('input', { name: f.name, type: f.type ?? 'text', required: f.required, min: f.min, max: f.max });
+      if (f.value !== undefined) control.value = f.value;
+      return { f, control, row: h('label', { class: 'field' }, tr(h('span'), f.label), control) };
+    });
+    const form = h(
+      'form',
+      { method: 'dialog' },
+      title ? tr(h('h2'), title) : null,
+      text ? tr(h('p'), ...(Array.isArray(text) ? text : [text])) : null,
+      ...inputs.map((i) => i.row),
+      h(
+        'p',
+        { class: 'dialog-buttons' },
+        tr(h('button', { type: 'button', value: 'cancel', 'data-action': 'dialog-cancel' }), cancel),
+        ' ',
+        tr(h('button', { type: 'submit', value: 'ok', class: danger ? 'danger' : 'primary', 'data-action': 'dialog-ok' }), confirm),
+      ),
+    );
+    const dialog = h('dialog', { class: 'ask' }, form);
+    const done = (value) => {
+      dialog.close();
+      dialog.remove();
+      resolve(value);
+    };
+    form.querySelector('[value=cancel]').onclick = () => done(null);
+    dialog.addEventListener('cancel', (e) => {
+      e.preventDefault();
+      done(null);
+    });
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (!form.reportValidity()) return;
+      done(Object.fromEntries(inputs.map(({ f, control }) => [f.name, control.value.trim()])));
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+    (inputs[0]?.control ?? form.querySelector('[value=ok]')).focus();
+  });
+}
