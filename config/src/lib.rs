@@ -2,7 +2,8 @@
 //!
 //! Map of the crate:
 //! - [`Config`] and its sections ([`ServerConfig`], [`DatabaseConfig`], [`AuthConfig`],
-//!   [`SignalingConfig`], [`ApiConfig`], [`MediaConfig`], [`RecordingConfig`], [`ConfirmationConfig`], [`LogConfig`]): every key has an embedded default, so
+//!   [`SignalingConfig`], [`ApiConfig`], [`MediaConfig`], [`RecordingConfig`],
+//!   [`ConfirmationConfig`], [`DocumentsConfig`], [`LogConfig`]): every key has an embedded default, so
 //!   `tiaojie serve` runs with no file at all. `config/tiaojie.toml` documents each key.
 //! - [`Config::load`]: defaults ← TOML file ← `TIAOJIE_<SECTION>_<KEY>` environment variables,
 //!   then [`Config::validate`]. Every error names the key (or variable) that caused it.
@@ -77,6 +78,8 @@ pub struct Config {
     pub recording: RecordingConfig,
     /// `[confirmation]`: the court bridge's keys and the outbox's leases.
     pub confirmation: ConfirmationConfig,
+    /// `[documents]`: the court documents' heading and font.
+    pub documents: DocumentsConfig,
     /// `[log]`: log format and level.
     pub log: LogConfig,
 }
@@ -396,6 +399,22 @@ impl ConfirmationConfig {
             .map(str::to_string)
             .collect()
     }
+}
+
+/// `[documents]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DocumentsConfig {
+    /// The court or mediation organisation heading the 调解协议书 and 调解笔录, e.g.
+    /// `北京市朝阳区人民法院诉调对接中心`. Empty: no heading above the title.
+    pub issuer: String,
+    /// The font the documents are set in: a file, or `file:face` for a face of a collection.
+    /// Empty: the first installed of Noto Serif CJK SC (Debian's fonts-noto-cjk), AR PL
+    /// UMing, WenQuanYi Micro Hei.
+    pub font: String,
+    /// The bold font, the same way. Empty: with `font` empty, the found family's bold;
+    /// otherwise `font` again.
+    pub font_bold: String,
 }
 
 /// Log line format.

@@ -146,12 +146,9 @@ impl CourtAction {
         }
     }
 
-    /// The free text that must not be empty, if any.
-    fn required_text(&self) -> Vec<(&'static str, &str)> {
+    /// A ruling's number and text (confirm or reject), if this is one.
+    pub fn ruling(&self) -> Option<(&str, &str)> {
         match self {
-            CourtAction::NotAccept { grounds } => vec![("grounds", grounds)],
-            CourtAction::RequestSupplement { what } => vec![("what", what)],
-            CourtAction::Extend { approval } => vec![("approval", approval)],
             CourtAction::Confirm {
                 ruling_number,
                 ruling_text,
@@ -159,10 +156,20 @@ impl CourtAction {
             | CourtAction::Reject {
                 ruling_number,
                 ruling_text,
-            } => vec![
-                ("ruling_number", ruling_number),
-                ("ruling_text", ruling_text),
-            ],
+            } => Some((ruling_number, ruling_text)),
+            _ => None,
+        }
+    }
+
+    /// The free text that must not be empty, if any.
+    fn required_text(&self) -> Vec<(&'static str, &str)> {
+        if let Some((number, text)) = self.ruling() {
+            return vec![("ruling_number", number), ("ruling_text", text)];
+        }
+        match self {
+            CourtAction::NotAccept { grounds } => vec![("grounds", grounds)],
+            CourtAction::RequestSupplement { what } => vec![("what", what)],
+            CourtAction::Extend { approval } => vec![("approval", approval)],
             _ => vec![],
         }
     }
@@ -329,6 +336,35 @@ pub struct CourtUpdate {
     pub judge_name: String,
     /// When, Unix ms.
     pub at: i64,
+    /// The ruling's document (民事裁定书) as the court made it, with a ruling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<CourtDocument>,
+}
+
+/// A document the court made, carried back as it is: the parties download these bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourtDocument {
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// The PDF file, base64 (empty once the internet side has stored it apart from the
+    /// case's record).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pdf: String,
+}
+
+impl CourtUpdate {
+    /// The update as the case's record keeps it (the document's bytes taken out, its hash
+    /// kept), and the document's bytes.
+    pub fn without_document_bytes(&self) -> (CourtUpdate, Option<Vec<u8>>) {
+        use base64::Engine;
+        let mut kept = self.clone();
+        let bytes = kept.document.as_mut().and_then(|d| {
+            let pdf = std::mem::take(&mut d.pdf);
+            base64::engine::general_purpose::STANDARD.decode(pdf).ok()
+        });
+        (kept, bytes)
+    }
 }
 
 #[cfg(test)]
@@ -493,6 +529,7 @@ mod tests {
             judge: "judge-sun".into(),
             judge_name: "孙法官".into(),
             at: T0,
+            document: None,
         };
         let text = serde_json::to_string(&update).expect("json");
         assert_eq!(

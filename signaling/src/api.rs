@@ -188,7 +188,7 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         PayloadTooLarge | MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        MediaUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        MediaUnavailable | DocumentsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     }
 }

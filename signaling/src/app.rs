@@ -33,6 +33,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// The configuration in force.
     pub config: Arc<Config>,
+    /// The fonts court documents are set in; none installed, documents are unavailable.
+    pub fonts: Option<tiaojie_documents::Fonts>,
 }
 
 /// The router: the web client (`/`, `/join`, `/admin`, `/web/*`), `/ws`, `/api/*`, `/healthz`,
@@ -241,9 +243,11 @@ impl Server {
             addr: config.server.listen,
             source,
         })?;
+        let fonts = crate::documents::load_fonts(&config.documents).await;
         let router = app(AppState {
             hub: hub.clone(),
             config: config.clone(),
+            fonts,
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

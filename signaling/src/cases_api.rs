@@ -23,7 +23,6 @@ use std::time::Duration;
 use tiaojie_domain::mediation::agreement::{DEFAULT_TEMPLATE, TemplateData, fill_template};
 use tiaojie_domain::mediation::confirmation::{SessionText, apply_by};
 use tiaojie_domain::mediation::deadline::TimeLimit;
-use tiaojie_domain::mediation::document::agreement_html;
 use tiaojie_domain::mediation::state::AgreementState;
 use tiaojie_domain::mediation::{
     CaseEvent, CaseState, ConsentSubject, IdentityMethod, Member, MissingCheck, NewCase, Outcome,
@@ -84,6 +83,11 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/cases/{case}/agreement", get(read_agreement))
         .route("/cases/{case}/agreement/document", get(agreement_document))
+        .route(
+            "/cases/{case}/sessions/{n}/minutes/document",
+            get(minutes_document),
+        )
+        .route("/cases/{case}/confirmation/ruling", get(ruling_document))
         .route("/cases/{case}/agreement/versions", post(draft_agreement))
         .route(
             "/cases/{case}/agreement/signatures/{person}",
@@ -143,6 +147,8 @@ pub(crate) fn routes() -> Router<AppState> {
         replace_minutes,
         read_agreement,
         agreement_document,
+        minutes_document,
+        ruling_document,
         draft_agreement,
         sign_agreement,
         refuse_agreement,
@@ -622,7 +628,7 @@ async fn open_case(
     if let Some(denied) = denied {
         return Err(refuse(&state, &claims, "cases", denied).await);
     }
-    let id = format!("c{}", crate::ids::random_id().to_lowercase());
+    let id = crate::ids::case_id();
     let now = state.hub.clock.now();
     let case = state
         .hub
@@ -760,7 +766,7 @@ async fn schedule_session(
         None,
     )
     .await?;
-    let room = format!("{case_id}-{}", crate::ids::random_id().to_lowercase());
+    let room = crate::ids::session_room(&case_id);
     let now = state.hub.clock.now();
     let new_room = NewRoom {
         name: room.clone(),
@@ -1389,9 +1395,10 @@ struct DocumentQuery {
     version: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/cases/{case}/agreement/document", params(("case" = String, Path), ("version" = Option<u32>, Query)), responses(
-    (status = 200, description = "print-ready HTML with the text, its SHA-256 and the signatures", content_type = "text/html"),
-    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/cases/{case}/agreement/document", params(("case" = String, Path), ("version" = Option<u32>, Query, description = "a version (default: the current one)")), responses(
+    (status = 200, description = "the 调解协议书 as PDF: the parties with their identity checks, the text as signed, each signature, the text's SHA-256 and the recordings' chain heads", content_type = "application/pdf"),
+    (status = 403, body = ErrorBody), (status = 404, description = "no such agreement version", body = ErrorBody),
+    (status = 503, description = "documents_unavailable: the server has no Chinese font", body = ErrorBody)))]
 async fn agreement_document(
     State(state): State<AppState>,
     Caller(claims): Caller,
@@ -1399,40 +1406,141 @@ async fn agreement_document(
     Query(query): Query<DocumentQuery>,
 ) -> Result<Response, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::AgreementRead, None).await?;
-    let served = query
-        .version
-        .or_else(|| s.case.agreement.current().map(|v| v.version));
-    let sha = served
-        .and_then(|n| s.case.agreement.versions.iter().find(|v| v.version == n))
-        .map(|v| v.sha256.clone())
-        .unwrap_or_default();
-    let html = agreement_html(&s.case, query.version).ok_or_else(|| {
-        SignalError::because(
-            ErrorCode::NotFound,
-            SignalReason::NoSuchVersion {
-                version: query.version.unwrap_or(0),
-            },
-        )
-    })?;
+    let rooms: Vec<String> = s.case.sessions.iter().map(|x| x.room.clone()).collect();
+    let recordings = recording_heads(&state, &rooms)
+        .into_iter()
+        .map(|r| r.chain_head)
+        .collect();
+    let issuer = &state.config.documents.issuer;
+    let document = crate::documents::agreement(&s.case, query.version, issuer, recordings)
+        .ok_or_else(|| {
+            SignalError::because(
+                ErrorCode::NotFound,
+                SignalReason::NoSuchVersion {
+                    version: query.version.unwrap_or(0),
+                },
+            )
+        })?;
+    let detail = format!("version {} ({})", document.version, document.sha256);
+    let pdf = render(&state, move |fonts| {
+        tiaojie_documents::render_agreement(fonts, &document)
+    })
+    .await?;
+    // The read is recorded before anything is served.
     audit(
         &state,
         &s.claims,
         "agreement.download",
         &target(&case_id),
-        &format!("version {} ({sha})", served.unwrap_or(0)),
+        &detail,
     )
     .await?;
-    Ok((
+    Ok(pdf_response(pdf, &format!("agreement-{case_id}.pdf")))
+}
+
+#[utoipa::path(get, path = "/api/cases/{case}/sessions/{n}/minutes/document", params(("case" = String, Path), ("n" = u32, Path)), responses(
+    (status = 200, description = "the 调解笔录 as PDF: when, who attended, the text, its revision and SHA-256, the parties' confirmations", content_type = "application/pdf"),
+    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 503, description = "documents_unavailable: the server has no Chinese font", body = ErrorBody)))]
+async fn minutes_document(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((case_id, n)): Path<(String, u32)>,
+) -> Result<Response, ApiError> {
+    let s = authorize(&state, claims, &case_id, Action::MinutesRead, None).await?;
+    let room = s.case.session(n)?.room.clone();
+    let text = state.hub.store().minutes(&case_id, n).await?;
+    let recordings = recording_heads(&state, &[room])
+        .into_iter()
+        .map(|r| r.chain_head)
+        .collect();
+    let issuer = &state.config.documents.issuer;
+    let document = crate::documents::minutes(&s.case, n, &text, issuer, recordings)
+        .ok_or(RuleError::NoSuchSession { session: n })?;
+    let detail = format!("session {n} revision {} ({})", text.revision, text.sha256);
+    let pdf = render(&state, move |fonts| {
+        tiaojie_documents::render_minutes(fonts, &document)
+    })
+    .await?;
+    audit(
+        &state,
+        &s.claims,
+        "minutes.download",
+        &target(&case_id),
+        &detail,
+    )
+    .await?;
+    Ok(pdf_response(pdf, &format!("minutes-{case_id}-{n}.pdf")))
+}
+
+#[utoipa::path(get, path = "/api/cases/{case}/confirmation/ruling", params(("case" = String, Path)), responses(
+    (status = 200, description = "the court's 民事裁定书 as it came back from the court network (PDF); its SHA-256 is in the case's court update", content_type = "application/pdf"),
+    (status = 403, body = ErrorBody), (status = 404, description = "the court has sent no ruling document", body = ErrorBody)))]
+async fn ruling_document(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(case_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let s = authorize(&state, claims, &case_id, Action::CaseRead, None).await?;
+    let Some(pdf) = state.hub.store().court_document(&case_id).await? else {
+        return Err(
+            SignalError::because(ErrorCode::NotFound, SignalReason::NoRulingDocument).into(),
+        );
+    };
+    let sha = tiaojie_domain::mediation::agreement::sha256_hex(&pdf);
+    audit(
+        &state,
+        &s.claims,
+        "ruling.download",
+        &target(&case_id),
+        &sha,
+    )
+    .await?;
+    Ok(pdf_response(pdf, &format!("ruling-{case_id}.pdf")))
+}
+
+/// Sets a document off the async threads (a few milliseconds of work, a little more in a
+/// debug build).
+async fn render(
+    state: &AppState,
+    make: impl FnOnce(
+        &tiaojie_documents::Fonts,
+    ) -> Result<tiaojie_documents::Rendered, tiaojie_documents::FontError>
+    + Send
+    + 'static,
+) -> Result<Vec<u8>, ApiError> {
+    let Some(fonts) = state.fonts.clone() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::DocumentsUnavailable,
+            "no Chinese font is installed (fonts-noto-cjk) or set (documents.font)",
+        ));
+    };
+    let rendered = tokio::task::spawn_blocking(move || make(&fonts))
+        .await
+        .map_err(|e| SignalError::new(ErrorCode::Internal, e.to_string()))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "a document could not be made");
+            SignalError::new(ErrorCode::DocumentsUnavailable, e.to_string())
+        })?;
+    if !rendered.missing.is_empty() {
+        tracing::warn!(missing = ?rendered.missing, "characters the font lacks, shown as boxes");
+    }
+    Ok(rendered.bytes)
+}
+
+fn pdf_response(pdf: Vec<u8>, name: &str) -> Response {
+    (
         [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+            (header::CONTENT_TYPE, "application/pdf".to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("inline; filename=\"agreement-{case_id}.html\""),
+                format!("attachment; filename=\"{name}\""),
             ),
         ],
-        html,
+        pdf,
     )
-        .into_response())
+        .into_response()
 }
 
 /// Drafting a version: the whole text, or terms filled into a template.

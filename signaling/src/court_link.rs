@@ -258,6 +258,30 @@ async fn run(
 /// Frames handled together, at most.
 const MAX_RUN: usize = 512;
 
+/// The court network has these cases' applications: whoever has one of them open hears of it
+/// (`case.updated`, change `confirmation_delivered`), off the link's path.
+fn announce_delivered(state: &AppState, cases: Vec<String>) {
+    let heard: Vec<String> = cases
+        .into_iter()
+        .filter(|c| state.hub.anyone_hears(c))
+        .collect();
+    if heard.is_empty() {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        for id in heard {
+            match state.hub.store().case(&id).await {
+                Ok(case) => {
+                    crate::cases_api::announce_change(&state, &case, "confirmation_delivered")
+                        .await;
+                }
+                Err(e) => tracing::warn!(case = %id, error = %e, "delivery not announced"),
+            }
+        }
+    });
+}
+
 /// A run of frames: acknowledgements commit together, results are applied together (see
 /// [`take_results`]) and acknowledged in order, refusals one by one.
 async fn handle_run(
@@ -291,8 +315,9 @@ async fn handle_run(
     }
     if !acked.is_empty() {
         tiaojie_confirmation::failpoint::hit("server.before_ack_commit");
-        store.ack_outbox_batch(&acked, now).await?;
+        let delivered = store.ack_outbox_batch(&acked, now).await?;
         tiaojie_confirmation::failpoint::hit("server.after_ack_commit");
+        announce_delivered(state, delivered);
     }
     if !results.is_empty() {
         tiaojie_confirmation::failpoint::hit("server.before_result_commit");

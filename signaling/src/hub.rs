@@ -684,6 +684,16 @@ impl Hub {
         }
     }
 
+    /// Whether anyone would hear of a change to `case` now: a connection following it, or a
+    /// live session room of it. Lets a change nobody sees (a delivery acknowledged while no
+    /// page is open) skip reading the case to announce it.
+    pub(crate) fn anyone_hears(&self, case: &str) -> bool {
+        lock(&self.followers).contains_key(case)
+            || lock(&self.rooms)
+                .keys()
+                .any(|room| crate::ids::is_session_room_of(room, case))
+    }
+
     /// Tells the connections following `case` about `event`; one that stopped reading is
     /// dropped from the list (its page may follow again).
     pub(crate) fn tell_followers(&self, case: &str, event: &Event) {

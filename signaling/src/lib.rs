@@ -18,6 +18,8 @@
 //! - [`cases_api`]: the mediation workflow's API (cases, sessions, checks, private rooms,
 //!   minutes, agreement, signatures, outcome, time limits, ratings), every request checked
 //!   against the permission matrix and audited; changes announced to the session's room.
+//! - [`documents`]: the case's court documents as PDF (调解协议书, 调解笔录): what each says,
+//!   from the case, for `tiaojie-documents` to set.
 //! - [`court_link`]: the court bridge's WebSocket (`/confirmation/bridge`): key proof, leased
 //!   outbox deliveries and acknowledgements out, the court's updates in (applied once each).
 //! - [`live_room`]: one room's in-memory state; delivery that never blocks; resume buffers.
@@ -32,6 +34,7 @@ pub mod api;
 pub mod app;
 pub mod cases_api;
 pub mod court_link;
+pub mod documents;
 pub mod hub;
 pub mod ids;
 pub mod live_room;

@@ -807,6 +807,9 @@ pub enum SignalReason {
     /// A recording or file that does not exist (or is not finished).
     #[error("no such recording or file (or it is not finished yet)")]
     NoSuchRecording,
+    /// The court has sent no ruling document for the case.
+    #[error("the court has sent no ruling document")]
+    NoRulingDocument,
     /// An agreement version that does not exist.
     #[error("no agreement version {version}")]
     NoSuchVersion {
@@ -909,6 +912,9 @@ error_codes! {
     CaseExists = "case_exists",
     /// A screen share asked for while someone is in a private room (rooms are split).
     RoomsSplit = "rooms_split",
+    /// Documents (PDF) cannot be made: the server has no Chinese font (install
+    /// fonts-noto-cjk, or set `documents.font`).
+    DocumentsUnavailable = "documents_unavailable",
     /// The server failed; the request may be retried.
     Internal = "internal",
 }

@@ -203,6 +203,9 @@ pub fn bridge_config(dir: &Path, server_url: &str, server_public_key: &str) -> B
             name: "孙法官".into(),
             token: JUDGE_TOKEN.into(),
         }],
+        court: "北京市朝阳区人民法院".into(),
+        font: String::new(),
+        font_bold: String::new(),
     }
 }
 
@@ -283,6 +286,26 @@ impl TestBridge {
         let response = request.send().await.expect("bridge api");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Raw bytes from the judges' API (a document).
+    pub async fn api_bytes(&self, path: &str) -> (u16, Vec<u8>) {
+        let response = self
+            .http
+            .get(format!("http://{}/api{path}", self.addr))
+            .bearer_auth(JUDGE_TOKEN)
+            .send()
+            .await
+            .expect("bridge api");
+        let status = response.status().as_u16();
+        (
+            status,
+            response
+                .bytes()
+                .await
+                .map(|b| b.to_vec())
+                .unwrap_or_default(),
+        )
     }
 
     /// Waits (up to 20 s) for the first application in the court's inbox; its id.

@@ -11,6 +11,7 @@
 //! - [`net`]: a damageable network for it (loss, a bandwidth cap, a cut), as a webrtc-rs runtime.
 //! - [`postgres`]: creating and dropping per-test PostgreSQL databases.
 //! - [`child`]: the server as a child process and measuring helpers, for the benchmarks.
+//! - [`pdf_text`]: what `pdftotext` reads from a document the server made.
 //! - `src/bin/signaling_load.rs`, `src/bin/media_bench.rs`: the load generators (BENCHMARKS.md).
 //!
 //! Everything binds and connects to 127.0.0.1 only.
@@ -41,6 +42,25 @@ macro_rules! on_both_backends {
 mod ws_client;
 
 pub use ws_client::{Close, WsClient};
+
+/// The text `pdftotext` (Debian's poppler-utils, installed by scripts/test) reads from a PDF,
+/// without whitespace (it breaks lines where the page does).
+pub fn pdf_text(pdf: &[u8]) -> String {
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    let dir = TempDir::new("pdf");
+    let path = dir.0.join("document.pdf");
+    std::fs::write(&path, pdf).expect("write the PDF");
+    let out = std::process::Command::new("pdftotext")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext runs (poppler-utils)");
+    assert!(out.status.success(), "pdftotext failed");
+    String::from_utf8_lossy(&out.stdout)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
 
 use serde_json::Value;
 use std::path::PathBuf;

@@ -227,6 +227,14 @@ async fn an_application_reaches_the_judge_and_the_ruling_reaches_the_parties(bac
         409,
     )
     .await;
+    // 张三's page follows the case from outside its room (as after the session): it hears of
+    // the application reaching the court network without asking again.
+    let mut page = server.connect().await;
+    let following = page
+        .request(json!({"type": "follow", "token": case.tokens["p-zhang"]}))
+        .await;
+    assert_eq!(following["type"], "following", "{following}");
+    assert_eq!(following["case"], case.id.as_str());
     let both = call(
         &server,
         &case.tokens["p-li"],
@@ -289,6 +297,12 @@ async fn an_application_reaches_the_judge_and_the_ruling_reaches_the_parties(bac
         (v["confirmation_delivered"] == true).then_some(())
     })
     .await;
+    let mut changes = Vec::new();
+    while !changes.iter().any(|c| c == "confirmation_delivered") {
+        let event = page.expect("case.updated").await;
+        assert_eq!(event["case"], case.id.as_str(), "{event}");
+        changes.push(event["change"].as_str().unwrap_or_default().to_string());
+    }
 
     // The judge's API: a ruling before acceptance is refused; texts are required; no token, no API.
     let act = |body: Value| {
@@ -350,6 +364,69 @@ async fn an_application_reaches_the_judge_and_the_ruling_reaches_the_parties(bac
     );
     assert_eq!(updates[2]["judge_name"], "孙法官");
     assert_eq!(seen["confirmation"]["docket"]["extended"], true);
+    // The following page heard each of the court's updates as it came.
+    let court_updates = page
+        .drain(Duration::from_millis(300))
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "case.updated" && e["change"] == "court_updated")
+        .count();
+    assert_eq!(court_updates, 3, "accept, extend, confirm");
+
+    // The ruling's document (民事裁定书), made in the court network, came back with it: the
+    // case's record keeps its hash, the parties download the court's very bytes.
+    let sha = updates[2]["document"]["sha256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(sha.len(), 64, "{}", updates[2]);
+    assert!(
+        updates[2]["document"].get("pdf").is_none(),
+        "the bytes are kept apart"
+    );
+    let response = server
+        .http
+        .get(format!("http://{}{base}/confirmation/ruling", server.addr))
+        .bearer_auth(&case.tokens["p-li"])
+        .send()
+        .await
+        .expect("ruling");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    let pdf = response.bytes().await.expect("body").to_vec();
+    assert_eq!(tiaojie_domain::mediation::agreement::sha256_hex(&pdf), sha);
+    let (status, at_court) = bridge
+        .api_bytes(&format!("/applications/{application}/ruling"))
+        .await;
+    assert_eq!(
+        (status, &at_court),
+        (200, &pdf),
+        "the same document on both sides"
+    );
+    let text = tiaojie_tests::pdf_text(&pdf);
+    for expected in [
+        "北京市朝阳区人民法院",
+        "民事裁定书",
+        "(2026)京0105民特301号",
+        "调解协议有效",
+        "孙法官",
+        "申请执行",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} not in the ruling:\n{text}"
+        );
+    }
+    // Nobody outside the case reads it.
+    let (status, _) = server
+        .api_as(
+            &server.token("other-room", "stranger", Role::Party),
+            Method::GET,
+            &format!("{base}/confirmation/ruling"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
 
     // Every result is acknowledged on the court side; nothing waits; the audit log has them.
     until("the court outbox to drain", async || {
@@ -455,6 +532,7 @@ async fn forged_altered_and_outdated_messages_are_refused(backend: Backend) {
             judge: "judge-sun".into(),
             judge_name: "孙法官".into(),
             at: tiaojie_domain::clock::now_millis(),
+            document: None,
         }),
     };
     let outcome = |ack: ToBridge| match ack {

@@ -4,7 +4,9 @@
 //! - `GET /api/applications` — dockets, nearest limit first.
 //! - `GET /api/applications/{id}` — docket, application, verification, actions (with the
 //!   judges' and applicants' names), and the actions the application's state allows now.
-//! - `POST /api/applications/{id}/actions` — a [`CourtAction`] as JSON.
+//! - `POST /api/applications/{id}/actions` — a [`CourtAction`] as JSON; a ruling's document
+//!   (民事裁定书, PDF) is made with it and goes to the parties with the update.
+//! - `GET /api/applications/{id}/ruling` — that document.
 //! - `GET /api/refused` — envelopes refused and updates the server refused.
 //! - `GET /healthz` — link state and counts (no token).
 //!
@@ -12,6 +14,7 @@
 
 use super::store::CourtStoreError;
 use super::{Bridge, now_ms};
+use crate::application::Application;
 use crate::court::{CourtAction, CourtRuleError};
 use aws_lc_rs::digest::{SHA256, digest};
 use axum::extract::{Path, State};
@@ -30,6 +33,7 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         .route("/api/applications", get(list))
         .route("/api/applications/{id}", get(show))
         .route("/api/applications/{id}/actions", post(act))
+        .route("/api/applications/{id}/ruling", get(ruling))
         .route("/api/refused", get(refused))
         .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
         .with_state(bridge)
@@ -151,6 +155,7 @@ async fn show(
     // Checked again on every view, from the bytes as received: the signature, the text
     // against its hash, and every signature against that hash.
     let text_sha256 = hex(digest(&SHA256, application.agreement.text.as_bytes()).as_ref());
+    let has_document = bridge.store.document(&id).await?.is_some();
     let verification = json!({
         "envelope_signature_valid": bridge.server_key.verifies(envelope.payload.as_bytes(), &envelope.signature),
         "agreement_hash_valid": text_sha256 == application.agreement.sha256,
@@ -200,6 +205,7 @@ async fn show(
         "verification": verification,
         "actions": actions,
         "judge_actions": judge_actions,
+        "document": has_document,
     })))
 }
 
@@ -219,12 +225,44 @@ async fn act(
             "only the applicants withdraw, from the internet side",
         ));
     }
+    // A ruling goes to the parties with its document, made here in the court network.
+    let document = match action.ruling() {
+        Some(number_and_text) => {
+            let (_, application) = bridge.store.received(&id).await?;
+            let ruling = ruling_document(
+                &bridge,
+                &application,
+                matches!(action, CourtAction::Confirm { .. }),
+                number_and_text,
+                &judge.name,
+                now_ms(),
+            );
+            match (&bridge.fonts, ruling) {
+                (Some(fonts), ruling) => {
+                    let fonts = fonts.clone();
+                    tokio::task::spawn_blocking(move || {
+                        tiaojie_documents::render_ruling(&fonts, &ruling)
+                    })
+                    .await
+                    .ok()
+                    .and_then(|r| {
+                        r.map_err(|e| tracing::error!(error = %e, "ruling document not made"))
+                            .ok()
+                    })
+                    .map(|r| r.bytes)
+                }
+                (None, _) => None,
+            }
+        }
+        None => None,
+    };
     let docket = bridge
         .store
         .act(
             &id,
             &action,
             (&judge.id, &judge.name),
+            document.as_deref(),
             &bridge.key,
             now_ms(),
         )
@@ -232,6 +270,76 @@ async fn act(
     tracing::info!(application = %id, action = action.name(), judge = %judge.id, "court action");
     bridge.outbox_ready.notify_one();
     Ok(Json(json!(docket)))
+}
+
+/// What the 民事裁定书 says, from the application and the ruling.
+fn ruling_document(
+    bridge: &Bridge,
+    application: &Application,
+    confirmed: bool,
+    (number, text): (&str, &str),
+    judge: &str,
+    now: i64,
+) -> tiaojie_documents::ruling::Ruling {
+    let applicants = application
+        .applicants
+        .iter()
+        .map(|a| {
+            let member = application.members.iter().find(|m| m.id == a.person);
+            let name = member.map_or_else(|| a.person.clone(), |m| m.name.clone());
+            let standing = match member.map(|m| m.side.as_str()) {
+                Some("applicant") => "申请人",
+                Some("respondent") => "被申请人",
+                _ => "当事人",
+            };
+            (name, standing.to_string())
+        })
+        .collect();
+    tiaojie_documents::ruling::Ruling {
+        court: bridge.config.court_name().to_string(),
+        number: number.to_string(),
+        applicants,
+        case_number: application.case_number.clone(),
+        case_type: application.case_type.clone(),
+        applied_at: application
+            .applicants
+            .iter()
+            .map(|a| a.at)
+            .max()
+            .unwrap_or(now),
+        agreement_sha256: application.agreement.sha256.clone(),
+        confirmed,
+        text: text.to_string(),
+        judge: judge.to_string(),
+        at: now,
+    }
+}
+
+/// The ruling's document, as it went to the parties.
+async fn ruling(
+    State(bridge): State<Arc<Bridge>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    judge(&bridge, &headers)?;
+    let Some(pdf) = bridge.store.document(&id).await? else {
+        return Err(ApiError::plain(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this application has no ruling document",
+        ));
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"ruling.pdf\"".to_string(),
+            ),
+        ],
+        pdf,
+    )
+        .into_response())
 }
 
 async fn refused(

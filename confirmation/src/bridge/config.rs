@@ -29,6 +29,17 @@ pub struct BridgeConfig {
     /// Judges and the court system's clients that may use the API, each with its own token.
     #[serde(default)]
     pub judges: Vec<Judge>,
+    /// The court's name as its rulings (民事裁定书) are headed, e.g. `北京市朝阳区人民法院`.
+    /// Empty: `name`.
+    #[serde(default)]
+    pub court: String,
+    /// The font rulings are set in: a file, or `file:face` for a face of a collection.
+    /// Empty: the first installed of Noto Serif CJK SC, AR PL UMing, WenQuanYi Micro Hei.
+    #[serde(default)]
+    pub font: String,
+    /// The bold font, the same way (empty: the found family's, or `font` again).
+    #[serde(default)]
+    pub font_bold: String,
 }
 
 /// One judge (or client system) and their API token.
@@ -77,6 +88,25 @@ impl BridgeConfig {
             }
         }
         Ok(())
+    }
+
+    /// The court's name on its documents.
+    pub fn court_name(&self) -> &str {
+        if self.court.trim().is_empty() {
+            &self.name
+        } else {
+            &self.court
+        }
+    }
+
+    /// The fonts rulings are set in: the configured ones, or those found on this machine.
+    pub fn fonts(&self) -> Result<tiaojie_documents::Fonts, tiaojie_documents::FontError> {
+        use tiaojie_documents::{FontSpec, Fonts};
+        if self.font.trim().is_empty() {
+            return Fonts::system();
+        }
+        let bold = (!self.font_bold.trim().is_empty()).then(|| FontSpec::parse(&self.font_bold));
+        Fonts::load(&FontSpec::parse(&self.font), bold.as_ref())
     }
 
     /// The database file.

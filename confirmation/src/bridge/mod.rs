@@ -31,6 +31,9 @@ pub struct Bridge {
     pub outbox_ready: Notify,
     /// Whether the link is up now (shown on the page, `/healthz`).
     pub connected: std::sync::atomic::AtomicBool,
+    /// The fonts rulings are set in; none found, a ruling goes back without its document
+    /// (the page says so).
+    pub fonts: Option<tiaojie_documents::Fonts>,
 }
 
 impl Bridge {
@@ -41,7 +44,15 @@ impl Bridge {
             .map_err(|e| anyhow::anyhow!("server_public_key in the configuration: {e}"))?;
         std::fs::create_dir_all(&config.data_dir)?;
         let store = store::CourtStore::open(&config.database_path()).await?;
+        let fonts = match config.fonts() {
+            Ok(fonts) => Some(fonts),
+            Err(e) => {
+                tracing::warn!(error = %e, "no font for the rulings' documents (install fonts-noto-cjk)");
+                None
+            }
+        };
         Ok(Arc::new(Bridge {
+            fonts,
             config,
             store,
             key,

@@ -8,7 +8,7 @@
 //! action would fail at random while the link writes.
 
 use crate::application::Application;
-use crate::court::{CourtAction, CourtRuleError, CourtStatus, CourtUpdate, Docket};
+use crate::court::{CourtAction, CourtDocument, CourtRuleError, CourtStatus, CourtUpdate, Docket};
 use crate::envelope::{Body, Envelope, Message, Signer, random_id};
 use serde::Serialize;
 use sqlx::Row as _;
@@ -43,6 +43,9 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (acked_at, n)",
     "CREATE TABLE IF NOT EXISTS refused (n INTEGER PRIMARY KEY AUTOINCREMENT, \
      at INTEGER NOT NULL, error TEXT NOT NULL, payload TEXT NOT NULL)",
+    // A ruling's document (民事裁定书) as it went to the parties.
+    "CREATE TABLE IF NOT EXISTS documents (docket TEXT PRIMARY KEY, sha256 TEXT NOT NULL, \
+     pdf BLOB NOT NULL, at INTEGER NOT NULL)",
 ];
 
 /// Why a bridge operation failed.
@@ -239,6 +242,7 @@ async fn take_in(
                     &next,
                     &CourtAction::Withdraw,
                     (by, &name),
+                    None,
                     key,
                     now,
                 )
@@ -280,11 +284,15 @@ impl CourtStore {
     }
 
     /// A judge's action: the docket, the action log and the outbox message in one transaction.
+    /// A judge's action (with the ruling's document, for a ruling), its update for the
+    /// internet side in the outbox, in one transaction.
+    #[allow(clippy::too_many_arguments)]
     pub async fn act(
         &self,
         id: &str,
         action: &CourtAction,
         judge: (&str, &str),
+        document: Option<&[u8]>,
         key: &Signer,
         now: i64,
     ) -> Result<DocketView, CourtStoreError> {
@@ -293,9 +301,43 @@ impl CourtStore {
             .await?
             .ok_or_else(|| CourtStoreError::NotFound(id.to_string()))?;
         let next = docket.act(action, now)?;
-        record_action(&mut tx, id, &case_id, &sha, &next, action, judge, key, now).await?;
+        let document = match document {
+            Some(pdf) => {
+                let sha256 =
+                    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, pdf).as_ref());
+                sqlx::query(
+                    "INSERT OR REPLACE INTO documents (docket, sha256, pdf, at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(&sha256)
+                .bind(pdf)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                use base64::Engine;
+                Some(CourtDocument {
+                    sha256,
+                    pdf: base64::engine::general_purpose::STANDARD.encode(pdf),
+                })
+            }
+            None => None,
+        };
+        record_action(
+            &mut tx, id, &case_id, &sha, &next, action, judge, document, key, now,
+        )
+        .await?;
         tx.commit().await?;
         self.docket(id, now).await
+    }
+
+    /// The ruling's document of application `id`, if it has one.
+    pub async fn document(&self, id: &str) -> Result<Option<Vec<u8>>, CourtStoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT pdf FROM documents WHERE docket = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// All dockets, those with the nearest limit first, then the newest.
@@ -521,6 +563,7 @@ async fn record_action(
     next: &Docket,
     action: &CourtAction,
     (judge, judge_name): (&str, &str),
+    document: Option<CourtDocument>,
     key: &Signer,
     now: i64,
 ) -> Result<(), CourtStoreError> {
@@ -563,6 +606,7 @@ async fn record_action(
             judge: judge.to_string(),
             judge_name: judge_name.to_string(),
             at: now,
+            document,
         }),
     };
     let envelope = key.seal(&message);
@@ -579,4 +623,8 @@ async fn record_action(
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

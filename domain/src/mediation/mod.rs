@@ -18,7 +18,6 @@
 //! - [`agreement`]: canonical text, SHA-256, templates.
 //! - [`outcome`]: success / failure (转立案) / termination on ODR-Med 25's grounds.
 //! - [`deadline`]: the time limit (ODR-Med 24), computed at a given moment.
-//! - [`document`]: the agreement as a print-ready HTML document.
 //! - [`confirmation`]: the joint application for judicial confirmation, the package sent to
 //!   the court, and the court's updates (only on the hash applied for, only along the court's
 //!   transitions).
@@ -31,7 +30,6 @@ pub mod case;
 pub mod checks;
 pub mod confirmation;
 pub mod deadline;
-pub mod document;
 pub mod error;
 pub mod event;
 pub mod outcome;
@@ -400,6 +398,7 @@ mod tests {
             judge: "j".into(),
             judge_name: "J".into(),
             at: effective + 1,
+            document: None,
         };
         let confirm = || CourtAction::Confirm {
             ruling_number: "R1".into(),

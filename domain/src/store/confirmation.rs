@@ -102,6 +102,8 @@ pub(super) struct Alongside {
     pub outbox: Vec<(Message, Envelope)>,
     /// An inbox row: the court update's message id.
     pub inbox: Option<String>,
+    /// The court's document that came with it (kept beside the inbox row).
+    pub document: Option<Vec<u8>>,
 }
 
 impl Store {
@@ -125,6 +127,7 @@ impl Store {
                 })
                 .collect(),
             inbox: None,
+            document: None,
         })
         .await
     }
@@ -209,14 +212,15 @@ impl Store {
         Ok(dead)
     }
 
-    /// The bridge has these messages: one statement for the lot. Idempotent.
+    /// The bridge has these messages: one statement for the lot. Idempotent. Returns the cases
+    /// whose messages were acknowledged now (not before), so their pages can be told.
     pub async fn ack_outbox_batch(
         &self,
         message_ids: &[String],
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         if message_ids.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         // One round trip however many: on PostgreSQL a statement per id cost more than the
         // rest of the handoff. The statement holds only numbered placeholders, never data.
@@ -225,7 +229,8 @@ impl Store {
             .collect();
         let sql = format!(
             "UPDATE confirmation_outbox SET state = 'acked', lease_owner = NULL, \
-             lease_until = NULL, acked_at = $1 WHERE state = 'pending' AND message_id IN ({})",
+             lease_until = NULL, acked_at = $1 WHERE state = 'pending' AND message_id IN ({}) \
+             RETURNING case_id",
             placeholders.join(", ")
         );
         let _turn = self.write_turn().await;
@@ -233,8 +238,14 @@ impl Store {
         for id in message_ids {
             query = query.bind(id);
         }
-        query.execute(&self.pool).await?;
-        Ok(())
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut cases = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("case_id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        cases.sort();
+        cases.dedup();
+        Ok(cases)
     }
 
     /// The bridge could not take the message: note why and offer it again after `retry_ms`
@@ -379,7 +390,17 @@ impl Store {
                 }
                 Err(e) => return Err(e),
             };
-            let events = match before.take_court_update(&message.message_id, update) {
+            // The record keeps the document's hash; its bytes go beside the inbox row, and
+            // must be what the hash says.
+            let (kept, document) = update.without_document_bytes();
+            if let (Some(d), Some(bytes)) = (&kept.document, &document)
+                && crate::mediation::agreement::sha256_hex(bytes) != d.sha256
+            {
+                let reason = "the ruling's document does not match its SHA-256".to_string();
+                self.refuse_inbox(message, &reason, now).await?;
+                return Ok(Taken::Refused(reason));
+            }
+            let events = match before.take_court_update(&message.message_id, &kept) {
                 Ok(events) => events,
                 Err(rule) => {
                     let reason = rule.to_string();
@@ -390,6 +411,7 @@ impl Store {
             let alongside = Alongside {
                 outbox: Vec::new(),
                 inbox: Some(message.message_id.clone()),
+                document,
             };
             match self
                 .append(&before, "court", now, events, |_, _| alongside)
@@ -405,6 +427,18 @@ impl Store {
             }
         }
         Err(StoreError::Conflict)
+    }
+
+    /// The latest document the court sent for `case` (its ruling's 民事裁定书), if any.
+    pub async fn court_document(&self, case: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query(
+            "SELECT document FROM confirmation_inbox WHERE case_id = $1 AND document IS NOT NULL \
+             ORDER BY received_at DESC LIMIT 1",
+        )
+        .bind(case)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get::<Vec<u8>, _>(0)).transpose()?)
     }
 
     async fn inbox_outcome(
@@ -467,12 +501,13 @@ pub(super) async fn write_alongside(
     }
     if let Some(message_id) = &alongside.inbox {
         let inserted = sqlx::query(
-            "INSERT INTO confirmation_inbox (message_id, case_id, received_at, outcome) \
-             VALUES ($1, $2, $3, 'applied') ON CONFLICT DO NOTHING",
+            "INSERT INTO confirmation_inbox (message_id, case_id, received_at, outcome, document) \
+             VALUES ($1, $2, $3, 'applied', $4) ON CONFLICT DO NOTHING",
         )
         .bind(message_id)
         .bind(case_id)
         .bind(now)
+        .bind(alongside.document.clone())
         .execute(&mut **tx)
         .await?
         .rows_affected();
