@@ -95,27 +95,26 @@ fn missing_for(details: &Value, person: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// ODR-Lit 7 / ODR-Med 17: a party is never in the room unchecked, whichever path puts them
-/// there — the mediator's admit and move over signaling, the control API's and the case API's
-/// moves, a side's move, the start, a takeover join and a resume — and a check withdrawn
-/// later sends them back to the lobby.
-async fn one_admission_rule_on_every_path(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let staff = server.staff_token(MEDIATOR, Role::Mediator);
-    let admin = server.admin_token.clone();
+/// Opens a case, schedules its first session and issues everyone's link: (the case's API
+/// path, the session's room, each person's token).
+async fn case_with_links(
+    server: &TestServer,
+    staff: &str,
+    number: &str,
+) -> (String, String, HashMap<&'static str, String>) {
     let case = call(
-        &server,
-        &staff,
+        server,
+        staff,
         Method::POST,
         "/api/cases",
-        Some(new_case("(2026)京0105民诉前调90号", "pre_filing")),
+        Some(new_case(number, "pre_filing")),
         201,
     )
     .await;
     let base = format!("/api/cases/{}", case["id"].as_str().expect("id"));
     let case = call(
-        &server,
-        &staff,
+        server,
+        staff,
         Method::POST,
         &format!("{base}/sessions"),
         Some(json!({"scheduled_at": 1_800_000_000_000_i64})),
@@ -126,20 +125,32 @@ async fn one_admission_rule_on_every_path(backend: Backend) {
         .as_str()
         .expect("room")
         .to_string();
-    let s1 = format!("{base}/sessions/1");
     let mut tokens = HashMap::new();
     for person in [MEDIATOR, "p-zhang", "p-li", "lawyer-zhao"] {
         let inv = call(
-            &server,
-            &staff,
+            server,
+            staff,
             Method::POST,
-            &format!("{s1}/invitations"),
+            &format!("{base}/sessions/1/invitations"),
             Some(json!({"person": person})),
             200,
         )
         .await;
         tokens.insert(person, inv["token"].as_str().expect("token").to_string());
     }
+    (base, room, tokens)
+}
+
+/// ODR-Lit 7 / ODR-Med 17: a party is never in the room unchecked, whichever path puts them
+/// there — the mediator's admit and move over signaling, the control API's and the case API's
+/// moves, a side's move, the start, a takeover join and a resume — and a check withdrawn
+/// later sends them back to the lobby.
+async fn one_admission_rule_on_every_path(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let staff = server.staff_token(MEDIATOR, Role::Mediator);
+    let admin = server.admin_token.clone();
+    let (base, room, tokens) = case_with_links(&server, &staff, "(2026)京0105民诉前调90号").await;
+    let s1 = format!("{base}/sessions/1");
     let t = |p: &str| tokens[p].clone();
     let mut m = server.connect().await;
     let joined = m.join(&room, &t(MEDIATOR)).await;
@@ -420,7 +431,7 @@ async fn one_admission_rule_on_every_path(backend: Backend) {
         missing_for(&refused["details"], "p-li"),
         [("李四".to_string(), "identity_failed".to_string())]
     );
-    let case_id = case["id"].as_str().expect("id").to_string();
+    let case_id = base.trim_start_matches("/api/cases/");
     let audit = call(
         &server,
         &admin,
@@ -1283,7 +1294,7 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
         409,
     )
     .await;
-    // The document: text, hash and every signature, print-ready.
+    // The 调解协议书 as PDF: the parties, the text as signed, every signature, the hash.
     let response = server
         .http
         .get(format!("http://{}{base}/agreement/document", server.addr))
@@ -1292,16 +1303,39 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
         .await
         .expect("document");
     assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    let text = tiaojie_tests::pdf_text(&response.bytes().await.expect("body"));
+    for expected in [
+        "调解协议书",
+        "(2026)京0105民诉前调88号",
+        "三万八千元",
+        "张三",
+        "李四",
+        "赵律师",
+        "张三的委托代理人",
+        "王调解",
+        "本协议自最后一方签署时生效",
+        &sha2,
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} not in the agreement:\n{text}"
+        );
+    }
+    // The minutes too, with their revision and hash.
+    let response = server
+        .http
+        .get(format!("http://{}{s1}/minutes/document", server.addr))
+        .bearer_auth(t("p-li"))
+        .send()
+        .await
+        .expect("minutes document");
+    assert_eq!(response.status().as_u16(), 200);
+    let text = tiaojie_tests::pdf_text(&response.bytes().await.expect("body"));
     assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap_or("")
-            .starts_with("text/html")
+        text.contains("调解笔录") && text.contains("双方同意分期付款"),
+        "{text}"
     );
-    let html = response.text().await.unwrap_or_default();
-    assert!(html.contains(&sha2) && html.contains("三万八千元") && html.contains("@media print"));
-    assert_eq!(html.matches("<tr><td>").count(), 3, "three signature rows");
-    assert!(html.contains("已生效"));
 
     // 9. Outcome: success; the room closes; the parties rate; admins see the aggregates.
     let case = call(
@@ -1316,12 +1350,8 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
     assert_eq!(case["outcome"]["result"], "success");
     assert_eq!(case["sessions"][0]["phase"], "ended");
     let closed = expect(clients.get_mut("p-zhang").expect("zhang"), "room.closed").await;
-    assert!(
-        closed["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("结束")),
-        "{closed}"
-    );
+    // The server's own reason is a code the page says in the person's language.
+    assert_eq!(closed["reason"], "mediation_ended", "{closed}");
     call(
         &server,
         &t("p-zhang"),
@@ -1410,6 +1440,7 @@ async fn a_full_mediation_from_case_to_signed_agreement(backend: Backend) {
         "agreement.sign",
         "agreement.read",
         "agreement.download",
+        "minutes.download",
         "outcome.record",
         "rating.submit",
         "permission.denied",
