@@ -4,7 +4,7 @@
 // RTCPeerConnection.getStats(), never sleeps alone. Screenshots go to docs/screenshots/.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -177,6 +177,42 @@ async function assertChinese(p, where) {
   }
 }
 
+/**
+ * In the page: every visible label, button, header or badge whose text is squeezed into a column
+ * (a character or so per line, as a too-narrow button or a table header on a phone shows it).
+ */
+function squeezedText() {
+  const found = [];
+  for (const el of document.querySelectorAll('button, th, label, summary, h1, h2, h3, .badge, caption, dt')) {
+    if (!el.getClientRects().length) continue;
+    // Each run of text on its own (a label's text, not the field it holds): its line boxes
+    // are the distinct tops of its fragments.
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const chars = [...node.data.replace(/\s+/g, '')].length;
+      if (chars < 2) continue;
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      const tops = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+      if (tops.size >= 2 && chars / tops.size < 2) {
+        found.push({ tag: el.tagName.toLowerCase(), text: node.data.trim(), lines: tops.size });
+      }
+    }
+  }
+  return found;
+}
+
+/** Fails when the page shows text squeezed into a column (see `squeezedText`). */
+async function assertLayout(p, where) {
+  if (p.page.isClosed()) return;
+  const found = await p.page.evaluate(squeezedText);
+  if (found.length) {
+    const lines = found.slice(0, 10).map((f) => `  <${f.tag}> ${JSON.stringify(f.text)} on ${f.lines} lines`);
+    const size = p.page.viewportSize();
+    throw new Error(`text squeezed into a column (${where}, ${size.width}×${size.height}):\n${lines.join('\n')}`);
+  }
+}
+
 /** A person with their own browser context (own storage) on a phone- or desktop-sized page. */
 async function person(viewport = { width: 1280, height: 800 }) {
   const context = await browser.newContext({ viewport, locale: 'zh-CN' });
@@ -275,6 +311,22 @@ function screenFrames(p, from) {
   }, from);
 }
 
+/**
+ * Clicks `action` on `p`'s page and takes the file it downloads; checks it is a PDF whose text
+ * (pdftotext) holds each of `expected`.
+ */
+async function downloadPdf(p, locator, expected) {
+  const [download] = await Promise.all([p.page.waitForEvent('download'), locator.click()]);
+  const file = await download.path();
+  const bytes = readFileSync(file);
+  if (bytes.subarray(0, 5).toString() !== '%PDF-') throw new Error(`${download.suggestedFilename()} is not a PDF`);
+  const text = execFileSync('pdftotext', [file, '-']).toString().replace(/\s+/g, '');
+  for (const e of expected) {
+    if (!text.includes(e)) throw new Error(`${e} not in ${download.suggestedFilename()}: ${text.slice(0, 400)}`);
+  }
+  return download.suggestedFilename();
+}
+
 /** Counts of `kind` from `from` grow (true) or stand still (false) over `ms`. */
 async function flowing(p, from, kind, ms = 2500) {
   const before = (await inbound(p))[from]?.[kind] ?? 0;
@@ -287,6 +339,7 @@ async function shot(p, name) {
   mkdirSync(SHOTS, { recursive: true });
   await p.page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
   await assertChinese(p, `screenshot ${name}`);
+  await assertLayout(p, `screenshot ${name}`);
 }
 
 /** Every open page of the scenario: nothing English was shown. */
@@ -577,6 +630,10 @@ const scenarios = {
     await click(zhao, 'ack-warning');
     await zhao.page.locator('#case .own-checks .ok', { hasText: '已确认知悉' }).waitFor();
     await shot(li, 'mediation-party-checks');
+    // The same on a phone: labels and buttons keep their words on a line.
+    await li.page.setViewportSize({ width: 390, height: 844 });
+    await shot(li, 'mediation-party-checks-phone');
+    await li.page.setViewportSize({ width: 1280, height: 800 });
 
     // The mediator's table is live and true: everyone present shows where they are, in words,
     // and what they still lack; the admit button waits for the checks.
@@ -701,10 +758,19 @@ const scenarios = {
     }
     if (agreement.signatures.some((s) => s.sha256 !== hash)) throw new Error('a signature names another hash');
     await shot(m, 'mediation-signed');
+    // The 调解协议书 and the 调解笔录 as the court's PDF documents, from a party's page.
+    const name = await downloadPdf(li, li.page.locator('#case [data-action="document"]'), ['调解协议书', '四万元', '张三', '李四', hash]);
+    if (!name.endsWith('.pdf') || !name.includes('调解协议书')) throw new Error(`file name ${name}`);
+    await downloadPdf(li, li.page.locator('#case [data-action="minutes-document"]'), ['调解笔录', '双方同意分期还款']);
 
     // The mediator records success: the room closes; each party may rate the session.
     await click(m, 'outcome-success');
-    for (const p of [zhang, li]) await p.page.locator('#left #case .rating').waitFor();
+    for (const p of [zhang, li]) {
+      await p.page.locator('#left #case .rating').waitFor();
+      await p.page.locator('#left h1', { hasText: '调解成功' }).waitFor();
+      // Out of the room the page no longer says it is being recorded.
+      if (await p.page.locator('#recording').isVisible()) throw new Error('still "recording" after the session');
+    }
     await li.page.fill('#rating-comment', '调解员很耐心');
     await click(li, 'rate-4');
     await li.page.locator('#case .rating .ok', { hasText: '4' }).waitFor();
@@ -764,7 +830,12 @@ const scenarios = {
       await p.page.locator('#case .court-detail', { hasText: '(2026)京0105民特7号' }).waitFor();
       await p.page.locator('#case .court-ruling', { hasText: '调解协议有效' }).waitFor();
     }
+    await li.page.locator('#case [data-action="ruling-document"]').scrollIntoViewIfNeeded();
     await shot(li, 'confirmation-confirmed');
+    // The ruling's document came from the court network with the ruling: the party and the
+    // judge download the same 民事裁定书.
+    await downloadPdf(li, li.page.locator('#case [data-action="ruling-document"]'), ['民事裁定书', '(2026)京0105民特7号', '钱法官']);
+    await downloadPdf(court, court.page.locator('#ruling-pdf'), ['民事裁定书', '(2026)京0105民特7号']);
     const confirmed = await asStaff('GET', `/cases/${id}`);
     if (confirmed.confirmation.updates.length !== 2) throw new Error(`court updates: ${JSON.stringify(confirmed.confirmation)}`);
     await court.context.close();

@@ -256,7 +256,8 @@ function roomSection(room, people) {
     h(
       'table',
       {},
-      h('caption', {}, tr(h('span'), 'admin.participants')),
+      h('caption', {}, tr(h('span'), 'admin.participants', { count: people.length })),
+      people.length === 0 && h('tr', {}, tr(h('td', { class: 'empty' }), 'admin.nobody')),
       people.map((p) =>
         h(
           'tr',

@@ -587,6 +587,8 @@ function renderTiles() {
     if (!stream) video.srcObject = null;
     tile.querySelector('.name').textContent = p.name + (mine ? ` ${t('room.you')}` : '');
     tile.querySelector('.role').textContent = standingOf(p);
+    // The last speaker stays "speaking" until someone else speaks; not one whose line is down.
+    const speaking = state.speaker === p.identity && p.connection !== 'reconnecting';
     const badges = tile.querySelector('.badges');
     badges.replaceChildren(
       ...[
@@ -594,12 +596,12 @@ function renderTiles() {
         p.video_muted && 'room.camera_off',
         p.connection === 'reconnecting' && 'room.reconnecting',
         p.screen && 'room.screen.sharing',
-        state.speaker === p.identity && 'room.speaking',
+        speaking && 'room.speaking',
       ]
         .filter(Boolean)
         .map((key) => tr(h('span', { class: `badge ${key.replace('.', '-')}` }), key)),
     );
-    tile.classList.toggle('speaking', state.speaker === p.identity);
+    tile.classList.toggle('speaking', speaking);
     if (!mine && state.you.grants.includes('moderate')) {
       const muteKey = p.audio_muted ? 'moderation.unmute' : 'moderation.mute';
       badges.append(
@@ -749,6 +751,9 @@ function finish(key, vars) {
   state.leaving = true;
   stopQuality();
   state.media?.close();
+  // Out of the room, nothing of this person is being recorded: the indicator goes.
+  state.recording = { state: 'off' };
+  renderRecording();
   tr(document.getElementById('left-message'), key, vars);
   tr(document.querySelector('#left h1'), 'left.title');
   showScreen('left');

@@ -48,12 +48,23 @@ export class CasePanel {
 
   /** Loads the case; resolves to false when this room is no case's session. */
   async load() {
+    let view;
     try {
-      this.view = await this.api('GET', '/cases/current');
+      view = await this.api('GET', '/cases/current');
     } catch (e) {
       if (e.code === 'not_found') return false;
       throw e;
     }
+    // Reads overlap (an action's own, and one per `case.updated`) and may answer out of order:
+    // a case read before the latest event (or before the court network had the application)
+    // never replaces one read after it.
+    const shown = this.view;
+    const version = (v) => [v.seq, v.confirmation_delivered ? 1 : 0];
+    if (shown && view.id === shown.id) {
+      const [a, b] = [version(view), version(shown)];
+      if (a[0] < b[0] || (a[0] === b[0] && a[1] < b[1])) return true;
+    }
+    this.view = view;
     if (!this.minutes) await this.loadMinutes();
     this.render();
     return true;
@@ -532,6 +543,19 @@ export class CasePanel {
   renderMinutes(me, session) {
     const box = h('section', { class: 'minutes' });
     box.append(tr(h('h3', {}), 'case.minutes.title'));
+    if (this.minutes?.revision > 0) {
+      box.append(
+        tr(
+          h('button', {
+            type: 'button',
+            class: 'mod',
+            'data-action': 'minutes-document',
+            onclick: () => this.download(`${this.sessionPath()}/minutes/document`, 'minutes'),
+          }),
+          'case.minutes.document',
+        ),
+      );
+    }
     if (session?.minutes_replaced_by_recording) box.append(tr(h('p', { class: 'ok' }), 'case.minutes.replaced'));
     const text = this.minutes?.text ?? '';
     if (me?.role === 'mediator' && session?.phase !== 'ended') {

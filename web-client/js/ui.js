@@ -12,7 +12,7 @@ export function h(tag, attrs = {}, ...children) {
     else el.setAttribute(name, value === true ? '' : value);
   }
   for (const child of children.flat()) {
-    if (child !== null && child !== undefined) el.append(child);
+    if (child !== null && child !== undefined && child !== false) el.append(child);
   }
   return el;
 }
