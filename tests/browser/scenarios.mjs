@@ -556,6 +556,7 @@ const scenarios = {
     await admin.page.locator('#token-form button').click();
     const room = admin.page.locator('[data-room="s7"]');
     await room.locator('td', { hasText: '孙调解员' }).waitFor();
+    await admin.page.locator('#cases table').waitFor();
     await shot(admin, 'admin');
     await room.getByRole('button', { name: '关闭调解室' }).click();
     await m.page.locator('#left-message', { hasText: '调解室已关闭' }).waitFor();

@@ -216,6 +216,7 @@ function renderCases(list) {
       'table',
       {},
       h('tr', {}, ...['admin.case.number', 'admin.case.mediator', 'admin.case.due', 'admin.case.state', 'admin.case.actions'].map((k) => tr(h('th'), k))),
+      sorted.length === 0 && h('tr', {}, tr(h('td', { class: 'empty', colspan: 5 }), 'admin.case.none')),
       sorted.map((c) => {
         const row = h(
           'tr',
