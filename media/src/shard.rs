@@ -55,6 +55,9 @@ const RTX_RATIO_CAP: f32 = 0.15;
 const TICK: Duration = Duration::from_millis(100);
 /// Share of the estimate kept back for audio, RTCP and retransmissions.
 const ESTIMATE_HEADROOM: f64 = 0.85;
+/// The bitrate the estimator assumes at first and probes from; what a subscriber receiving
+/// nothing but audio is left at (no padding above it).
+const PROBE_FLOOR_BPS: u64 = 100_000;
 
 /// A request from the signaling layer.
 pub(crate) enum Command {
@@ -1433,9 +1436,13 @@ impl Shard {
                     choices.push((i, track.layers[at].rid));
                 }
             }
+            // Probe only for what is forwarded: a paused track (audio only, a moderator's
+            // block, another room) needs no headroom, and the estimator's padding for it would
+            // crowd the very link that asked for audio only.
             let desired_bps: u64 = sub
                 .tracks_out
                 .iter()
+                .filter(|t| !t.paused)
                 .filter_map(|t| {
                     let publ = self.peers.get(&t.publisher)?;
                     let track = publ.tracks_in.iter().find(|x| x.mid == t.source)?;
@@ -1460,7 +1467,11 @@ impl Shard {
             }
             // Let the estimator probe up to what the best layers would need (told only when
             // that moves by a fifth: each change is a mutation and a drain).
-            let desired_bps = desired_bps + desired_bps / 5;
+            let desired_bps = match desired_bps + desired_bps / 5 {
+                // Everything paused: back down to the floor, so probing stops.
+                0 if sub.desired_bps > 0 => PROBE_FLOOR_BPS,
+                d => d,
+            };
             if desired_bps > 0 && desired_bps.abs_diff(sub.desired_bps) > sub.desired_bps / 5 {
                 sub.desired_bps = desired_bps;
                 bitrates.push((sub_key, desired_bps));
@@ -1469,7 +1480,7 @@ impl Shard {
         for (key, desired) in bitrates {
             self.mutate(key, |rtc| {
                 rtc.bwe()
-                    .set_bitrate(Bitrate::kbps(100), Bitrate::bps(desired));
+                    .set_bitrate(Bitrate::bps(PROBE_FLOOR_BPS), Bitrate::bps(desired));
                 Ok(())
             });
         }
