@@ -11,13 +11,20 @@
 
 use std::collections::HashSet;
 
+/// Most media lines a client may open itself: a microphone, a camera, a screen and its sound,
+/// with room to spare. Each line it publishes becomes a track offered to everyone else in the
+/// room, so without a bound one 60 KB offer of ~2,000 lines would make every other participant
+/// negotiate 2,000 lines (an amplifier, not a conference).
+pub const MAX_OWN_LINES: usize = 8;
+
 /// The client's offer with its own lines narrowed to publishing; `ours` are the mids of the
-/// lines the SFU opened.
-pub(crate) fn publishing_only(sdp: &str, ours: &HashSet<String>) -> String {
+/// lines the SFU opened. `None` when the client opened more than [`MAX_OWN_LINES`] lines.
+pub(crate) fn publishing_only(sdp: &str, ours: &HashSet<String>) -> Option<String> {
     let mut out = String::with_capacity(sdp.len());
+    let mut own_lines = 0;
     // Media sections start at `m=` lines; the session part before the first has none of ours.
     let mut section: Vec<&str> = Vec::new();
-    let flush = |section: &mut Vec<&str>, out: &mut String| {
+    let mut flush = |section: &mut Vec<&str>, out: &mut String| {
         let is_media = section.first().is_some_and(|l| l.starts_with("m="));
         let theirs = is_media
             && !section.iter().any(|l| {
@@ -25,6 +32,12 @@ pub(crate) fn publishing_only(sdp: &str, ours: &HashSet<String>) -> String {
                     .strip_prefix("a=mid:")
                     .is_some_and(|mid| ours.contains(mid))
             });
+        // A stopped line (port 0) stays in every later offer but carries nothing: a client that
+        // shared its screen ten times is not over the limit.
+        let stopped = section
+            .first()
+            .is_some_and(|l| l.split(' ').nth(1) == Some("0"));
+        own_lines += usize::from(theirs && !stopped);
         for line in section.drain(..) {
             let (body, end) = split_line_end(line);
             let body = match body {
@@ -42,7 +55,7 @@ pub(crate) fn publishing_only(sdp: &str, ours: &HashSet<String>) -> String {
         section.push(line);
     }
     flush(&mut section, &mut out);
-    out
+    (own_lines <= MAX_OWN_LINES).then_some(out)
 }
 
 /// A line and its ending (`\r\n`, `\n` or nothing).
@@ -64,7 +77,7 @@ mod tests {
     #[test]
     fn the_clients_own_lines_are_narrowed_to_publishing_and_ours_are_kept() {
         let ours: HashSet<String> = ["srv7".to_string()].into();
-        let out = publishing_only(OFFER, &ours);
+        let out = publishing_only(OFFER, &ours).expect("three lines of its own");
         let sections: Vec<&str> = out.split("m=").collect();
         assert!(sections[1].contains("a=sendonly") && !sections[1].contains("a=sendrecv"));
         assert!(
@@ -82,6 +95,38 @@ mod tests {
         assert!(out.ends_with("a=recvonly\r\n"));
         // Bare `\n` endings are kept too.
         let unix = OFFER.replace("\r\n", "\n");
-        assert_eq!(publishing_only(&unix, &ours), out.replace("\r\n", "\n"));
+        assert_eq!(
+            publishing_only(&unix, &ours),
+            Some(out.replace("\r\n", "\n"))
+        );
+    }
+
+    #[test]
+    fn an_offer_that_opens_more_lines_than_a_person_publishes_is_refused() {
+        let line =
+            |i: usize| format!("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:{i}\r\na=sendonly\r\n");
+        let offer = |own: usize, ours: &HashSet<String>| {
+            let mut sdp = "v=0\r\ns=-\r\n".to_string();
+            for i in 0..own + ours.len() {
+                sdp.push_str(&line(i));
+            }
+            publishing_only(&sdp, ours)
+        };
+        let none = HashSet::new();
+        assert!(offer(MAX_OWN_LINES, &none).is_some());
+        assert!(offer(MAX_OWN_LINES + 1, &none).is_none());
+        assert!(offer(2_000, &none).is_none());
+        let stopped = "m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:s\r\na=inactive\r\n".repeat(20);
+        let mut sdp = "v=0\r\ns=-\r\n".to_string() + &stopped;
+        sdp.push_str(&line(1));
+        assert!(
+            publishing_only(&sdp, &none).is_some(),
+            "stopped lines do not count"
+        );
+        // The SFU's own lines (one per forwarded track) do not count against the client.
+        let ours: HashSet<String> = (MAX_OWN_LINES..MAX_OWN_LINES + 40)
+            .map(|i| i.to_string())
+            .collect();
+        assert!(offer(MAX_OWN_LINES, &ours).is_some());
     }
 }

@@ -1042,7 +1042,13 @@ impl Shard {
             .flatten()
             .map(|mid| mid.to_string())
             .collect();
-        let offer = SdpOffer::from_sdp_string(&crate::offer::publishing_only(sdp, &ours))
+        let narrowed = crate::offer::publishing_only(sdp, &ours).ok_or_else(|| {
+            MediaError::InvalidSdp(format!(
+                "more than {} media lines of the client's own",
+                crate::offer::MAX_OWN_LINES
+            ))
+        })?;
+        let offer = SdpOffer::from_sdp_string(&narrowed)
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         let screen = screen.map(Mid::from);
         if let Some(mid) = screen

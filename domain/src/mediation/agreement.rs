@@ -1,7 +1,7 @@
 //! The agreement's text: its canonical form and hash, and drafting from a template.
 
 use super::case::{Member, Side};
-use super::error::RuleError;
+use super::error::{Field, RuleError};
 use crate::role::Role;
 
 /// Longest agreement text accepted (characters).
@@ -71,7 +71,9 @@ pub struct TemplateData<'a> {
 }
 
 /// Fills `template`; an unknown `{{placeholder}}` is an error (a typo would reach a signed
-/// document otherwise).
+/// document otherwise). The output is counted while it is built and filling stops at the first
+/// character over [`MAX_AGREEMENT_CHARS`]: a template that repeats a long value (`{{terms}}`
+/// 70,000 times) must cost at most the limit, not the product of the two sizes.
 pub fn fill_template(template: &str, data: &TemplateData<'_>) -> Result<String, RuleError> {
     let names = |side: Side| {
         data.members
@@ -91,31 +93,63 @@ pub fn fill_template(template: &str, data: &TemplateData<'_>) -> Result<String, 
         data.claim_amount / 100,
         (data.claim_amount % 100).abs()
     );
-    let mut out = String::with_capacity(template.len() + data.terms.len());
+    let too_long = RuleError::TextLength {
+        field: Field::Agreement,
+        max: MAX_AGREEMENT_CHARS,
+    };
+    let mut out = Bounded::new(MAX_AGREEMENT_CHARS);
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
+        out.push(&rest[..start]).ok_or_else(|| too_long.clone())?;
         let after = &rest[start + 2..];
         let end = after.find("}}").ok_or(RuleError::TemplateUnclosed)?;
-        let value = match after[..end].trim() {
-            "case_number" => data.case_number.to_string(),
-            "case_type" => data.case_type.to_string(),
-            "claim_amount" => amount.clone(),
-            "applicants" => names(Side::Applicant),
-            "respondents" => names(Side::Respondent),
-            "mediator" => mediator.to_string(),
-            "terms" => data.terms.to_string(),
+        let value: std::borrow::Cow<'_, str> = match after[..end].trim() {
+            "case_number" => data.case_number.into(),
+            "case_type" => data.case_type.into(),
+            "claim_amount" => amount.as_str().into(),
+            "applicants" => names(Side::Applicant).into(),
+            "respondents" => names(Side::Respondent).into(),
+            "mediator" => mediator.into(),
+            "terms" => data.terms.into(),
             other => {
                 return Err(RuleError::TemplateUnknown {
-                    placeholder: other.to_string(),
+                    placeholder: other.chars().take(64).collect(),
                 });
             }
         };
-        out.push_str(&value);
+        out.push(&value).ok_or_else(|| too_long.clone())?;
         rest = &after[end + 2..];
     }
-    out.push_str(rest);
-    Ok(out)
+    out.push(rest).ok_or(too_long)?;
+    Ok(out.text)
+}
+
+/// A string that refuses to grow past `max` characters (counted, not bytes).
+struct Bounded {
+    text: String,
+    chars: usize,
+    max: usize,
+}
+
+impl Bounded {
+    fn new(max: usize) -> Self {
+        Self {
+            text: String::new(),
+            chars: 0,
+            max,
+        }
+    }
+
+    /// Appends `s`, or `None` (and nothing appended) when it would pass the limit.
+    fn push(&mut self, s: &str) -> Option<()> {
+        let chars = s.chars().count();
+        if self.chars + chars > self.max {
+            return None;
+        }
+        self.text.push_str(s);
+        self.chars += chars;
+        Some(())
+    }
 }
 
 #[cfg(test)]
@@ -180,5 +214,38 @@ mod tests {
                 placeholder: "case_nubmer".into()
             })
         );
+    }
+
+    /// A template that repeats a long `{{terms}}` (the probe's was 300,000 characters × 70,000
+    /// placeholders: 21 GB) is refused once the text outgrows the limit, before it is built.
+    #[test]
+    fn a_template_that_multiplies_the_terms_is_refused_while_filling() {
+        let terms = "款".repeat(MAX_AGREEMENT_CHARS / 10);
+        let data = TemplateData {
+            case_number: "(2026)1号",
+            case_type: "借款合同纠纷",
+            claim_amount: 0,
+            members: &[],
+            terms: &terms,
+        };
+        let bomb = "{{terms}}".repeat(100_000);
+        let too_long = Err(RuleError::TextLength {
+            field: Field::Agreement,
+            max: MAX_AGREEMENT_CHARS,
+        });
+        assert_eq!(fill_template(&bomb, &data), too_long);
+        // Ten copies fit exactly; the eleventh character over does not.
+        assert!(fill_template(&"{{terms}}".repeat(10), &data).is_ok());
+        assert_eq!(
+            fill_template(&"{{terms}}".repeat(10).replace("}}{{", "}}x{{"), &data),
+            too_long
+        );
+        // The limit counts characters, not bytes.
+        let short = TemplateData {
+            terms: "款",
+            ..data
+        };
+        let at_limit = format!("{}{{{{terms}}}}", "款".repeat(MAX_AGREEMENT_CHARS - 1));
+        assert!(fill_template(&at_limit, &short).is_ok());
     }
 }
