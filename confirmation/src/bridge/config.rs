@@ -50,8 +50,45 @@ pub struct Judge {
     pub id: String,
     /// Name, shown to the parties with a ruling.
     pub name: String,
-    /// Bearer token (at least 24 characters).
+    /// Bearer token: at least [`MIN_TOKEN_CHARS`] characters, random, this judge's alone.
     pub token: String,
+}
+
+/// Shortest judge token accepted (the server asks the same of its JWT secret).
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+/// Tokens that have been published (in samples and docs) or are placeholders: a bridge
+/// configured with one would let anyone who read the sample rule as a judge.
+const PUBLISHED_TOKENS: &[&str] = &["change-me-to-a-long-random-token"];
+
+/// Why a judge token is refused, or `None` when it will do.
+fn token_problem(token: &str) -> Option<&'static str> {
+    let lower = token.to_ascii_lowercase();
+    let distinct = token
+        .chars()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if token.trim().is_empty() {
+        Some("set a token (e.g. the output of `openssl rand -hex 24`)")
+    } else if PUBLISHED_TOKENS.contains(&token)
+        || [
+            "change-me",
+            "changeme",
+            "example",
+            "replace-me",
+            "your-token",
+        ]
+        .iter()
+        .any(|p| lower.contains(p))
+    {
+        Some("the token is the published sample or a placeholder; generate a random one")
+    } else if token.chars().count() < MIN_TOKEN_CHARS {
+        Some("the token must have at least 32 characters")
+    } else if distinct < 10 {
+        Some("the token repeats too few characters to be random")
+    } else {
+        None
+    }
 }
 
 fn default_name() -> String {
@@ -82,9 +119,12 @@ impl BridgeConfig {
         if !(self.server_url.starts_with("ws://") || self.server_url.starts_with("wss://")) {
             anyhow::bail!("server_url must be a ws:// or wss:// address");
         }
-        for j in &self.judges {
-            if j.token.len() < 24 {
-                anyhow::bail!("judge {}: the token must have at least 24 characters", j.id);
+        for (i, j) in self.judges.iter().enumerate() {
+            if let Some(problem) = token_problem(&j.token) {
+                anyhow::bail!("judge {}: {problem}", j.id);
+            }
+            if self.judges[..i].iter().any(|other| other.token == j.token) {
+                anyhow::bail!("judge {}: shares a token with another judge", j.id);
             }
         }
         Ok(())
@@ -162,18 +202,55 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    const GOOD: &str = "3f9c2a71d04e58b6a1c7e92f40d8b35c";
+
+    fn refusal(config: &BridgeConfig) -> String {
+        config
+            .check()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
     #[test]
-    fn the_sample_configuration_is_valid() {
-        let sample: BridgeConfig =
+    fn the_sample_configuration_parses_and_needs_only_a_token() {
+        let mut sample: BridgeConfig =
             toml::from_str(include_str!("../../../config/court-bridge.toml")).expect("parses");
-        sample.check().expect("valid");
+        assert!(
+            refusal(&sample).contains("set a token"),
+            "{}",
+            refusal(&sample)
+        );
+        sample.judges[0].token = GOOD.into();
+        sample.check().expect("valid with a token of its own");
         assert_eq!(sample.listen, default_listen());
         assert_eq!(sample.key_path(), sample.data_dir.join("bridge-key.der"));
-        let mut short = sample.clone();
-        short.judges[0].token = "short".into();
-        assert!(short.check().is_err());
         let mut http = sample;
         http.server_url = "http://x".into();
         assert!(http.check().is_err());
+    }
+
+    /// The probe's finding: the sample's published token was accepted, so anyone who read the
+    /// sample could rule as a judge.
+    #[test]
+    fn published_short_repetitive_or_shared_judge_tokens_are_refused() {
+        let mut config: BridgeConfig =
+            toml::from_str(include_str!("../../../config/court-bridge.toml")).expect("parses");
+        let mut with = |token: &str| {
+            config.judges[0].token = token.into();
+            refusal(&config)
+        };
+        assert!(with("change-me-to-a-long-random-token").contains("published sample"));
+        assert!(with("please-CHANGEME-0123456789abcdefghij").contains("placeholder"));
+        assert!(with("3f9c2a71d04e58b6a1c7e92f40d8b35").contains("at least 32"));
+        assert!(with(&"ab".repeat(20)).contains("too few"));
+        assert_eq!(with(GOOD), "");
+        let mut two = config.clone();
+        two.judges.push(Judge {
+            id: "judge-li".into(),
+            name: "李法官".into(),
+            token: GOOD.into(),
+        });
+        assert!(refusal(&two).contains("shares a token"));
     }
 }
