@@ -98,6 +98,12 @@ pub struct ServerConfig {
     /// How long shutdown waits for connections to close after telling clients.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Longest wait for a request's headers; a slower client is disconnected.
+    #[serde(with = "duration")]
+    pub header_timeout: Duration,
+    /// Most open connections (HTTP and WebSocket) from one client address. People behind one
+    /// office NAT share an address: each browser holds one WebSocket and a few HTTP connections.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ServerConfig {
@@ -107,6 +113,8 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./data"),
             public_url: String::new(),
             shutdown_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            max_connections_per_address: 256,
         }
     }
 }
@@ -214,6 +222,13 @@ pub struct SignalingConfig {
     pub ping_interval: Duration,
     /// Events kept for a disconnected participant to replay on resume.
     pub resume_buffer: usize,
+    /// Longest one write to a client may wait; a client that stops reading for longer is
+    /// disconnected (and may resume).
+    #[serde(with = "duration")]
+    pub send_timeout: Duration,
+    /// How long a new WebSocket may stay without joining (or following a case).
+    #[serde(with = "duration")]
+    pub join_timeout: Duration,
 }
 
 impl Default for SignalingConfig {
@@ -228,6 +243,8 @@ impl Default for SignalingConfig {
             outbound_queue: 512,
             ping_interval: Duration::from_secs(15),
             resume_buffer: 256,
+            send_timeout: Duration::from_secs(10),
+            join_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -535,6 +552,12 @@ impl Config {
         if self.server.data_dir.as_os_str().is_empty() {
             return invalid("server.data_dir", "must not be empty");
         }
+        if self.server.header_timeout < Duration::from_millis(100) {
+            return invalid("server.header_timeout", "must be at least 100ms");
+        }
+        if self.server.max_connections_per_address == 0 {
+            return invalid("server.max_connections_per_address", "must be at least 1");
+        }
         let url = &self.database.url;
         if !(url.is_empty()
             || url.starts_with("sqlite:")
@@ -652,6 +675,12 @@ impl Config {
         }
         if s.outbound_queue < 16 {
             return invalid("signaling.outbound_queue", "must be at least 16");
+        }
+        if s.send_timeout < Duration::from_millis(100) {
+            return invalid("signaling.send_timeout", "must be at least 100ms");
+        }
+        if s.join_timeout < Duration::from_millis(100) {
+            return invalid("signaling.join_timeout", "must be at least 100ms");
         }
         if s.ping_interval < Duration::from_millis(100) {
             return invalid("signaling.ping_interval", "must be at least 100ms");

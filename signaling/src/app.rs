@@ -174,7 +174,7 @@ pub struct Server {
     pub hub: Arc<Hub>,
     config: Arc<Config>,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
 }
 
 impl Server {
@@ -199,10 +199,16 @@ impl Server {
             &config.server.data_dir,
         )?);
         let metrics = Arc::new(Metrics::default());
+        let descriptors = crate::listener::raise_descriptor_limit();
+        metrics
+            .descriptor_limit
+            .store(descriptors, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(limit = descriptors, "open-descriptor limit");
         let recorders = Arc::new(Recorders::open(&config.recording, &config.server.data_dir)?);
         // Recordings a crash interrupted get their files and an incomplete-marked manifest.
         recorders.recover_interrupted();
         let revoked = store.revoked_token_ids().await?;
+        let removed = store.removals().await?;
         let (media, media_events) = if config.media.enabled {
             let sfu_config = SfuConfig {
                 bind: config.media.bind,
@@ -223,7 +229,10 @@ impl Server {
             keys,
             config.signaling.clone(),
             metrics,
-            revoked,
+            crate::hub::ShutOut {
+                revoked_tokens: revoked,
+                removed,
+            },
             media,
             recorders,
         ));
@@ -250,13 +259,17 @@ impl Server {
             fonts,
         });
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let limits = crate::listener::Limits {
+            header_timeout: config.server.header_timeout,
+            per_address: config.server.max_connections_per_address,
+        };
+        let task = tokio::spawn(crate::listener::serve(
+            listener,
+            router,
+            limits,
+            hub.metrics.clone(),
+            stopped,
+        ));
         tracing::info!(%addr, database = ?hub.store().backend(), "tiaojie serving");
         Ok(Server {
             addr,
@@ -282,8 +295,7 @@ impl Server {
             let _ = stop.send(());
         }
         match tokio::time::timeout(self.config.server.shutdown_timeout, &mut self.task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::error!(error = %e, "server ended with an error"),
+            Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
             Err(_) => {
                 tracing::warn!("connections still open after the shutdown timeout; closing them");

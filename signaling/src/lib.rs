@@ -3,6 +3,8 @@
 //! Map of the crate (dependencies point down the list, never up):
 //! - [`app`]: the axum router (`/ws`, `/api/*`, `/healthz`, `/metrics`, the web client) and
 //!   [`app::Server`], which starts everything on embedded defaults and shuts it down gracefully.
+//! - [`listener`]: accepting connections: header timeout, per-address limits, the descriptor
+//!   limit, graceful shutdown of HTTP connections.
 //! - [`web`]: the browser client from `web-client/`, embedded in the binary.
 //! - [`api`]: the REST control API for admins, with its OpenAPI document generated from code.
 //! - [`ws`]: one WebSocket connection's task: rate limit, size limit, parse, dispatch, write.
@@ -37,6 +39,7 @@ pub mod court_link;
 pub mod documents;
 pub mod hub;
 pub mod ids;
+pub mod listener;
 pub mod live_room;
 pub mod media;
 pub mod metrics;

@@ -26,6 +26,17 @@ pub struct Metrics {
     pub resumes: AtomicU64,
     /// Control API requests served.
     pub api_requests: AtomicU64,
+    /// HTTP connections open now (a WebSocket leaves this count when it upgrades).
+    pub http_connections_open: AtomicI64,
+    /// Connections refused because their address held too many.
+    pub connections_refused: AtomicU64,
+    /// WebSocket connections dropped because the client stopped reading (a send missed its
+    /// deadline).
+    pub stalled: AtomicU64,
+    /// WebSocket connections closed because they did not join in time.
+    pub join_timeouts: AtomicU64,
+    /// The open-descriptor limit in force (set at start).
+    pub descriptor_limit: AtomicU64,
     errors: Vec<AtomicU64>,
 }
 
@@ -41,6 +52,11 @@ impl Default for Metrics {
             joins: AtomicU64::new(0),
             resumes: AtomicU64::new(0),
             api_requests: AtomicU64::new(0),
+            http_connections_open: AtomicI64::new(0),
+            connections_refused: AtomicU64::new(0),
+            stalled: AtomicU64::new(0),
+            join_timeouts: AtomicU64::new(0),
+            descriptor_limit: AtomicU64::new(0),
             errors: ErrorCode::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -116,6 +132,36 @@ impl Metrics {
             "counter",
             "Control API requests.",
             self.api_requests.load(Relaxed).to_string(),
+        );
+        metric(
+            "tiaojie_http_connections_open",
+            "gauge",
+            "HTTP connections open (not counting upgraded WebSockets).",
+            self.http_connections_open.load(Relaxed).to_string(),
+        );
+        metric(
+            "tiaojie_connections_refused_total",
+            "counter",
+            "Connections refused because their address held too many.",
+            self.connections_refused.load(Relaxed).to_string(),
+        );
+        metric(
+            "tiaojie_stalled_connections_total",
+            "counter",
+            "WebSocket connections dropped because the client stopped reading.",
+            self.stalled.load(Relaxed).to_string(),
+        );
+        metric(
+            "tiaojie_join_timeouts_total",
+            "counter",
+            "WebSocket connections closed for not joining in time.",
+            self.join_timeouts.load(Relaxed).to_string(),
+        );
+        metric(
+            "tiaojie_descriptor_limit",
+            "gauge",
+            "The process's open-descriptor limit.",
+            self.descriptor_limit.load(Relaxed).to_string(),
         );
         let _ = writeln!(
             out,

@@ -2,10 +2,12 @@
 //!
 //! A connection is one task that selects over four things: its kill switch (removal, takeover,
 //! a full queue), its outbound queue (events and replies, in the order the hub queued them),
-//! the socket (requests), and a ping timer (a client silent for three intervals is treated as
-//! dropped). Bad input is answered with an `error` and the connection stays up; only a message
-//! over the hard size limit or a socket error ends it. Ending without `leave` is a drop: the
-//! member is held for the grace period.
+//! the socket (requests), a ping timer (a client silent for three intervals is treated as
+//! dropped) and, until it joins, a join deadline (close 4408). Every write has a deadline
+//! (`signaling.send_timeout`): a client that stops reading is dropped, not waited for. Bad input
+//! is answered with an `error` and the connection stays up; only a message over the hard size
+//! limit (close 1009) or a socket error ends it. Ending without `leave` is a drop: the member is
+//! held for the grace period.
 
 use crate::hub::{Hub, Moderation, Session, SignalError};
 use crate::live_room::{Link, Outbound};
@@ -89,28 +91,35 @@ async fn run(
     let idle_limit = config.ping_interval * 3;
     let mut last_heard = Instant::now();
     let mut reading = true;
+    let join_deadline = tokio::time::sleep(config.join_timeout);
+    tokio::pin!(join_deadline);
+    let mut out = Writer {
+        socket: &mut socket,
+        deadline: config.send_timeout,
+    };
 
     loop {
         tokio::select! {
             biased;
             (code, reason) = kill.killed() => {
-                let _ = socket.send(close(code, &reason)).await;
+                out.close(code, &reason, &hub).await;
                 break;
             }
-            out = rx.recv() => match out {
+            queued = rx.recv() => match queued {
                 Some(Outbound::Text(text)) => {
                     hub.metrics.messages_out.fetch_add(1, Relaxed);
-                    if socket.send(Message::Text(text.as_ref().into())).await.is_err() {
+                    if let Err(e) = out.send(Message::Text(text.as_ref().into())).await {
+                        e.log(&hub);
                         break;
                     }
                 }
                 Some(Outbound::Close { code, reason }) => {
-                    let _ = socket.send(close(code, &reason)).await;
+                    out.close(code, &reason, &hub).await;
                     break;
                 }
                 None => break,
             },
-            frame = socket.recv(), if reading => {
+            frame = out.socket.recv(), if reading => {
                 last_heard = Instant::now();
                 match frame {
                     Some(Ok(Message::Text(text))) => {
@@ -124,17 +133,27 @@ async fn run(
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Err(e)) => {
-                        tracing::debug!(error = %e, "websocket read failed");
+                        if over_hard_limit(e) {
+                            // Say why, as docs/protocol.md promises: the client may resume.
+                            out.close(1009, "message_too_large", &hub).await;
+                        }
                         break;
                     }
                 }
+            }
+            () = &mut join_deadline, if state.session.is_none() && state.following.is_none() => {
+                // A socket that never joins holds a descriptor for nothing.
+                hub.metrics.join_timeouts.fetch_add(1, Relaxed);
+                out.close(CLOSE_JOIN_TIMEOUT, "join_timeout", &hub).await;
+                break;
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > idle_limit {
                     tracing::info!("client silent for {:?}; treating the connection as dropped", idle_limit);
                     break;
                 }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                if let Err(e) = out.send(Message::Ping(Default::default())).await {
+                    e.log(&hub);
                     break;
                 }
             }
@@ -150,11 +169,77 @@ async fn run(
     }
 }
 
-fn close(code: u16, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
+/// Close code for a socket that did not join within `signaling.join_timeout`.
+pub const CLOSE_JOIN_TIMEOUT: u16 = 4408;
+
+/// The socket's write side: every write has a deadline, so a client that stops reading (its
+/// kernel buffers full) cannot hold the task — and with it the idle check, the outbound queue's
+/// limit and a takeover's kill switch — forever.
+struct Writer<'a> {
+    socket: &'a mut WebSocket,
+    deadline: Duration,
+}
+
+/// Why a write failed.
+enum WriteFailed {
+    /// The socket is gone.
+    Closed,
+    /// The client did not take the bytes within the deadline.
+    Stalled(Duration),
+}
+
+impl WriteFailed {
+    fn log(&self, hub: &Hub) {
+        match self {
+            WriteFailed::Closed => tracing::debug!("websocket write failed"),
+            WriteFailed::Stalled(after) => {
+                hub.metrics.stalled.fetch_add(1, Relaxed);
+                tracing::info!(
+                    ?after,
+                    "client stopped reading; treating the connection as dropped"
+                );
+            }
+        }
+    }
+}
+
+impl Writer<'_> {
+    async fn send(&mut self, message: Message) -> Result<(), WriteFailed> {
+        match tokio::time::timeout(self.deadline, self.socket.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(WriteFailed::Closed),
+            Err(_) => Err(WriteFailed::Stalled(self.deadline)),
+        }
+    }
+
+    /// A close frame, best effort: a client that is not reading gets at most a second (and
+    /// is counted as stalled).
+    async fn close(&mut self, code: u16, reason: &str, hub: &Hub) {
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        let wait = self.deadline.min(Duration::from_secs(1));
+        if tokio::time::timeout(wait, self.socket.send(frame))
+            .await
+            .is_err()
+        {
+            WriteFailed::Stalled(wait).log(hub);
+        }
+    }
+}
+
+/// Whether a read failed because the message was over the hard size limit.
+fn over_hard_limit(e: axum::Error) -> bool {
+    let inner = e.into_inner();
+    let over = matches!(
+        inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>(),
+        Some(tokio_tungstenite::tungstenite::Error::Capacity(_))
+    );
+    if !over {
+        tracing::debug!(error = %inner, "websocket read failed");
+    }
+    over
 }
 
 impl ConnectionState {
@@ -332,6 +417,7 @@ impl ConnectionState {
                             ModerateAction::Admit => Moderation::Move {
                                 place: Place::Joint,
                             },
+                            ModerateAction::Readmit => Moderation::Readmit,
                             ModerateAction::Move => Moderation::Move {
                                 place: space.ok_or_else(|| {
                                     SignalError::new(
