@@ -42,6 +42,10 @@ pub fn routes() -> Router<AppState> {
             post(remove_participant),
         )
         .route(
+            "/rooms/{room}/removals/{identity}",
+            axum::routing::delete(readmit_participant),
+        )
+        .route(
             "/rooms/{room}/participants/{identity}/mute",
             post(mute_participant),
         )
@@ -74,6 +78,7 @@ pub fn routes() -> Router<AppState> {
         list_participants,
         list_participations,
         remove_participant,
+        readmit_participant,
         mute_participant,
         update_grants,
         move_participant,
@@ -545,6 +550,24 @@ async fn remove_participant(
             &format!("{identity}: {reason}"),
         )
         .await?;
+        Ok(StatusCode::NO_CONTENT)
+    }
+    .await;
+    counted(&state, result)
+}
+
+/// Let a removed participant back into the room: every link of theirs for it works again.
+#[utoipa::path(delete, path = "/api/rooms/{room}/removals/{identity}",
+    params(("room" = String, Path), ("identity" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn readmit_participant(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path((room, identity)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let result = async {
+        state.hub.readmit(&room, &identity).await?;
+        audit_room(&state, &admin, &room, "person.readmit", &identity).await?;
         Ok(StatusCode::NO_CONTENT)
     }
     .await;

@@ -29,7 +29,7 @@ use tiaojie_domain::mediation::{
     Place, Recorded, RuleError, Side,
 };
 use tiaojie_domain::permission::{self, Action, Asker};
-use tiaojie_domain::{CaseSummary, Grant, MediatorRating, Minutes, NewRoom, Role};
+use tiaojie_domain::{AuditEntry, CaseSummary, Grant, MediatorRating, Minutes, NewRoom, Role};
 use utoipa::{OpenApi, ToSchema};
 
 /// The routes, merged under `/api` by [`crate::api::routes`].
@@ -306,12 +306,26 @@ async fn command(
 ) -> Result<(CaseState, Viewer), ApiError> {
     let standing = authorize(state, claims, case_id, action, acting_for).await?;
     let now = state.hub.clock.now();
+    let entry = audit_entry(&standing.claims, action, case_id, &detail);
     let (after, recorded) = state
         .hub
         .store()
-        .case_command(case_id, &standing.claims.sub, now, decide)
+        .case_command(case_id, &standing.claims.sub, now, decide, &entry)
         .await?;
-    finish_command(state, standing, case_id, action, detail, after, recorded).await
+    finish_command(state, standing, after, recorded).await
+}
+
+/// The audit entry of a case action; the store writes it with the action (and adds the events
+/// the action recorded to its detail).
+fn audit_entry(claims: &Claims, action: Action, case_id: &str, detail: &str) -> AuditEntry {
+    AuditEntry::new(
+        tiaojie_domain::clock::now_millis(),
+        &claims.sub,
+        claims.role.as_str(),
+        name_of(action),
+        &target(case_id),
+        detail,
+    )
 }
 
 /// Like [`command`], for commands that also put messages for the court in the outbox (in the
@@ -336,34 +350,23 @@ async fn command_with_outbox(
     };
     let standing = authorize(state, claims, case_id, action, acting_for).await?;
     let now = state.hub.clock.now();
+    let entry = audit_entry(&standing.claims, action, case_id, &detail);
     let (after, recorded) = state
         .hub
         .store()
-        .case_command_with_outbox(case_id, &standing.claims.sub, now, decide, outbox, signer)
+        .case_command_with_outbox(case_id, now, decide, outbox, signer, &entry)
         .await?;
     state.hub.court.outbox_ready.notify_waiters();
-    finish_command(state, standing, case_id, action, detail, after, recorded).await
+    finish_command(state, standing, after, recorded).await
 }
 
-/// Audits a command that was applied and announces it to the case's rooms.
+/// Announces an applied (and audited) command to the case's rooms.
 async fn finish_command(
     state: &AppState,
     standing: Standing,
-    case_id: &str,
-    action: Action,
-    detail: String,
     after: CaseState,
     recorded: Vec<Recorded>,
 ) -> Result<(CaseState, Viewer), ApiError> {
-    let kinds: Vec<&str> = recorded.iter().map(|r| r.event.kind()).collect();
-    audit(
-        state,
-        &standing.claims,
-        name_of(action),
-        &target(case_id),
-        format!("{} {detail}", kinds.join(",")).trim_end(),
-    )
-    .await?;
     if let Some(last) = recorded.last() {
         announce_change(state, &after, last.event.kind()).await;
     }
@@ -630,12 +633,19 @@ async fn open_case(
     }
     let id = crate::ids::case_id();
     let now = state.hub.clock.now();
+    let entry = AuditEntry::new(
+        tiaojie_domain::clock::now_millis(),
+        &claims.sub,
+        claims.role.as_str(),
+        "case.create",
+        &target(&id),
+        new.number.trim(),
+    );
     let case = state
         .hub
         .store()
-        .open_case(&id, &new, &claims.sub, now)
+        .open_case(&id, &new, &claims.sub, now, &entry)
         .await?;
-    audit(&state, &claims, "case.create", &target(&id), &case.number).await?;
     Ok((
         StatusCode::CREATED,
         Json(view(&state, case, &Viewer::of(&claims)).await?),

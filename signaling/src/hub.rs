@@ -159,6 +159,17 @@ pub enum Moderation {
         /// Where to.
         place: Place,
     },
+    /// Let someone removed from this room back in, with their links for it.
+    Readmit,
+}
+
+/// Who is kept out, as stored: read at start, kept in memory for every token check.
+#[derive(Debug, Default)]
+pub struct ShutOut {
+    /// Revoked token ids.
+    pub revoked_tokens: Vec<String>,
+    /// (room, person) removed and not let back.
+    pub removed: Vec<(String, String)>,
 }
 
 /// One live room: its name and its locked state.
@@ -195,6 +206,8 @@ pub struct Hub {
     /// Revoked token ids: the database's, kept in memory so a join costs no query for them.
     /// Only this server revokes, so the copy cannot go stale (multi-node will share it).
     revoked: Mutex<HashSet<String>>,
+    /// (room, person) removed and not yet let back: every link of theirs for the room fails.
+    removed: Mutex<HashSet<(String, String)>>,
     next_generation: AtomicU64,
     shutting_down: AtomicBool,
     /// The SFU, when media is enabled.
@@ -231,7 +244,7 @@ impl Hub {
         keys: Arc<TokenKeys>,
         config: SignalingConfig,
         metrics: Arc<Metrics>,
-        revoked: Vec<String>,
+        shut_out: ShutOut,
         media: Option<Sfu>,
         recorders: Arc<Recorders>,
     ) -> Hub {
@@ -239,7 +252,8 @@ impl Hub {
             media,
             court: crate::court_link::CourtLink::new(recorders.key_der()),
             recorders,
-            revoked: Mutex::new(revoked.into_iter().collect()),
+            revoked: Mutex::new(shut_out.revoked_tokens.into_iter().collect()),
+            removed: Mutex::new(shut_out.removed.into_iter().collect()),
             store,
             keys,
             config,
@@ -294,6 +308,13 @@ impl Hub {
             return Err(TokenError::WrongRoom.into());
         }
         if lock(&self.revoked).contains(&claims.jti) {
+            return Err(TokenError::Revoked.into());
+        }
+        // Not just the link they were removed with: a new invitation or a follow-up link for
+        // the same room is theirs too (on signaling and on the case API alike).
+        if let Some(room) = &claims.room
+            && lock(&self.removed).contains(&(room.clone(), claims.sub.clone()))
+        {
             return Err(TokenError::Revoked.into());
         }
         Ok(claims)
@@ -458,12 +479,7 @@ impl Hub {
                 self.metrics.participants.fetch_add(1, Ordering::Relaxed);
                 (Some(()), None)
             };
-            let others: Vec<ParticipantInfo> = state
-                .members
-                .values()
-                .filter(|m| m.info.identity != claims.sub)
-                .map(|m| m.info.clone())
-                .collect();
+            let others = state.participants(Some(&claims.sub), true);
             let seq_now = state.seq;
             let Some(me) = state.members.get(&claims.sub) else {
                 return Err(SignalError::new(ErrorCode::Internal, "member vanished"));
@@ -484,19 +500,19 @@ impl Hub {
                 })
                 .into(),
             );
-            let seq = state.next_seq();
             let entered = info.clone();
-            let event = match event {
-                Some(()) => Event::ParticipantJoined {
-                    seq,
-                    participant: info,
-                },
-                None => Event::ParticipantUpdated {
-                    seq,
-                    participant: info,
-                },
+            let stalled = match event {
+                Some(()) => {
+                    let seq = state.next_seq();
+                    let event = Event::ParticipantJoined {
+                        seq,
+                        participant: info,
+                    };
+                    state.broadcast(&event, Audience::AllBut(&claims.sub))
+                }
+                // A takeover: the same person, perhaps in a private room.
+                None => state.broadcast_presence(None, &info, Some(&claims.sub)),
             };
-            let stalled = state.broadcast(&event, Audience::AllBut(&claims.sub));
             tell_recording_present(&state, &entered);
             self.media_enter(room_name, &entered).await;
             {
@@ -548,6 +564,17 @@ impl Hub {
         else {
             return Err(failed());
         };
+        // The link they joined with still has to be good: an expired or revoked one may carry a
+        // session to its end, but not back into it.
+        if !self
+            .keys
+            .still_valid(member.token_exp, crate::token::now_secs())
+        {
+            return Err(TokenError::Expired.into());
+        }
+        if lock(&self.revoked).contains(&member.jti) {
+            return Err(TokenError::Revoked.into());
+        }
         // The case may have changed while they were away: they come back where the admission
         // rule lets them stand (the move is among the events they get next).
         let (role, place) = (member.info.role, member.info.space);
@@ -568,12 +595,7 @@ impl Hub {
             index.remove(resume_token);
             index.insert(new_token.clone(), (room_name.clone(), identity.clone()));
         }
-        let participants = state
-            .members
-            .values()
-            .filter(|m| m.info.identity != identity)
-            .map(|m| m.info.clone())
-            .collect();
+        let participants = state.participants(Some(&identity), true);
         if let Some(member) = state.members.get(&identity) {
             member.reply(
                 to_text(&Reply::Resumed {
@@ -594,14 +616,7 @@ impl Hub {
             }
         }
         if was_reconnecting {
-            let seq = state.next_seq();
-            let stalled = state.broadcast(
-                &Event::ParticipantUpdated {
-                    seq,
-                    participant: info,
-                },
-                Audience::AllBut(&identity),
-            );
+            let stalled = state.broadcast_presence(None, &info, Some(&identity));
             self.handle_stalled(&room, &mut state, stalled);
         }
         self.metrics.resumes.fetch_add(1, Ordering::Relaxed);
@@ -812,14 +827,7 @@ impl Hub {
         let info = member.info.clone();
         tracing::info!(room = %session.room.name, participant = %session.identity, "connection lost; holding for resume");
         self.start_grace_timer(&session.room, &session.identity, epoch);
-        let seq = state.next_seq();
-        let stalled = state.broadcast(
-            &Event::ParticipantUpdated {
-                seq,
-                participant: info,
-            },
-            Audience::AllBut(&session.identity),
-        );
+        let stalled = state.broadcast_presence(None, &info, Some(&session.identity));
         self.handle_stalled(&session.room, &mut state, stalled);
     }
 
@@ -848,14 +856,7 @@ impl Hub {
             let (epoch, info) = (member.disconnect_epoch, member.info.clone());
             tracing::warn!(room = %room.name, participant = %identity, "outbound queue full; cut off, may resume");
             self.start_grace_timer(room, &identity, epoch);
-            let seq = state.next_seq();
-            stalled.extend(state.broadcast(
-                &Event::ParticipantUpdated {
-                    seq,
-                    participant: info,
-                },
-                Audience::AllBut(&identity),
-            ));
+            stalled.extend(state.broadcast_presence(None, &info, Some(&identity)));
         }
     }
 
@@ -973,7 +974,7 @@ impl Hub {
         let state = self.owned_state(session).await?;
         let reply = Reply::Participants {
             id,
-            participants: state.participants(),
+            participants: state.participants(Some(&session.identity), false),
             seq: state.seq,
         };
         reply_to(&state, &session.identity, &reply);
@@ -1166,20 +1167,13 @@ impl Hub {
         change: impl FnOnce(&mut ParticipantInfo),
     ) -> Option<ParticipantInfo> {
         let member = state.members.get_mut(identity)?;
-        let space_before = member.info.space;
+        let before = member.info.clone();
         change(&mut member.info);
         let info = member.info.clone();
-        if info.space != space_before {
+        if info.space != before.space {
             tell_recording_present(state, &info);
         }
-        let seq = state.next_seq();
-        let stalled = state.broadcast(
-            &Event::ParticipantUpdated {
-                seq,
-                participant: info.clone(),
-            },
-            Audience::All,
-        );
+        let stalled = state.broadcast_presence(Some(&before), &info, None);
         self.handle_stalled(room, state, stalled);
         Some(info)
     }
@@ -1239,6 +1233,10 @@ impl Hub {
                 self.move_participant(room, target, *place).await?;
                 ("person.move", format!("{target} to {place}"))
             }
+            Moderation::Readmit => {
+                self.readmit(room, target).await?;
+                ("person.readmit", target.to_string())
+            }
         };
         self.audit_in_room(room, &session.identity, &role, what, &detail)
             .await?;
@@ -1248,12 +1246,33 @@ impl Hub {
         Ok(())
     }
 
+    /// Lifts `identity`'s removal from `room`: their links for it work again (the one they
+    /// were removed with too: a page that still has it needs nothing new).
+    /// `participant_not_found` if they were not removed.
+    pub async fn readmit(&self, room: &str, identity: &str) -> Result<(), SignalError> {
+        let Some(jtis) = self.store.lift_removal(room, identity).await? else {
+            return Err(SignalError::new(
+                ErrorCode::ParticipantNotFound,
+                "nobody of that id was removed from this room",
+            ));
+        };
+        {
+            let mut revoked = lock(&self.revoked);
+            for jti in &jtis {
+                revoked.remove(jti);
+            }
+        }
+        lock(&self.removed).remove(&(room.to_string(), identity.to_string()));
+        tracing::info!(room, participant = identity, "let back in");
+        Ok(())
+    }
+
     // ---- control API operations ----
 
     /// Participants present in a room (empty if nobody is; `RoomNotFound` if no such room).
     pub async fn room_participants(&self, room: &str) -> Result<Vec<ParticipantInfo>, SignalError> {
         match self.existing_room(room) {
-            Some(live) => Ok(live.state.lock().await.participants()),
+            Some(live) => Ok(live.state.lock().await.participants(None, false)),
             None => {
                 self.store.room(room).await?;
                 Ok(Vec::new())
@@ -1321,7 +1340,11 @@ impl Hub {
                 now_millis(),
             )
             .await?;
+        self.store
+            .record_removal(room, identity, reason, now_millis())
+            .await?;
         lock(&self.revoked).insert(jti);
+        lock(&self.removed).insert((room.to_string(), identity.to_string()));
         let seq = state.next_seq();
         let _ = state.broadcast(
             &Event::Removed {

@@ -204,6 +204,13 @@ pub enum Audience<'a> {
         /// Left out (the sender).
         except: Option<&'a str>,
     },
+    /// Everyone not in `space` (and not `except`).
+    Outside {
+        /// The place left out.
+        space: Place,
+        /// Left out too.
+        except: Option<&'a str>,
+    },
 }
 
 /// Chat messages kept per person for a page that reloads.
@@ -256,9 +263,54 @@ impl RoomState {
         }
     }
 
-    /// The participant list, in identity order.
-    pub fn participants(&self) -> Vec<ParticipantInfo> {
-        self.members.values().map(|m| m.info.clone()).collect()
+    /// The participant list, in identity order, as `viewer` may see it (everything, for the
+    /// control API: `None`); `others_only` leaves the viewer out.
+    pub fn participants(&self, viewer: Option<&str>, others_only: bool) -> Vec<ParticipantInfo> {
+        let from = viewer
+            .and_then(|v| self.members.get(v))
+            .map(|m| m.info.space);
+        self.members
+            .values()
+            .filter(|m| !(others_only && viewer == Some(m.info.identity.as_str())))
+            .map(|m| match from {
+                Some(place) => m.info.seen_from(place),
+                None => m.info.clone(),
+            })
+            .collect()
+    }
+
+    /// `participant.updated` about `info` (who was `before`, if this is a change of their
+    /// details) to everyone but `except`. What a person in a private room does there (muting,
+    /// unmuting, sharing) is for that room: the same rule as its chat and its speaker events.
+    /// Everyone else hears only of what they can see from outside ([`ParticipantInfo::seen_from`]:
+    /// where the person is, their connection) — and nothing at all when that did not change.
+    #[must_use = "members whose queue overflowed must be handled as dropped"]
+    pub fn broadcast_presence(
+        &mut self,
+        before: Option<&ParticipantInfo>,
+        info: &ParticipantInfo,
+        except: Option<&str>,
+    ) -> Vec<String> {
+        let seq = self.next_seq();
+        let full = Event::ParticipantUpdated {
+            seq,
+            participant: info.clone(),
+        };
+        if !info.space.is_private() {
+            let audience = except.map_or(Audience::All, Audience::AllBut);
+            return self.broadcast(&full, audience);
+        }
+        let space = info.space;
+        let mut stalled = self.broadcast(&full, Audience::Space { space, except });
+        let seen = info.seen_from(Place::Lobby);
+        if before.is_none_or(|b| b.seen_from(Place::Lobby) != seen) {
+            let outside = Event::ParticipantUpdated {
+                seq,
+                participant: seen,
+            };
+            stalled.extend(self.broadcast(&outside, Audience::Outside { space, except }));
+        }
+        stalled
     }
 
     /// Keeps a chat message in the history of each of `people` (its sender and recipients).
@@ -318,6 +370,9 @@ impl RoomState {
                 Audience::Only(target) => identity == target,
                 Audience::Space { space, except } => {
                     member.info.space == space && except != Some(identity.as_str())
+                }
+                Audience::Outside { space, except } => {
+                    member.info.space != space && except != Some(identity.as_str())
                 }
             };
             if wanted && !member.deliver(seq, &text, keep) {

@@ -354,6 +354,8 @@ pub enum ModerateAction {
     Admit,
     /// Move them to another space: the lobby, the joint room or a private room (背对背).
     Move,
+    /// Let someone removed from this room back in (their links for it work again).
+    Readmit,
 }
 
 /// An ICE candidate as browsers give it.
@@ -407,6 +409,21 @@ pub struct ParticipantInfo {
     /// while anyone is in one.
     #[serde(default)]
     pub screen: bool,
+}
+
+impl ParticipantInfo {
+    /// This person as someone standing in `viewer` sees them. Inside a private room they are
+    /// neither seen nor heard from outside it, so outside it they show as muted and not
+    /// sharing: their own muting and unmuting there is private-room activity.
+    pub fn seen_from(&self, viewer: Place) -> ParticipantInfo {
+        let mut info = self.clone();
+        if info.space.is_private() && info.space != viewer {
+            info.audio_muted = true;
+            info.video_muted = true;
+            info.screen = false;
+        }
+        info
+    }
 }
 
 /// A participant's audio/video connection.

@@ -147,6 +147,23 @@ pub struct RecordingView {
     pub chain_head: Option<String>,
     /// The playable files, once finished.
     pub files: Vec<RecordingFile>,
+    /// Whether it may hold a private room (背对背), by its own record: it was started to record
+    /// private rooms, or someone was recorded in one. Parties never read such a recording,
+    /// whatever the configuration says today.
+    pub private_rooms: bool,
+}
+
+/// Whether a recording's events say it may hold a private room. No events (unreadable, or
+/// not written yet) count as yes: when in doubt, a caucus is not handed to the other side.
+pub(crate) fn may_hold_private_rooms(events: &[tiaojie_recorder::RecordingEvent]) -> bool {
+    events.is_empty()
+        || events.iter().any(|e| match &e.what {
+            EventKind::Started { private_rooms, .. } => *private_rooms,
+            EventKind::Present {
+                space, recorded, ..
+            } => *recorded && space.starts_with("private:"),
+            _ => false,
+        })
 }
 
 /// One playable file of a recording.
@@ -422,6 +439,12 @@ impl Recorders {
             })
             .unwrap_or_default();
         let manifest = Manifest::read(&dir).ok().flatten();
+        // The signed manifest's events once there are; the log's until then.
+        let private_rooms = may_hold_private_rooms(
+            manifest
+                .as_ref()
+                .map_or(events.as_slice(), |m| m.events.as_slice()),
+        ) || may_hold_private_rooms(&events);
         let live = lock(&self.live).get(id).map(|(_, stopping)| *stopping);
         let state = match (&manifest, live) {
             (_, Some(false)) => "recording",
@@ -454,6 +477,7 @@ impl Recorders {
                         .collect()
                 })
                 .unwrap_or_default(),
+            private_rooms,
         })
     }
 

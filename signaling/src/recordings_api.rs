@@ -57,8 +57,9 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// Whether `claims` may read `room`'s recordings.
-fn may_read(claims: &Claims, room: &str, recording: &RecordingConfig) -> bool {
+/// Whether `claims` may read a recording of `room` that may (`private`) or does not hold a
+/// private room by its own record ([`RecordingView::private_rooms`]).
+fn may_read(claims: &Claims, room: &str, private: bool, recording: &RecordingConfig) -> bool {
     if claims.has(Grant::Admin) {
         return true;
     }
@@ -66,9 +67,11 @@ fn may_read(claims: &Claims, room: &str, recording: &RecordingConfig) -> bool {
         return false;
     }
     // The permission matrix's `recording.read`, widened to parties and agents by
-    // `recording.participant_download` — unless a recording may hold a private room, which is
-    // one side's caucus the other side must never get.
-    let parties = recording.participant_download && !recording.private_rooms;
+    // `recording.participant_download` — unless the recording may hold a private room, which
+    // is one side's caucus the other side must never get. What it holds is the recording's
+    // own record, not today's `recording.private_rooms`: a configuration edited after the
+    // fact must not open a caucus to the other side.
+    let parties = recording.participant_download && !private;
     tiaojie_domain::permission::role_may(claims.role, tiaojie_domain::Action::RecordingRead)
         || (parties && matches!(claims.role, Role::Party | Role::Agent))
 }
@@ -101,7 +104,12 @@ async fn readable(
     let Some(view) = view else {
         return Err(not_found());
     };
-    if !may_read(claims, &view.room, &state.config.recording) {
+    if !may_read(
+        claims,
+        &view.room,
+        view.private_rooms,
+        &state.config.recording,
+    ) {
         audit(
             state,
             claims,
@@ -129,7 +137,8 @@ pub(crate) async fn list_recordings(
             "recordings".to_string()
         } else {
             let room = claims.room.clone().unwrap_or_default();
-            if !may_read(&claims, &room, config) {
+            // Whether they may read any recording of the room; each is then filtered.
+            if !may_read(&claims, &room, false, config) {
                 audit(
                     &state,
                     &claims,
@@ -147,7 +156,7 @@ pub(crate) async fn list_recordings(
         let all = blocking(move || recorders.list()).await?;
         Ok(Json(
             all.into_iter()
-                .filter(|v| may_read(&claims, &v.room, config))
+                .filter(|v| may_read(&claims, &v.room, v.private_rooms, config))
                 .collect(),
         ))
     }
@@ -468,13 +477,53 @@ mod tests {
         let mut config = RecordingConfig::default();
         let party = claims(Role::Party, "r1");
         let judge = claims(Role::Judge, "r1");
-        assert!(may_read(&judge, "r1", &config) && !may_read(&judge, "r2", &config));
-        assert!(!may_read(&party, "r1", &config), "off by default");
+        assert!(may_read(&judge, "r1", false, &config) && !may_read(&judge, "r2", false, &config));
+        assert!(!may_read(&party, "r1", false, &config), "off by default");
         config.participant_download = true;
-        assert!(may_read(&party, "r1", &config) && !may_read(&party, "r2", &config));
-        // Private rooms recorded: a recording may hold the other side's caucus.
-        config.private_rooms = true;
-        assert!(!may_read(&party, "r1", &config));
-        assert!(may_read(&judge, "r1", &config));
+        assert!(may_read(&party, "r1", false, &config) && !may_read(&party, "r2", false, &config));
+        // A recording that may hold the other side's caucus, whatever today's configuration.
+        assert!(!may_read(&party, "r1", true, &config));
+        assert!(may_read(&judge, "r1", true, &config));
+    }
+
+    fn event(what: tiaojie_recorder::EventKind) -> tiaojie_recorder::RecordingEvent {
+        tiaojie_recorder::RecordingEvent { at_us: 1, what }
+    }
+
+    #[test]
+    fn a_recording_holds_a_private_room_by_its_own_events() {
+        use crate::recording::may_hold_private_rooms;
+        use tiaojie_recorder::EventKind;
+        let started = |private_rooms| {
+            event(EventKind::Started {
+                room: "r1".into(),
+                mode: "audio".into(),
+                by: "m".into(),
+                private_rooms,
+            })
+        };
+        let present = |space: &str, recorded| {
+            event(EventKind::Present {
+                identity: "a".into(),
+                name: "张三".into(),
+                role: "party".into(),
+                space: space.into(),
+                recorded,
+            })
+        };
+        assert!(!may_hold_private_rooms(&[
+            started(false),
+            present("joint", true)
+        ]));
+        assert!(!may_hold_private_rooms(&[
+            started(false),
+            present("private:applicant", false)
+        ]));
+        assert!(may_hold_private_rooms(&[started(true)]));
+        assert!(may_hold_private_rooms(&[
+            started(false),
+            present("private:applicant", true)
+        ]));
+        assert!(may_hold_private_rooms(&[]), "unknown counts as private");
     }
 }

@@ -276,6 +276,14 @@ impl TokenKeys {
         Ok((token, claims))
     }
 
+    /// Whether a token that expires at `exp` (seconds) is still good at `now` (seconds),
+    /// allowing the configured clock skew — the same test [`TokenKeys::verify`] applies. A
+    /// `resume` is held to it: a session in progress may finish on an expired link, but no new
+    /// join and no resume after `exp` + leeway (docs/protocol.md).
+    pub fn still_valid(&self, exp: i64, now: i64) -> bool {
+        now <= exp.saturating_add(self.validation.leeway as i64)
+    }
+
     /// Verifies signature, algorithm, issuer and validity period. Room binding and revocation
     /// are the caller's checks (they need the request and the database).
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {

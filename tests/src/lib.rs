@@ -5,6 +5,7 @@
 //!   fresh PostgreSQL database ([`Backend`]), with an admin token and HTTP helpers.
 //! - [`WsClient`]: a protocol client over a real WebSocket that keeps events and replies apart,
 //!   so a test can wait for "the reply to request 3" or "the next participant.left".
+//! - [`cases`]: a case to test with (its form, everyone's links) and a checked API call.
 //! - [`participant`]: the headless WebRTC participant (webrtc-rs): signaling, real Opus and
 //!   well-formed VP8 or H.264 out, per-publisher receive counters, latency and layer in.
 //! - [`h264`]: synthetic H.264 access units and finding their slices in RTP payloads.
@@ -16,6 +17,7 @@
 //!
 //! Everything binds and connects to 127.0.0.1 only.
 
+pub mod cases;
 pub mod child;
 pub mod court;
 pub mod court_crash;
@@ -168,6 +170,24 @@ impl TestServer {
         issue(self.running(), Some(room), identity, role)
     }
 
+    /// A join token like [`TestServer::token`] that expires after `ttl`.
+    pub fn token_with_ttl(&self, room: &str, identity: &str, role: Role, ttl: Duration) -> String {
+        self.running()
+            .hub
+            .keys()
+            .issue(&TokenRequest {
+                identity: identity.into(),
+                name: format!("{identity} name"),
+                room: Some(room.into()),
+                role,
+                grants: None,
+                ttl: Some(ttl),
+                not_before_secs: 0,
+            })
+            .expect("issue token")
+            .0
+    }
+
     /// A room-less staff token (an admin's, or a mediator's for their own cases).
     pub fn staff_token(&self, identity: &str, role: Role) -> String {
         issue(self.running(), None, identity, role)
@@ -250,6 +270,20 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
+    }
+
+    /// Shuts down and starts again on the same data and database, with the configuration
+    /// changed by `adjust` (an operator's edit between two runs). The address changes.
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) {
+        self.shutdown().await;
+        adjust(&mut self.config);
+        self.config.server.listen = "127.0.0.1:0".parse().expect("address");
+        let server = Server::start(self.config.clone())
+            .await
+            .expect("server starts again");
+        self.addr = server.addr;
+        self.admin_token = issue(&server, None, "ops-admin", Role::Admin);
+        self.server = Some(server);
     }
 
     /// Shuts down and deletes the data directory and PostgreSQL database.

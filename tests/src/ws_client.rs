@@ -50,6 +50,30 @@ impl WsClient {
         }
     }
 
+    /// Connects over a socket with an 8 KiB receive buffer (fixed, so the kernel cannot grow
+    /// it): a client that stops reading fills it quickly, as a stalled phone would.
+    pub async fn connect_small_window(url: &str) -> WsClient {
+        let addr = url
+            .strip_prefix("ws://")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|host| host.parse::<std::net::SocketAddr>().ok())
+            .expect("a ws://IP:PORT/ URL");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(8 * 1024).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("connects");
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("websocket handshake");
+        WsClient {
+            ws,
+            pending: VecDeque::new(),
+            next_id: 0,
+            resume_token: String::new(),
+            last_seq: 0,
+            closed: None,
+        }
+    }
+
     /// Sends a raw text frame.
     pub async fn send_text(&mut self, text: &str) {
         self.ws.send(Message::text(text)).await.expect("send");

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tiaojie_domain::permission::{Action, MATRIX, Scope};
 use tiaojie_domain::{Role, permission};
+use tiaojie_tests::cases::{MEDIATOR, call, case_with_links, new_case};
 use tiaojie_tests::{Backend, TestServer, WsClient, on_both_backends};
 
 on_both_backends!(
@@ -19,38 +20,6 @@ on_both_backends!(
     concurrent_commands_on_one_case_all_land_in_order,
     a_refusal_to_sign_ends_the_mediation_and_a_failure_is_referred_for_filing,
 );
-
-const MEDIATOR: &str = "med-wang";
-
-fn new_case(number: &str, stage: &str) -> Value {
-    json!({
-        "number": number,
-        "case_type": "买卖合同纠纷",
-        "claim_amount": 5_000_000,
-        "stage": stage,
-        "mediator": {"id": MEDIATOR, "name": "王调解", "role": "mediator"},
-        "members": [
-            {"id": "p-zhang", "name": "张三", "role": "party", "side": "applicant"},
-            {"id": "p-li", "name": "李四", "role": "party", "side": "respondent"},
-            {"id": "lawyer-zhao", "name": "赵律师", "role": "agent", "side": "applicant",
-             "represents": "p-zhang"},
-        ],
-    })
-}
-
-/// Calls the API with `token` and asserts the status.
-async fn call(
-    server: &TestServer,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-    want: u16,
-) -> Value {
-    let (status, value) = server.api_as(token, method.clone(), path, body).await;
-    assert_eq!(status, want, "{method} {path}: {value}");
-    value
-}
 
 /// Waits for `kind` and returns it, skipping other events.
 async fn expect(client: &mut WsClient, kind: &str) -> Value {
@@ -93,52 +62,6 @@ fn missing_for(details: &Value, person: &str) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// Opens a case, schedules its first session and issues everyone's link: (the case's API
-/// path, the session's room, each person's token).
-async fn case_with_links(
-    server: &TestServer,
-    staff: &str,
-    number: &str,
-) -> (String, String, HashMap<&'static str, String>) {
-    let case = call(
-        server,
-        staff,
-        Method::POST,
-        "/api/cases",
-        Some(new_case(number, "pre_filing")),
-        201,
-    )
-    .await;
-    let base = format!("/api/cases/{}", case["id"].as_str().expect("id"));
-    let case = call(
-        server,
-        staff,
-        Method::POST,
-        &format!("{base}/sessions"),
-        Some(json!({"scheduled_at": 1_800_000_000_000_i64})),
-        200,
-    )
-    .await;
-    let room = case["sessions"][0]["room"]
-        .as_str()
-        .expect("room")
-        .to_string();
-    let mut tokens = HashMap::new();
-    for person in [MEDIATOR, "p-zhang", "p-li", "lawyer-zhao"] {
-        let inv = call(
-            server,
-            staff,
-            Method::POST,
-            &format!("{base}/sessions/1/invitations"),
-            Some(json!({"person": person})),
-            200,
-        )
-        .await;
-        tokens.insert(person, inv["token"].as_str().expect("token").to_string());
-    }
-    (base, room, tokens)
 }
 
 /// ODR-Lit 7 / ODR-Med 17: a party is never in the room unchecked, whichever path puts them

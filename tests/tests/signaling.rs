@@ -270,10 +270,16 @@ async fn admin_removal_closes_the_socket_with_its_reason_and_revokes_the_token(b
         (Some("a"), Some("removed"))
     );
 
-    // The removed person's link no longer works; a newly issued one does.
+    // The removed person's link no longer works, nor a newly issued one, until an admin lets
+    // them back (then their links work again).
     let mut again = server.connect().await;
     assert_eq!(again.join("r", &token).await["code"], "token_revoked");
     let fresh = server.token("r", "a", Role::Party);
+    assert_eq!(again.join("r", &fresh).await["code"], "token_revoked");
+    let (status, body) = server
+        .api(Method::DELETE, "/api/rooms/r/removals/a", None)
+        .await;
+    assert_eq!(status, 204, "{body}");
     assert_eq!(again.join("r", &fresh).await["type"], "joined");
 
     let (status, body) = server

@@ -1,10 +1,11 @@
 //! Storage of cases: their event records, the summary row, rooms, minutes and ratings.
 
 use super::confirmation::{Alongside, write_alongside};
-use super::{Store, StoreError};
+use super::{Store, StoreError, append_audit};
 use crate::mediation::agreement::text_hash;
 use crate::mediation::case::{NewCase, validate_new_case};
 use crate::mediation::{CaseEvent, CaseState, Recorded, RuleError};
+use crate::recording::AuditEntry;
 use serde::Serialize;
 use sqlx::Row;
 
@@ -60,14 +61,37 @@ pub struct MediatorRating {
     pub by_score: [i64; 5],
 }
 
+/// The detail of a case action's audit entry: the case events it recorded (`#first-last` and
+/// their kinds), then `detail`. `tiaojie audit verify` reads the range back to check that every
+/// event an action recorded has its entry.
+pub fn case_audit_detail(recorded: &[Recorded], detail: &str) -> String {
+    let kinds: Vec<&str> = recorded.iter().map(|r| r.event.kind()).collect();
+    let (first, last) = (
+        recorded.first().map_or(0, |r| r.seq),
+        recorded.last().map_or(0, |r| r.seq),
+    );
+    format!("#{first}-{last} {} {detail}", kinds.join(","))
+        .trim_end()
+        .to_string()
+}
+
+/// The case events (first, last) an audit entry's detail says its action recorded.
+pub fn audited_events(detail: &str) -> Option<(i64, i64)> {
+    let range = detail.strip_prefix('#')?.split(' ').next()?;
+    let (first, last) = range.split_once('-')?;
+    Some((first.parse().ok()?, last.parse().ok()?))
+}
+
 impl Store {
-    /// Opens a case: its summary row and its first event, in one transaction.
+    /// Opens a case: its summary row, its first event and `audit` (its entry; the detail gets
+    /// the event), in one transaction.
     pub async fn open_case(
         &self,
         id: &str,
         new: &NewCase,
         actor: &str,
         now: i64,
+        audit: &AuditEntry,
     ) -> Result<CaseState, StoreError> {
         let members = validate_new_case(new)?;
         let first = Recorded {
@@ -88,6 +112,10 @@ impl Store {
             .mediator()
             .map(|m| (m.id.clone(), m.name.clone()))
             .unwrap_or_default();
+        let mut entry = audit.clone();
+        entry.detail = case_audit_detail(std::slice::from_ref(&first), &audit.detail);
+        let _audit = self.audit_lock.lock().await;
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO cases (id, number, mediator, mediator_name, opened_at, due_at, seq) \
@@ -106,7 +134,9 @@ impl Store {
             return Err(StoreError::CaseExists(case.number));
         }
         insert_event(&mut tx, id, &first).await?;
+        append_audit(&mut tx, &entry).await?;
         tx.commit().await?;
+        tiaojie_confirmation::failpoint::hit("server.case_committed");
         Ok(case)
     }
 
@@ -143,15 +173,20 @@ impl Store {
 
     /// Runs `decide` on the case's current state and appends the events it returns; if another
     /// command appended first, decides again on the new state. Returns the state after.
+    /// `audit` is the action's entry: it is written in the same transaction as the events (its
+    /// detail gets the events' range and kinds), so no action is ever without its entry.
     pub async fn case_command(
         &self,
         id: &str,
         actor: &str,
         now: i64,
         decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
+        audit: &AuditEntry,
     ) -> Result<(CaseState, Vec<Recorded>), StoreError> {
-        self.command_loop(id, actor, now, decide, |_, _| Alongside::default())
-            .await
+        self.command_loop(id, actor, now, decide, Some(audit), |_, _| {
+            Alongside::default()
+        })
+        .await
     }
 
     /// The command loop: decide on the current state, append with what goes alongside (built
@@ -162,12 +197,16 @@ impl Store {
         actor: &str,
         now: i64,
         decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
+        audit: Option<&AuditEntry>,
         alongside: impl Fn(&CaseState, &[Recorded]) -> Alongside,
     ) -> Result<(CaseState, Vec<Recorded>), StoreError> {
         for attempt in 0..APPEND_ATTEMPTS {
             let before = self.case(id).await?;
             let events = decide(&before).map_err(StoreError::Rule)?;
-            match self.append(&before, actor, now, events, &alongside).await {
+            match self
+                .append(&before, actor, now, events, audit, &alongside)
+                .await
+            {
                 Err(StoreError::Conflict) => {
                     // Back off a little more each time so a burst on one case drains.
                     tokio::time::sleep(std::time::Duration::from_millis(2 * attempt as u64)).await;
@@ -184,6 +223,7 @@ impl Store {
         actor: &str,
         now: i64,
         events: Vec<CaseEvent>,
+        audit: Option<&AuditEntry>,
         alongside: impl FnOnce(&CaseState, &[Recorded]) -> Alongside,
     ) -> Result<(CaseState, Vec<Recorded>), StoreError> {
         let mut after = before.clone();
@@ -199,6 +239,17 @@ impl Store {
             recorded.push(r);
         }
         let limit = after.time_limit(now);
+        let alongside = alongside(&after, &recorded);
+        let entry = audit.map(|a| {
+            let mut entry = a.clone();
+            entry.detail = case_audit_detail(&recorded, &a.detail);
+            entry
+        });
+        // The audit chain's lock first, as `Store::audit` takes it: one order, no deadlock.
+        let _audit = match entry {
+            Some(_) => Some(self.audit_lock.lock().await),
+            None => None,
+        };
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let claimed = sqlx::query(
@@ -253,8 +304,12 @@ impl Store {
                 _ => {}
             }
         }
-        write_alongside(&mut tx, &after.id, now, &alongside(&after, &recorded)).await?;
+        write_alongside(&mut tx, &after.id, now, &alongside).await?;
+        if let Some(entry) = &entry {
+            append_audit(&mut tx, entry).await?;
+        }
         tx.commit().await?;
+        tiaojie_confirmation::failpoint::hit("server.case_committed");
         Ok((after, recorded))
     }
 

@@ -8,6 +8,7 @@
 
 use super::{Backend, Store, StoreError};
 use crate::mediation::{CaseEvent, CaseState, Recorded, RuleError};
+use crate::recording::AuditEntry;
 use serde::Serialize;
 use sqlx::Row as _;
 use tiaojie_confirmation::{CourtUpdate, Envelope, Message, Signer};
@@ -109,26 +110,34 @@ pub(super) struct Alongside {
 impl Store {
     /// Like [`Store::case_command`], and writes the outbox messages `outbox` makes from the
     /// state after the events, sealed with `signer`, in the same transaction.
+    /// The actor is the audit entry's.
     pub async fn case_command_with_outbox(
         &self,
         id: &str,
-        actor: &str,
         now: i64,
         decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
         outbox: impl Fn(&CaseState, &[Recorded]) -> Vec<Message>,
         signer: &Signer,
+        audit: &AuditEntry,
     ) -> Result<(CaseState, Vec<Recorded>), StoreError> {
-        self.command_loop(id, actor, now, decide, |after, recorded| Alongside {
-            outbox: outbox(after, recorded)
-                .into_iter()
-                .map(|m| {
-                    let envelope = signer.seal(&m);
-                    (m, envelope)
-                })
-                .collect(),
-            inbox: None,
-            document: None,
-        })
+        self.command_loop(
+            id,
+            &audit.actor,
+            now,
+            decide,
+            Some(audit),
+            |after, recorded| Alongside {
+                outbox: outbox(after, recorded)
+                    .into_iter()
+                    .map(|m| {
+                        let envelope = signer.seal(&m);
+                        (m, envelope)
+                    })
+                    .collect(),
+                inbox: None,
+                document: None,
+            },
+        )
         .await
     }
 
@@ -414,7 +423,7 @@ impl Store {
                 document,
             };
             match self
-                .append(&before, "court", now, events, |_, _| alongside)
+                .append(&before, "court", now, events, None, |_, _| alongside)
                 .await
             {
                 Ok((after, _)) => return Ok(Taken::Applied(Box::new(after))),

@@ -12,7 +12,9 @@ pub use confirmation::{Leased, MAX_ATTEMPTS, OutboxEntry, OutboxStats, Taken};
 
 use crate::group_commit::{Done, Op, Writer};
 use crate::participation::{LeaveReason, Participation};
-use crate::recording::{AUDIT_GENESIS, AuditEntry, AuditVerification, RecordingMode, verify_audit};
+use crate::recording::{
+    AUDIT_GENESIS, AuditEntry, AuditProblem, AuditVerification, RecordingMode, verify_audit,
+};
 use crate::room::{self, NewRoom, Room};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Row};
@@ -364,6 +366,70 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps `identity` out of `room` (every link of theirs for it) until
+    /// [`Store::lift_removal`].
+    pub async fn record_removal(
+        &self,
+        room: &str,
+        identity: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO removals (room, identity, reason, removed_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (room, identity) DO NOTHING",
+        )
+        .bind(room)
+        .bind(identity)
+        .bind(reason)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Lets `identity` back into `room`, with the links their removal revoked: the ids of
+    /// those links, or `None` if they were not removed from it.
+    pub async fn lift_removal(
+        &self,
+        room: &str,
+        identity: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM removals WHERE room = $1 AND identity = $2")
+            .bind(room)
+            .bind(identity)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "DELETE FROM revoked_tokens WHERE room = $1 AND identity = $2 RETURNING jti",
+        )
+        .bind(room)
+        .bind(identity)
+        .fetch_all(&mut *tx)
+        .await?;
+        let jtis = rows
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await?;
+        Ok(Some(jtis))
+    }
+
+    /// Everyone removed from a room, as (room, identity), for an in-memory check.
+    pub async fn removals(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT room, identity FROM removals")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
     /// Ids of all revoked tokens (that have not expired anyway), for an in-memory check.
     pub async fn revoked_token_ids(&self) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query("SELECT jti FROM revoked_tokens")
@@ -390,33 +456,15 @@ impl Store {
     }
 
     /// Appends to the audit log, chained to the entry before it. (One server appends; several
-    /// servers on one PostgreSQL would need the head read under a row lock.)
+    /// servers on one PostgreSQL would need the head read under a row lock.) An action that
+    /// changes a case writes its entry inside its own transaction instead
+    /// ([`Store::case_command`]): the action and its entry commit together or not at all.
     pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let _turn = self.audit_lock.lock().await;
         let _write = self.write_turn().await;
-        let prev: Option<String> =
-            sqlx::query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|row| row.try_get::<String, _>(0))
-                .transpose()?;
-        let mut entry = entry.clone();
-        entry.prev_hash = prev.unwrap_or_else(|| AUDIT_GENESIS.to_string());
-        entry.hash = entry.compute_hash();
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, role, action, target, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(entry.at)
-        .bind(&entry.actor)
-        .bind(&entry.role)
-        .bind(&entry.action)
-        .bind(&entry.target)
-        .bind(&entry.detail)
-        .bind(&entry.prev_hash)
-        .bind(&entry.hash)
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        append_audit(&mut tx, entry).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -460,7 +508,50 @@ impl Store {
 
     /// Recomputes the whole audit chain and says where it breaks.
     pub async fn verify_audit_log(&self) -> Result<AuditVerification, StoreError> {
-        Ok(verify_audit(&self.audit_log(None).await?))
+        let entries = self.audit_log(None).await?;
+        let mut out = verify_audit(&entries);
+        out.problems
+            .extend(self.unaudited_case_events(&entries).await?);
+        Ok(out)
+    }
+
+    /// Case events recorded by an action without that action's audit entry. Every event of a
+    /// case comes from an API action, which writes its entry with it (naming the events), or
+    /// from the court (the confirmation inbox records those).
+    async fn unaudited_case_events(
+        &self,
+        entries: &[AuditEntry],
+    ) -> Result<Vec<AuditProblem>, StoreError> {
+        let mut covered: std::collections::HashMap<&str, Vec<(i64, i64)>> = Default::default();
+        for e in entries {
+            if let (Some(case), Some(range)) = (
+                e.target.strip_prefix("case:"),
+                cases::audited_events(&e.detail),
+            ) {
+                covered.entry(case).or_default().push(range);
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT case_id, seq, actor FROM case_events WHERE actor <> 'court' \
+             ORDER BY case_id, seq",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut problems = Vec::new();
+        for row in rows {
+            let case: String = row.try_get("case_id")?;
+            let seq: i64 = row.try_get("seq")?;
+            let audited = covered
+                .get(case.as_str())
+                .is_some_and(|ranges| ranges.iter().any(|(a, b)| (*a..=*b).contains(&seq)));
+            if !audited {
+                problems.push(AuditProblem {
+                    id: 0,
+                    what: format!("case {case}: event {seq} has no audit entry"),
+                });
+            }
+        }
+        Ok(problems)
     }
 
     /// Forgets revocations of tokens that have expired anyway.
@@ -473,6 +564,37 @@ impl Store {
                 .rows_affected(),
         )
     }
+}
+
+/// Appends `entry` to the audit chain inside `tx`. The caller holds the audit lock (the chain's
+/// head must not move between the read and the insert).
+pub(super) async fn append_audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    entry: &AuditEntry,
+) -> Result<(), StoreError> {
+    let prev: Option<String> = sqlx::query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|row| row.try_get::<String, _>(0))
+        .transpose()?;
+    let mut entry = entry.clone();
+    entry.prev_hash = prev.unwrap_or_else(|| AUDIT_GENESIS.to_string());
+    entry.hash = entry.compute_hash();
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, role, action, target, detail, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(entry.at)
+    .bind(&entry.actor)
+    .bind(&entry.role)
+    .bind(&entry.action)
+    .bind(&entry.target)
+    .bind(&entry.detail)
+    .bind(&entry.prev_hash)
+    .bind(&entry.hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn open_pool(
