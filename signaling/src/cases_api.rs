@@ -546,10 +546,19 @@ pub struct CaseListItem {
 struct ListQuery {
     #[serde(default)]
     overdue: bool,
+    #[serde(default)]
+    offset: i64,
+    limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/cases", params(("overdue" = Option<bool>, Query, description = "only cases past their time limit")), responses(
-    (status = 200, body = [CaseListItem]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+/// Most cases one request lists.
+pub const MAX_CASE_PAGE: i64 = 500;
+
+#[utoipa::path(get, path = "/api/cases", params(
+    ("overdue" = Option<bool>, Query, description = "only cases past their time limit"),
+    ("offset" = Option<i64>, Query, description = "cases to skip (newest first)"),
+    ("limit" = Option<i64>, Query, description = "cases per page: 1 to 500, default 100")), responses(
+    (status = 200, body = [CaseListItem]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list_cases(
     State(state): State<AppState>,
     Caller(claims): Caller,
@@ -574,12 +583,17 @@ async fn list_cases(
     if let Err(denied) = checked {
         return Err(refuse(&state, &claims, "cases", denied).await);
     }
+    let limit = crate::recordings_api::page_limit(query.limit, 100, MAX_CASE_PAGE)?;
     let now = state.hub.clock.now();
     let mediator = (role == Role::Mediator).then_some(claims.sub.as_str());
     let cases = state
         .hub
         .store()
-        .cases(mediator, query.overdue.then_some(now))
+        .cases(
+            mediator,
+            query.overdue.then_some(now),
+            (query.offset.max(0), limit),
+        )
         .await?;
     audit(
         &state,

@@ -418,27 +418,53 @@ pub(crate) async fn set_policy(
     counted(&state, result)
 }
 
+/// Most audit entries one request returns.
+pub const MAX_AUDIT_PAGE: i64 = 1000;
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub(crate) struct AuditQuery {
     /// Only entries on this target, e.g. `recording:<id>`.
     pub target: Option<String>,
+    /// Entries after this one (its `id`); the next page starts after the last `id` received.
+    #[serde(default)]
+    pub after: i64,
+    /// Entries per page: 1 to 1000, default 500.
+    pub limit: Option<i64>,
 }
 
-/// The audit log, oldest first (admins).
+/// The audit log, oldest first, a page at a time (admins).
 #[utoipa::path(get, path = "/api/audit", params(AuditQuery), responses(
-    (status = 200, body = [AuditEntry]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    (status = 200, body = [AuditEntry]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn audit_log(
     State(state): State<AppState>,
     _admin: Admin,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let result = async {
+        let limit = page_limit(query.limit, 500, MAX_AUDIT_PAGE)?;
         Ok(Json(
-            state.hub.store().audit_log(query.target.as_deref()).await?,
+            state
+                .hub
+                .store()
+                .audit_page(query.target.as_deref(), query.after, limit)
+                .await?,
         ))
     }
     .await;
     counted(&state, result)
+}
+
+/// A page size asked for: `default` when not given, an error outside 1..=`max`.
+pub(crate) fn page_limit(asked: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match asked {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            format!("limit: 1 to {max}"),
+        )),
+    }
 }
 
 /// Recompute the audit log's hash chain and say where it breaks (admins).

@@ -19,6 +19,7 @@ on_both_backends!(
     what_a_side_does_in_its_private_room_is_not_announced_outside_it,
     a_removed_person_stays_out_until_a_mediator_lets_them_back,
     a_recording_of_a_private_room_stays_closed_to_parties_after_a_configuration_change,
+    repeated_answers_record_nothing_and_long_lists_come_in_pages,
 );
 
 /// Waits up to `wait` for an event `pick` accepts, skipping others.
@@ -456,5 +457,108 @@ async fn a_recording_of_a_private_room_stays_closed_to_parties_after_a_configura
         .api_as(&judge, Method::GET, &format!("/api/recordings/{id}"), None)
         .await;
     assert_eq!(status, 200, "those who may read recordings still do");
+    server.stop().await;
+}
+
+/// The same consent sent 3,000 times made 3,000 events and audit entries, every read folded the
+/// whole log, and `GET /api/audit` returned everything at once. An answer given again now
+/// records nothing; the audit log and the case list come a page at a time.
+async fn repeated_answers_record_nothing_and_long_lists_come_in_pages(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let staff = server.staff_token(MEDIATOR, Role::Mediator);
+    let (base, _room, tokens) = case_with_links(&server, &staff, "(2026)京0105民调3号").await;
+    let case_id = base.trim_start_matches("/api/cases/").to_string();
+    call(
+        &server,
+        &staff,
+        Method::POST,
+        &format!("{base}/sessions/1/lobby"),
+        None,
+        200,
+    )
+    .await;
+    let li = &tokens["p-li"];
+    let consents = format!("{base}/sessions/1/members/p-li/consents");
+    let yes = json!({"subject": "recording", "given": true});
+    for _ in 0..1_000 {
+        call(&server, li, Method::PUT, &consents, Some(yes.clone()), 200).await;
+    }
+    let warning = format!("{base}/sessions/1/members/p-li/warning");
+    for _ in 0..3 {
+        call(&server, li, Method::PUT, &warning, None, 200).await;
+    }
+    // Changing the answer is recorded, of course.
+    call(
+        &server,
+        li,
+        Method::PUT,
+        &consents,
+        Some(json!({"subject": "recording", "given": false})),
+        200,
+    )
+    .await;
+    let (status, log) = server
+        .api(
+            Method::GET,
+            &format!("/api/audit?target=case:{case_id}&limit=1000"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{log}");
+    let count = |action: &str| {
+        log.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["action"] == action)
+            .count()
+    };
+    assert_eq!(
+        count("consent.give"),
+        2,
+        "one for yes, one for the change to no"
+    );
+    assert_eq!(count("warning.acknowledge"), 1);
+    let (_, events) = server
+        .api(Method::GET, &format!("{base}/events"), None)
+        .await;
+    let recorded = events
+        .as_array()
+        .or_else(|| events["events"].as_array())
+        .map_or(0, Vec::len);
+    assert!(
+        recorded < 20,
+        "the case's record stays small: {recorded} events"
+    );
+
+    // The audit log in pages: no entry twice, none skipped.
+    let (_, first) = server.api(Method::GET, "/api/audit?limit=5", None).await;
+    let first = first.as_array().cloned().unwrap_or_default();
+    assert_eq!(first.len(), 5);
+    let last = first[4]["id"].as_i64().expect("id");
+    let (_, second) = server
+        .api(
+            Method::GET,
+            &format!("/api/audit?limit=5&after={last}"),
+            None,
+        )
+        .await;
+    let second = second.as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        second.first().and_then(|e| e["id"].as_i64()),
+        Some(last + 1)
+    );
+    let (status, body) = server.api(Method::GET, "/api/audit?limit=0", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    // And the case list.
+    case_with_links(&server, &staff, "(2026)京0105民调4号").await;
+    let (_, page) = server.api(Method::GET, "/api/cases?limit=1", None).await;
+    assert_eq!(page.as_array().map(Vec::len), Some(1), "{page}");
+    let (_, rest) = server
+        .api(Method::GET, "/api/cases?limit=1&offset=1", None)
+        .await;
+    assert_ne!(page, rest, "the second page is the other case");
     server.stop().await;
 }

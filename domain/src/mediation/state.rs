@@ -792,6 +792,21 @@ impl CaseState {
         if m.role != Role::Party {
             return Err(Self::role_may_not(m, Act::GiveConsent));
         }
+        // The same answer again changes nothing and records nothing: a page that resends it
+        // (or a client that repeats it 3,000 times) must not grow the case's record.
+        let current = self
+            .session(n)?
+            .checks
+            .get(person)
+            .and_then(|c| match subject {
+                ConsentSubject::OnlineMediation => c.online_mediation.as_ref(),
+                ConsentSubject::Recording => c.recording.as_ref(),
+                ConsentSubject::RecordingReplacesMinutes => c.recording_replaces_minutes.as_ref(),
+            })
+            .map(|a| a.given);
+        if current == Some(given) {
+            return Ok(Vec::new());
+        }
         Ok(vec![CaseEvent::ConsentRecorded {
             session: n,
             person: person.to_string(),
@@ -806,6 +821,14 @@ impl CaseState {
         let m = self.known_member(person)?;
         if !matches!(m.role, Role::Party | Role::Agent) {
             return Err(Self::role_may_not(m, Act::AcknowledgeWarning));
+        }
+        let read = self
+            .session(n)?
+            .checks
+            .get(person)
+            .is_some_and(|c| c.warning_acknowledged_at.is_some());
+        if read {
+            return Ok(Vec::new()); // read once is read: nothing new to record
         }
         Ok(vec![CaseEvent::WarningAcknowledged {
             session: n,

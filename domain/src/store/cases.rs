@@ -203,6 +203,11 @@ impl Store {
         for attempt in 0..APPEND_ATTEMPTS {
             let before = self.case(id).await?;
             let events = decide(&before).map_err(StoreError::Rule)?;
+            if events.is_empty() {
+                // Nothing changes (an answer given again): nothing is written, not even an
+                // audit entry — a repeated request costs a read, never a growing record.
+                return Ok((before, Vec::new()));
+            }
             match self
                 .append(&before, actor, now, events, audit, &alongside)
                 .await
@@ -327,21 +332,25 @@ impl Store {
         .map_err(|e: sqlx::Error| e.into())
     }
 
-    /// Cases, newest first: all, or one mediator's; only overdue ones at `overdue_at`.
+    /// Cases, newest first: all, or one mediator's; only overdue ones at `overdue_at`; the
+    /// page of `limit` after skipping `offset`.
     pub async fn cases(
         &self,
         mediator: Option<&str>,
         overdue_at: Option<i64>,
+        (offset, limit): (i64, i64),
     ) -> Result<Vec<CaseSummary>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, number, mediator, mediator_name, opened_at, closed_at, due_at, paused \
              FROM cases \
              WHERE ($1 IS NULL OR mediator = $1) \
              AND ($2 IS NULL OR (closed_at IS NULL AND paused = 0 AND due_at < $2)) \
-             ORDER BY opened_at DESC, id",
+             ORDER BY opened_at DESC, id LIMIT $3 OFFSET $4",
         )
         .bind(mediator)
         .bind(overdue_at)
+        .bind(limit)
+        .bind(offset)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -468,6 +468,30 @@ impl Store {
         Ok(())
     }
 
+    /// One page of the audit log, oldest first: up to `limit` entries after the entry `after`
+    /// (0: from the start), only those on `target` when given. A log grows for years; a read
+    /// must not fold all of it into one answer.
+    pub async fn audit_page(
+        &self,
+        target: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, role, action, target, detail, prev_hash, hash FROM audit_log \
+             WHERE id > $1 AND ($2 IS NULL OR target = $2) ORDER BY id LIMIT $3",
+        )
+        .bind(after)
+        .bind(target)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(audit_row)
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
     /// The audit log, oldest first; only entries on `target` when given.
     pub async fn audit_log(&self, target: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
         macro_rules! columns {
@@ -489,19 +513,7 @@ impl Store {
             }
         };
         rows.iter()
-            .map(|row| {
-                Ok(AuditEntry {
-                    id: row.try_get("id")?,
-                    at: row.try_get("at")?,
-                    actor: row.try_get("actor")?,
-                    role: row.try_get("role")?,
-                    action: row.try_get("action")?,
-                    target: row.try_get("target")?,
-                    detail: row.try_get("detail")?,
-                    prev_hash: row.try_get("prev_hash")?,
-                    hash: row.try_get("hash")?,
-                })
-            })
+            .map(audit_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
     }
@@ -564,6 +576,20 @@ impl Store {
                 .rows_affected(),
         )
     }
+}
+
+fn audit_row(row: &AnyRow) -> Result<AuditEntry, sqlx::Error> {
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        at: row.try_get("at")?,
+        actor: row.try_get("actor")?,
+        role: row.try_get("role")?,
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
+        detail: row.try_get("detail")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
 }
 
 /// Appends `entry` to the audit chain inside `tx`. The caller holds the audit lock (the chain's
