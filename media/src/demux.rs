@@ -18,7 +18,16 @@ const MAX_ADDRS_PER_PEER: usize = 8;
 
 const STUN_MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 const STUN_BINDING_REQUEST: u16 = 0x0001;
+const STUN_BINDING_SUCCESS: u16 = 0x0101;
 const STUN_ATTR_USERNAME: u16 = 0x0006;
+
+/// Whether `buf` is a STUN binding success response (what str0m sends to a request that passed
+/// its integrity check).
+pub(crate) fn is_stun_success(buf: &[u8]) -> bool {
+    buf.len() >= 20
+        && buf[4..8] == STUN_MAGIC_COOKIE
+        && u16::from_be_bytes([buf[0], buf[1]]) == STUN_BINDING_SUCCESS
+}
 
 /// Our ICE ufrag from a STUN binding request's USERNAME, if `buf` is one.
 pub(crate) fn stun_server_ufrag(buf: &[u8]) -> Option<&str> {

@@ -368,6 +368,9 @@ pub(crate) struct Shard {
     timers: BTreeSet<(Instant, PeerKey)>,
     work: VecDeque<(PeerKey, Event)>,
     outbox: Outbox,
+    /// Addresses str0m answered a STUN binding request to during the current input: the
+    /// request passed its integrity check (a forged one is dropped unanswered).
+    stun_answered: Vec<SocketAddr>,
     events: mpsc::UnboundedSender<MediaEvent>,
     counters: Arc<SfuCounters>,
     next_key: PeerKey,
@@ -413,6 +416,7 @@ impl Shard {
             timers: BTreeSet::new(),
             work: VecDeque::new(),
             outbox: Outbox::new(),
+            stun_answered: Vec::new(),
             events,
             counters,
             next_key: 1,
@@ -494,9 +498,15 @@ impl Shard {
             return;
         };
         let now = Instant::now();
+        self.stun_answered.clear();
+        // A new address is learnt only once str0m has answered its binding request, i.e. the
+        // request carried the participant's ICE password (MESSAGE-INTEGRITY). Anyone can copy
+        // a ufrag off the wire; learning from the ufrag alone let eight forged requests evict
+        // a participant's real address and stop their media.
         if let Mutated::Done(Some(())) =
             self.mutate(key, |rtc| rtc.handle_input(Input::Receive(now, receive)))
             && new_source
+            && self.stun_answered.contains(&source)
         {
             self.demux.add_addr(source, key);
         }
@@ -546,6 +556,7 @@ impl Shard {
             counters: &self.counters,
             outbox: &mut self.outbox,
             work: &mut self.work,
+            stun_answered: &mut self.stun_answered,
             key,
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -1881,6 +1892,7 @@ struct Sink<'a> {
     counters: &'a SfuCounters,
     outbox: &'a mut Outbox,
     work: &'a mut VecDeque<(PeerKey, Event)>,
+    stun_answered: &'a mut Vec<SocketAddr>,
     key: PeerKey,
 }
 
@@ -1906,6 +1918,9 @@ fn drain(rtc: &mut Rtc, sink: Sink<'_>) -> Result<Instant, RtcError> {
                 }
             }
             Output::Transmit(t) => {
+                if crate::demux::is_stun_success(&t.contents) {
+                    sink.stun_answered.push(t.destination);
+                }
                 sink.outbox
                     .push(t.destination, t.contents, sink.socket, sink.counters)
             }

@@ -1043,3 +1043,116 @@ async fn a_shared_screen_stops_when_the_rooms_split_and_cannot_start_while_split
     assert!(!sharing(&m, "a").await, "A's share ended with the split");
     server.stop().await;
 }
+
+/// A STUN binding request for `ufrag` (our side's) with a MESSAGE-INTEGRITY that is not the
+/// participant's (zeros) and a correct FINGERPRINT: well formed, forged.
+fn forged_binding_request(ufrag: &str, n: u8) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    let username = format!("{ufrag}:forger{n}");
+    let mut attrs = Vec::new();
+    attrs.extend_from_slice(&0x0006u16.to_be_bytes());
+    attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attrs.extend_from_slice(username.as_bytes());
+    while attrs.len() % 4 != 0 {
+        attrs.push(0);
+    }
+    attrs.extend_from_slice(&0x0024u16.to_be_bytes()); // PRIORITY
+    attrs.extend_from_slice(&4u16.to_be_bytes());
+    attrs.extend_from_slice(&0x6e7f_00ffu32.to_be_bytes());
+    attrs.extend_from_slice(&0x802au16.to_be_bytes()); // ICE-CONTROLLING
+    attrs.extend_from_slice(&8u16.to_be_bytes());
+    attrs.extend_from_slice(&[n; 8]);
+    attrs.extend_from_slice(&0x0008u16.to_be_bytes()); // MESSAGE-INTEGRITY
+    attrs.extend_from_slice(&20u16.to_be_bytes());
+    attrs.extend_from_slice(&[0u8; 20]);
+    let mut message = Vec::new();
+    message.extend_from_slice(&0x0001u16.to_be_bytes());
+    message.extend_from_slice(&((attrs.len() + 8) as u16).to_be_bytes());
+    message.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+    message.extend_from_slice(&[n; 12]);
+    message.extend_from_slice(&attrs);
+    let fingerprint = crc32(&message) ^ 0x5354_554e;
+    message.extend_from_slice(&0x8028u16.to_be_bytes());
+    message.extend_from_slice(&4u16.to_be_bytes());
+    message.extend_from_slice(&fingerprint.to_be_bytes());
+    message
+}
+
+/// Issue 17: a binding request with a participant's ufrag and a wrong MESSAGE-INTEGRITY was not
+/// answered, yet the demux learnt the sender's address; eight of them evicted the real address
+/// and the party's media stopped. Now an address is learnt only once str0m has answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_stun_with_a_participants_ufrag_does_not_take_its_address() {
+    let (server, _turn) = server().await;
+    let m = enter(
+        &server,
+        "stun",
+        "m",
+        Role::Mediator,
+        ParticipantOptions::default(),
+    )
+    .await;
+    let a = enter(
+        &server,
+        "stun",
+        "a",
+        Role::Party,
+        ParticipantOptions::default(),
+    )
+    .await;
+    expect_flow(&m, "a", Duration::from_secs(3)).await;
+    // What an attacker on the path sees: A's server-side ufrag and the media port.
+    let sdp =
+        a.pc.remote_description()
+            .await
+            .expect("A has the SFU's description")
+            .sdp;
+    let ufrag = sdp
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+        .expect("ufrag")
+        .to_string();
+    let port: u16 = sdp
+        .lines()
+        .find(|l| l.contains("candidate") && l.contains("127.0.0.1"))
+        .and_then(|l| l.split_whitespace().nth(5))
+        .and_then(|p| p.parse().ok())
+        .expect("the SFU's host candidate");
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    // Twelve forgers keep at it while we watch A's media.
+    let attack = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        for _ in 0..12 {
+            sockets.push(
+                tokio::net::UdpSocket::bind("127.0.0.1:0")
+                    .await
+                    .expect("socket"),
+            );
+        }
+        loop {
+            for (n, socket) in sockets.iter().enumerate() {
+                let _ = socket
+                    .send_to(&forged_binding_request(&ufrag, n as u8), target)
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    m.received.reset();
+    expect_flow(&m, "a", Duration::from_secs(3)).await;
+    attack.abort();
+}
