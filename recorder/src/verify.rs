@@ -81,6 +81,9 @@ pub enum Problem {
     },
     /// A file in `derived/` the manifest does not list.
     DerivedNotListed { file: String },
+    /// A log of a recording finished complete ends in a partly written line: no crash tore it
+    /// (the manifest is written after every log is sealed), so it was cut afterwards.
+    TornAfterFinish { file: String },
 }
 
 impl fmt::Display for Problem {
@@ -176,6 +179,10 @@ impl fmt::Display for Problem {
             Problem::DerivedNotListed { file } => {
                 write!(f, "{file} is not in the manifest (added afterwards?)")
             }
+            Problem::TornAfterFinish { file } => write!(
+                f,
+                "{file} ends in a partly written line although the recording was finished complete (cut afterwards?)"
+            ),
         }
     }
 }
@@ -286,6 +293,21 @@ pub fn verify(dir: &Path) -> Report {
     // A valid manifest signs the whole chain (it names the head), after a crash too.
     if check_manifest(dir, info.as_ref(), &entries, &mut report) {
         covered = entries.len().checked_sub(1).map(|k| k as u64);
+    }
+    // A torn last line is a crash's mark; a recording finished complete had no crash, so there
+    // the tolerance would only hide a line cut off afterwards (a checkpoint, an event).
+    if Manifest::read(dir)
+        .ok()
+        .flatten()
+        .is_some_and(|m| m.complete)
+    {
+        for file in [CHAIN_FILE, CHECKPOINT_FILE, crate::events::EVENTS_FILE] {
+            if chain::read_lines::<serde_json::Value>(&dir.join(file)).is_ok_and(|l| l.torn_tail) {
+                report
+                    .problems
+                    .push(Problem::TornAfterFinish { file: file.into() });
+            }
+        }
     }
     if let Some(last) = entries.len().checked_sub(1) {
         let from = covered.map_or(0, |k| k + 1);
