@@ -116,12 +116,66 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The OpenAPI document as JSON.
+/// The OpenAPI document as JSON: what the handlers declare, plus what every request can meet
+/// before or around its handler (`document_errors`).
 pub fn openapi_document() -> String {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::cases_api::CasesDoc::openapi());
-    doc.to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    let mut value = serde_json::to_value(&doc).unwrap_or_default();
+    document_errors(&mut value);
+    serde_json::to_string_pretty(&value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// Answers any operation may give besides its own: a malformed path or query parameter (400),
+/// a missing or bad token (401), a role or grant that does not allow it (403), an unknown
+/// resource (404), a failure of the server or its storage (500, 503); with a JSON body also one
+/// over the size limit (413), not `application/json` (415) or of the wrong shape (422). Each
+/// is an [`ErrorBody`]. And the error codes as they are sent (snake_case).
+fn document_errors(doc: &mut serde_json::Value) {
+    const ALWAYS: [(&str, &str); 6] = [
+        (
+            "400",
+            "A path or query parameter that is not what this operation takes.",
+        ),
+        (
+            "401",
+            "No token, or one that is not valid (the code says how).",
+        ),
+        ("403", "The token's role or grants do not allow this."),
+        ("404", "No such resource."),
+        ("500", "The server failed."),
+        ("503", "The server's storage is unavailable."),
+    ];
+    const WITH_BODY: [(&str, &str); 3] = [
+        ("413", "The body is over `api.max_body_bytes`."),
+        ("415", "The body is not `application/json`."),
+        ("422", "The body is JSON of the wrong shape."),
+    ];
+    let error_body = serde_json::json!({
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    });
+    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        for operation in paths.values_mut().filter_map(|p| p.as_object_mut()) {
+            for op in operation.values_mut().filter_map(|o| o.as_object_mut()) {
+                let with_body = op.contains_key("requestBody");
+                let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut())
+                else {
+                    continue;
+                };
+                let extra = ALWAYS.iter().chain(WITH_BODY.iter().filter(|_| with_body));
+                for (status, description) in extra {
+                    responses.entry(*status).or_insert_with(|| {
+                        let mut response = error_body.clone();
+                        response["description"] = (*description).into();
+                        response
+                    });
+                }
+            }
+        }
+    }
+    if let Some(codes) = doc.pointer_mut("/components/schemas/ErrorCode") {
+        codes["enum"] = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    }
 }
 
 async fn openapi_json() -> Response {
@@ -241,6 +295,51 @@ pub(crate) fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Resul
         state.hub.metrics.error(e.code);
     }
     result
+}
+
+/// Path parameters whose rejections (a case number that is not a number) are [`ApiError`]s:
+/// every answer of the API is the JSON its OpenAPI document describes, never axum's text.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// Query parameters whose rejections are [`ApiError`]s (as [`ApiPath`]).
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                rejection.body_text(),
+            )),
+        }
+    }
 }
 
 /// A JSON body whose rejections (bad JSON, too large) are [`ApiError`]s.
@@ -386,7 +485,7 @@ struct ListRoomsQuery {
 async fn list_rooms(
     State(state): State<AppState>,
     _admin: Admin,
-    Query(query): Query<ListRoomsQuery>,
+    ApiQuery(query): ApiQuery<ListRoomsQuery>,
 ) -> Result<Json<Vec<RoomView>>, ApiError> {
     let result = async {
         let rooms = state.hub.store().rooms(query.include_closed).await?;
@@ -437,7 +536,7 @@ async fn create_room(
 async fn get_room(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(room): Path<String>,
+    ApiPath(room): ApiPath<String>,
 ) -> Result<Json<RoomView>, ApiError> {
     let result = async {
         let record = state.hub.store().room(&room).await?;
@@ -466,7 +565,7 @@ pub struct CloseRoom {
 async fn close_room(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path(room): Path<String>,
+    ApiPath(room): ApiPath<String>,
     body: Result<ApiJson<CloseRoom>, ApiError>,
 ) -> Result<Json<RoomView>, ApiError> {
     let result = async {
@@ -493,7 +592,7 @@ async fn close_room(
 async fn list_participants(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(room): Path<String>,
+    ApiPath(room): ApiPath<String>,
 ) -> Result<Json<Vec<ParticipantInfo>>, ApiError> {
     let result = async { Ok(Json(state.hub.room_participants(&room).await?)) }.await;
     counted(&state, result)
@@ -505,7 +604,7 @@ async fn list_participants(
 async fn list_participations(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(room): Path<String>,
+    ApiPath(room): ApiPath<String>,
 ) -> Result<Json<Vec<Participation>>, ApiError> {
     let result = async {
         state.hub.store().room(&room).await?;
@@ -531,7 +630,7 @@ pub struct RemoveParticipant {
 async fn remove_participant(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path((room, identity)): Path<(String, String)>,
+    ApiPath((room, identity)): ApiPath<(String, String)>,
     body: Result<ApiJson<RemoveParticipant>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
     let result = async {
@@ -563,7 +662,7 @@ async fn remove_participant(
 async fn readmit_participant(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path((room, identity)): Path<(String, String)>,
+    ApiPath((room, identity)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let result = async {
         state.hub.readmit(&room, &identity).await?;
@@ -591,7 +690,7 @@ pub struct MuteParticipant {
 async fn mute_participant(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path((room, identity)): Path<(String, String)>,
+    ApiPath((room, identity)): ApiPath<(String, String)>,
     body: Result<ApiJson<MuteParticipant>, ApiError>,
 ) -> Result<Json<ParticipantInfo>, ApiError> {
     let result = async {
@@ -624,7 +723,7 @@ pub struct MoveParticipant {
 async fn move_participant(
     State(state): State<AppState>,
     admin: Admin,
-    Path((room, identity)): Path<(String, String)>,
+    ApiPath((room, identity)): ApiPath<(String, String)>,
     body: Result<ApiJson<MoveParticipant>, ApiError>,
 ) -> Result<Json<ParticipantInfo>, ApiError> {
     let result = async {
@@ -648,7 +747,7 @@ async fn move_participant(
 async fn room_media(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(room): Path<String>,
+    ApiPath(room): ApiPath<String>,
 ) -> Result<Json<Vec<ParticipantMediaStats>>, ApiError> {
     let result = async {
         state.hub.room_participants(&room).await?;
@@ -683,7 +782,7 @@ pub struct UpdateGrants {
 async fn update_grants(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path((room, identity)): Path<(String, String)>,
+    ApiPath((room, identity)): ApiPath<(String, String)>,
     body: Result<ApiJson<UpdateGrants>, ApiError>,
 ) -> Result<Json<ParticipantInfo>, ApiError> {
     let result = async {

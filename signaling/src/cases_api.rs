@@ -6,14 +6,14 @@
 //! are audited. Commands run the domain's pure rules through `Store::case_command`, are audited,
 //! and are announced to the case's live session room (`case.updated`, `minutes.updated`).
 
-use crate::api::{ApiError, ApiJson, ErrorBody, audit};
+use crate::api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, audit};
 use crate::app::AppState;
 use crate::hub::SignalError;
 use crate::live_room::Audience;
 use crate::protocol::{ErrorCode, Event, SignalReason};
 use crate::recordings_api::Caller;
 use crate::token::{Claims, TokenRequest};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -562,7 +562,7 @@ pub const MAX_CASE_PAGE: i64 = 500;
 async fn list_cases(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<CaseListItem>>, ApiError> {
     let role = role_of(&claims);
     // Listing is for staff: admins see every case; a mediator (staff token) their own.
@@ -685,7 +685,7 @@ async fn read_case(state: &AppState, claims: Claims, case_id: &str) -> Result<St
 async fn get_case(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
 ) -> Result<Json<CaseView>, ApiError> {
     let s = read_case(&state, claims, &case_id).await?;
     let viewer = Viewer::of(&s.claims);
@@ -732,7 +732,7 @@ async fn current_case(
 async fn case_events(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
 ) -> Result<Json<Vec<Recorded>>, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::CaseEventsRead, None).await?;
     audit(&state, &s.claims, "case.events.read", &target(&case_id), "").await?;
@@ -744,7 +744,7 @@ async fn case_events(
 async fn add_member(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     body: Result<ApiJson<Member>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(member) = body?;
@@ -775,7 +775,7 @@ pub struct Schedule {
 async fn schedule_session(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     body: Result<ApiJson<Schedule>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(schedule) = body?;
@@ -853,7 +853,7 @@ pub struct InvitationView {
 async fn invite(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, n)): Path<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(String, u32)>,
     body: Result<ApiJson<InvitationRequest>, ApiError>,
 ) -> Result<Json<InvitationView>, ApiError> {
     let ApiJson(request) = body?;
@@ -920,7 +920,7 @@ async fn invite(
 async fn open_lobby(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, n)): Path<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(String, u32)>,
 ) -> Result<Json<CaseView>, ApiError> {
     let (case, viewer) = command(
         &state,
@@ -940,7 +940,7 @@ async fn open_lobby(
 async fn start_session(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, n)): Path<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(String, u32)>,
 ) -> Result<Json<CaseView>, ApiError> {
     let s = authorize(&state, claims.clone(), &case_id, Action::SessionRun, None).await?;
     let room = s.case.session(n)?.room.clone();
@@ -984,7 +984,7 @@ async fn start_session(
 async fn end_session(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, n)): Path<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(String, u32)>,
 ) -> Result<Json<CaseView>, ApiError> {
     let (case, viewer) = command(
         &state,
@@ -1023,7 +1023,7 @@ pub struct IdentityBody {
 async fn verify_identity(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, n, person)): Path<(String, u32, String)>,
+    ApiPath((case_id, n, person)): ApiPath<(String, u32, String)>,
     body: Result<ApiJson<IdentityBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1056,7 +1056,7 @@ pub struct ConsentBody {
 async fn give_consent(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, n, person)): Path<(String, u32, String)>,
+    ApiPath((case_id, n, person)): ApiPath<(String, u32, String)>,
     body: Result<ApiJson<ConsentBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1082,7 +1082,7 @@ async fn give_consent(
 async fn acknowledge_warning(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, n, person)): Path<(String, u32, String)>,
+    ApiPath((case_id, n, person)): ApiPath<(String, u32, String)>,
 ) -> Result<Json<CaseView>, ApiError> {
     let (case, viewer) = command(
         &state,
@@ -1110,7 +1110,7 @@ pub struct MoveBody {
 async fn move_person(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, n, person)): Path<(String, u32, String)>,
+    ApiPath((case_id, n, person)): ApiPath<(String, u32, String)>,
     body: Result<ApiJson<MoveBody>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
     let ApiJson(b) = body?;
@@ -1158,7 +1158,7 @@ fn yes() -> bool {
 async fn move_side(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, n, side)): Path<(String, u32, Side)>,
+    ApiPath((case_id, n, side)): ApiPath<(String, u32, Side)>,
     body: Result<ApiJson<SideMoveBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1201,7 +1201,7 @@ async fn move_side(
 async fn read_minutes(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, n)): Path<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(String, u32)>,
 ) -> Result<Json<Minutes>, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::MinutesRead, None).await?;
     s.case.session(n)?;
@@ -1235,7 +1235,7 @@ const MAX_MINUTES_CHARS: usize = 200_000;
 async fn save_minutes(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, n)): Path<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(String, u32)>,
     body: Result<ApiJson<MinutesBody>, ApiError>,
 ) -> Result<Json<Minutes>, ApiError> {
     let ApiJson(b) = body?;
@@ -1297,7 +1297,7 @@ pub struct ConfirmBody {
 async fn confirm_minutes(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, n, person)): Path<(String, u32, String)>,
+    ApiPath((case_id, n, person)): ApiPath<(String, u32, String)>,
     body: Result<ApiJson<ConfirmBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1321,7 +1321,7 @@ async fn confirm_minutes(
 async fn replace_minutes(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, n)): Path<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(String, u32)>,
 ) -> Result<Json<CaseView>, ApiError> {
     // A recording of the session's room (live or finished) must exist to stand for the minutes.
     // (Read quietly: a missing case or a caller who may not act gets the command's own error.)
@@ -1363,7 +1363,7 @@ pub struct RatingBody {
 async fn rate_session(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, n, person)): Path<(String, u32, String)>,
+    ApiPath((case_id, n, person)): ApiPath<(String, u32, String)>,
     body: Result<ApiJson<RatingBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1396,7 +1396,7 @@ pub struct AgreementView {
 async fn read_agreement(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
 ) -> Result<Json<AgreementView>, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::AgreementRead, None).await?;
     let version = s.case.agreement.current().map_or(0, |v| v.version);
@@ -1426,8 +1426,8 @@ struct DocumentQuery {
 async fn agreement_document(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(case_id): Path<String>,
-    Query(query): Query<DocumentQuery>,
+    ApiPath(case_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<DocumentQuery>,
 ) -> Result<Response, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::AgreementRead, None).await?;
     let rooms: Vec<String> = s.case.sessions.iter().map(|x| x.room.clone()).collect();
@@ -1469,7 +1469,7 @@ async fn agreement_document(
 async fn minutes_document(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, n)): Path<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(String, u32)>,
 ) -> Result<Response, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::MinutesRead, None).await?;
     let room = s.case.session(n)?.room.clone();
@@ -1503,7 +1503,7 @@ async fn minutes_document(
 async fn ruling_document(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::CaseRead, None).await?;
     let Some(pdf) = state.hub.store().court_document(&case_id).await? else {
@@ -1587,7 +1587,7 @@ pub struct DraftBody {
 async fn draft_agreement(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     body: Result<ApiJson<DraftBody>, ApiError>,
 ) -> Result<Json<AgreementView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1638,7 +1638,7 @@ pub struct SignBody {
 async fn sign_agreement(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, person)): Path<(String, String)>,
+    ApiPath((case_id, person)): ApiPath<(String, String)>,
     body: Result<ApiJson<SignBody>, ApiError>,
 ) -> Result<Json<AgreementView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1675,7 +1675,7 @@ pub struct RefuseBody {
 async fn refuse_agreement(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, person)): Path<(String, String)>,
+    ApiPath((case_id, person)): ApiPath<(String, String)>,
     body: Result<ApiJson<RefuseBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1707,7 +1707,7 @@ async fn close_session_rooms(state: &AppState, case: &CaseState, reason: &str) {
 async fn record_outcome(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     body: Result<ApiJson<Outcome>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(outcome) = body?;
@@ -1739,7 +1739,7 @@ pub struct ExtendBody {
 async fn extend_deadline(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     body: Result<ApiJson<ExtendBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1770,7 +1770,7 @@ pub struct ExtensionAnswer {
 async fn answer_extension(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, person)): Path<(String, String)>,
+    ApiPath((case_id, person)): ApiPath<(String, String)>,
     body: Result<ApiJson<ExtensionAnswer>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1804,7 +1804,7 @@ pub struct PauseBody {
 async fn pause_deadline(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     body: Result<ApiJson<PauseBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1915,7 +1915,7 @@ fn recording_heads(
 async fn apply_for_confirmation(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, person)): Path<(String, String)>,
+    ApiPath((case_id, person)): ApiPath<(String, String)>,
 ) -> Result<Json<CaseView>, ApiError> {
     let before = state.hub.store().case(&case_id).await?;
     let rooms: Vec<String> = before.sessions.iter().map(|s| s.room.clone()).collect();
@@ -1955,7 +1955,7 @@ async fn apply_for_confirmation(
 async fn withdraw_confirmation(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((case_id, person)): Path<(String, String)>,
+    ApiPath((case_id, person)): ApiPath<(String, String)>,
 ) -> Result<Json<CaseView>, ApiError> {
     let message_id = crate::ids::random_id();
     let (case, viewer) = command_with_outbox(
@@ -1983,7 +1983,7 @@ struct OutboxQuery {
 async fn confirmation_outbox(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Query(q): Query<OutboxQuery>,
+    ApiQuery(q): ApiQuery<OutboxQuery>,
 ) -> Result<Json<Vec<tiaojie_domain::store::OutboxEntry>>, ApiError> {
     queue_access(&state, &claims).await?;
     Ok(Json(
@@ -1996,7 +1996,7 @@ async fn confirmation_outbox(
 async fn retry_confirmation_message(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(message): Path<String>,
+    ApiPath(message): ApiPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     queue_access(&state, &claims).await?;
     if !state.hub.store().retry_dead(&message).await? {

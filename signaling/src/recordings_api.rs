@@ -5,7 +5,7 @@
 //! its recording policy, and the audit log itself and its verification (admins).
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +16,9 @@ use tiaojie_config::RecordingConfig;
 use tiaojie_domain::{AuditEntry, AuditVerification, Grant, RecordingMode, Role, Room};
 use utoipa::ToSchema;
 
-use crate::api::{Admin, ApiError, ApiJson, ErrorBody, audit, bearer_claims, counted};
+use crate::api::{
+    Admin, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, audit, bearer_claims, counted,
+};
 use crate::app::AppState;
 use crate::hub::SignalError;
 use crate::protocol::{ErrorCode, RecordAction, RecordingStatus, SignalReason};
@@ -182,7 +184,7 @@ pub struct RecordingDetail {
 pub(crate) async fn get_recording(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RecordingDetail>, ApiError> {
     let result = async {
         let recorders = state.hub.recorders().clone();
@@ -218,7 +220,7 @@ pub(crate) async fn get_recording(
 pub(crate) async fn download_file(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((id, file)): Path<(String, String)>,
+    ApiPath((id, file)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let result = async {
         let recorders = state.hub.recorders().clone();
@@ -295,8 +297,8 @@ pub(crate) struct DeleteQuery {
 pub(crate) async fn delete_recording(
     State(state): State<AppState>,
     Admin(claims): Admin,
-    Path(id): Path<String>,
-    Query(query): Query<DeleteQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
     let result = async {
         let recorders = state.hub.recorders().clone();
@@ -352,7 +354,7 @@ pub struct ControlRecording {
 pub(crate) async fn control_recording(
     State(state): State<AppState>,
     Admin(claims): Admin,
-    Path(room): Path<String>,
+    ApiPath(room): ApiPath<String>,
     body: Result<ApiJson<ControlRecording>, ApiError>,
 ) -> Result<Json<RecordingStatus>, ApiError> {
     let result = async {
@@ -392,7 +394,7 @@ pub struct RecordingPolicy {
 pub(crate) async fn set_policy(
     State(state): State<AppState>,
     Admin(claims): Admin,
-    Path(room): Path<String>,
+    ApiPath(room): ApiPath<String>,
     body: Result<ApiJson<RecordingPolicy>, ApiError>,
 ) -> Result<Json<Room>, ApiError> {
     let result = async {
@@ -438,7 +440,7 @@ pub(crate) struct AuditQuery {
 pub(crate) async fn audit_log(
     State(state): State<AppState>,
     _admin: Admin,
-    Query(query): Query<AuditQuery>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let result = async {
         let limit = page_limit(query.limit, 500, MAX_AUDIT_PAGE)?;
