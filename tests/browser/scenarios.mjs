@@ -549,6 +549,18 @@ const scenarios = {
     await d.page.locator('#lobby').waitFor();
     await m.page.locator('#waiting li', { hasText: '周七' }).getByRole('button', { name: '拒绝' }).click();
     await d.page.locator('#left-message', { hasText: '调解员未允许您进入本次调解' }).waitFor();
+    // Declined is out: a new link for 周七 is refused until the mediator lets them back.
+    const again = await enter('s7', 'party-d', '周七', 'party');
+    await again.page.locator('#error-message', { hasText: '该链接已被撤销' }).waitFor();
+    const removed = m.page.locator('#removed li', { hasText: '周七' });
+    await removed.waitFor();
+    await shot(m, 'moderation-removed');
+    await removed.getByRole('button', { name: '允许返回' }).click();
+    await m.page.locator('#removed-box').waitFor({ state: 'hidden' });
+    const back = await enter('s7', 'party-d', '周七', 'party');
+    await back.page.locator('#lobby').waitFor();
+    await m.page.locator('#waiting li', { hasText: '周七' }).waitFor();
+    for (const p of [again, back]) await p.context.close();
 
     const admin = await person();
     await admin.page.goto(`${BASE}/admin`);

@@ -23,6 +23,7 @@ const state = {
   reconnecting: false,
   qualityTimer: null,
   case: null, // the mediation panel, when this room is a case's session
+  removed: new Map(), // identity → name: people this moderator's room put out, to let back
 };
 
 // Tests and support staff read this to see what the page believes.
@@ -298,6 +299,12 @@ function listen(signaling) {
     render();
   });
   on('participant.left', (m) => {
+    // A removed person stays out (every link of theirs) until a moderator lets them back:
+    // keep their name where the moderator can do that.
+    const name = state.participants.get(m.identity)?.name;
+    if (m.reason === 'removed' && name && state.you.grants.includes('moderate')) {
+      state.removed.set(m.identity, name);
+    }
     state.participants.delete(m.identity);
     render();
   });
@@ -652,6 +659,36 @@ function renderModeration() {
     ),
   );
   if (!waiting.length) list.append(tr(h('li', { class: 'empty' }), 'moderation.none_waiting'));
+  renderRemoved();
+}
+
+/** People removed from this room: a moderator lets them back in (their links work again). */
+function renderRemoved() {
+  document.getElementById('removed-box').hidden = state.removed.size === 0;
+  document.getElementById('removed').replaceChildren(
+    ...[...state.removed].map(([identity, name]) =>
+      h(
+        'li',
+        {},
+        h('span', {}, name),
+        tr(
+          h('button', {
+            'data-action': `readmit-${identity}`,
+            onclick: () =>
+              state.signaling
+                .moderate('readmit', identity)
+                .then(() => {
+                  state.removed.delete(identity);
+                  addNotice(t('moderation.readmitted', { name }));
+                  renderModeration();
+                })
+                .catch(refused),
+          }),
+          'moderation.readmit',
+        ),
+      ),
+    ),
+  );
 }
 
 /** The checks a waiting person of a case still lacks (none outside a case's room). */
