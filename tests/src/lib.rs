@@ -265,6 +265,27 @@ impl TestServer {
         (status, value)
     }
 
+    /// A figure of `/metrics` (NaN if absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        self.metric_via(&self.http, name).await
+    }
+
+    /// A figure of `/metrics`, asked with `http` (a client on another source address, say).
+    pub async fn metric_via(&self, http: &reqwest::Client, name: &str) -> f64 {
+        let text = http
+            .get(format!("http://{}/metrics", self.addr))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+
     /// Shuts the server down gracefully (clients are told), keeping the database for inspection.
     pub async fn shutdown(&mut self) {
         if let Some(server) = self.server.take() {

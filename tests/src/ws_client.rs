@@ -40,6 +40,10 @@ impl WsClient {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket connects");
+        WsClient::over(ws)
+    }
+
+    fn over(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> WsClient {
         WsClient {
             ws,
             pending: VecDeque::new(),
@@ -64,14 +68,7 @@ impl WsClient {
         let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
             .await
             .expect("websocket handshake");
-        WsClient {
-            ws,
-            pending: VecDeque::new(),
-            next_id: 0,
-            resume_token: String::new(),
-            last_seq: 0,
-            closed: None,
-        }
+        WsClient::over(ws)
     }
 
     /// Sends a raw text frame.

@@ -165,22 +165,6 @@ async fn server_and_bridge(
     (server, bridge, dir)
 }
 
-async fn metric(server: &TestServer, name: &str) -> f64 {
-    let text = server
-        .http
-        .get(format!("http://{}/metrics", server.addr))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
 async fn an_application_reaches_the_judge_and_the_ruling_reaches_the_parties(backend: Backend) {
     let (server, bridge, dir) = server_and_bridge(backend, |_| {}).await;
     let case = signed_case(&server, "(2026)京0105民诉前调301号").await;
@@ -435,11 +419,13 @@ async fn an_application_reaches_the_judge_and_the_ruling_reaches_the_parties(bac
     })
     .await;
     assert_eq!(
-        metric(&server, "tiaojie_confirmation_outbox_pending").await,
+        server.metric("tiaojie_confirmation_outbox_pending").await,
         0.0
     );
     assert_eq!(
-        metric(&server, "tiaojie_confirmation_bridges_connected").await,
+        server
+            .metric("tiaojie_confirmation_bridges_connected")
+            .await,
         1.0
     );
     until("three court updates in the audit log", async || {
@@ -484,7 +470,7 @@ async fn forged_altered_and_outdated_messages_are_refused(backend: Backend) {
         RawBridge::connect(&server, &stranger).await.err(),
         Some(tiaojie_confirmation::wire::CLOSE_UNKNOWN_KEY)
     );
-    assert!(metric(&server, "tiaojie_confirmation_refused_total").await >= 1.0);
+    assert!(server.metric("tiaojie_confirmation_refused_total").await >= 1.0);
 
     // A case applied for; the judge accepts.
     let case = signed_case(&server, "(2026)京0105民诉前调302号").await;
@@ -685,10 +671,15 @@ async fn a_dropped_link_loses_nothing_and_a_poison_message_is_dead_lettered(back
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        metric(&server, "tiaojie_confirmation_outbox_pending").await,
+        server.metric("tiaojie_confirmation_outbox_pending").await,
         3.0
     );
-    assert!(metric(&server, "tiaojie_confirmation_outbox_oldest_seconds").await >= 1.0);
+    assert!(
+        server
+            .metric("tiaojie_confirmation_outbox_oldest_seconds")
+            .await
+            >= 1.0
+    );
     // One of them is poisoned: altered, so the bridge refuses it every time.
     tamper_outbox(&server, &cases[1].id).await;
     if backend == Backend::Postgres {
@@ -722,7 +713,7 @@ async fn a_dropped_link_loses_nothing_and_a_poison_message_is_dead_lettered(back
         "{dead}"
     );
     assert_eq!(
-        metric(&server, "tiaojie_confirmation_dead_letters").await,
+        server.metric("tiaojie_confirmation_dead_letters").await,
         1.0
     );
     // A party cannot see or touch the queue; an admin repairs the row and sends it again.
@@ -757,11 +748,11 @@ async fn a_dropped_link_loses_nothing_and_a_poison_message_is_dead_lettered(back
     })
     .await;
     assert_eq!(
-        metric(&server, "tiaojie_confirmation_dead_letters").await,
+        server.metric("tiaojie_confirmation_dead_letters").await,
         0.0
     );
     until("nothing pending", async || {
-        (metric(&server, "tiaojie_confirmation_outbox_pending").await == 0.0).then_some(())
+        (server.metric("tiaojie_confirmation_outbox_pending").await == 0.0).then_some(())
     })
     .await;
     let staff = server.staff_token("med-wang", Role::Mediator);
@@ -890,7 +881,7 @@ async fn a_silently_lost_link_is_noticed_and_comes_back(backend: Backend) {
         cases.push(case);
     }
     until("the server to drop the silent connection", async || {
-        (metric(&server, connected).await == 0.0).then_some(())
+        (server.metric(connected).await == 0.0).then_some(())
     })
     .await;
     until("the bridge to notice", async || {
@@ -932,12 +923,12 @@ async fn a_silently_lost_link_is_noticed_and_comes_back(backend: Backend) {
         "{case}"
     );
     until("nothing pending", async || {
-        (metric(&server, "tiaojie_confirmation_outbox_pending").await == 0.0).then_some(())
+        (server.metric("tiaojie_confirmation_outbox_pending").await == 0.0).then_some(())
     })
     .await;
-    assert_eq!(metric(&server, connected).await, 1.0);
+    assert_eq!(server.metric(connected).await, 1.0);
     assert_eq!(
-        metric(&server, "tiaojie_confirmation_dead_letters").await,
+        server.metric("tiaojie_confirmation_dead_letters").await,
         0.0
     );
     let db = database(&server).await;

@@ -35,26 +35,6 @@ async fn wait_for(client: &mut WsClient, wait: Duration, pick: impl Fn(&Value) -
     panic!("nothing of the kind within {wait:?}");
 }
 
-/// A `/metrics` figure.
-async fn metric(server: &TestServer, name: &str) -> i64 {
-    metric_via(&server.http, server, name).await
-}
-
-/// A `/metrics` figure read with `http`.
-async fn metric_via(http: &reqwest::Client, server: &TestServer, name: &str) -> i64 {
-    let text = http
-        .get(format!("http://{}/metrics", server.addr))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} in /metrics"))
-}
-
 /// The probe stopped reading on one connection: the server's write waited on full kernel
 /// buffers with no deadline, so the idle check and the queue limit never ran, presence said
 /// `connected` 100 s later, and the task never ended. Now a write that misses
@@ -89,14 +69,14 @@ async fn a_client_that_stops_reading_is_dropped_and_may_resume(backend: Backend)
         dropped["participant"]["connection"], "reconnecting",
         "{dropped}"
     );
-    assert!(metric(&server, "tiaojie_stalled_connections_total").await >= 1);
+    assert!(server.metric("tiaojie_stalled_connections_total").await >= 1.0);
     // The person comes back on a fresh connection; only two connections are open.
     let mut again = server.connect().await;
     let reply = again.resume_from(&resume, 0).await;
     assert_eq!(reply["type"], "resumed", "{reply}");
     assert_eq!(
-        metric(&server, "tiaojie_connections_open").await,
-        2,
+        server.metric("tiaojie_connections_open").await,
+        2.0,
         "the stalled task ended"
     );
     drop(phone);
@@ -120,7 +100,12 @@ async fn connections_without_a_request_or_a_join_are_bounded(backend: Backend) {
         .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
         .build()
         .expect("client");
-    assert!(metric_via(&elsewhere, &server, "tiaojie_descriptor_limit").await >= 1024);
+    assert!(
+        server
+            .metric_via(&elsewhere, "tiaojie_descriptor_limit")
+            .await
+            >= 1024.0
+    );
     // Ten WebSockets that never join fill 127.0.0.1's share.
     let mut idle = Vec::new();
     for _ in 0..10 {
@@ -144,7 +129,12 @@ async fn connections_without_a_request_or_a_join_are_bounded(backend: Backend) {
     for mut socket in idle {
         assert_eq!(socket.expect_close().await.code, 4408);
     }
-    assert!(metric_via(&elsewhere, &server, "tiaojie_join_timeouts_total").await >= 10);
+    assert!(
+        server
+            .metric_via(&elsewhere, "tiaojie_join_timeouts_total")
+            .await
+            >= 10.0
+    );
     // Half-sent requests are cut off after the header timeout.
     let mut slow = Vec::new();
     for _ in 0..8 {

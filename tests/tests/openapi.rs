@@ -135,6 +135,23 @@ fn call<'a>(token: Option<&'a str>, method: Method, path: &str, body: Option<Val
     }
 }
 
+/// A request with a body as given, under `content_type`.
+fn raw<'a>(
+    token: Option<&'a str>,
+    method: Method,
+    path: &str,
+    body: &str,
+    content_type: &'a str,
+) -> Call<'a> {
+    Call {
+        token,
+        method,
+        path: path.to_string(),
+        body: Some(body.to_string()),
+        content_type,
+    }
+}
+
 /// Sends `c` and checks its response against the document; returns status and body.
 async fn checked(
     server: &TestServer,
@@ -202,252 +219,149 @@ async fn real_responses_success_and_error_match_the_openapi_document() {
     );
     let mut problems = Vec::new();
     let mut statuses = std::collections::BTreeSet::new();
-    let mut run = async |c: Call<'_>, problems: &mut Vec<String>| {
-        let (status, body) = checked(&server, &doc, c, problems).await;
-        statuses.insert(status);
-        body
+    let mut run = async |calls: Vec<Call<'_>>, problems: &mut Vec<String>| {
+        let mut last = Value::Null;
+        for c in calls {
+            let (status, body) = checked(&server, &doc, c, problems).await;
+            statuses.insert(status);
+            last = body;
+        }
+        last
     };
+    use Method as M;
 
     // Rooms: created, listed, read; and each way to get it wrong.
-    run(
+    let rooms = vec![
         call(
             admin,
-            Method::POST,
+            M::POST,
             "/api/rooms",
             Some(json!({"name": "oa-room"})),
         ),
-        &mut problems,
-    )
-    .await;
-    run(call(admin, Method::GET, "/api/rooms", None), &mut problems).await;
-    run(
-        call(admin, Method::GET, "/api/rooms/oa-room", None),
-        &mut problems,
-    )
-    .await;
-    run(
-        call(admin, Method::GET, "/api/rooms/no-such-room", None),
-        &mut problems,
-    )
-    .await;
-    run(
+        call(admin, M::GET, "/api/rooms", None),
+        call(admin, M::GET, "/api/rooms/oa-room", None),
+        call(admin, M::GET, "/api/rooms/no-such-room", None),
         call(
             admin,
-            Method::POST,
+            M::POST,
             "/api/rooms",
             Some(json!({"name": "bad name!"})),
         ),
-        &mut problems,
-    )
-    .await;
-    run(
-        call(admin, Method::POST, "/api/rooms", Some(json!({"name": 5}))),
-        &mut problems,
-    )
-    .await;
-    let mut not_json = call(admin, Method::POST, "/api/rooms", None);
-    not_json.body = Some("{not json".into());
-    run(not_json, &mut problems).await;
-    let mut plain = call(admin, Method::POST, "/api/rooms", None);
-    plain.body = Some("name=x".into());
-    plain.content_type = "text/plain";
-    run(plain, &mut problems).await;
-    run(
+        call(admin, M::POST, "/api/rooms", Some(json!({"name": 5}))),
+        raw(
+            admin,
+            M::POST,
+            "/api/rooms",
+            "{not json",
+            "application/json",
+        ),
+        raw(admin, M::POST, "/api/rooms", "name=x", "text/plain"),
         call(
             admin,
-            Method::POST,
+            M::POST,
             "/api/rooms",
             Some(json!({"name": "big", "metadata": "x".repeat(70_000)})),
         ),
-        &mut problems,
-    )
-    .await;
-    run(call(None, Method::GET, "/api/rooms", None), &mut problems).await;
-    run(
-        call(Some("not-a-token"), Method::GET, "/api/rooms", None),
-        &mut problems,
-    )
-    .await;
-    run(call(party, Method::GET, "/api/rooms", None), &mut problems).await;
-    run(
+        call(None, M::GET, "/api/rooms", None),
+        call(Some("not-a-token"), M::GET, "/api/rooms", None),
+        call(party, M::GET, "/api/rooms", None),
         call(
             admin,
-            Method::POST,
+            M::POST,
             "/api/rooms/oa-room/participants/ghost/remove",
             Some(json!({})),
         ),
-        &mut problems,
-    )
-    .await;
-    run(
-        call(
-            admin,
-            Method::DELETE,
-            "/api/rooms/oa-room/removals/ghost",
-            None,
-        ),
-        &mut problems,
-    )
-    .await;
+        call(admin, M::DELETE, "/api/rooms/oa-room/removals/ghost", None),
+    ];
+    run(rooms, &mut problems).await;
     // Someone present, removed and let back in (204s).
     let mut present = server.connect().await;
     assert_eq!(
         present.join("oa-room", party.unwrap_or_default()).await["type"],
         "joined"
     );
-    run(
+    let removal = vec![
         call(
             admin,
-            Method::POST,
+            M::POST,
             "/api/rooms/oa-room/participants/p/remove",
             Some(json!({"reason": "测试"})),
         ),
-        &mut problems,
-    )
-    .await;
-    run(
-        call(admin, Method::DELETE, "/api/rooms/oa-room/removals/p", None),
-        &mut problems,
-    )
-    .await;
+        call(admin, M::DELETE, "/api/rooms/oa-room/removals/p", None),
+    ];
+    run(removal, &mut problems).await;
 
     // A case: opened, read, listed, scheduled, linked; bad path and query parameters.
-    let case = run(
+    let opened = vec![call(
+        staff,
+        M::POST,
+        "/api/cases",
+        Some(new_case("(2026)京0105民调9号", "pre_filing")),
+    )];
+    let case = run(opened, &mut problems).await;
+    let base = format!("/api/cases/{}", case["id"].as_str().unwrap_or("missing"));
+    let draft = format!("{base}/agreement/versions");
+    let cases = vec![
+        call(staff, M::GET, &base, None),
+        call(staff, M::GET, "/api/cases?limit=1", None),
+        call(staff, M::GET, "/api/cases?limit=abc", None),
+        call(staff, M::GET, "/api/cases?limit=0", None),
         call(
             staff,
-            Method::POST,
-            "/api/cases",
-            Some(new_case("(2026)京0105民调9号", "pre_filing")),
-        ),
-        &mut problems,
-    )
-    .await;
-    let id = case["id"].as_str().unwrap_or("missing").to_string();
-    let base = format!("/api/cases/{id}");
-    run(call(staff, Method::GET, &base, None), &mut problems).await;
-    run(
-        call(staff, Method::GET, "/api/cases?limit=1", None),
-        &mut problems,
-    )
-    .await;
-    run(
-        call(staff, Method::GET, "/api/cases?limit=abc", None),
-        &mut problems,
-    )
-    .await;
-    run(
-        call(staff, Method::GET, "/api/cases?limit=0", None),
-        &mut problems,
-    )
-    .await;
-    run(
-        call(
-            staff,
-            Method::POST,
+            M::POST,
             &format!("{base}/sessions"),
             Some(json!({"scheduled_at": 1_800_000_000_000_i64})),
         ),
-        &mut problems,
-    )
-    .await;
-    run(
         call(
             staff,
-            Method::POST,
+            M::POST,
             &format!("{base}/sessions/1/invitations"),
             Some(json!({"person": "p-li"})),
         ),
-        &mut problems,
-    )
-    .await;
-    run(
         call(
             staff,
-            Method::POST,
+            M::POST,
             &format!("{base}/sessions/abc/invitations"),
             Some(json!({"person": "p-li"})),
         ),
-        &mut problems,
-    )
-    .await;
-    run(
         call(
             staff,
-            Method::POST,
+            M::POST,
             &format!("{base}/sessions/9/invitations"),
             Some(json!({"person": "p-li"})),
         ),
-        &mut problems,
-    )
-    .await;
-    run(
-        call(staff, Method::GET, "/api/cases/no-such-case", None),
-        &mut problems,
-    )
-    .await;
-    run(
+        call(staff, M::GET, "/api/cases/no-such-case", None),
         call(
             party,
-            Method::POST,
+            M::POST,
             "/api/cases",
             Some(new_case("(2026)京0105民调10号", "pre_filing")),
         ),
-        &mut problems,
-    )
-    .await;
-    run(
         call(
             staff,
-            Method::POST,
-            &format!("{base}/agreement/versions"),
+            M::POST,
+            &draft,
             Some(json!({"terms": "k".repeat(20_000), "template": "{{terms}}".repeat(20)})),
         ),
-        &mut problems,
-    )
-    .await;
-    run(
         call(
             staff,
-            Method::POST,
-            &format!("{base}/agreement/versions"),
+            M::POST,
+            &draft,
             Some(json!({"terms": "一、付款。", "template": "{{nope}}"})),
         ),
-        &mut problems,
-    )
-    .await;
+    ];
+    run(cases, &mut problems).await;
 
     // The audit log and recordings.
-    run(
-        call(admin, Method::GET, "/api/audit?limit=5", None),
-        &mut problems,
-    )
-    .await;
-    run(
-        call(admin, Method::GET, "/api/audit?limit=-1", None),
-        &mut problems,
-    )
-    .await;
-    run(
-        call(admin, Method::GET, "/api/audit/verify", None),
-        &mut problems,
-    )
-    .await;
-    run(call(staff, Method::GET, "/api/audit", None), &mut problems).await;
-    run(
-        call(admin, Method::GET, "/api/recordings", None),
-        &mut problems,
-    )
-    .await;
-    run(
-        call(
-            admin,
-            Method::GET,
-            "/api/recordings/no-such-recording",
-            None,
-        ),
-        &mut problems,
-    )
-    .await;
+    let reads = vec![
+        call(admin, M::GET, "/api/audit?limit=5", None),
+        call(admin, M::GET, "/api/audit?limit=-1", None),
+        call(admin, M::GET, "/api/audit/verify", None),
+        call(staff, M::GET, "/api/audit", None),
+        call(admin, M::GET, "/api/recordings", None),
+        call(admin, M::GET, "/api/recordings/no-such-recording", None),
+    ];
+    run(reads, &mut problems).await;
 
     assert!(
         problems.is_empty(),
