@@ -49,23 +49,26 @@ async fn audit_of(server: &ServerProcess, admin: &str) -> (Value, Vec<(String, S
         .await
         .expect("verify answers");
     assert_eq!(status, 200, "{report}");
-    let (_, log) = api(server, admin, Method::GET, "/api/audit", None)
-        .await
-        .expect("audit answers");
-    let entries = log
-        .as_array()
-        .or_else(|| log["entries"].as_array())
-        .cloned()
-        .unwrap_or_default();
-    let actions = entries
-        .iter()
-        .filter_map(|e| {
+    // The whole log, a page at a time.
+    let mut actions = Vec::new();
+    let mut after = 0;
+    loop {
+        let path = format!("/api/audit?limit=1000&after={after}");
+        let (_, page) = api(server, admin, Method::GET, &path, None)
+            .await
+            .expect("audit answers");
+        let page = page.as_array().cloned().unwrap_or_default();
+        let Some(last) = page.last().and_then(|e| e["id"].as_i64()) else {
+            break;
+        };
+        after = last;
+        actions.extend(page.iter().filter_map(|e| {
             Some((
                 e["action"].as_str()?.to_string(),
                 e["target"].as_str()?.to_string(),
             ))
-        })
-        .collect();
+        }));
+    }
     (report, actions)
 }
 
@@ -170,10 +173,18 @@ async fn random_kills_under_load_leave_every_action_with_its_audit_entry() {
     let server = start(&dir, &[]);
     let (report, actions) = audit_of(&server, &admin).await;
     assert_eq!(report["problems"], json!([]), "{report}");
-    let (_, cases) = api(&server, &admin, Method::GET, "/api/cases", None)
-        .await
-        .expect("cases");
-    let cases = cases.as_array().cloned().unwrap_or_default();
+    let mut cases = Vec::new();
+    loop {
+        let path = format!("/api/cases?limit=500&offset={}", cases.len());
+        let (_, page) = api(&server, &admin, Method::GET, &path, None)
+            .await
+            .expect("cases");
+        let page = page.as_array().cloned().unwrap_or_default();
+        if page.is_empty() {
+            break;
+        }
+        cases.extend(page);
+    }
     assert!(!cases.is_empty(), "the load opened cases");
     for case in &cases {
         let target = format!("case:{}", case["id"].as_str().unwrap_or_default());
