@@ -734,6 +734,10 @@ const scenarios = {
     await click(m, 'replace-minutes');
     await zhang.page.locator('#case .minutes .ok', { hasText: '代替笔录' }).waitFor();
     await m.page.fill('#agreement-terms', '一、李四于2026年12月31日前向张三支付人民币四万元。');
+    // Anyone's change to the case redraws the panel; what the mediator typed must survive it.
+    await m.page.evaluate(() => window.tiaojie.case.render());
+    const kept = await m.page.locator('#agreement-terms').inputValue();
+    if (!kept.includes('四万元')) throw new Error(`the terms typed were lost on a redraw: "${kept}"`);
     await click(m, 'draft');
     const hash = await m.page.locator('#case .sha256').textContent();
     for (const p of [zhang, li]) await p.page.locator('#case .sha256', { hasText: hash }).waitFor();

@@ -560,8 +560,13 @@ export class CasePanel {
     const text = this.minutes?.text ?? '';
     if (me?.role === 'mediator' && session?.phase !== 'ended') {
       const area = h('textarea', { id: 'minutes-editor', rows: 6, 'aria-label': t('case.minutes.title') });
-      area.value = text;
-      area.addEventListener('input', () => this.scheduleSave(area));
+      // The panel is drawn again whenever anyone changes the case: what the mediator is typing
+      // and has not saved yet survives that.
+      area.value = this.minutesDraft ?? text;
+      area.addEventListener('input', () => {
+        this.minutesDraft = area.value;
+        this.scheduleSave(area);
+      });
       box.append(area, tr(h('p', { class: 'saved', role: 'status' }), 'case.minutes.revision', { revision: this.minutes?.revision ?? 0 }));
       if (!session?.minutes_replaced_by_recording) {
         box.append(
@@ -608,6 +613,7 @@ export class CasePanel {
           text: area.value,
         });
         this.savedRevision = this.minutes.revision;
+        if (this.minutesDraft === this.minutes.text) this.minutesDraft = undefined;
         const saved = this.root.querySelector('.minutes .saved');
         if (saved) tr(saved, 'case.minutes.revision', { revision: this.minutes.revision });
       } catch (e) {
@@ -623,6 +629,13 @@ export class CasePanel {
     const current = agreement.versions[agreement.versions.length - 1];
     if (me?.role === 'mediator' && !agreement.effective_at && !this.view.outcome) {
       const terms = h('textarea', { id: 'agreement-terms', rows: 4, 'aria-label': t('case.agreement.terms') });
+      // Kept across redraws (anyone's change to the case redraws the panel) until drafted.
+      terms.value = this.termsDraft ?? '';
+      terms.addEventListener('input', () => (this.termsDraft = terms.value));
+      const draft = async () => {
+        await this.api('POST', `${this.base()}/agreement/versions`, { terms: terms.value });
+        this.termsDraft = undefined;
+      };
       box.append(
         tr(h('label', { for: 'agreement-terms' }), 'case.agreement.terms'),
         terms,
@@ -630,7 +643,8 @@ export class CasePanel {
           h('button', {
             type: 'button',
             'data-action': 'draft',
-            onclick: () => this.act(() => this.api('POST', `${this.base()}/agreement/versions`, { terms: terms.value })),
+            // Empty terms would make an agreement that agrees to nothing.
+            onclick: () => (terms.value.trim() ? this.act(draft) : terms.focus()),
           }),
           'case.agreement.draft',
         ),

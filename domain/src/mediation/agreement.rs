@@ -75,6 +75,13 @@ pub struct TemplateData<'a> {
 /// character over [`MAX_AGREEMENT_CHARS`]: a template that repeats a long value (`{{terms}}`
 /// 70,000 times) must cost at most the limit, not the product of the two sizes.
 pub fn fill_template(template: &str, data: &TemplateData<'_>) -> Result<String, RuleError> {
+    // An agreement drafted from no terms agrees to nothing.
+    if data.terms.trim().is_empty() {
+        return Err(RuleError::TextLength {
+            field: Field::Terms,
+            max: MAX_AGREEMENT_CHARS,
+        });
+    }
     let names = |side: Side| {
         data.members
             .iter()
@@ -239,6 +246,18 @@ mod tests {
         assert_eq!(
             fill_template(&"{{terms}}".repeat(10).replace("}}{{", "}}x{{"), &data),
             too_long
+        );
+        // Empty terms agree to nothing.
+        let blank = TemplateData {
+            terms: " \n",
+            ..data
+        };
+        assert_eq!(
+            fill_template(DEFAULT_TEMPLATE, &blank),
+            Err(RuleError::TextLength {
+                field: Field::Terms,
+                max: MAX_AGREEMENT_CHARS
+            })
         );
         // The limit counts characters, not bytes.
         let short = TemplateData {

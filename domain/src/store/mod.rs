@@ -462,9 +462,11 @@ impl Store {
     pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let _turn = self.audit_lock.lock().await;
         let _write = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
-        append_audit(&mut tx, entry).await?;
-        tx.commit().await?;
+        // Two autocommit statements on one connection, not a transaction: a deferred SQLite
+        // transaction that reads and then writes fails (SQLITE_BUSY_SNAPSHOT) when a presence
+        // write commits in between. The audit lock keeps the head from moving meanwhile.
+        let mut conn = self.pool.acquire().await?;
+        append_audit(&mut conn, entry).await?;
         Ok(())
     }
 
@@ -592,14 +594,14 @@ fn audit_row(row: &AnyRow) -> Result<AuditEntry, sqlx::Error> {
     })
 }
 
-/// Appends `entry` to the audit chain inside `tx`. The caller holds the audit lock (the chain's
-/// head must not move between the read and the insert).
+/// Appends `entry` to the audit chain on `tx` (a transaction's connection, or a plain one). The
+/// caller holds the audit lock (the chain's head must not move between the read and the insert).
 pub(super) async fn append_audit(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     entry: &AuditEntry,
 ) -> Result<(), StoreError> {
     let prev: Option<String> = sqlx::query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
         .map(|row| row.try_get::<String, _>(0))
         .transpose()?;
@@ -618,7 +620,7 @@ pub(super) async fn append_audit(
     .bind(&entry.detail)
     .bind(&entry.prev_hash)
     .bind(&entry.hash)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

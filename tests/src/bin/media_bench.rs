@@ -257,7 +257,11 @@ async fn run(
     let server = ServerProcess::start(
         bin,
         SECRET,
-        &[("TIAOJIE_SIGNALING_MAX_PARTICIPANTS_PER_ROOM", "1000")],
+        &[
+            ("TIAOJIE_SIGNALING_MAX_PARTICIPANTS_PER_ROOM", "1000"),
+            // Every simulated person connects from 127.0.0.1: lift the per-address cap.
+            ("TIAOJIE_SERVER_MAX_CONNECTIONS_PER_ADDRESS", "1000000"),
+        ],
     )?;
     let ws_url = format!("ws://{}/ws", server.addr);
     let tokens = Tokens::new(SECRET)?;

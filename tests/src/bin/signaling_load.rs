@@ -35,7 +35,8 @@ struct Cli {
     server_bin: Option<PathBuf>,
     /// Drive a server you started yourself at this address (e.g. under a profiler) instead of
     /// a child process; start it with TIAOJIE_AUTH_SECRET set to this tool's secret (see
-    /// `SECRET` in the source). Server RSS and CPU are then not reported.
+    /// `SECRET` in the source) and TIAOJIE_SERVER_MAX_CONNECTIONS_PER_ADDRESS above the
+    /// connection count (they all come from 127.0.0.1). Server RSS and CPU are then not reported.
     #[arg(long)]
     attach: Option<String>,
     #[command(subcommand)]
@@ -152,7 +153,11 @@ fn server(bin: &std::path::Path, attach: Option<&str>) -> anyhow::Result<ServerP
         None => ServerProcess::start(
             bin,
             SECRET,
-            &[("TIAOJIE_SIGNALING_MAX_PARTICIPANTS_PER_ROOM", "6")],
+            &[
+                ("TIAOJIE_SIGNALING_MAX_PARTICIPANTS_PER_ROOM", "6"),
+                // Every simulated person connects from 127.0.0.1: lift the per-address cap.
+                ("TIAOJIE_SERVER_MAX_CONNECTIONS_PER_ADDRESS", "1000000"),
+            ],
         ),
     }
 }
