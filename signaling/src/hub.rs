@@ -1173,7 +1173,22 @@ impl Hub {
         if info.space != before.space {
             tell_recording_present(state, &info);
         }
-        let stalled = state.broadcast_presence(Some(&before), &info, None);
+        let mut stalled = state.broadcast_presence(Some(&before), &info, None);
+        // Someone who enters a private room now sees those in it as they are (outside, they
+        // were shown muted and not sharing).
+        if info.space != before.space && info.space.is_private() {
+            let inside: Vec<ParticipantInfo> = state
+                .members
+                .values()
+                .filter(|m| m.info.space == info.space && m.info.identity != identity)
+                .map(|m| m.info.clone())
+                .collect();
+            for participant in inside {
+                let seq = state.next_seq();
+                let event = Event::ParticipantUpdated { seq, participant };
+                stalled.extend(state.broadcast(&event, Audience::Only(identity)));
+            }
+        }
         self.handle_stalled(room, state, stalled);
         Some(info)
     }

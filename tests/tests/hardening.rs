@@ -291,6 +291,22 @@ async fn what_a_side_does_in_its_private_room_is_not_announced_outside_it(backen
         (seen["audio_muted"].clone(), seen["video_muted"].clone()),
         (json!(true), json!(true))
     );
+    // The mediator steps out; A turns the camera off meanwhile (nobody outside hears of it);
+    // back in the private room, the mediator is told how A is now.
+    let moved =
+        |space: &str| json!({"type": "moderate", "action": "move", "target": "m", "space": space});
+    assert_eq!(m.request(moved("joint")).await["type"], "ok");
+    let off = json!({"type": "mute", "kind": "video", "muted": true});
+    assert_eq!(a.request(off).await["type"], "ok");
+    m.drain(Duration::from_millis(300)).await;
+    assert_eq!(m.request(moved("private:applicant")).await["type"], "ok");
+    let told = m
+        .drain(Duration::from_millis(500))
+        .await
+        .into_iter()
+        .rfind(|e| e["type"] == "participant.updated" && e["participant"]["identity"] == "a")
+        .unwrap_or(Value::Null);
+    assert_eq!(told["participant"]["video_muted"], true, "{told}");
     server.stop().await;
 }
 
