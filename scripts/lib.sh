@@ -22,8 +22,11 @@ require_rust() {
     echo "cargo not found: install the Rust toolchain (https://rustup.rs), then run this again" >&2
     exit 1
   fi
-  # A C compiler builds the crypto and SQLite libraries that ship as source.
+  # A C compiler builds the crypto and SQLite libraries that ship as source; cmake builds
+  # libopus (the recorder's mixer, the headless participant's encoder). Nothing compiles
+  # without them, not even `cargo clippy`.
   command -v cc >/dev/null 2>&1 || ensure_packages build-essential
+  ensure_packages cmake
 }
 
 postgres_up() {
