@@ -3,7 +3,7 @@
 //! Every API handler and signaling message names its [`Action`] and asks [`check`]; nothing else
 //! decides by role. A rule has a role list and a [`Scope`]: the role is necessary, the scope says
 //! what else must hold (the caller is a member of the case; the caller acts for themself only).
-//! Signaling grants' defaults ([`crate::Role::default_grants`]) come from the same table, and
+//! Signaling grants' defaults ([`default_grants`]) come from the same table, and
 //! `docs/permissions.md` is generated from it (a test keeps the two equal).
 
 use crate::role::{Grant, Role};
@@ -277,6 +277,19 @@ pub fn markdown_table() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_admins_get_the_admin_grant_by_default() {
+        for r in Role::ALL {
+            assert_eq!(
+                default_grants(r).contains(&Grant::Admin),
+                r == Role::Admin,
+                "{r}"
+            );
+        }
+        assert!(!default_grants(Role::Observer).contains(&Grant::Publish));
+        assert!(default_grants(Role::Mediator).contains(&Grant::Record));
+    }
 
     /// Every action; the match makes adding one without a row here a compile error.
     fn all_actions() -> Vec<Action> {

@@ -48,12 +48,6 @@ impl Role {
             Role::Admin => "admin",
         }
     }
-
-    /// Grants a token for this role carries unless others are asked for (from the permission
-    /// matrix, [`crate::permission`]).
-    pub fn default_grants(self) -> Vec<Grant> {
-        crate::permission::default_grants(self)
-    }
 }
 
 impl fmt::Display for Role {
@@ -155,18 +149,5 @@ mod tests {
             assert_eq!(g.as_str().parse::<Grant>(), Ok(g));
         }
         assert!("judge ".parse::<Role>().is_err());
-    }
-
-    #[test]
-    fn only_admins_get_the_admin_grant_by_default() {
-        for r in Role::ALL {
-            assert_eq!(
-                r.default_grants().contains(&Grant::Admin),
-                r == Role::Admin,
-                "{r}"
-            );
-        }
-        assert!(!Role::Observer.default_grants().contains(&Grant::Publish));
-        assert!(Role::Mediator.default_grants().contains(&Grant::Record));
     }
 }

@@ -492,7 +492,7 @@ mod tests {
             name: String::new(),
             room: Some(room.into()),
             role,
-            grants: role.default_grants(),
+            grants: tiaojie_domain::permission::default_grants(role),
             exp: 0,
             nbf: 0,
             iat: 0,

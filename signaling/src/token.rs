@@ -254,7 +254,7 @@ impl TokenKeys {
         let mut grants = request
             .grants
             .clone()
-            .unwrap_or_else(|| request.role.default_grants());
+            .unwrap_or_else(|| tiaojie_domain::permission::default_grants(request.role));
         grants.sort();
         grants.dedup();
         let now = now_secs();
