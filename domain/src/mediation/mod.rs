@@ -18,6 +18,8 @@
 //! - [`agreement`]: canonical text, SHA-256, templates.
 //! - [`outcome`]: success / failure (转立案) / termination on ODR-Med 25's grounds.
 //! - [`deadline`]: the time limit (ODR-Med 24), computed at a given moment.
+//! - [`record`]: where a case stands on judicial confirmation (applicants, the submission,
+//!   the court's docket and updates), folded from the events.
 //! - [`confirmation`]: the joint application for judicial confirmation, the package sent to
 //!   the court, and the court's updates (only on the hash applied for, only along the court's
 //!   transitions).
@@ -35,6 +37,7 @@ pub mod event;
 pub mod outcome;
 pub mod phase;
 pub mod place;
+pub mod record;
 pub mod state;
 
 pub use admission::Refusal;

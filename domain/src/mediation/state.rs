@@ -278,7 +278,7 @@ pub struct CaseState {
     /// Pauses of the time limit.
     pub pauses: Vec<(i64, Option<i64>)>,
     /// Judicial confirmation.
-    pub confirmation: super::confirmation::ConfirmationState,
+    pub confirmation: super::record::ConfirmationState,
     /// Events folded so far.
     pub seq: i64,
 }
