@@ -1,8 +1,11 @@
 //! tiaojie's media plane: an SFU on str0m over one UDP port.
 //!
-//! Map of the crate (arrows point one way: `sfu` → `shard` → the leaf modules):
+//! Map of the crate (arrows point one way: `sfu` → `shard` → the leaf modules, `messages` and
+//! `stats` at the bottom):
 //! - [`sfu`]: the public handle — [`Sfu::start`], commands with replies (enter, offer, answer,
 //!   candidate, standing changes, leave, stats, tap) and the [`MediaEvent`] stream signaling relays.
+//! - `messages`: what passes between the handle and the task (config, errors, events, standing
+//!   changes, an offer's outcome); `stats`: per-participant statistics and `/metrics` counters.
 //! - `shard`: the media task. Owns the UDP socket, every participant's `Rtc`, the demux maps,
 //!   each room's policy and forwarding table; keyframes, simulcast layers, bandwidth, speaker.
 //! - [`policy`]: who receives whom — lobby, joint room, private rooms (背对背), moderator blocks,
@@ -24,11 +27,13 @@ pub mod tap;
 
 mod demux;
 mod layers;
+mod messages;
 mod offer;
 mod outbox;
 mod payload;
 mod shard;
 mod speaker;
+mod stats;
 
 pub use policy::{Edge, ForwardingPolicy, Kind, ParticipantId, Space, Standing};
 pub use sfu::{

@@ -16,7 +16,7 @@ use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
 use str0m::net::DatagramSend;
 use tokio::net::UdpSocket;
 
-use crate::sfu::SfuCounters;
+use crate::stats::SfuCounters;
 
 /// Datagrams per system call; also the queue length that triggers a send.
 pub(crate) const BATCH: usize = 64;

@@ -28,14 +28,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::demux::{Demux, PeerKey};
 use crate::layers::{self, LayerInfo};
+use crate::messages::{MediaError, MediaEvent, OfferOutcome, SfuConfig, StandingChange};
 use crate::outbox::Outbox;
 use crate::payload;
 use crate::policy::{ForwardingPolicy, Kind, ParticipantId, Space, Standing};
-use crate::sfu::{
-    LayerStats, MediaError, MediaEvent, OfferOutcome, ParticipantMediaStats, PublishedTrackStats,
-    ReceivedTrackStats, SfuConfig, SfuCounters, StandingChange,
-};
 use crate::speaker::SpeakerDetector;
+use crate::stats::{
+    LayerStats, ParticipantMediaStats, PublishedTrackStats, ReceivedTrackStats, SfuCounters,
+};
 use crate::tap::{Tap, TapPacket, TapReceiver};
 
 /// Datagrams read per wake-up before timers get a turn.
