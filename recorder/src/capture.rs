@@ -16,12 +16,13 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_lc_rs::digest::{Context, SHA256};
 use serde::{Deserialize, Serialize};
 
 use crate::chain::{self, CHAIN_FILE, CHECKPOINT_FILE, Checkpoint, Entry, GENESIS};
+use crate::clock::now_us;
 use crate::digest::{SigningKey, hex};
 use crate::events::{EVENTS_FILE, EventKind, RecordingEvent};
 
@@ -394,13 +395,6 @@ impl OpenSegment {
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-pub(crate) fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ pub fn append_event(dir: &std::path::Path, what: EventKind) -> std::io::Result<(
     crate::chain::append_line(
         &mut file,
         &RecordingEvent {
-            at_us: crate::capture::now_us(),
+            at_us: crate::clock::now_us(),
             what,
         },
     )

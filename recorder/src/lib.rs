@@ -8,8 +8,6 @@
 //! - [`chain`]: the hash chain (`chain.jsonl`): each sealed segment's SHA-256 and per-block
 //!   hashes, each entry committing to the previous entry's hash; signed checkpoints
 //!   (`checkpoints.jsonl`, Ed25519 with the server's key) at intervals and when capture stops.
-//! - [`verify`]: recomputes everything from the files and says exactly what does not match:
-//!   which segment, which byte range, which link or signature.
 //! - [`events`]: the event log (`events.jsonl`): start, pause, stop, presence, tracks,
 //!   interruptions.
 //! - [`derive`]: the playable files made from the sealed segments — Ogg/Opus per audio track,
@@ -18,6 +16,7 @@
 //! - [`verify`]: recomputes everything from the files and says exactly what does not match:
 //!   which segment, which byte range, which link, signature or derived file.
 //! - `digest`: SHA-256, hex, and the Ed25519 key the recorder signs with.
+//! - `clock`: wall-clock microseconds.
 //!
 //! Arrows: `manifest` → `derive` → `events`, `chain`; `verify` → `manifest`, `chain`.
 //! The crate knows nothing of the SFU or the server: the server turns tap packets into
@@ -30,6 +29,7 @@ pub mod events;
 pub mod manifest;
 pub mod verify;
 
+mod clock;
 mod digest;
 
 pub use capture::{CaptureConfig, Packet, RecorderError, Recording, RecordingInfo};

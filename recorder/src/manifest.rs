@@ -12,8 +12,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::capture::{RECORDING_FILE, RecordingInfo, now_us};
+use crate::capture::{RECORDING_FILE, RecordingInfo};
 use crate::chain::{self, CHAIN_FILE, Entry, GENESIS};
+use crate::clock::now_us;
 use crate::derive::{DeriveError, DerivedFile, derive};
 use crate::digest::{SigningKey, signature_valid};
 use crate::events::{EventKind, RecordingEvent, read_events};
