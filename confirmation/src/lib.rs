@@ -12,14 +12,14 @@
 //! - [`wire`]: the WebSocket protocol between the server and the bridge: challenge and key
 //!   proof, deliveries and acknowledgements, results and their acknowledgements.
 //! - [`failpoint`]: crash points for the crash-matrix tests (`TIAOJIE_FAILPOINT`).
-//! - [`bridge`]: the court bridge (`tiaojie-court-bridge`): its configuration, its SQLite
-//!   inbox/outbox and dockets, the outgoing link, and the judges' page and JSON API.
 //!
-//! The internet side's outbox and inbox live with the case record (tiaojie-domain), so an
-//! application and its outbox message commit in one transaction.
+//! This is the protocol both sides speak, and nothing else: the court bridge is its own crate
+//! (`tiaojie-court-bridge`), and the internet side's outbox and inbox live with the case record
+//! (`tiaojie-store`), so an application and its outbox message commit in one transaction. The
+//! one piece of IO here, [`wire::Heard`] (a link's silence watch, on tokio), is behind the
+//! `link` feature, so the domain's rules build without a runtime.
 
 pub mod application;
-pub mod bridge;
 pub mod court;
 pub mod envelope;
 pub mod failpoint;

@@ -124,12 +124,14 @@ pub enum FromBridge {
 
 /// When a connection last heard anything: the heartbeat rule's clock, touched by the side's
 /// reader and watched by [`Heard::unless_silent`].
+#[cfg(feature = "link")]
 #[derive(Debug)]
 pub struct Heard {
     start: std::time::Instant,
     last_ms: std::sync::atomic::AtomicU64,
 }
 
+#[cfg(feature = "link")]
 impl Default for Heard {
     fn default() -> Self {
         Heard {
@@ -139,6 +141,7 @@ impl Default for Heard {
     }
 }
 
+#[cfg(feature = "link")]
 impl Heard {
     /// Something arrived now.
     pub fn touch(&self) {

@@ -12,10 +12,8 @@
 //!
 //! Every `/api` call needs `Authorization: Bearer <a judge's token>`; the judge is recorded.
 
-use super::store::CourtStoreError;
-use super::{Bridge, now_ms};
-use crate::application::Application;
-use crate::court::{CourtAction, CourtRuleError};
+use crate::store::CourtStoreError;
+use crate::{Bridge, now_ms};
 use aws_lc_rs::digest::{SHA256, digest};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -24,6 +22,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
+use tiaojie_confirmation::application::Application;
+use tiaojie_confirmation::court::{CourtAction, CourtRuleError};
 
 /// The router.
 pub fn router(bridge: Arc<Bridge>) -> Router {
@@ -98,7 +98,7 @@ impl From<CourtStoreError> for ApiError {
 fn judge<'a>(
     bridge: &'a Bridge,
     headers: &HeaderMap,
-) -> Result<&'a super::config::Judge, ApiError> {
+) -> Result<&'a crate::config::Judge, ApiError> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -192,7 +192,7 @@ async fn show(
         .collect();
     // Only what the application's state allows is offered.
     let now = now_ms();
-    let judge_actions = crate::court::Docket {
+    let judge_actions = tiaojie_confirmation::court::Docket {
         status: docket.status,
         received_at: docket.received_at,
         accepted_at: docket.accepted_at,

@@ -1,8 +1,8 @@
 //! The bridge's configuration file (TOML; `config/court-bridge.toml` is the documented sample).
 
-use crate::envelope::Signer;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use tiaojie_confirmation::envelope::Signer;
 
 /// The whole file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -215,7 +215,7 @@ mod tests {
     #[test]
     fn the_sample_configuration_parses_and_needs_only_a_token() {
         let mut sample: BridgeConfig =
-            toml::from_str(include_str!("../../../config/court-bridge.toml")).expect("parses");
+            toml::from_str(include_str!("../../config/court-bridge.toml")).expect("parses");
         assert!(
             refusal(&sample).contains("set a token"),
             "{}",
@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn published_short_repetitive_or_shared_judge_tokens_are_refused() {
         let mut config: BridgeConfig =
-            toml::from_str(include_str!("../../../config/court-bridge.toml")).expect("parses");
+            toml::from_str(include_str!("../../config/court-bridge.toml")).expect("parses");
         let mut with = |token: &str| {
             config.judges[0].token = token.into();
             refusal(&config)

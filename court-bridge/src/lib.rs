@@ -1,6 +1,9 @@
-//! The court bridge: runs inside the court's private network, dials out to the internet-side
-//! server, keeps its own SQLite inbox, dockets and outbox, and serves judges.
+//! The court bridge (`tiaojie-court-bridge`): runs inside the court's private network, dials out
+//! to the internet-side server, keeps its own SQLite inbox, dockets and outbox, and serves
+//! judges. It speaks the protocol of `tiaojie-confirmation` (envelopes, wire, the court's rules)
+//! and shares nothing else with the server.
 //!
+//! Map of the crate:
 //! - [`config`]: its configuration file.
 //! - [`store`]: the SQLite database: inbox (each delivered envelope once), dockets (one per
 //!   application), actions (who did what), outbox (court updates until the server has them),
@@ -13,8 +16,8 @@ pub mod config;
 pub mod link;
 pub mod store;
 
-use crate::envelope::{PublicKey, Signer};
 use std::sync::Arc;
+use tiaojie_confirmation::envelope::{PublicKey, Signer};
 use tokio::sync::Notify;
 
 /// What the link and the API share.

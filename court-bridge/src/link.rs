@@ -1,13 +1,13 @@
 //! The bridge's outgoing connection: dial, prove the key, then take deliveries and send
 //! results until the connection drops; then dial again with a growing pause (0.5 s to 5 s).
 
-use super::{Bridge, now_ms};
-use crate::envelope::Envelope;
-use crate::wire::{self, FromBridge, ResultOutcome, ToBridge};
+use crate::{Bridge, now_ms};
 use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tiaojie_confirmation::envelope::Envelope;
+use tiaojie_confirmation::wire::{self, FromBridge, ResultOutcome, ToBridge};
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 /// Why one connection ended.
@@ -24,7 +24,7 @@ pub enum LinkError {
     Protocol(String),
     /// The database.
     #[error(transparent)]
-    Store(#[from] super::store::CourtStoreError),
+    Store(#[from] crate::store::CourtStoreError),
 }
 
 /// Keeps the link up for as long as the bridge runs.
@@ -120,7 +120,7 @@ async fn exchange(
                 envelope: pending.envelope,
             };
             tx.send(Frame::text(json(&frame))).await?;
-            crate::failpoint::hit("bridge.after_result_sent");
+            tiaojie_confirmation::failpoint::hit("bridge.after_result_sent");
         }
         let frame = tokio::select! {
             frame = next_frame(rx) => frame?,
@@ -159,16 +159,16 @@ async fn exchange(
             }
         }
         if !deliveries.is_empty() {
-            crate::failpoint::hit("bridge.before_inbox_commit");
+            tiaojie_confirmation::failpoint::hit("bridge.before_inbox_commit");
             let replies = take(bridge, &deliveries).await?;
-            crate::failpoint::hit("bridge.after_inbox_commit");
+            tiaojie_confirmation::failpoint::hit("bridge.after_inbox_commit");
             for reply in replies {
                 tx.feed(Frame::text(json(&reply))).await?;
             }
             tx.flush().await?;
         }
         if !acks.is_empty() {
-            crate::failpoint::hit("bridge.before_result_ack_commit");
+            tiaojie_confirmation::failpoint::hit("bridge.before_result_ack_commit");
             bridge.store.acked_batch(&acks, now_ms()).await?;
         }
     }

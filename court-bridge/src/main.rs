@@ -1,8 +1,8 @@
-//! `tiaojie-court-bridge`: runs inside the court network; see the crate's `bridge` module.
+//! `tiaojie-court-bridge`: runs inside the court network; see the library's map (`lib.rs`).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use tiaojie_confirmation::bridge::{Bridge, api, config::BridgeConfig, link};
+use tiaojie_court_bridge::{Bridge, api, config::BridgeConfig, link};
 
 #[derive(Parser)]
 #[command(

@@ -7,15 +7,17 @@
 //! connection committed (SQLite's snapshot rule, which waiting does not cure) and a judge's
 //! action would fail at random while the link writes.
 
-use crate::application::Application;
-use crate::court::{CourtAction, CourtDocument, CourtRuleError, CourtStatus, CourtUpdate, Docket};
-use crate::envelope::{Body, Envelope, Message, Signer, random_id};
 use serde::Serialize;
 use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 use std::path::Path;
 use std::str::FromStr as _;
 use std::sync::Arc;
+use tiaojie_confirmation::application::Application;
+use tiaojie_confirmation::court::{
+    CourtAction, CourtDocument, CourtRuleError, CourtStatus, CourtUpdate, Docket,
+};
+use tiaojie_confirmation::envelope::{Body, Envelope, Message, Signer, random_id};
 use tokio::sync::{Mutex, MutexGuard};
 
 // A column list as a macro: sqlx takes only static SQL, and `concat!` builds it at compile time.

@@ -7,26 +7,21 @@
 //! - [`participation`]: who was in a room, with which role, when they joined and left, and why.
 //! - [`recording`]: a room's recording policy (off / audio / audio+video) and the audit log's
 //!   entries (who read or deleted a recording), hash-chained, with their verification.
-//! - [`store`]: [`store::Store`], the sqlx-backed storage for all of the above, on SQLite (the
-//!   embedded default) or PostgreSQL, with migrations applied at start; also revoked token ids.
 //! - [`mediation`]: the workflow: cases, sessions, start-of-session checks, minutes, the
 //!   agreement and its signatures, outcome, time limits, ratings — events and pure rules.
 //! - [`permission`]: the permission matrix (role × action), checked on every request.
 //! - [`clock`]: wall-clock milliseconds, the one time unit stored.
-//! - `group_commit`: joins and leaves queue to one writer task that commits each batch in one
-//!   transaction; callers still wait for their own commit.
 //!
-//! Nothing here knows about sockets, tokens' wire format or media.
+//! Nothing here does IO or knows about sockets, tokens' wire format, storage or media: the
+//! store (`tiaojie-store`) keeps what these rules decide, the server runs them.
 
 pub mod clock;
-mod group_commit;
 pub mod mediation;
 pub mod participation;
 pub mod permission;
 pub mod recording;
 pub mod role;
 pub mod room;
-pub mod store;
 
 pub use participation::{LeaveReason, Participation};
 pub use permission::{Action, Asker, Denied};
@@ -35,4 +30,3 @@ pub use recording::{
 };
 pub use role::{Grant, Role};
 pub use room::{NewRoom, Room};
-pub use store::{CaseSummary, MediatorRating, Minutes, Store, StoreError};

@@ -269,8 +269,8 @@ impl From<tiaojie_domain::mediation::RuleError> for ApiError {
     }
 }
 
-impl From<tiaojie_domain::StoreError> for ApiError {
-    fn from(e: tiaojie_domain::StoreError) -> Self {
+impl From<tiaojie_store::StoreError> for ApiError {
+    fn from(e: tiaojie_store::StoreError) -> Self {
         SignalError::from(e).into()
     }
 }

@@ -20,9 +20,10 @@ use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tiaojie_config::Config;
+use tiaojie_domain::LeaveReason;
 use tiaojie_domain::clock::now_millis;
-use tiaojie_domain::{LeaveReason, Store, StoreError};
 use tiaojie_media::{MediaError, Sfu, SfuConfig};
+use tiaojie_store::{Store, StoreError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

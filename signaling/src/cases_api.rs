@@ -29,7 +29,8 @@ use tiaojie_domain::mediation::{
     Place, Recorded, RuleError, Side,
 };
 use tiaojie_domain::permission::{self, Action, Asker};
-use tiaojie_domain::{AuditEntry, CaseSummary, Grant, MediatorRating, Minutes, NewRoom, Role};
+use tiaojie_domain::{AuditEntry, Grant, NewRoom, Role};
+use tiaojie_store::{CaseSummary, MediatorRating, Minutes};
 use utoipa::{OpenApi, ToSchema};
 
 /// The routes, merged under `/api` by [`crate::api::routes`].
@@ -199,7 +200,7 @@ pub(crate) fn routes() -> Router<AppState> {
         PauseBody,
         tiaojie_domain::mediation::confirmation::ConfirmationState,
         tiaojie_domain::mediation::confirmation::Submitted,
-        tiaojie_domain::store::OutboxEntry
+        tiaojie_store::OutboxEntry
     ))
 )]
 pub(crate) struct CasesDoc;
@@ -1979,12 +1980,12 @@ struct OutboxQuery {
 }
 
 #[utoipa::path(get, path = "/api/confirmation/outbox", params(("state" = Option<String>, Query, description = "pending, acked or dead")), responses(
-    (status = 200, description = "outbox messages, oldest first", body = [tiaojie_domain::store::OutboxEntry]), (status = 403, body = ErrorBody)))]
+    (status = 200, description = "outbox messages, oldest first", body = [tiaojie_store::OutboxEntry]), (status = 403, body = ErrorBody)))]
 async fn confirmation_outbox(
     State(state): State<AppState>,
     Caller(claims): Caller,
     ApiQuery(q): ApiQuery<OutboxQuery>,
-) -> Result<Json<Vec<tiaojie_domain::store::OutboxEntry>>, ApiError> {
+) -> Result<Json<Vec<tiaojie_store::OutboxEntry>>, ApiError> {
     queue_access(&state, &claims).await?;
     Ok(Json(
         state.hub.store().outbox_entries(q.state.as_deref()).await?,

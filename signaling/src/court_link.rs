@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use tiaojie_confirmation::wire::{self, FromBridge, ResultOutcome, ToBridge};
 use tiaojie_confirmation::{Body, Envelope, PublicKey, Signer};
-use tiaojie_domain::store::Taken;
+use tiaojie_store::Taken;
 use tokio::sync::Notify;
 
 /// Frames larger than this are refused (an application with a long agreement is far smaller).
@@ -73,7 +73,7 @@ enum LinkError {
     #[error("websocket: {0}")]
     Ws(#[from] axum::Error),
     #[error("storage: {0}")]
-    Store(#[from] tiaojie_domain::StoreError),
+    Store(#[from] tiaojie_store::StoreError),
     #[error("{0}")]
     Protocol(String),
 }

@@ -203,7 +203,7 @@ pub fn agreement(
 pub fn minutes(
     case: &CaseState,
     n: u32,
-    text: &tiaojie_domain::Minutes,
+    text: &tiaojie_store::Minutes,
     issuer: &str,
     recordings: Vec<String>,
 ) -> Option<minutes::Minutes> {

@@ -24,8 +24,9 @@ use tiaojie_config::SignalingConfig;
 use tiaojie_domain::clock::{Clock, now_millis};
 use tiaojie_domain::mediation::{Place, Refusal, RuleError, RuleKind};
 use tiaojie_domain::permission::Denied;
-use tiaojie_domain::{Grant, LeaveReason, Store, StoreError};
+use tiaojie_domain::{Grant, LeaveReason};
 use tiaojie_media::{Sfu, StandingChange};
+use tiaojie_store::{Store, StoreError};
 use tokio::sync::mpsc;
 
 /// A failed operation: a stable code, an English message for logs and programs, and the

@@ -275,7 +275,7 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             let report = runtime.block_on(async {
-                let store = tiaojie_domain::Store::connect(&config.database_url(), 1).await?;
+                let store = tiaojie_store::Store::connect(&config.database_url(), 1).await?;
                 let report = store.verify_audit_log().await;
                 store.close().await;
                 report

@@ -323,7 +323,7 @@ fn recording_verify_passes_a_clean_recording_and_names_a_changed_byte() {
 async fn audit_verify_recomputes_the_chain_in_the_configured_database() {
     let dir = temp_dir("audit");
     let store =
-        tiaojie_domain::Store::connect(&format!("sqlite:{}", dir.join("tiaojie.db").display()), 1)
+        tiaojie_store::Store::connect(&format!("sqlite:{}", dir.join("tiaojie.db").display()), 1)
             .await
             .expect("store");
     for action in ["recording.read", "recording.download"] {

@@ -1,16 +1,15 @@
 //! Storage of cases: their event records, the summary row, rooms, minutes and ratings.
 
-use super::confirmation::{Alongside, write_alongside};
-use super::{Store, StoreError, append_audit};
-use crate::mediation::agreement::text_hash;
-use crate::mediation::case::{NewCase, validate_new_case};
-use crate::mediation::{CaseEvent, CaseState, Recorded, RuleError};
-use crate::recording::AuditEntry;
+use crate::append::{APPEND_ATTEMPTS, Alongside, write_alongside};
+use crate::audit::{append_audit, case_audit_detail};
+use crate::error::StoreError;
+use crate::pool::Store;
 use serde::Serialize;
 use sqlx::Row;
-
-/// How often a command is retried when another one appended to the same case first.
-pub(super) const APPEND_ATTEMPTS: usize = 20;
+use tiaojie_domain::mediation::agreement::text_hash;
+use tiaojie_domain::mediation::case::{NewCase, validate_new_case};
+use tiaojie_domain::mediation::{CaseEvent, CaseState, Recorded, RuleError};
+use tiaojie_domain::recording::AuditEntry;
 
 /// The stored minutes of one session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -59,27 +58,6 @@ pub struct MediatorRating {
     pub average: f64,
     /// Count per score, 1 to 5.
     pub by_score: [i64; 5],
-}
-
-/// The detail of a case action's audit entry: the case events it recorded (`#first-last` and
-/// their kinds), then `detail`. `tiaojie audit verify` reads the range back to check that every
-/// event an action recorded has its entry.
-pub fn case_audit_detail(recorded: &[Recorded], detail: &str) -> String {
-    let kinds: Vec<&str> = recorded.iter().map(|r| r.event.kind()).collect();
-    let (first, last) = (
-        recorded.first().map_or(0, |r| r.seq),
-        recorded.last().map_or(0, |r| r.seq),
-    );
-    format!("#{first}-{last} {} {detail}", kinds.join(","))
-        .trim_end()
-        .to_string()
-}
-
-/// The case events (first, last) an audit entry's detail says its action recorded.
-pub fn audited_events(detail: &str) -> Option<(i64, i64)> {
-    let range = detail.strip_prefix('#')?.split(' ').next()?;
-    let (first, last) = range.split_once('-')?;
-    Some((first.parse().ok()?, last.parse().ok()?))
 }
 
 impl Store {
@@ -191,7 +169,7 @@ impl Store {
 
     /// The command loop: decide on the current state, append with what goes alongside (built
     /// from the state after), and decide again if another command appended first.
-    pub(super) async fn command_loop(
+    pub(crate) async fn command_loop(
         &self,
         id: &str,
         actor: &str,
@@ -222,7 +200,7 @@ impl Store {
         Err(StoreError::Conflict)
     }
 
-    pub(super) async fn append(
+    pub(crate) async fn append(
         &self,
         before: &CaseState,
         actor: &str,

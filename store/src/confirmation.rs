@@ -6,12 +6,14 @@
 //! Per-case order: only the oldest pending message of a case can be leased, so a case's second
 //! message never overtakes its first; a dead message no longer holds its case back.
 
-use super::{Backend, Store, StoreError};
-use crate::mediation::{CaseEvent, CaseState, Recorded, RuleError};
-use crate::recording::AuditEntry;
+use crate::append::{APPEND_ATTEMPTS, Alongside};
+use crate::error::StoreError;
+use crate::pool::{Backend, Store};
 use serde::Serialize;
 use sqlx::Row as _;
 use tiaojie_confirmation::{CourtUpdate, Envelope, Message, Signer};
+use tiaojie_domain::mediation::{CaseEvent, CaseState, Recorded, RuleError};
+use tiaojie_domain::recording::AuditEntry;
 
 // The lease statement in parts (static SQL: sqlx 0.9 takes no strings built at run time):
 // what a lease sets, which messages it picks, and the guard on the rows it updates. $1 owner,
@@ -94,17 +96,6 @@ pub enum Taken {
     Duplicate,
     /// Refused for good (recorded, so a redelivery is refused again without re-deciding).
     Refused(String),
-}
-
-/// Extra rows written in the same transaction as a case's events.
-#[derive(Default)]
-pub(super) struct Alongside {
-    /// Outbox messages (sealed).
-    pub outbox: Vec<(Message, Envelope)>,
-    /// An inbox row: the court update's message id.
-    pub inbox: Option<String>,
-    /// The court's document that came with it (kept beside the inbox row).
-    pub document: Option<Vec<u8>>,
 }
 
 impl Store {
@@ -382,7 +373,7 @@ impl Store {
         update: &CourtUpdate,
         now: i64,
     ) -> Result<Taken, StoreError> {
-        for attempt in 0..super::cases::APPEND_ATTEMPTS {
+        for attempt in 0..APPEND_ATTEMPTS {
             if let Some((outcome, reason)) = self.inbox_outcome(&message.message_id).await? {
                 return Ok(if outcome == "refused" {
                     Taken::Refused(reason.unwrap_or_default())
@@ -403,7 +394,7 @@ impl Store {
             // must be what the hash says.
             let (kept, document) = update.without_document_bytes();
             if let (Some(d), Some(bytes)) = (&kept.document, &document)
-                && crate::mediation::agreement::sha256_hex(bytes) != d.sha256
+                && tiaojie_domain::mediation::agreement::sha256_hex(bytes) != d.sha256
             {
                 let reason = "the ruling's document does not match its SHA-256".to_string();
                 self.refuse_inbox(message, &reason, now).await?;
@@ -485,44 +476,4 @@ impl Store {
         tracing::warn!(message_id = %message.message_id, case = %message.case_id, %reason, "court update refused");
         Ok(())
     }
-}
-
-/// Writes the rows that go with a case's events, inside the append's transaction.
-pub(super) async fn write_alongside(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    case_id: &str,
-    now: i64,
-    alongside: &Alongside,
-) -> Result<(), StoreError> {
-    for (message, envelope) in &alongside.outbox {
-        sqlx::query(
-            "INSERT INTO confirmation_outbox (message_id, case_id, seq, payload, signature, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&message.message_id)
-        .bind(case_id)
-        .bind(message.seq)
-        .bind(&envelope.payload)
-        .bind(&envelope.signature)
-        .bind(message.created_at)
-        .execute(&mut **tx)
-        .await?;
-    }
-    if let Some(message_id) = &alongside.inbox {
-        let inserted = sqlx::query(
-            "INSERT INTO confirmation_inbox (message_id, case_id, received_at, outcome, document) \
-             VALUES ($1, $2, $3, 'applied', $4) ON CONFLICT DO NOTHING",
-        )
-        .bind(message_id)
-        .bind(case_id)
-        .bind(now)
-        .bind(alongside.document.clone())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            return Err(StoreError::Duplicate);
-        }
-    }
-    Ok(())
 }

@@ -6,9 +6,10 @@
 //! fsync on PostgreSQL) and no pool contention for a whole batch. Measured on the signaling
 //! load generator, this is what lifts joins per second past the per-statement commit cost.
 
-use crate::room::Room;
-use crate::store::{StoreError, insert_room_if_absent, select_room};
+use crate::error::StoreError;
+use crate::room_rows::{insert_room_if_absent, select_room};
 use sqlx::{AnyConnection, AnyPool, Row};
+use tiaojie_domain::room::Room;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most writes applied in one transaction.
@@ -40,6 +41,13 @@ pub(crate) enum Done {
     Room(Room),
     Id(i64),
     Unit,
+}
+
+impl Done {
+    /// The error for a result that does not fit the write asked for (a bug, not bad input).
+    pub(crate) fn unexpected(self) -> StoreError {
+        StoreError::Invalid(format!("internal: unexpected write result {self:?}"))
+    }
 }
 
 type Reply = oneshot::Sender<Result<Done, StoreError>>;

@@ -709,7 +709,7 @@ async fn a_dropped_link_loses_nothing_and_a_poison_message_is_dead_lettered(back
     .await;
     assert_eq!(dead[0]["case_id"], cases[1].id.as_str());
     assert!(
-        dead[0]["attempts"].as_i64() >= Some(tiaojie_domain::store::MAX_ATTEMPTS),
+        dead[0]["attempts"].as_i64() >= Some(tiaojie_store::MAX_ATTEMPTS),
         "{dead}"
     );
     assert_eq!(

@@ -462,7 +462,7 @@ async fn graceful_shutdown_tells_clients_and_records_every_leave(backend: Backen
         server.config.database.url.clone()
     };
     drop(store);
-    let reopened = tiaojie_domain::Store::connect(&url, 1)
+    let reopened = tiaojie_store::Store::connect(&url, 1)
         .await
         .expect("reopen");
     let records = reopened.participations("r").await.expect("records");
