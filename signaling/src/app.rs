@@ -8,6 +8,7 @@ use crate::api;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::recording::{RecorderSetupError, Recorders};
+use crate::state::{AppState, CourtLink};
 use crate::token::{KeyError, TokenKeys};
 use crate::web;
 use crate::ws;
@@ -26,17 +27,6 @@ use tiaojie_media::{MediaError, Sfu, SfuConfig};
 use tiaojie_store::{Store, StoreError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// Live rooms and storage.
-    pub hub: Arc<Hub>,
-    /// The configuration in force.
-    pub config: Arc<Config>,
-    /// The fonts court documents are set in; none installed, documents are unavailable.
-    pub fonts: Option<tiaojie_documents::Fonts>,
-}
 
 /// The router: the web client (`/`, `/join`, `/admin`, `/web/*`), `/ws`, `/api/*`, `/healthz`,
 /// `/metrics`.
@@ -102,7 +92,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     // Judicial confirmation: the outbox's depth and age, dead letters (the admins' alert),
     // bridges connected, refusals.
     if let Ok(o) = state.hub.store().outbox_stats(now).await {
-        let court = &state.hub.court;
+        let court = &state.court;
         text.push_str(&format!(
             "# HELP tiaojie_confirmation_outbox_pending Messages for the court not yet acknowledged.\n\
              # TYPE tiaojie_confirmation_outbox_pending gauge\ntiaojie_confirmation_outbox_pending {}\n\
@@ -173,6 +163,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Live rooms, for in-process callers such as tests.
     pub hub: Arc<Hub>,
+    /// The court link's state (the server's sealing key), for in-process callers.
+    pub court: Arc<CourtLink>,
     config: Arc<Config>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
@@ -254,7 +246,9 @@ impl Server {
             source,
         })?;
         let fonts = crate::documents::load_fonts(&config.documents).await;
+        let court = Arc::new(CourtLink::new(hub.recorders().key_der()));
         let router = app(AppState {
+            court: court.clone(),
             hub: hub.clone(),
             config: config.clone(),
             fonts,
@@ -275,6 +269,7 @@ impl Server {
         Ok(Server {
             addr,
             hub,
+            court,
             config,
             stop: Some(stop),
             task,

@@ -6,18 +6,17 @@
 //! another connection or server process); the effect is exactly once because both inboxes are
 //! keyed by message id and written in the same transaction as the effect.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tiaojie_confirmation::wire::{self, FromBridge, ResultOutcome, ToBridge};
-use tiaojie_confirmation::{Body, Envelope, PublicKey, Signer};
+use tiaojie_confirmation::{Body, Envelope, PublicKey};
 use tiaojie_store::Taken;
-use tokio::sync::Notify;
 
 /// Frames larger than this are refused (an application with a long agreement is far smaller).
 const MAX_FRAME_BYTES: usize = 4 << 20;
@@ -27,31 +26,6 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(250);
 /// How often messages that were never acknowledged are looked for and dead-lettered.
 const DEAD_LETTER_PASS: Duration = Duration::from_secs(1);
-
-/// What the server keeps for the bridge connections.
-pub struct CourtLink {
-    /// The server's key, which seals what goes to the court (the recording key: one server
-    /// identity). `None` if it could not be read (then nothing can be applied for).
-    pub signer: Option<Signer>,
-    /// Woken when the outbox gets rows.
-    pub outbox_ready: Notify,
-    /// Bridge connections authenticated now.
-    pub connected: AtomicI64,
-    /// Envelopes or updates refused (bad signature, wrong version, ...), ever.
-    pub refused: AtomicU64,
-}
-
-impl CourtLink {
-    /// From the server key's PKCS#8 DER.
-    pub fn new(key_der: &[u8]) -> CourtLink {
-        CourtLink {
-            signer: Signer::from_pkcs8(key_der).ok(),
-            outbox_ready: Notify::new(),
-            connected: AtomicI64::new(0),
-            refused: AtomicU64::new(0),
-        }
-    }
-}
 
 /// `GET /confirmation/bridge`: the WebSocket upgrade.
 pub(crate) async fn bridge_socket(
@@ -113,7 +87,7 @@ fn parse(frame: Option<Result<Frame, axum::Error>>) -> Result<Option<FromBridge>
 
 async fn serve(state: AppState, socket: WebSocket) -> Result<(), LinkError> {
     let (mut tx, mut rx) = socket.split();
-    let link = &state.hub.court;
+    let link = &state.court;
     // 1. The key proof.
     let nonce = crate::ids::random_token(32);
     send(
@@ -232,7 +206,7 @@ async fn run(
         }
         let frame = tokio::select! {
             frame = rx.next() => frame,
-            () = state.hub.court.outbox_ready.notified() => continue,
+            () = state.court.outbox_ready.notified() => continue,
             () = tokio::time::sleep(POLL) => continue,
             _ = ping.tick() => {
                 tx.send(Frame::Ping(Default::default())).await?;
@@ -273,7 +247,9 @@ fn announce_delivered(state: &AppState, cases: Vec<String>) {
         for id in heard {
             match state.hub.store().case(&id).await {
                 Ok(case) => {
-                    crate::cases_api::announce_change(&state, &case, "confirmation_delivered")
+                    state
+                        .hub
+                        .announce_case_change(&case, "confirmation_delivered")
                         .await;
                 }
                 Err(e) => tracing::warn!(case = %id, error = %e, "delivery not announced"),
@@ -303,7 +279,7 @@ async fn handle_run(
             FromBridge::Result { envelope } => results.push(envelope),
             FromBridge::Refuse { message_id, error } => {
                 tracing::error!(%message_id, %error, "the court bridge refused a message");
-                state.hub.court.refused.fetch_add(1, Relaxed);
+                state.court.refused.fetch_add(1, Relaxed);
                 in_flight.remove(&message_id);
                 let retry = state.config.confirmation.retry.as_millis() as i64;
                 store.refuse_outbox(&message_id, &error, retry, now).await?;
@@ -379,7 +355,7 @@ async fn take_result(
 ) -> Result<(String, ResultOutcome, Option<String>), LinkError> {
     let claimed_id = envelope.claimed("message_id");
     let refused = |reason: String| {
-        state.hub.court.refused.fetch_add(1, Relaxed);
+        state.court.refused.fetch_add(1, Relaxed);
         tracing::error!(message_id = %claimed_id, %reason, "court update refused");
         Ok((claimed_id.clone(), ResultOutcome::Refused, Some(reason)))
     };
@@ -418,7 +394,7 @@ async fn take_result(
             // is not serialized behind the audit chain's lock, nor the parties behind it.
             let state = state.clone();
             tokio::spawn(async move {
-                crate::cases_api::announce_change(&state, &case, "court_updated").await;
+                state.hub.announce_case_change(&case, "court_updated").await;
                 if let Err(e) = state.hub.store().audit(&entry).await {
                     tracing::error!(error = %e, "audit of a court update failed");
                 }
@@ -427,7 +403,7 @@ async fn take_result(
         }
         Taken::Duplicate => Ok((message.message_id, ResultOutcome::Duplicate, None)),
         Taken::Refused(reason) => {
-            state.hub.court.refused.fetch_add(1, Relaxed);
+            state.court.refused.fetch_add(1, Relaxed);
             Ok((message.message_id, ResultOutcome::Refused, Some(reason)))
         }
     }

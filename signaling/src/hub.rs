@@ -217,8 +217,6 @@ pub struct Hub {
     pub(crate) recorders: Arc<Recorders>,
     /// The time the workflow's rules see (time limits, invitations); tests move it.
     pub clock: Clock,
-    /// Judicial confirmation: the server key that seals envelopes, the bridge connections.
-    pub court: crate::court_link::CourtLink,
 }
 
 /// A connection following a case: its generation (to forget it when it ends) and its queue.
@@ -251,7 +249,6 @@ impl Hub {
     ) -> Hub {
         Hub {
             media,
-            court: crate::court_link::CourtLink::new(recorders.key_der()),
             recorders,
             revoked: Mutex::new(shut_out.revoked_tokens.into_iter().collect()),
             removed: Mutex::new(shut_out.removed.into_iter().collect()),

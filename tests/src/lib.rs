@@ -201,7 +201,6 @@ impl TestServer {
     /// The server's Ed25519 public key (base64): what the court bridge verifies with.
     pub fn server_public_key(&self) -> String {
         self.running()
-            .hub
             .court
             .signer
             .as_ref()

@@ -5,8 +5,7 @@
 //! its recording policy, and the audit log itself and its verification (admins).
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -16,16 +15,16 @@ use tiaojie_config::RecordingConfig;
 use tiaojie_domain::{AuditEntry, AuditVerification, Grant, RecordingMode, Role, Room};
 use utoipa::ToSchema;
 
-use crate::api::{
-    Admin, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, audit, bearer_claims, counted,
-};
-use crate::app::AppState;
+use super::audit::audit;
+use super::error::{ApiError, ErrorBody, counted};
+use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, Caller, page_limit};
 use crate::hub::SignalError;
 use crate::protocol::{ErrorCode, RecordAction, RecordingStatus, SignalReason};
 use crate::recording::RecordingView;
+use crate::state::AppState;
 use crate::token::Claims;
 
-/// The recordings routes, merged into `/api` by [`crate::api::routes`].
+/// The recordings routes, merged into `/api` by [`super::routes`].
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/recordings", get(list_recordings))
@@ -40,24 +39,35 @@ pub fn routes() -> Router<AppState> {
         .route("/audit/verify", get(verify_audit_log))
 }
 
-/// Any valid token: an admin's, or a room token (its role decides what it may read).
-pub struct Caller(pub Claims);
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let result = bearer_claims(parts, state, "a token").await.map(Caller);
-        if result.is_err() {
-            counted(state, result)
-        } else {
-            result
-        }
-    }
-}
+/// The recordings' and the audit log's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        list_recordings,
+        get_recording,
+        download_file,
+        delete_recording,
+        control_recording,
+        set_policy,
+        audit_log,
+        verify_audit_log
+    ),
+    components(schemas(
+        crate::recording::RecordingView,
+        crate::recording::RecordingFile,
+        RecordingDetail,
+        ControlRecording,
+        RecordingPolicy,
+        crate::protocol::RecordingStatus,
+        crate::protocol::RecordingState,
+        crate::protocol::RecordAction,
+        tiaojie_domain::RecordingMode,
+        tiaojie_domain::AuditEntry,
+        tiaojie_domain::AuditVerification,
+        tiaojie_domain::AuditProblem
+    ))
+)]
+pub(crate) struct RecordingsDoc;
 
 /// Whether `claims` may read a recording of `room` that may (`private`) or does not hold a
 /// private room by its own record ([`RecordingView::private_rooms`]).
@@ -454,19 +464,6 @@ pub(crate) async fn audit_log(
     }
     .await;
     counted(&state, result)
-}
-
-/// A page size asked for: `default` when not given, an error outside 1..=`max`.
-pub(crate) fn page_limit(asked: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
-    match asked {
-        None => Ok(default),
-        Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidRequest,
-            format!("limit: 1 to {max}"),
-        )),
-    }
 }
 
 /// Recompute the audit log's hash chain and say where it breaks (admins).

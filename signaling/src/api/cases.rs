@@ -6,12 +6,13 @@
 //! are audited. Commands run the domain's pure rules through `Store::case_command`, are audited,
 //! and are announced to the case's live session room (`case.updated`, `minutes.updated`).
 
-use crate::api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, audit};
-use crate::app::AppState;
+use super::audit::audit;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, page_limit};
 use crate::hub::SignalError;
 use crate::live_room::Audience;
 use crate::protocol::{ErrorCode, Event, SignalReason};
-use crate::recordings_api::Caller;
+use crate::state::AppState;
 use crate::token::{Claims, TokenRequest};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -33,7 +34,7 @@ use tiaojie_domain::{AuditEntry, Grant, NewRoom, Role};
 use tiaojie_store::{CaseSummary, MediatorRating, Minutes};
 use utoipa::{OpenApi, ToSchema};
 
-/// The routes, merged under `/api` by [`crate::api::routes`].
+/// The routes, merged under `/api` by [`super::routes`].
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/cases", get(list_cases).post(open_case))
@@ -342,7 +343,7 @@ async fn command_with_outbox(
     decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
     outbox: impl Fn(&CaseState, &[Recorded]) -> Vec<tiaojie_confirmation::Message>,
 ) -> Result<(CaseState, Viewer), ApiError> {
-    let Some(signer) = &state.hub.court.signer else {
+    let Some(signer) = &state.court.signer else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal,
@@ -357,7 +358,7 @@ async fn command_with_outbox(
         .store()
         .case_command_with_outbox(case_id, now, decide, outbox, signer, &entry)
         .await?;
-    state.hub.court.outbox_ready.notify_waiters();
+    state.court.outbox_ready.notify_waiters();
     finish_command(state, standing, after, recorded).await
 }
 
@@ -369,46 +370,12 @@ async fn finish_command(
     recorded: Vec<Recorded>,
 ) -> Result<(CaseState, Viewer), ApiError> {
     if let Some(last) = recorded.last() {
-        announce_change(state, &after, last.event.kind()).await;
+        state
+            .hub
+            .announce_case_change(&after, last.event.kind())
+            .await;
     }
     Ok((after, Viewer::of(&standing.claims)))
-}
-
-/// Tells everyone in the case's live session rooms that the case changed, after sending back
-/// to the lobby whoever may no longer stand where they are (the admission rule, asked again).
-pub(crate) async fn announce_change(state: &AppState, case: &CaseState, change: &str) {
-    // Pages outside the rooms (a follow-up link after the session) hear of it too.
-    if let Some(last) = case.sessions.last() {
-        state.hub.tell_followers(
-            &case.id,
-            &Event::CaseUpdated {
-                seq: 0,
-                case: case.id.clone(),
-                session: last.number,
-                change: change.to_string(),
-                case_seq: case.seq,
-            },
-        );
-    }
-    for session in &case.sessions {
-        let Some(live) = state.hub.existing_room(&session.room) else {
-            continue;
-        };
-        if let Err(e) = state.hub.recheck_room(&session.room).await {
-            tracing::error!(room = %session.room, error = %e.message, "could not re-check the room");
-        }
-        let mut room = live.state.lock().await;
-        let seq = room.next_seq();
-        let event = Event::CaseUpdated {
-            seq,
-            case: case.id.clone(),
-            session: session.number,
-            change: change.to_string(),
-            case_seq: case.seq,
-        };
-        let stalled = room.broadcast(&event, Audience::All);
-        state.hub.handle_stalled(&live, &mut room, stalled);
-    }
 }
 
 // ---- views ----
@@ -584,7 +551,7 @@ async fn list_cases(
     if let Err(denied) = checked {
         return Err(refuse(&state, &claims, "cases", denied).await);
     }
-    let limit = crate::recordings_api::page_limit(query.limit, 100, MAX_CASE_PAGE)?;
+    let limit = page_limit(query.limit, 100, MAX_CASE_PAGE)?;
     let now = state.hub.clock.now();
     let mediator = (role == Role::Mediator).then_some(claims.sub.as_str());
     let cases = state
@@ -2015,7 +1982,7 @@ async fn retry_confirmation_message(
         "",
     )
     .await?;
-    state.hub.court.outbox_ready.notify_waiters();
+    state.court.outbox_ready.notify_waiters();
     Ok(Json(
         serde_json::json!({"message_id": message, "state": "pending"}),
     ))
