@@ -5,8 +5,9 @@
 //!   and the grants (publish, subscribe, moderate, record, admin) each role gets by default.
 //! - [`room`]: a room record (the place a session happens) and its lifecycle (open → closed).
 //! - [`participation`]: who was in a room, with which role, when they joined and left, and why.
-//! - [`recording`]: a room's recording policy (off / audio / audio+video) and the audit log's
-//!   entries (who read or deleted a recording), hash-chained, with their verification.
+//! - [`recording`]: a room's recording policy (off / audio / audio+video).
+//! - [`audit`]: the audit log's actions (one typed name per act) and entries, hash-chained,
+//!   with their verification.
 //! - [`mediation`]: the workflow: cases, sessions, start-of-session checks, minutes, the
 //!   agreement and its signatures, outcome, time limits, ratings — events and pure rules.
 //! - [`permission`]: the permission matrix (role × action), checked on every request.
@@ -15,6 +16,7 @@
 //! Nothing here does IO or knows about sockets, tokens' wire format, storage or media: the
 //! store (`tiaojie-store`) keeps what these rules decide, the server runs them.
 
+pub mod audit;
 pub mod clock;
 pub mod mediation;
 pub mod participation;
@@ -23,10 +25,11 @@ pub mod recording;
 pub mod role;
 pub mod room;
 
+pub use audit::{
+    AUDIT_GENESIS, AuditAction, AuditEntry, AuditProblem, AuditVerification, verify_audit,
+};
 pub use participation::{LeaveReason, Participation};
 pub use permission::{Action, Asker, Denied};
-pub use recording::{
-    AUDIT_GENESIS, AuditEntry, AuditProblem, AuditVerification, RecordingMode, verify_audit,
-};
+pub use recording::RecordingMode;
 pub use role::{Grant, Role};
 pub use room::{NewRoom, Room};

@@ -24,23 +24,20 @@ impl Hub {
             );
         }
         for session in &case.sessions {
-            let Some(live) = self.existing_room(&session.room) else {
+            if self.existing_room(&session.room).is_none() {
                 continue;
-            };
+            }
             if let Err(e) = self.recheck_room(&session.room).await {
                 tracing::error!(room = %session.room, error = %e.message, "could not re-check the room");
             }
-            let mut room = live.state.lock().await;
-            let seq = room.next_seq();
-            let event = Event::CaseUpdated {
+            self.announce(&session.room, Audience::All, |seq| Event::CaseUpdated {
                 seq,
                 case: case.id.clone(),
                 session: session.number,
                 change: change.to_string(),
                 case_seq: case.seq,
-            };
-            let stalled = room.broadcast(&event, Audience::All);
-            self.handle_stalled(&live, &mut room, stalled);
+            })
+            .await;
         }
     }
 }

@@ -24,7 +24,7 @@ use tiaojie_config::SignalingConfig;
 use tiaojie_domain::clock::{Clock, now_millis};
 use tiaojie_domain::mediation::{Place, Refusal, RuleError, RuleKind};
 use tiaojie_domain::permission::Denied;
-use tiaojie_domain::{Grant, LeaveReason};
+use tiaojie_domain::{AuditAction, Grant, LeaveReason};
 use tiaojie_media::{Sfu, StandingChange};
 use tiaojie_store::{Store, StoreError};
 use tokio::sync::mpsc;
@@ -359,6 +359,11 @@ impl Hub {
     /// The live room if anyone is in it.
     pub(crate) fn existing_room(&self, name: &str) -> Option<Arc<LiveRoom>> {
         lock(&self.rooms).get(name).cloned()
+    }
+
+    /// Whether anyone is in `name` now (connected or within the resume grace period).
+    pub fn is_live(&self, name: &str) -> bool {
+        lock(&self.rooms).contains_key(name)
     }
 
     /// Takes an emptied room out of the hub.
@@ -700,7 +705,7 @@ impl Hub {
     /// Whether anyone would hear of a change to `case` now: a connection following it, or a
     /// live session room of it. Lets a change nobody sees (a delivery acknowledged while no
     /// page is open) skip reading the case to announce it.
-    pub(crate) fn anyone_hears(&self, case: &str) -> bool {
+    pub fn anyone_hears(&self, case: &str) -> bool {
         lock(&self.followers).contains_key(case)
             || lock(&self.rooms)
                 .keys()
@@ -802,7 +807,7 @@ impl Hub {
                 room,
                 "system",
                 "system",
-                "person.move",
+                AuditAction::PersonMove,
                 &format!("{person} to lobby: {why}"),
             )
             .await?;
@@ -838,6 +843,25 @@ impl Hub {
             tokio::time::sleep(grace).await;
             hub.grace_expired(&room, &identity, epoch).await;
         });
+    }
+
+    /// Tells those of `room` whom `audience` names: the event is made with the room's next
+    /// sequence number, and a member whose queue is full is cut off (and may resume) rather
+    /// than waited for. `false` if the room is not live (nobody to tell).
+    pub async fn announce(
+        self: &Arc<Self>,
+        room: &str,
+        audience: Audience<'_>,
+        event: impl FnOnce(u64) -> Event,
+    ) -> bool {
+        let Some(live) = self.existing_room(room) else {
+            return false;
+        };
+        let mut state = live.state.lock().await;
+        let seq = state.next_seq();
+        let stalled = state.broadcast(&event(seq), audience);
+        self.handle_stalled(&live, &mut state, stalled);
+        true
     }
 
     /// Members cut off because their queue overflowed: they are now reconnecting.
@@ -1139,12 +1163,12 @@ impl Hub {
 
     /// Appends an audit entry for something done in `room`: on `case:<id>` in a case's session
     /// room (beside the case API's entries), else on `room:<name>`.
-    pub(crate) async fn audit_in_room(
+    pub async fn audit_in_room(
         &self,
         room: &str,
         by: &str,
         role: &str,
-        action: &str,
+        action: AuditAction,
         detail: &str,
     ) -> Result<(), SignalError> {
         let target = match self.store.case_of_room(room).await? {
@@ -1236,19 +1260,19 @@ impl Hub {
         let (what, detail) = match &action {
             Moderation::Mute { kind, muted } => {
                 self.moderate_mute(room, target, *kind, *muted).await?;
-                ("person.mute", mute_detail(target, *kind, *muted))
+                (AuditAction::PersonMute, mute_detail(target, *kind, *muted))
             }
             Moderation::Remove { reason } => {
                 self.remove(room, target, reason).await?;
-                ("person.remove", format!("{target}: {reason}"))
+                (AuditAction::PersonRemove, format!("{target}: {reason}"))
             }
             Moderation::Move { place } => {
                 self.move_participant(room, target, *place).await?;
-                ("person.move", format!("{target} to {place}"))
+                (AuditAction::PersonMove, format!("{target} to {place}"))
             }
             Moderation::Readmit => {
                 self.readmit(room, target).await?;
-                ("person.readmit", target.to_string())
+                (AuditAction::PersonReadmit, target.to_string())
             }
         };
         self.audit_in_room(room, &session.identity, &role, what, &detail)
@@ -1520,7 +1544,7 @@ fn tell_recording_present(state: &RoomState, info: &ParticipantInfo) {
 }
 
 /// An audit detail for a moderator's mute: whose, what, on or off.
-pub(crate) fn mute_detail(target: &str, kind: MediaKind, muted: bool) -> String {
+pub fn mute_detail(target: &str, kind: MediaKind, muted: bool) -> String {
     let state = if muted { "muted" } else { "unmuted" };
     format!("{target} {} {state}", kind.media().as_str())
 }

@@ -233,13 +233,14 @@ pub enum RecordAction {
 }
 
 impl RecordAction {
-    /// The audit log's name for it.
-    pub fn audit_name(self) -> &'static str {
+    /// What the audit log records for it.
+    pub fn audit_action(self) -> tiaojie_domain::AuditAction {
+        use tiaojie_domain::AuditAction;
         match self {
-            RecordAction::Start => "recording.start",
-            RecordAction::Pause => "recording.pause",
-            RecordAction::Resume => "recording.resume",
-            RecordAction::Stop => "recording.stop",
+            RecordAction::Start => AuditAction::RecordingStart,
+            RecordAction::Pause => AuditAction::RecordingPause,
+            RecordAction::Resume => AuditAction::RecordingResume,
+            RecordAction::Stop => AuditAction::RecordingStop,
         }
     }
 }

@@ -39,7 +39,7 @@ impl Hub {
             &session.room.name,
             &session.identity,
             &role,
-            action.audit_name(),
+            action.audit_action(),
             &status.audit_detail(),
         )
         .await?;

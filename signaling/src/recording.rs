@@ -155,7 +155,7 @@ pub struct RecordingView {
 
 /// Whether a recording's events say it may hold a private room. No events (unreadable, or
 /// not written yet) count as yes: when in doubt, a caucus is not handed to the other side.
-pub(crate) fn may_hold_private_rooms(events: &[tiaojie_recorder::RecordingEvent]) -> bool {
+pub fn may_hold_private_rooms(events: &[tiaojie_recorder::RecordingEvent]) -> bool {
     events.is_empty()
         || events.iter().any(|e| match &e.what {
             EventKind::Started { private_rooms, .. } => *private_rooms,

@@ -6,10 +6,10 @@ use crate::error::StoreError;
 use crate::pool::Store;
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use tiaojie_domain::mediation::Recorded;
-use tiaojie_domain::recording::{
+use tiaojie_domain::audit::{
     AUDIT_GENESIS, AuditEntry, AuditProblem, AuditVerification, verify_audit,
 };
+use tiaojie_domain::mediation::Recorded;
 
 impl Store {
     /// Appends to the audit log, chained to the entry before it. (One server appends; several

@@ -6,10 +6,10 @@ use crate::error::StoreError;
 use crate::pool::Store;
 use serde::Serialize;
 use sqlx::Row;
+use tiaojie_domain::audit::AuditEntry;
 use tiaojie_domain::mediation::agreement::text_hash;
 use tiaojie_domain::mediation::case::{NewCase, validate_new_case};
 use tiaojie_domain::mediation::{CaseEvent, CaseState, Recorded, RuleError};
-use tiaojie_domain::recording::AuditEntry;
 
 /// The stored minutes of one session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -12,8 +12,8 @@ use crate::pool::{Backend, Store};
 use serde::Serialize;
 use sqlx::Row as _;
 use tiaojie_confirmation::{CourtUpdate, Envelope, Message, Signer};
+use tiaojie_domain::audit::AuditEntry;
 use tiaojie_domain::mediation::{CaseEvent, CaseState, Recorded, RuleError};
-use tiaojie_domain::recording::AuditEntry;
 
 // The lease statement in parts (static SQL: sqlx 0.9 takes no strings built at run time):
 // what a lease sets, which messages it picks, and the guard on the rows it updates. $1 owner,

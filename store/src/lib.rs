@@ -54,8 +54,9 @@ pub use pool::{Backend, Store};
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tiaojie_domain::AuditEntry;
     use tiaojie_domain::LeaveReason;
-    use tiaojie_domain::recording::{AuditEntry, RecordingMode};
+    use tiaojie_domain::recording::RecordingMode;
     use tiaojie_domain::room::NewRoom;
 
     async fn temp_store(tag: &str) -> (Store, std::path::PathBuf) {
@@ -84,7 +85,8 @@ mod tests {
             .await
             .expect("policy");
         assert_eq!(room.recording, None);
-        let entry = AuditEntry::new(5, "admin", "admin", "recording.read", "recording:x", "");
+        let read = tiaojie_domain::AuditAction::Act(tiaojie_domain::Action::RecordingRead);
+        let entry = AuditEntry::new(5, "admin", "admin", read, "recording:x", "");
         store.audit(&entry).await.expect("audit");
         store
             .audit(&AuditEntry {

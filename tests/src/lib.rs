@@ -70,7 +70,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tiaojie_config::Config;
 use tiaojie_domain::Role;
-use tiaojie_signaling::Server;
+use tiaojie_server::Server;
 use tiaojie_signaling::token::TokenRequest;
 
 /// Which database a test server uses.

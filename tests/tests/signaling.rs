@@ -484,7 +484,7 @@ async fn participation_records_survive_a_restart(backend: Backend) {
     m.request(json!({"type": "leave"})).await;
     server.shutdown().await;
     let config = server.config.clone();
-    let restarted = tiaojie_signaling::Server::start(config)
+    let restarted = tiaojie_server::Server::start(config)
         .await
         .expect("restart");
     let records = restarted

@@ -365,7 +365,7 @@ async fn main() -> anyhow::Result<()> {
     let attach = cli.attach.as_deref();
     if attach.is_none() && !bin.exists() {
         bail!(
-            "{} not found: build it first (cargo build --release -p tiaojie-signaling)",
+            "{} not found: build it first (cargo build --release -p tiaojie-server)",
             bin.display()
         );
     }

@@ -3,15 +3,15 @@
 
 use super::error::ApiError;
 use crate::state::AppState;
-use crate::token::Claims;
-use tiaojie_domain::AuditEntry;
 use tiaojie_domain::clock::now_millis;
+use tiaojie_domain::{AuditAction, AuditEntry};
+use tiaojie_signaling::token::Claims;
 
 /// Writes an audit entry; the read it records does not happen if this fails.
 pub(crate) async fn audit(
     state: &AppState,
     claims: &Claims,
-    action: &str,
+    action: AuditAction,
     target: &str,
     detail: &str,
 ) -> Result<(), ApiError> {
@@ -32,7 +32,7 @@ pub(crate) async fn audit_room(
     state: &AppState,
     admin: &Claims,
     room: &str,
-    action: &str,
+    action: AuditAction,
     detail: &str,
 ) -> Result<(), ApiError> {
     state

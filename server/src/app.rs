@@ -5,13 +5,8 @@
 //! every client, records every presence as ended, and closes the database cleanly.
 
 use crate::api;
-use crate::hub::Hub;
-use crate::metrics::Metrics;
-use crate::recording::{RecorderSetupError, Recorders};
 use crate::state::{AppState, CourtLink};
-use crate::token::{KeyError, TokenKeys};
 use crate::web;
-use crate::ws;
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, State};
@@ -24,6 +19,11 @@ use tiaojie_config::Config;
 use tiaojie_domain::LeaveReason;
 use tiaojie_domain::clock::now_millis;
 use tiaojie_media::{MediaError, Sfu, SfuConfig};
+use tiaojie_signaling::hub::Hub;
+use tiaojie_signaling::metrics::Metrics;
+use tiaojie_signaling::recording::{RecorderSetupError, Recorders};
+use tiaojie_signaling::token::{KeyError, TokenKeys};
+use tiaojie_signaling::ws;
 use tiaojie_store::{Store, StoreError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -79,7 +79,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.hub.metrics.render();
     if let Some(sfu) = state.hub.sfu_handle() {
-        text.push_str(&crate::metrics::render_media(sfu.counters()));
+        text.push_str(&tiaojie_signaling::metrics::render_media(sfu.counters()));
     }
     // Cases past their time limit: the admins' alert (an indexed count, per scrape).
     let now = state.hub.clock.now();
@@ -222,7 +222,7 @@ impl Server {
             keys,
             config.signaling.clone(),
             metrics,
-            crate::hub::ShutOut {
+            tiaojie_signaling::hub::ShutOut {
                 revoked_tokens: revoked,
                 removed,
             },
@@ -282,7 +282,7 @@ impl Server {
     pub async fn shutdown(mut self) {
         tracing::info!("shutting down");
         self.hub
-            .shutdown(crate::protocol::reason::SERVER_SHUTDOWN)
+            .shutdown(tiaojie_signaling::protocol::reason::SERVER_SHUTDOWN)
             .await;
         if let Some(sfu) = self.hub.sfu_handle() {
             sfu.shutdown().await;
@@ -334,7 +334,7 @@ async fn retention(hub: Arc<Hub>) {
                 now_millis(),
                 "system",
                 "system",
-                "recording.delete",
+                tiaojie_domain::AuditAction::RecordingDelete,
                 &format!("recording:{id}"),
                 &format!("retention: kept {days} days"),
             );

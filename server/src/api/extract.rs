@@ -3,14 +3,14 @@
 //! is the JSON its OpenAPI document describes, never axum's text. Also the page size rule.
 
 use super::error::{ApiError, counted, json_rejection};
-use crate::protocol::ErrorCode;
 use crate::state::AppState;
-use crate::token::Claims;
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use tiaojie_domain::Grant;
+use tiaojie_signaling::protocol::ErrorCode;
+use tiaojie_signaling::token::Claims;
 
 /// Path parameters whose rejections (a case number that is not a number) are [`ApiError`]s:
 /// every answer of the API is the JSON its OpenAPI document describes, never axum's text.

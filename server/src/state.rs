@@ -1,11 +1,11 @@
 //! What every HTTP handler and the court link can reach: the live-session hub, the
 //! configuration, the fonts, and the court link's shared state.
 
-use crate::hub::Hub;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use tiaojie_config::Config;
 use tiaojie_confirmation::Signer;
+use tiaojie_signaling::hub::Hub;
 use tokio::sync::Notify;
 
 /// What every handler can reach.

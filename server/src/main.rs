@@ -337,7 +337,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let server = tiaojie_signaling::Server::start(config).await?;
+    let server = tiaojie_server::Server::start(config).await?;
     eprintln!(
         "tiaojie is listening on http://{}  (Ctrl-C to stop)",
         server.addr

@@ -326,7 +326,10 @@ async fn audit_verify_recomputes_the_chain_in_the_configured_database() {
         tiaojie_store::Store::connect(&format!("sqlite:{}", dir.join("tiaojie.db").display()), 1)
             .await
             .expect("store");
-    for action in ["recording.read", "recording.download"] {
+    for action in [
+        tiaojie_domain::AuditAction::Act(tiaojie_domain::Action::RecordingRead),
+        tiaojie_domain::AuditAction::RecordingDownload,
+    ] {
         store
             .audit(&tiaojie_domain::AuditEntry::new(
                 1,

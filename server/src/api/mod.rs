@@ -24,13 +24,13 @@ pub mod rooms;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 
-use crate::protocol::{ErrorCode, ErrorDetails};
 use crate::state::AppState;
 use axum::Router;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tiaojie_domain::mediation::Place;
+use tiaojie_signaling::protocol::{ErrorCode, ErrorDetails};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -329,14 +329,14 @@ mod tests {
             twice(format!("grant.{}", grant.as_str()));
         }
         for reason in [
-            crate::protocol::reason::CLOSED_BY_ADMIN,
-            crate::protocol::reason::REMOVED_BY_ADMIN,
-            crate::protocol::reason::REMOVED_BY_MODERATOR,
-            crate::protocol::reason::DECLINED,
-            crate::protocol::reason::SESSION_ENDED,
-            crate::protocol::reason::MEDIATION_ENDED,
-            crate::protocol::reason::NOT_SCHEDULED,
-            crate::protocol::reason::SERVER_SHUTDOWN,
+            tiaojie_signaling::protocol::reason::CLOSED_BY_ADMIN,
+            tiaojie_signaling::protocol::reason::REMOVED_BY_ADMIN,
+            tiaojie_signaling::protocol::reason::REMOVED_BY_MODERATOR,
+            tiaojie_signaling::protocol::reason::DECLINED,
+            tiaojie_signaling::protocol::reason::SESSION_ENDED,
+            tiaojie_signaling::protocol::reason::MEDIATION_ENDED,
+            tiaojie_signaling::protocol::reason::NOT_SCHEDULED,
+            tiaojie_signaling::protocol::reason::SERVER_SHUTDOWN,
         ] {
             twice(format!("close.{reason}"));
         }

@@ -1,8 +1,6 @@
 //! The API's one error shape (`{"error": {"code", "message", "details"}}`), the HTTP status of
 //! each code, and the count of errors by code for `/metrics`.
 
-use crate::hub::SignalError;
-use crate::protocol::{ErrorCode, ErrorDetails, SignalReason};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -10,6 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::sync::atomic::Ordering::Relaxed;
+use tiaojie_signaling::hub::SignalError;
+use tiaojie_signaling::protocol::{ErrorCode, ErrorDetails, SignalReason};
 use utoipa::ToSchema;
 
 /// Every API error's body.

@@ -5,10 +5,7 @@
 use super::audit::{audit, audit_room};
 use super::error::{ApiError, ErrorBody, counted};
 use super::extract::{Admin, ApiJson, ApiPath, ApiQuery};
-use crate::hub::SignalError;
-use crate::protocol::{ErrorCode, MediaKind, MediaState, ParticipantInfo};
 use crate::state::AppState;
-use crate::token::{KeyError, TokenRequest};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
@@ -16,9 +13,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tiaojie_domain::clock::now_millis;
 use tiaojie_domain::mediation::Place;
-use tiaojie_domain::{Grant, NewRoom, Participation, Role, Room};
+use tiaojie_domain::{AuditAction, Grant, NewRoom, Participation, Role, Room};
 use tiaojie_media::ParticipantMediaStats;
 use tiaojie_media::sfu::{LayerStats, PublishedTrackStats, ReceivedTrackStats};
+use tiaojie_signaling::hub::SignalError;
+use tiaojie_signaling::protocol::{ErrorCode, MediaKind, MediaState, ParticipantInfo};
+use tiaojie_signaling::token::{KeyError, TokenRequest};
 use utoipa::{OpenApi, ToSchema};
 
 /// The rooms' and tokens' routes, merged into `/api` by [`super::routes`].
@@ -206,12 +206,12 @@ async fn close_room(
     let result = async {
         let ApiJson(body) = body?;
         let reason = if body.reason.is_empty() {
-            crate::protocol::reason::CLOSED_BY_ADMIN.to_string()
+            tiaojie_signaling::protocol::reason::CLOSED_BY_ADMIN.to_string()
         } else {
             body.reason
         };
         let record = state.hub.close_room(&room, &reason).await?;
-        audit_room(&state, &admin, &room, "room.close", &reason).await?;
+        audit_room(&state, &admin, &room, AuditAction::RoomClose, &reason).await?;
         Ok(Json(RoomView {
             room: record,
             participants: 0,
@@ -271,7 +271,7 @@ async fn remove_participant(
     let result = async {
         let ApiJson(body) = body?;
         let reason = if body.reason.is_empty() {
-            crate::protocol::reason::REMOVED_BY_ADMIN.to_string()
+            tiaojie_signaling::protocol::reason::REMOVED_BY_ADMIN.to_string()
         } else {
             body.reason
         };
@@ -280,7 +280,7 @@ async fn remove_participant(
             &state,
             &admin,
             &room,
-            "person.remove",
+            AuditAction::PersonRemove,
             &format!("{identity}: {reason}"),
         )
         .await?;
@@ -301,7 +301,7 @@ async fn readmit_participant(
 ) -> Result<StatusCode, ApiError> {
     let result = async {
         state.hub.readmit(&room, &identity).await?;
-        audit_room(&state, &admin, &room, "person.readmit", &identity).await?;
+        audit_room(&state, &admin, &room, AuditAction::PersonReadmit, &identity).await?;
         Ok(StatusCode::NO_CONTENT)
     }
     .await;
@@ -334,8 +334,8 @@ async fn mute_participant(
             .hub
             .moderate_mute(&room, &identity, body.kind, body.muted)
             .await?;
-        let detail = crate::hub::mute_detail(&identity, body.kind, body.muted);
-        audit_room(&state, &admin, &room, "person.mute", &detail).await?;
+        let detail = tiaojie_signaling::hub::mute_detail(&identity, body.kind, body.muted);
+        audit_room(&state, &admin, &room, AuditAction::PersonMute, &detail).await?;
         Ok(Json(info))
     }
     .await;
@@ -368,7 +368,7 @@ async fn move_participant(
             .move_participant(&room, &identity, body.space)
             .await?;
         let detail = format!("{identity} to {}", body.space);
-        audit_room(&state, &admin.0, &room, "person.move", &detail).await?;
+        audit_room(&state, &admin.0, &room, AuditAction::PersonMove, &detail).await?;
         Ok(Json(info))
     }
     .await;
@@ -428,7 +428,7 @@ async fn update_grants(
             .await?;
         let grants: Vec<&str> = info.grants.iter().map(|g| g.as_str()).collect();
         let detail = format!("{identity}: {}", grants.join(","));
-        audit_room(&state, &admin, &room, "person.grants", &detail).await?;
+        audit_room(&state, &admin, &room, AuditAction::PersonGrants, &detail).await?;
         Ok(Json(info))
     }
     .await;
@@ -515,8 +515,10 @@ async fn create_token(
         // case's room beside the case API's.
         let detail = format!("{} as {} ({})", claims.sub, claims.role, claims.jti);
         match &claims.room {
-            Some(room) => audit_room(&state, &admin, room, "token.issue", &detail).await?,
-            None => audit(&state, &admin, "token.issue", "server", &detail).await?,
+            Some(room) => {
+                audit_room(&state, &admin, room, AuditAction::TokenIssue, &detail).await?
+            }
+            None => audit(&state, &admin, AuditAction::TokenIssue, "server", &detail).await?,
         }
         let join_url = claims.room.as_ref().map(|_| {
             format!(

@@ -12,17 +12,19 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tiaojie_config::RecordingConfig;
-use tiaojie_domain::{AuditEntry, AuditVerification, Grant, RecordingMode, Role, Room};
+use tiaojie_domain::{
+    Action, AuditAction, AuditEntry, AuditVerification, Grant, RecordingMode, Role, Room,
+};
 use utoipa::ToSchema;
 
 use super::audit::audit;
 use super::error::{ApiError, ErrorBody, counted};
 use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, Caller, page_limit};
-use crate::hub::SignalError;
-use crate::protocol::{ErrorCode, RecordAction, RecordingStatus, SignalReason};
-use crate::recording::RecordingView;
 use crate::state::AppState;
-use crate::token::Claims;
+use tiaojie_signaling::hub::SignalError;
+use tiaojie_signaling::protocol::{ErrorCode, RecordAction, RecordingStatus, SignalReason};
+use tiaojie_signaling::recording::RecordingView;
+use tiaojie_signaling::token::Claims;
 
 /// The recordings routes, merged into `/api` by [`super::routes`].
 pub fn routes() -> Router<AppState> {
@@ -53,14 +55,14 @@ pub fn routes() -> Router<AppState> {
         verify_audit_log
     ),
     components(schemas(
-        crate::recording::RecordingView,
-        crate::recording::RecordingFile,
+        tiaojie_signaling::recording::RecordingView,
+        tiaojie_signaling::recording::RecordingFile,
         RecordingDetail,
         ControlRecording,
         RecordingPolicy,
-        crate::protocol::RecordingStatus,
-        crate::protocol::RecordingState,
-        crate::protocol::RecordAction,
+        tiaojie_signaling::protocol::RecordingStatus,
+        tiaojie_signaling::protocol::RecordingState,
+        tiaojie_signaling::protocol::RecordAction,
         tiaojie_domain::RecordingMode,
         tiaojie_domain::AuditEntry,
         tiaojie_domain::AuditVerification,
@@ -125,7 +127,7 @@ async fn readable(
         audit(
             state,
             claims,
-            "recording.denied",
+            AuditAction::RecordingDenied,
             &format!("recording:{id}"),
             what,
         )
@@ -154,7 +156,7 @@ pub(crate) async fn list_recordings(
                 audit(
                     &state,
                     &claims,
-                    "recording.denied",
+                    AuditAction::RecordingDenied,
                     &format!("room:{room}"),
                     "list",
                 )
@@ -163,7 +165,7 @@ pub(crate) async fn list_recordings(
             }
             format!("room:{room}")
         };
-        audit(&state, &claims, "recording.list", &scope, "").await?;
+        audit(&state, &claims, AuditAction::RecordingList, &scope, "").await?;
         let recorders = state.hub.recorders().clone();
         let all = blocking(move || recorders.list()).await?;
         Ok(Json(
@@ -205,7 +207,7 @@ pub(crate) async fn get_recording(
         audit(
             &state,
             &claims,
-            "recording.read",
+            AuditAction::Act(Action::RecordingRead),
             &format!("recording:{id}"),
             "",
         )
@@ -246,7 +248,14 @@ pub(crate) async fn download_file(
             .map_err(|_| not_found())?;
         let length = handle.metadata().await.map(|m| m.len()).unwrap_or(0);
         let target = format!("recording:{id}");
-        audit(&state, &claims, "recording.download", &target, &file).await?;
+        audit(
+            &state,
+            &claims,
+            AuditAction::RecordingDownload,
+            &target,
+            &file,
+        )
+        .await?;
         let content_type = if file.ends_with(".webm") {
             "video/webm"
         } else if file.ends_with(".opus") {
@@ -327,7 +336,7 @@ pub(crate) async fn delete_recording(
         audit(
             &state,
             &claims,
-            "recording.delete",
+            AuditAction::RecordingDelete,
             &format!("recording:{id}"),
             &query.reason,
         )
@@ -379,7 +388,7 @@ pub(crate) async fn control_recording(
                 &room,
                 &claims.sub,
                 claims.role.as_str(),
-                body.action.audit_name(),
+                body.action.audit_action(),
                 &status.audit_detail(),
             )
             .await?;
@@ -418,7 +427,7 @@ pub(crate) async fn set_policy(
         audit(
             &state,
             &claims,
-            "room.recording_policy",
+            AuditAction::RoomRecordingPolicy,
             &format!("room:{room}"),
             body.recording
                 .map_or("server default", RecordingMode::as_str),
@@ -517,8 +526,8 @@ mod tests {
 
     #[test]
     fn a_recording_holds_a_private_room_by_its_own_events() {
-        use crate::recording::may_hold_private_rooms;
         use tiaojie_recorder::EventKind;
+        use tiaojie_signaling::recording::may_hold_private_rooms;
         let started = |private_rooms| {
             event(EventKind::Started {
                 room: "r1".into(),

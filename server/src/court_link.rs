@@ -89,7 +89,7 @@ async fn serve(state: AppState, socket: WebSocket) -> Result<(), LinkError> {
     let (mut tx, mut rx) = socket.split();
     let link = &state.court;
     // 1. The key proof.
-    let nonce = crate::ids::random_token(32);
+    let nonce = tiaojie_signaling::ids::random_token(32);
     send(
         &mut tx,
         &ToBridge::Challenge {
@@ -133,7 +133,7 @@ async fn serve(state: AppState, socket: WebSocket) -> Result<(), LinkError> {
     tracing::info!(%bridge, "court bridge connected");
     link.connected.fetch_add(1, Relaxed);
     // Each connection leases under its own name, and gives back what it held when it ends.
-    let owner = format!("{bridge}/{}", crate::ids::random_id());
+    let owner = format!("{bridge}/{}", tiaojie_signaling::ids::random_id());
     // A link that loses packets closes nothing: the connection ends when nothing (not even a
     // pong) has come for a few heartbeats, whatever `run` is waiting for (a send to a dead
     // link can wait for minutes).
@@ -385,7 +385,7 @@ async fn take_result(
                 now,
                 &update.judge,
                 "court",
-                "confirmation.court_update",
+                tiaojie_domain::AuditAction::CourtUpdate,
                 &format!("case:{}", case.id),
                 &detail,
             );

@@ -13,7 +13,6 @@
 //! Graceful shutdown: every connection is told to finish its request and close; `serve` returns
 //! when all HTTP connections have (upgraded WebSockets are ended by the hub, not here).
 
-use crate::metrics::Metrics;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -24,6 +23,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tiaojie_signaling::metrics::Metrics;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;

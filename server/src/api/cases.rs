@@ -9,11 +9,7 @@
 use super::audit::audit;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, page_limit};
-use crate::hub::SignalError;
-use crate::live_room::Audience;
-use crate::protocol::{ErrorCode, Event, SignalReason};
 use crate::state::AppState;
-use crate::token::{Claims, TokenRequest};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +26,11 @@ use tiaojie_domain::mediation::{
     Place, Recorded, RuleError, Side,
 };
 use tiaojie_domain::permission::{self, Action, Asker};
-use tiaojie_domain::{AuditEntry, Grant, NewRoom, Role};
+use tiaojie_domain::{AuditAction, AuditEntry, Grant, NewRoom, Role};
+use tiaojie_signaling::hub::SignalError;
+use tiaojie_signaling::live_room::Audience;
+use tiaojie_signaling::protocol::{ErrorCode, Event, SignalReason};
+use tiaojie_signaling::token::{Claims, TokenRequest};
 use tiaojie_store::{CaseSummary, MediatorRating, Minutes};
 use utoipa::{OpenApi, ToSchema};
 
@@ -270,14 +270,18 @@ async fn refuse(
     why: impl Into<SignalError>,
 ) -> ApiError {
     let why: SignalError = why.into();
-    if let Err(e) = audit(state, claims, "permission.denied", target, &why.message).await {
+    if let Err(e) = audit(
+        state,
+        claims,
+        AuditAction::PermissionDenied,
+        target,
+        &why.message,
+    )
+    .await
+    {
         return e;
     }
     why.into()
-}
-
-fn name_of(action: Action) -> &'static str {
-    permission::rule_for(action).name
 }
 
 /// Who a view is for: what they may see of the case.
@@ -324,7 +328,7 @@ fn audit_entry(claims: &Claims, action: Action, case_id: &str, detail: &str) -> 
         tiaojie_domain::clock::now_millis(),
         &claims.sub,
         claims.role.as_str(),
-        name_of(action),
+        AuditAction::Act(action),
         &target(case_id),
         detail,
     )
@@ -566,7 +570,7 @@ async fn list_cases(
     audit(
         &state,
         &claims,
-        "case.list",
+        AuditAction::Act(Action::CaseList),
         "cases",
         &format!("{} cases", cases.len()),
     )
@@ -613,13 +617,13 @@ async fn open_case(
     if let Some(denied) = denied {
         return Err(refuse(&state, &claims, "cases", denied).await);
     }
-    let id = crate::ids::case_id();
+    let id = tiaojie_signaling::ids::case_id();
     let now = state.hub.clock.now();
     let entry = AuditEntry::new(
         tiaojie_domain::clock::now_millis(),
         &claims.sub,
         claims.role.as_str(),
-        "case.create",
+        AuditAction::Act(Action::CaseCreate),
         &target(&id),
         new.number.trim(),
     );
@@ -644,7 +648,14 @@ async fn read_case(state: &AppState, claims: Claims, case_id: &str) -> Result<St
         .current()
         .map(|v| format!("agreement version {} ({})", v.version, v.sha256))
         .unwrap_or_default();
-    audit(state, &s.claims, "case.read", &target(case_id), &shown).await?;
+    audit(
+        state,
+        &s.claims,
+        AuditAction::Act(Action::CaseRead),
+        &target(case_id),
+        &shown,
+    )
+    .await?;
     Ok(s)
 }
 
@@ -703,7 +714,14 @@ async fn case_events(
     ApiPath(case_id): ApiPath<String>,
 ) -> Result<Json<Vec<Recorded>>, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::CaseEventsRead, None).await?;
-    audit(&state, &s.claims, "case.events.read", &target(&case_id), "").await?;
+    audit(
+        &state,
+        &s.claims,
+        AuditAction::Act(Action::CaseEventsRead),
+        &target(&case_id),
+        "",
+    )
+    .await?;
     Ok(Json(state.hub.store().case_events(&case_id).await?))
 }
 
@@ -758,7 +776,7 @@ async fn schedule_session(
         None,
     )
     .await?;
-    let room = crate::ids::session_room(&case_id);
+    let room = tiaojie_signaling::ids::session_room(&case_id);
     let now = state.hub.clock.now();
     let new_room = NewRoom {
         name: room.clone(),
@@ -783,7 +801,7 @@ async fn schedule_session(
         Err(e) => {
             let _ = state
                 .hub
-                .close_room(&room, crate::protocol::reason::NOT_SCHEDULED)
+                .close_room(&room, tiaojie_signaling::protocol::reason::NOT_SCHEDULED)
                 .await;
             Err(e)
         }
@@ -967,7 +985,10 @@ async fn end_session(
     if let Ok(session) = case.session(n) {
         let _ = state
             .hub
-            .close_room(&session.room, crate::protocol::reason::SESSION_ENDED)
+            .close_room(
+                &session.room,
+                tiaojie_signaling::protocol::reason::SESSION_ENDED,
+            )
             .await;
     }
     Ok(Json(view(&state, case, &viewer).await?))
@@ -1098,7 +1119,7 @@ async fn move_person(
     audit(
         &state,
         &s.claims,
-        "person.move",
+        AuditAction::PersonMove,
         &target(&case_id),
         &format!("{person} to {}", b.to),
     )
@@ -1177,7 +1198,7 @@ async fn read_minutes(
     audit(
         &state,
         &s.claims,
-        "minutes.read",
+        AuditAction::Act(Action::MinutesRead),
         &target(&case_id),
         &format!("session {n} revision {}", minutes.revision),
     )
@@ -1228,7 +1249,7 @@ async fn save_minutes(
     audit(
         &state,
         &s.claims,
-        "minutes.edit",
+        AuditAction::Act(Action::MinutesEdit),
         &target(&case_id),
         &format!(
             "session {n} revision {} sha256 {}",
@@ -1236,19 +1257,16 @@ async fn save_minutes(
         ),
     )
     .await?;
-    if let Some(live) = state.hub.existing_room(&session.room) {
-        let mut room = live.state.lock().await;
-        let seq = room.next_seq();
-        let event = Event::MinutesUpdated {
+    state
+        .hub
+        .announce(&session.room, Audience::All, |seq| Event::MinutesUpdated {
             seq,
             case: case_id.clone(),
             session: n,
             revision: minutes.revision,
             sha256: minutes.sha256.clone(),
-        };
-        let stalled = room.broadcast(&event, Audience::All);
-        state.hub.handle_stalled(&live, &mut room, stalled);
-    }
+        })
+        .await;
     Ok(Json(minutes))
 }
 
@@ -1301,7 +1319,7 @@ async fn replace_minutes(
         .ok()
         .and_then(|c| c.session(n).ok().map(|s| s.room.clone()));
     let recorded =
-        room.is_some_and(|room| state.hub.recorders.list().iter().any(|r| r.room == room));
+        room.is_some_and(|room| state.hub.recorders().list().iter().any(|r| r.room == room));
     let (case, viewer) = command(
         &state,
         claims,
@@ -1371,7 +1389,7 @@ async fn read_agreement(
     audit(
         &state,
         &s.claims,
-        "agreement.read",
+        AuditAction::Act(Action::AgreementRead),
         &target(&case_id),
         &format!("version {version}"),
     )
@@ -1422,7 +1440,7 @@ async fn agreement_document(
     audit(
         &state,
         &s.claims,
-        "agreement.download",
+        AuditAction::AgreementDownload,
         &target(&case_id),
         &detail,
     )
@@ -1457,7 +1475,7 @@ async fn minutes_document(
     audit(
         &state,
         &s.claims,
-        "minutes.download",
+        AuditAction::MinutesDownload,
         &target(&case_id),
         &detail,
     )
@@ -1483,7 +1501,7 @@ async fn ruling_document(
     audit(
         &state,
         &s.claims,
-        "ruling.download",
+        AuditAction::RulingDownload,
         &target(&case_id),
         &sha,
     )
@@ -1658,13 +1676,18 @@ async fn refuse_agreement(
         |c| c.refuse(&person, b.version, &b.reason),
     )
     .await?;
-    close_session_rooms(&state, &case, crate::protocol::reason::MEDIATION_ENDED).await;
+    close_session_rooms(
+        &state,
+        &case,
+        tiaojie_signaling::protocol::reason::MEDIATION_ENDED,
+    )
+    .await;
     Ok(Json(view(&state, case, &viewer).await?))
 }
 
 async fn close_session_rooms(state: &AppState, case: &CaseState, reason: &str) {
     for s in &case.sessions {
-        if state.hub.existing_room(&s.room).is_some() {
+        if state.hub.is_live(&s.room) {
             let _ = state.hub.close_room(&s.room, reason).await;
         }
     }
@@ -1690,7 +1713,12 @@ async fn record_outcome(
         |c| c.record_outcome(&outcome),
     )
     .await?;
-    close_session_rooms(&state, &case, crate::protocol::reason::MEDIATION_ENDED).await;
+    close_session_rooms(
+        &state,
+        &case,
+        tiaojie_signaling::protocol::reason::MEDIATION_ENDED,
+    )
+    .await;
     Ok(Json(view(&state, case, &viewer).await?))
 }
 
@@ -1806,7 +1834,14 @@ async fn mediator_ratings(
     if let Err(denied) = permission::check(Action::RatingRead, asker) {
         return Err(refuse(&state, &claims, "ratings", denied).await);
     }
-    audit(&state, &claims, "rating.read", "ratings", "").await?;
+    audit(
+        &state,
+        &claims,
+        AuditAction::Act(Action::RatingRead),
+        "ratings",
+        "",
+    )
+    .await?;
     Ok(Json(state.hub.store().mediator_ratings().await?))
 }
 
@@ -1863,7 +1898,7 @@ fn recording_heads(
 ) -> Vec<tiaojie_confirmation::application::RecordingHead> {
     state
         .hub
-        .recorders
+        .recorders()
         .list()
         .into_iter()
         .filter(|r| rooms.contains(&r.room))
@@ -1901,7 +1936,7 @@ async fn apply_for_confirmation(
             },
         ));
     }
-    let message_id = crate::ids::random_id();
+    let message_id = tiaojie_signaling::ids::random_id();
     let now = state.hub.clock.now();
     let (case, viewer) = command_with_outbox(
         &state,
@@ -1925,7 +1960,7 @@ async fn withdraw_confirmation(
     Caller(claims): Caller,
     ApiPath((case_id, person)): ApiPath<(String, String)>,
 ) -> Result<Json<CaseView>, ApiError> {
-    let message_id = crate::ids::random_id();
+    let message_id = tiaojie_signaling::ids::random_id();
     let (case, viewer) = command_with_outbox(
         &state,
         claims,
@@ -1977,7 +2012,7 @@ async fn retry_confirmation_message(
     audit(
         &state,
         &claims,
-        "confirmation.retry",
+        AuditAction::ConfirmationRetry,
         &format!("message:{message}"),
         "",
     )
