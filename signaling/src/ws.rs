@@ -8,6 +8,10 @@
 //! is answered with an `error` and the connection stays up; only a message over the hard size
 //! limit (close 1009) or a socket error ends it. Ending without `leave` is a drop: the member is
 //! held for the grace period.
+//!
+//! The loop is generic over the socket (any `Stream` of frames that is also a `Sink` of them):
+//! the server hands it axum's WebSocket, the unit tests below an in-memory pipe whose client
+//! can stop reading.
 
 use crate::hub::{Hub, Moderation, Session, SignalError};
 use crate::live_room::{Link, Outbound};
@@ -15,7 +19,8 @@ use crate::protocol::{
     self, ClientMessage, ErrorCode, ModerateAction, PROTOCOL_VERSION, Reply, RequestId, to_text,
 };
 use crate::rate_limit::TokenBucket;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message};
+use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -48,7 +53,10 @@ struct ConnectionState {
 }
 
 /// Serves one upgraded WebSocket until it closes.
-pub async fn serve(socket: WebSocket, hub: Arc<Hub>) {
+pub async fn serve<S>(socket: S, hub: Arc<Hub>)
+where
+    S: Socket,
+{
     hub.metrics.connections_total.fetch_add(1, Relaxed);
     hub.metrics.connections_open.fetch_add(1, Relaxed);
     let conn = hub.connect();
@@ -64,8 +72,22 @@ pub async fn serve(socket: WebSocket, hub: Arc<Hub>) {
     hub.metrics.connections_open.fetch_sub(1, Relaxed);
 }
 
-async fn run(
-    mut socket: WebSocket,
+/// What a connection runs over: frames in, frames out (axum's `WebSocket` is one).
+pub trait Socket:
+    Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
+{
+}
+
+impl<S> Socket for S where
+    S: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Unpin
+        + Send
+{
+}
+
+async fn run<S: Socket>(
+    mut socket: S,
     hub: Arc<Hub>,
     link: Link,
     mut rx: tokio::sync::mpsc::Receiver<Outbound>,
@@ -119,7 +141,7 @@ async fn run(
                 }
                 None => break,
             },
-            frame = out.socket.recv(), if reading => {
+            frame = out.socket.next(), if reading => {
                 last_heard = Instant::now();
                 match frame {
                     Some(Ok(Message::Text(text))) => {
@@ -175,8 +197,8 @@ pub const CLOSE_JOIN_TIMEOUT: u16 = 4408;
 /// The socket's write side: every write has a deadline, so a client that stops reading (its
 /// kernel buffers full) cannot hold the task — and with it the idle check, the outbound queue's
 /// limit and a takeover's kill switch — forever.
-struct Writer<'a> {
-    socket: &'a mut WebSocket,
+struct Writer<'a, S> {
+    socket: &'a mut S,
     deadline: Duration,
 }
 
@@ -203,7 +225,7 @@ impl WriteFailed {
     }
 }
 
-impl Writer<'_> {
+impl<S: Socket> Writer<'_, S> {
     async fn send(&mut self, message: Message) -> Result<(), WriteFailed> {
         match tokio::time::timeout(self.deadline, self.socket.send(message)).await {
             Ok(Ok(())) => Ok(()),
@@ -498,4 +520,182 @@ fn check_sdp(sdp: &str) -> Result<(), SignalError> {
         return Err(SignalError::new(ErrorCode::InvalidMessage, "SDP too large"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The connection loop driven in memory: a pipe stands in for the socket, a hub over a
+    //! temporary SQLite store behind it, no network and no SFU.
+
+    use super::*;
+    use crate::hub::ShutOut;
+    use crate::metrics::Metrics;
+    use crate::recording::Recorders;
+    use crate::token::TokenKeys;
+    use std::pin::Pin;
+    use std::sync::atomic::AtomicBool;
+    use std::task::{Context, Poll};
+    use tokio::sync::mpsc;
+
+    /// The test's end of a connection: frames to send, frames received, and whether the
+    /// client is reading (not reading, the socket never takes another frame).
+    struct Client {
+        send: mpsc::UnboundedSender<Message>,
+        received: mpsc::UnboundedReceiver<Message>,
+        reading: Arc<AtomicBool>,
+    }
+
+    /// The server's end.
+    struct Pipe {
+        incoming: mpsc::UnboundedReceiver<Message>,
+        outgoing: mpsc::UnboundedSender<Message>,
+        reading: Arc<AtomicBool>,
+    }
+
+    fn pipe() -> (Client, Pipe) {
+        let (to_server, incoming) = mpsc::unbounded_channel();
+        let (outgoing, received) = mpsc::unbounded_channel();
+        let reading = Arc::new(AtomicBool::new(true));
+        let client = Client {
+            send: to_server,
+            received,
+            reading: reading.clone(),
+        };
+        let server = Pipe {
+            incoming,
+            outgoing,
+            reading,
+        };
+        (client, server)
+    }
+
+    impl Stream for Pipe {
+        type Item = Result<Message, axum::Error>;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.incoming.poll_recv(cx).map(|m| m.map(Ok))
+        }
+    }
+
+    impl Sink<Message> for Pipe {
+        type Error = axum::Error;
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            // A client that stopped reading: the kernel's buffers are full, the write waits
+            // for ever (the loop's deadline is what wakes it).
+            if self.reading.load(Relaxed) {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        }
+
+        fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+            let _ = self.outgoing.send(item);
+            Ok(())
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    async fn hub(tag: &str, tune: impl FnOnce(&mut tiaojie_config::Config)) -> Arc<Hub> {
+        let dir = std::env::temp_dir().join(format!("tiaojie-ws-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut config = tiaojie_config::Config::default();
+        tune(&mut config);
+        let store = tiaojie_store::Store::connect(&format!("sqlite://{}/t.db", dir.display()), 2)
+            .await
+            .expect("store");
+        let keys = TokenKeys::from_config(&config.auth, &dir).expect("keys");
+        let recorders = Recorders::open(&config.recording, &dir).expect("recorders");
+        Arc::new(Hub::new(
+            store,
+            Arc::new(keys),
+            config.signaling,
+            Arc::new(Metrics::default()),
+            ShutOut {
+                revoked_tokens: Vec::new(),
+                removed: Vec::new(),
+            },
+            None,
+            Arc::new(recorders),
+        ))
+    }
+
+    fn text(m: &Message) -> serde_json::Value {
+        match m {
+            Message::Text(t) => serde_json::from_str(t.as_str()).expect("JSON"),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_frame_is_answered_and_the_connection_stays() {
+        let hub = hub("malformed", |_| {}).await;
+        let (mut client, socket) = pipe();
+        let task = tokio::spawn(serve(socket, hub.clone()));
+        for _ in 0..2 {
+            client
+                .send
+                .send(Message::Text("{nope".into()))
+                .expect("send");
+            let reply = client.received.recv().await.expect("a reply");
+            assert_eq!(text(&reply)["type"], "error");
+            assert_eq!(text(&reply)["code"], "malformed_message");
+        }
+        client
+            .send
+            .send(Message::Binary(Default::default()))
+            .expect("send");
+        let reply = client.received.recv().await.expect("a reply");
+        assert_eq!(text(&reply)["code"], "unsupported_frame");
+        assert!(!task.is_finished(), "bad input does not end the connection");
+        drop(client.send);
+        task.await.expect("the task ends when the socket does");
+        assert_eq!(hub.metrics.connections_open.load(Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_never_joins_is_closed_with_4408() {
+        let hub = hub("join-deadline", |c| {
+            c.signaling.join_timeout = Duration::from_millis(100);
+        })
+        .await;
+        let (mut client, socket) = pipe();
+        let task = tokio::spawn(serve(socket, hub.clone()));
+        match client.received.recv().await {
+            Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CLOSE_JOIN_TIMEOUT),
+            other => panic!("expected close 4408, got {other:?}"),
+        }
+        task.await.expect("the task ends");
+        assert_eq!(hub.metrics.join_timeouts.load(Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_ends_its_task() {
+        let hub = hub("stalled", |c| {
+            c.signaling.send_timeout = Duration::from_millis(100);
+        })
+        .await;
+        let (client, socket) = pipe();
+        let task = tokio::spawn(serve(socket, hub.clone()));
+        client.reading.store(false, Relaxed);
+        // The answer to this cannot be written: the write's deadline ends the connection.
+        client
+            .send
+            .send(Message::Text("{nope".into()))
+            .expect("send");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the task ends instead of waiting for the client")
+            .expect("no panic");
+        assert_eq!(hub.metrics.stalled.load(Relaxed), 1);
+        assert_eq!(hub.metrics.connections_open.load(Relaxed), 0);
+    }
 }
