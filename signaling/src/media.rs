@@ -5,6 +5,13 @@
 //! only) and hands every change to the SFU, which applies it to forwarding without touching
 //! anyone's connection. The SFU's events (server offers, the active speaker, a lost media
 //! connection) come back here and go out as signaling events.
+//!
+//! Room locks are held across SFU round trips (a standing change is applied before the room's
+//! next event is sent, so nobody hears of a move before its media follows). That cannot
+//! deadlock: the SFU's task never waits on the hub — its events go out on an unbounded
+//! channel, read by [`Hub::relay_media_events`] which takes room locks on its own task — so a
+//! round trip waits only for the media task's queue. The cost is that the room's next operation
+//! waits for that round trip; other rooms do not.
 
 use std::sync::Arc;
 
