@@ -161,7 +161,9 @@ pub async fn serve(
             tokio::spawn(refuse(stream, peer));
             continue;
         };
-        let _ = stream.set_nodelay(true);
+        // No TCP_NODELAY: axum's own default, which every figure in BENCHMARKS.md was measured
+        // with. Turned on, the court link's small frames stopped coalescing and rulings took
+        // p99 38-42 ms instead of 4-10 ms in `confirmation-bench` (2026-12-05).
         let io = TokioIo::new(Counted {
             stream,
             _slot: slot,
