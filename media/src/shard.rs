@@ -368,9 +368,11 @@ pub(crate) struct Shard {
     timers: BTreeSet<(Instant, PeerKey)>,
     work: VecDeque<(PeerKey, Event)>,
     outbox: Outbox,
-    /// Addresses str0m answered a STUN binding request to during the current input: the
-    /// request passed its integrity check (a forged one is dropped unanswered).
-    stun_answered: Vec<SocketAddr>,
+    /// A new source whose binding request is being handled: str0m answers it only if it
+    /// passed its integrity check (a forged one is dropped unanswered).
+    stun_watch: Option<SocketAddr>,
+    /// str0m answered `stun_watch` during the current input.
+    stun_answered: bool,
     events: mpsc::UnboundedSender<MediaEvent>,
     counters: Arc<SfuCounters>,
     next_key: PeerKey,
@@ -416,7 +418,8 @@ impl Shard {
             timers: BTreeSet::new(),
             work: VecDeque::new(),
             outbox: Outbox::new(),
-            stun_answered: Vec::new(),
+            stun_watch: None,
+            stun_answered: false,
             events,
             counters,
             next_key: 1,
@@ -498,18 +501,19 @@ impl Shard {
             return;
         };
         let now = Instant::now();
-        self.stun_answered.clear();
+        self.stun_watch = new_source.then_some(source);
+        self.stun_answered = false;
         // A new address is learnt only once str0m has answered its binding request, i.e. the
         // request carried the participant's ICE password (MESSAGE-INTEGRITY). Anyone can copy
         // a ufrag off the wire; learning from the ufrag alone let eight forged requests evict
         // a participant's real address and stop their media.
         if let Mutated::Done(Some(())) =
             self.mutate(key, |rtc| rtc.handle_input(Input::Receive(now, receive)))
-            && new_source
-            && self.stun_answered.contains(&source)
+            && self.stun_answered
         {
             self.demux.add_addr(source, key);
         }
+        self.stun_watch = None;
         self.run_work();
     }
 
@@ -556,6 +560,7 @@ impl Shard {
             counters: &self.counters,
             outbox: &mut self.outbox,
             work: &mut self.work,
+            stun_watch: self.stun_watch,
             stun_answered: &mut self.stun_answered,
             key,
         };
@@ -1892,7 +1897,8 @@ struct Sink<'a> {
     counters: &'a SfuCounters,
     outbox: &'a mut Outbox,
     work: &'a mut VecDeque<(PeerKey, Event)>,
-    stun_answered: &'a mut Vec<SocketAddr>,
+    stun_watch: Option<SocketAddr>,
+    stun_answered: &'a mut bool,
     key: PeerKey,
 }
 
@@ -1918,8 +1924,11 @@ fn drain(rtc: &mut Rtc, sink: Sink<'_>) -> Result<Instant, RtcError> {
                 }
             }
             Output::Transmit(t) => {
-                if crate::demux::is_stun_success(&t.contents) {
-                    sink.stun_answered.push(t.destination);
+                // Only while a new source waits to be learnt: other transmits pay one compare.
+                if sink.stun_watch == Some(t.destination)
+                    && crate::demux::is_stun_success(&t.contents)
+                {
+                    *sink.stun_answered = true;
                 }
                 sink.outbox
                     .push(t.destination, t.contents, sink.socket, sink.counters)
