@@ -161,11 +161,9 @@ pub enum StartError {
 pub struct Server {
     /// The bound address (the real port when configured with port 0).
     pub addr: SocketAddr,
-    /// Live rooms, for in-process callers such as tests.
-    pub hub: Arc<Hub>,
-    /// The court link's state (the server's sealing key), for in-process callers.
-    pub court: Arc<CourtLink>,
-    config: Arc<Config>,
+    /// What the handlers reach (live rooms, configuration, the court link), for in-process
+    /// callers such as tests.
+    pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -246,13 +244,13 @@ impl Server {
             source,
         })?;
         let fonts = crate::documents::load_fonts(&config.documents).await;
-        let court = Arc::new(CourtLink::new(hub.recorders().key_der()));
-        let router = app(AppState {
-            court: court.clone(),
+        let state = AppState {
+            court: Arc::new(CourtLink::new(hub.recorders().key_der())),
             hub: hub.clone(),
             config: config.clone(),
             fonts,
-        });
+        };
+        let router = app(state.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let limits = crate::listener::Limits {
             header_timeout: config.server.header_timeout,
@@ -268,9 +266,7 @@ impl Server {
         tracing::info!(%addr, database = ?hub.store().backend(), "tiaojie serving");
         Ok(Server {
             addr,
-            hub,
-            court,
-            config,
+            state,
             stop: Some(stop),
             task,
         })
@@ -281,16 +277,18 @@ impl Server {
     /// to finish, and the database is closed cleanly.
     pub async fn shutdown(mut self) {
         tracing::info!("shutting down");
-        self.hub
+        self.state
+            .hub
             .shutdown(tiaojie_signaling::protocol::reason::SERVER_SHUTDOWN)
             .await;
-        if let Some(sfu) = self.hub.sfu_handle() {
+        if let Some(sfu) = self.state.hub.sfu_handle() {
             sfu.shutdown().await;
         }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match tokio::time::timeout(self.config.server.shutdown_timeout, &mut self.task).await {
+        match tokio::time::timeout(self.state.config.server.shutdown_timeout, &mut self.task).await
+        {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
             Err(_) => {
@@ -299,14 +297,15 @@ impl Server {
             }
         }
         // Recordings stopped by the shutdown finish their files before the database closes.
-        let recorders = self.hub.recorders().clone();
+        let recorders = self.state.hub.recorders().clone();
         let _ = tokio::task::spawn_blocking(move || recorders.wait_for_workers()).await;
         let _ = self
+            .state
             .hub
             .store()
             .end_open_participations(LeaveReason::ServerShutdown, now_millis())
             .await;
-        self.hub.store().close().await;
+        self.state.hub.store().close().await;
         tracing::info!("stopped");
     }
 }

@@ -24,7 +24,7 @@ impl Hub {
             );
         }
         for session in &case.sessions {
-            if self.existing_room(&session.room).is_none() {
+            if !self.is_live(&session.room) {
                 continue;
             }
             if let Err(e) = self.recheck_room(&session.room).await {

@@ -225,21 +225,13 @@ impl Hub {
         mut finished: tokio::sync::mpsc::UnboundedReceiver<Finished>,
     ) {
         while let Some(f) = finished.recv().await {
-            let Some(live) = self.existing_room(&f.room) else {
-                continue;
-            };
-            let mut state = live.state.lock().await;
-            let seq = state.next_seq();
-            let stalled = state.broadcast(
-                &Event::RecordingFinished {
-                    seq,
-                    recording: f.id,
-                    chain_head: f.chain_head,
-                    complete: f.complete,
-                },
-                Audience::All,
-            );
-            self.handle_stalled(&live, &mut state, stalled);
+            self.announce(&f.room, Audience::All, |seq| Event::RecordingFinished {
+                seq,
+                recording: f.id,
+                chain_head: f.chain_head,
+                complete: f.complete,
+            })
+            .await;
         }
     }
 

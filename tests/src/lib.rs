@@ -173,6 +173,7 @@ impl TestServer {
     /// A join token like [`TestServer::token`] that expires after `ttl`.
     pub fn token_with_ttl(&self, room: &str, identity: &str, role: Role, ttl: Duration) -> String {
         self.running()
+            .state
             .hub
             .keys()
             .issue(&TokenRequest {
@@ -195,12 +196,13 @@ impl TestServer {
 
     /// The server's workflow clock (tests move it forward to reach time limits).
     pub fn clock(&self) -> &tiaojie_domain::clock::Clock {
-        &self.running().hub.clock
+        &self.running().state.hub.clock
     }
 
     /// The server's Ed25519 public key (base64): what the court bridge verifies with.
     pub fn server_public_key(&self) -> String {
         self.running()
+            .state
             .court
             .signer
             .as_ref()
@@ -318,6 +320,7 @@ impl TestServer {
 
 fn issue(server: &Server, room: Option<&str>, identity: &str, role: Role) -> String {
     server
+        .state
         .hub
         .keys()
         .issue(&TokenRequest {

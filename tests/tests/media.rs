@@ -562,7 +562,7 @@ async fn garbage_on_the_media_port_does_not_disturb_a_live_room() {
     let sfu = server
         .server
         .as_ref()
-        .and_then(|s| s.hub.sfu_handle())
+        .and_then(|s| s.state.hub.sfu_handle())
         .expect("sfu");
     let port = sfu.local_addr();
     let answer_sdp = a.pc.remote_description().await.expect("answer").sdp;

@@ -448,7 +448,7 @@ async fn graceful_shutdown_tells_clients_and_records_every_leave(backend: Backen
     let store = server
         .server
         .as_ref()
-        .map(|s| s.hub.store().clone())
+        .map(|s| s.state.hub.store().clone())
         .expect("running");
     server.shutdown().await;
     for client in [&mut m, &mut a] {
@@ -488,6 +488,7 @@ async fn participation_records_survive_a_restart(backend: Backend) {
         .await
         .expect("restart");
     let records = restarted
+        .state
         .hub
         .store()
         .participations("r")
