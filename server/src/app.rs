@@ -211,7 +211,10 @@ impl Server {
                 ..SfuConfig::default()
             };
             let (sfu, events) = Sfu::start(sfu_config)?;
-            (Some(sfu), Some(events))
+            (
+                Some(Arc::new(sfu) as Arc<dyn tiaojie_signaling::media_plane::MediaPlane>),
+                Some(events),
+            )
         } else {
             (None, None)
         };
@@ -282,7 +285,7 @@ impl Server {
             .shutdown(tiaojie_signaling::protocol::reason::SERVER_SHUTDOWN)
             .await;
         if let Some(sfu) = self.state.hub.sfu_handle() {
-            sfu.shutdown().await;
+            let _ = sfu.shutdown().await;
         }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

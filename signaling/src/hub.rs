@@ -10,6 +10,7 @@
 
 use crate::ids;
 use crate::live_room::{Audience, KillSwitch, Link, Member, Outbound, RoomState, close_code};
+use crate::media_plane::MediaPlane;
 use crate::metrics::Metrics;
 use crate::protocol::{
     ConnectionState, ErrorCode, ErrorDetails, Event, MAX_CHAT_CHARS, MediaKind, MediaState,
@@ -25,7 +26,7 @@ use tiaojie_domain::clock::{Clock, now_millis};
 use tiaojie_domain::mediation::{Place, Refusal, RuleError, RuleKind};
 use tiaojie_domain::permission::Denied;
 use tiaojie_domain::{AuditAction, Grant, LeaveReason};
-use tiaojie_media::{Sfu, StandingChange};
+use tiaojie_media::StandingChange;
 use tiaojie_store::{Store, StoreError};
 use tokio::sync::mpsc;
 
@@ -140,30 +141,6 @@ impl From<StoreError> for SignalError {
     }
 }
 
-/// A moderator's action on another participant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Moderation {
-    /// Mute or unmute their audio or video for everyone.
-    Mute {
-        /// Which media.
-        kind: MediaKind,
-        /// Muted or not.
-        muted: bool,
-    },
-    /// Remove them; their link is revoked.
-    Remove {
-        /// Shown to them and recorded.
-        reason: String,
-    },
-    /// Move them to the lobby, the joint room or a private room.
-    Move {
-        /// Where to.
-        place: Place,
-    },
-    /// Let someone removed from this room back in, with their links for it.
-    Readmit,
-}
-
 /// Who is kept out, as stored: read at start, kept in memory for every token check.
 #[derive(Debug, Default)]
 pub struct ShutOut {
@@ -206,13 +183,13 @@ pub struct Hub {
     followers: Mutex<HashMap<String, Vec<Follower>>>,
     /// Revoked token ids: the database's, kept in memory so a join costs no query for them.
     /// Only this server revokes, so the copy cannot go stale (multi-node will share it).
-    revoked: Mutex<HashSet<String>>,
+    pub(crate) revoked: Mutex<HashSet<String>>,
     /// (room, person) removed and not yet let back: every link of theirs for the room fails.
-    removed: Mutex<HashSet<(String, String)>>,
+    pub(crate) removed: Mutex<HashSet<(String, String)>>,
     next_generation: AtomicU64,
     shutting_down: AtomicBool,
-    /// The SFU, when media is enabled.
-    pub(crate) media: Option<Sfu>,
+    /// The media plane (the SFU; a fake in unit tests), when media is enabled.
+    pub(crate) media: Option<Arc<dyn MediaPlane>>,
     /// The recorder.
     pub(crate) recorders: Arc<Recorders>,
     /// The time the workflow's rules see (time limits, invitations); tests move it.
@@ -230,7 +207,7 @@ pub struct Connection {
     pub rx: mpsc::Receiver<Outbound>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding these maps leaves them consistent (single inserts/removes), so a
     // poisoned lock is taken over rather than taking the server down.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -244,7 +221,7 @@ impl Hub {
         config: SignalingConfig,
         metrics: Arc<Metrics>,
         shut_out: ShutOut,
-        media: Option<Sfu>,
+        media: Option<Arc<dyn MediaPlane>>,
         recorders: Arc<Recorders>,
     ) -> Hub {
         Hub {
@@ -896,7 +873,7 @@ impl Hub {
     }
 
     /// Removes a member for good: records why, tells the others, retires an emptied room.
-    async fn end_presence(
+    pub(crate) async fn end_presence(
         self: &Arc<Self>,
         room: &Arc<LiveRoom>,
         state: &mut RoomState,
@@ -1161,8 +1138,7 @@ impl Hub {
             .unwrap_or_default())
     }
 
-    /// Appends an audit entry for something done in `room`: on `case:<id>` in a case's session
-    /// room (beside the case API's entries), else on `room:<name>`.
+    /// Appends an audit entry for something done in `room` (see [`Hub::audit_entry`]).
     pub async fn audit_in_room(
         &self,
         room: &str,
@@ -1171,14 +1147,33 @@ impl Hub {
         action: AuditAction,
         detail: &str,
     ) -> Result<(), SignalError> {
+        let entry = self.audit_entry(room, by, role, action, detail).await?;
+        self.store.audit(&entry).await?;
+        Ok(())
+    }
+
+    /// An audit entry for something done in `room`, now: on `case:<id>` in a case's session
+    /// room (beside the case API's entries), else on `room:<name>`.
+    pub(crate) async fn audit_entry(
+        &self,
+        room: &str,
+        by: &str,
+        role: &str,
+        action: AuditAction,
+        detail: &str,
+    ) -> Result<tiaojie_domain::AuditEntry, SignalError> {
         let target = match self.store.case_of_room(room).await? {
             Some((case, _)) => format!("case:{case}"),
             None => format!("room:{room}"),
         };
-        let entry =
-            tiaojie_domain::AuditEntry::new(now_millis(), by, role, action, &target, detail);
-        self.store.audit(&entry).await?;
-        Ok(())
+        Ok(tiaojie_domain::AuditEntry::new(
+            now_millis(),
+            by,
+            role,
+            action,
+            &target,
+            detail,
+        ))
     }
 
     pub(crate) fn update_member(
@@ -1237,73 +1232,6 @@ impl Hub {
         }
     }
 
-    /// `moderate`: a participant with the `moderate` grant mutes or removes another one.
-    pub async fn moderate(
-        self: &Arc<Self>,
-        session: &Session,
-        id: Option<RequestId>,
-        target: &str,
-        action: Moderation,
-    ) -> Result<(), SignalError> {
-        self.require_grant(session, Grant::Moderate).await?;
-        // A mediator moves themself too (into a private room with one side); muting or
-        // removing oneself is not moderation.
-        if target == session.identity && !matches!(action, Moderation::Move { .. }) {
-            return Err(SignalError::because(
-                ErrorCode::InvalidMessage,
-                SignalReason::ModerateSelf,
-            ));
-        }
-        let room = session.room.name.as_str();
-        let role = self.role_of(session).await?;
-        // Each act is audited once done (who was where, who was silenced or put out).
-        let (what, detail) = match &action {
-            Moderation::Mute { kind, muted } => {
-                self.moderate_mute(room, target, *kind, *muted).await?;
-                (AuditAction::PersonMute, mute_detail(target, *kind, *muted))
-            }
-            Moderation::Remove { reason } => {
-                self.remove(room, target, reason).await?;
-                (AuditAction::PersonRemove, format!("{target}: {reason}"))
-            }
-            Moderation::Move { place } => {
-                self.move_participant(room, target, *place).await?;
-                (AuditAction::PersonMove, format!("{target} to {place}"))
-            }
-            Moderation::Readmit => {
-                self.readmit(room, target).await?;
-                (AuditAction::PersonReadmit, target.to_string())
-            }
-        };
-        self.audit_in_room(room, &session.identity, &role, what, &detail)
-            .await?;
-        tracing::info!(room, participant = %session.identity, target, ?action, "moderated");
-        let state = self.owned_state(session).await?;
-        reply_to(&state, &session.identity, &Reply::Ok { id });
-        Ok(())
-    }
-
-    /// Lifts `identity`'s removal from `room`: their links for it work again (the one they
-    /// were removed with too: a page that still has it needs nothing new).
-    /// `participant_not_found` if they were not removed.
-    pub async fn readmit(&self, room: &str, identity: &str) -> Result<(), SignalError> {
-        let Some(jtis) = self.store.lift_removal(room, identity).await? else {
-            return Err(SignalError::new(
-                ErrorCode::ParticipantNotFound,
-                "nobody of that id was removed from this room",
-            ));
-        };
-        {
-            let mut revoked = lock(&self.revoked);
-            for jti in &jtis {
-                revoked.remove(jti);
-            }
-        }
-        lock(&self.removed).remove(&(room.to_string(), identity.to_string()));
-        tracing::info!(room, participant = identity, "let back in");
-        Ok(())
-    }
-
     // ---- control API operations ----
 
     /// Participants present in a room (empty if nobody is; `RoomNotFound` if no such room).
@@ -1352,72 +1280,6 @@ impl Hub {
             return Err(not_found());
         }
         Ok((live, guard))
-    }
-
-    /// Removes a participant: revokes its token, ends its presence with the reason, sends it
-    /// `removed` and closes its socket with code 4001.
-    pub async fn remove(
-        self: &Arc<Self>,
-        room: &str,
-        identity: &str,
-        reason: &str,
-    ) -> Result<(), SignalError> {
-        let (live, mut state) = self.locked_member_room(room, identity).await?;
-        let Some(member) = state.members.get(identity) else {
-            return Err(SignalError::new(ErrorCode::ParticipantNotFound, "gone"));
-        };
-        let (jti, exp) = (member.jti.clone(), member.token_exp);
-        self.store
-            .revoke_token(
-                &jti,
-                room,
-                identity,
-                reason,
-                exp.saturating_mul(1000),
-                now_millis(),
-            )
-            .await?;
-        self.store
-            .record_removal(room, identity, reason, now_millis())
-            .await?;
-        lock(&self.revoked).insert(jti);
-        lock(&self.removed).insert((room.to_string(), identity.to_string()));
-        let seq = state.next_seq();
-        let _ = state.broadcast(
-            &Event::Removed {
-                seq,
-                reason: reason.to_string(),
-            },
-            Audience::Only(identity),
-        );
-        if let Some(link) = state.members.get(identity).and_then(|m| m.link.as_ref()) {
-            let _ = link.tx.try_send(Outbound::Close {
-                code: close_code::REMOVED,
-                reason: truncate_reason(reason),
-            });
-        }
-        tracing::info!(room, participant = identity, reason, "removed");
-        self.end_presence(&live, &mut state, identity, LeaveReason::Removed, reason)
-            .await;
-        Ok(())
-    }
-
-    /// Mutes or unmutes a participant's audio or video (a moderator's action).
-    pub async fn moderate_mute(
-        self: &Arc<Self>,
-        room: &str,
-        identity: &str,
-        kind: MediaKind,
-        muted: bool,
-    ) -> Result<ParticipantInfo, SignalError> {
-        let (live, mut state) = self.locked_member_room(room, identity).await?;
-        // A moderator's mute is enforced by the media plane, not left to the muted client.
-        self.media_update(room, identity, StandingChange::Block(kind.media(), muted))
-            .await;
-        self.update_member(&live, &mut state, identity, |info| {
-            set_muted(info, kind, muted)
-        })
-        .ok_or_else(|| SignalError::new(ErrorCode::ParticipantNotFound, "gone"))
     }
 
     /// Replaces a participant's grants, effective at once.
@@ -1525,7 +1387,7 @@ impl Hub {
     }
 }
 
-fn reply_to(state: &RoomState, identity: &str, reply: &Reply) {
+pub(crate) fn reply_to(state: &RoomState, identity: &str, reply: &Reply) {
     if let Some(member) = state.members.get(identity) {
         member.reply(to_text(reply).into());
     }
@@ -1543,13 +1405,7 @@ fn tell_recording_present(state: &RoomState, info: &ParticipantInfo) {
     }
 }
 
-/// An audit detail for a moderator's mute: whose, what, on or off.
-pub fn mute_detail(target: &str, kind: MediaKind, muted: bool) -> String {
-    let state = if muted { "muted" } else { "unmuted" };
-    format!("{target} {} {state}", kind.media().as_str())
-}
-
-fn set_muted(info: &mut ParticipantInfo, kind: MediaKind, muted: bool) {
+pub(crate) fn set_muted(info: &mut ParticipantInfo, kind: MediaKind, muted: bool) {
     match kind {
         MediaKind::Audio => info.audio_muted = muted,
         MediaKind::Video => info.video_muted = muted,
@@ -1557,7 +1413,7 @@ fn set_muted(info: &mut ParticipantInfo, kind: MediaKind, muted: bool) {
 }
 
 /// Close-frame reasons are limited to 123 bytes by the WebSocket protocol.
-fn truncate_reason(reason: &str) -> String {
+pub(crate) fn truncate_reason(reason: &str) -> String {
     let mut end = reason.len().min(120);
     while !reason.is_char_boundary(end) {
         end -= 1;

@@ -5,14 +5,18 @@
 //!
 //! Map of the crate (every module imports only modules listed after it):
 //! - [`ws`]: one WebSocket connection's task: rate limit, size limit, parse, dispatch, write.
-//! - The hub's parts, each adding operations to [`hub::Hub`]: [`media`] (the bridge to the SFU,
-//!   `tiaojie-media`: standings, SDP and candidates in, server offers / speaker / lost media
-//!   out), [`recorder_bridge`] (`record` requests, the room's recording policy,
-//!   `recording.updated`), [`case_news`] (a case's changes announced to its live rooms and
-//!   followers).
-//! - [`hub`]: every live room and the operations on them (join, resume, leave, chat, mute,
-//!   remove, close, shutdown); keeps rooms' order of events and the database in step.
+//! - The hub's parts, each adding operations to [`hub::Hub`]: [`moderation`] (mute, remove,
+//!   move, readmit: a pure check, then the act and its audit entry under one hold of the room),
+//!   [`media`] (the bridge to the media plane: standings, SDP and candidates in, server offers /
+//!   speaker / lost media out), [`recorder_bridge`] (`record` requests, the room's recording
+//!   policy, `recording.updated`), [`case_news`] (a case's changes announced to its live rooms
+//!   and followers).
+//! - [`hub`]: every live room and the operations on them (join, resume, leave, chat, grants,
+//!   close, shutdown); keeps rooms' order of events and the database in step.
 //! - [`live_room`]: one room's in-memory state; delivery that never blocks; resume buffers.
+//! - [`media_plane`]: the port the hub drives the media plane through, implemented by the SFU
+//!   (`tiaojie-media`) and, in unit tests, by a fake that records what it was told (`testing`,
+//!   with a hub over a temporary store).
 //! - [`recording`]: the server's recorder (`tiaojie-recorder`): the signing key, each recorded
 //!   room's capture thread fed by the media tap, listing/deleting recordings, crash recovery.
 //! - [`metrics`]: the counters behind `/metrics`.
@@ -25,10 +29,14 @@ pub mod hub;
 pub mod ids;
 pub mod live_room;
 pub mod media;
+pub mod media_plane;
 pub mod metrics;
+pub mod moderation;
 pub mod protocol;
 pub mod rate_limit;
 pub mod recorder_bridge;
 pub mod recording;
+#[cfg(test)]
+mod testing;
 pub mod token;
 pub mod ws;

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::hub::{Hub, Session, SignalError};
 use crate::live_room::Audience;
+use crate::media_plane::MediaPlane;
 use crate::protocol::{
     ErrorCode, Event, MediaState, ParticipantInfo, Reply, RequestId, SignalReason, to_text,
 };
@@ -72,13 +73,13 @@ fn unavailable() -> SignalError {
 }
 
 impl Hub {
-    /// The SFU, if media is enabled.
-    pub fn sfu_handle(&self) -> Option<&tiaojie_media::Sfu> {
-        self.media.as_ref()
+    /// The media plane, if media is enabled.
+    pub fn sfu_handle(&self) -> Option<&dyn MediaPlane> {
+        self.media.as_deref()
     }
 
-    fn sfu(&self) -> Result<&tiaojie_media::Sfu, SignalError> {
-        self.media.as_ref().ok_or_else(unavailable)
+    fn sfu(&self) -> Result<&dyn MediaPlane, SignalError> {
+        self.media.as_deref().ok_or_else(unavailable)
     }
 
     /// Puts a (re)joined participant into the media plane with their standing.
@@ -293,6 +294,18 @@ impl Hub {
         place: Place,
     ) -> Result<ParticipantInfo, SignalError> {
         let (live, mut state) = self.locked_member_room(room, identity).await?;
+        self.move_member(&live, &mut state, identity, place).await
+    }
+
+    /// Moves a present member, the room locked: the case's admission rule first (in a case's
+    /// session room), then [`Hub::place_member`].
+    pub(crate) async fn move_member(
+        self: &Arc<Self>,
+        live: &Arc<crate::hub::LiveRoom>,
+        state: &mut crate::live_room::RoomState,
+        identity: &str,
+        place: Place,
+    ) -> Result<ParticipantInfo, SignalError> {
         if let Some((case, n)) = state.case.clone() {
             let role = state
                 .members
@@ -306,7 +319,7 @@ impl Hub {
                 state.recording_now(),
             )?;
         }
-        self.place_member(&live, &mut state, identity, place).await
+        self.place_member(live, state, identity, place).await
     }
 
     /// Puts a member in a place, already decided: the media plane first, then everyone is

@@ -13,8 +13,9 @@
 //! the server hands it axum's WebSocket, the unit tests below an in-memory pipe whose client
 //! can stop reading.
 
-use crate::hub::{Hub, Moderation, Session, SignalError};
+use crate::hub::{Hub, Session, SignalError};
 use crate::live_room::{Link, Outbound};
+use crate::moderation::Moderation;
 use crate::protocol::{
     self, ClientMessage, ErrorCode, ModerateAction, PROTOCOL_VERSION, Reply, RequestId, to_text,
 };
@@ -528,10 +529,6 @@ mod tests {
     //! temporary SQLite store behind it, no network and no SFU.
 
     use super::*;
-    use crate::hub::ShutOut;
-    use crate::metrics::Metrics;
-    use crate::recording::Recorders;
-    use crate::token::TokenKeys;
     use std::pin::Pin;
     use std::sync::atomic::AtomicBool;
     use std::task::{Context, Poll};
@@ -605,27 +602,7 @@ mod tests {
     }
 
     async fn hub(tag: &str, tune: impl FnOnce(&mut tiaojie_config::Config)) -> Arc<Hub> {
-        let dir = std::env::temp_dir().join(format!("tiaojie-ws-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut config = tiaojie_config::Config::default();
-        tune(&mut config);
-        let store = tiaojie_store::Store::connect(&format!("sqlite://{}/t.db", dir.display()), 2)
-            .await
-            .expect("store");
-        let keys = TokenKeys::from_config(&config.auth, &dir).expect("keys");
-        let recorders = Recorders::open(&config.recording, &dir).expect("recorders");
-        Arc::new(Hub::new(
-            store,
-            Arc::new(keys),
-            config.signaling,
-            Arc::new(Metrics::default()),
-            ShutOut {
-                revoked_tokens: Vec::new(),
-                removed: Vec::new(),
-            },
-            None,
-            Arc::new(recorders),
-        ))
+        crate::testing::hub(&format!("ws-{tag}"), tune, None).await
     }
 
     fn text(m: &Message) -> serde_json::Value {

@@ -1,65 +1,79 @@
 //! Who is kept out: revoked links (by token id, until they would have expired anyway) and
 //! people removed from a room (every link of theirs, until a moderator lets them back).
 
+use crate::audit::append_audit;
 use crate::error::StoreError;
 use crate::pool::Store;
 use sqlx::Row;
+use tiaojie_domain::AuditEntry;
+
+/// A person put out of a room, as recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Removal<'a> {
+    /// The room.
+    pub room: &'a str,
+    /// Who.
+    pub identity: &'a str,
+    /// The id of the link they came in with.
+    pub jti: &'a str,
+    /// When that link would have expired (Unix ms): its revocation is kept until then.
+    pub token_expires_at: i64,
+    /// Shown to them and recorded.
+    pub reason: &'a str,
+    /// When (Unix ms).
+    pub at: i64,
+}
 
 impl Store {
-    /// Revokes a token id (a removed participant's link) until it would have expired anyway.
-    pub async fn revoke_token(
+    /// Puts `removal.identity` out of `removal.room`: revokes the link they came in with
+    /// (until it would have expired anyway) and keeps every link of theirs for the room out
+    /// until [`Store::lift_removal`]. The audit entry commits with it, or nothing does.
+    pub async fn record_removal(
         &self,
-        jti: &str,
-        room: &str,
-        identity: &str,
-        reason: &str,
-        expires_at: i64,
-        now: i64,
+        removal: &Removal<'_>,
+        audit: &AuditEntry,
     ) -> Result<(), StoreError> {
+        let _audit = self.audit_lock.lock().await;
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO revoked_tokens (jti, room, identity, reason, revoked_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (jti) DO NOTHING",
         )
-        .bind(jti)
-        .bind(room)
-        .bind(identity)
-        .bind(reason)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&self.pool)
+        .bind(removal.jti)
+        .bind(removal.room)
+        .bind(removal.identity)
+        .bind(removal.reason)
+        .bind(removal.at)
+        .bind(removal.token_expires_at)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
-    }
-
-    /// Keeps `identity` out of `room` (every link of theirs for it) until
-    /// [`Store::lift_removal`].
-    pub async fn record_removal(
-        &self,
-        room: &str,
-        identity: &str,
-        reason: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO removals (room, identity, reason, removed_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (room, identity) DO NOTHING",
         )
-        .bind(room)
-        .bind(identity)
-        .bind(reason)
-        .bind(now)
-        .execute(&self.pool)
+        .bind(removal.room)
+        .bind(removal.identity)
+        .bind(removal.reason)
+        .bind(removal.at)
+        .execute(&mut *tx)
         .await?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Lets `identity` back into `room`, with the links their removal revoked: the ids of
-    /// those links, or `None` if they were not removed from it.
+    /// those links, or `None` if they were not removed from it (and nothing is audited). The
+    /// audit entry commits with the readmission.
     pub async fn lift_removal(
         &self,
         room: &str,
         identity: &str,
+        audit: &AuditEntry,
     ) -> Result<Option<Vec<String>>, StoreError> {
+        let _audit = self.audit_lock.lock().await;
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM removals WHERE room = $1 AND identity = $2")
             .bind(room)
@@ -80,6 +94,7 @@ impl Store {
             .iter()
             .map(|row| row.try_get::<String, _>(0))
             .collect::<Result<Vec<_>, _>>()?;
+        append_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(Some(jtis))
     }

@@ -46,6 +46,7 @@ mod pool;
 mod room_rows;
 mod rooms;
 
+pub use access::Removal;
 pub use cases::{CaseSummary, MediatorRating, Minutes};
 pub use confirmation::{Leased, MAX_ATTEMPTS, OutboxEntry, OutboxStats, Taken};
 pub use error::StoreError;
@@ -203,18 +204,62 @@ mod tests {
         assert_eq!(rows[1].leave_reason.as_deref(), Some("server_shutdown"));
 
         assert!(store.revoked_token_ids().await.expect("ids").is_empty());
+        let removal = Removal {
+            room: "r",
+            identity: "alice",
+            jti: "j1",
+            token_expires_at: 100,
+            reason: "removed",
+            at: 50,
+        };
+        let entry = |action, at| {
+            tiaojie_domain::AuditEntry::new(at, "m", "mediator", action, "room:r", "alice")
+        };
+        use tiaojie_domain::AuditAction::{PersonReadmit, PersonRemove};
         store
-            .revoke_token("j1", "r", "alice", "removed", 100, 50)
+            .record_removal(&removal, &entry(PersonRemove, 50))
             .await
-            .expect("revoke");
+            .expect("remove");
         store
-            .revoke_token("j1", "r", "alice", "removed", 100, 51)
+            .record_removal(&Removal { at: 51, ..removal }, &entry(PersonRemove, 51))
             .await
             .expect("idempotent");
         assert_eq!(
             store.revoked_token_ids().await.expect("ids"),
             vec!["j1".to_string()]
         );
+        assert_eq!(
+            store.removals().await.expect("removals"),
+            vec![("r".to_string(), "alice".to_string())]
+        );
+        let lifted = store
+            .lift_removal("r", "alice", &entry(PersonReadmit, 52))
+            .await
+            .expect("lift");
+        assert_eq!(lifted, Some(vec!["j1".to_string()]));
+        assert_eq!(
+            store
+                .lift_removal("r", "alice", &entry(PersonReadmit, 53))
+                .await
+                .expect("lift"),
+            None,
+            "not removed any more"
+        );
+        // Each act and its entry committed together; the refused readmission left none.
+        let log = store.audit_page(None, 0, 10).await.expect("log");
+        let actions: Vec<_> = log.iter().map(|e| (e.action.clone(), e.at)).collect();
+        assert_eq!(
+            actions,
+            vec![
+                (PersonRemove.as_str().to_string(), 50),
+                (PersonRemove.as_str().to_string(), 51),
+                (PersonReadmit.as_str().to_string(), 52)
+            ]
+        );
+        store
+            .record_removal(&removal, &entry(PersonRemove, 54))
+            .await
+            .expect("again");
         assert_eq!(store.prune_revocations(101).await.expect("prune"), 1);
         assert!(store.revoked_token_ids().await.expect("ids").is_empty());
         store.close().await;

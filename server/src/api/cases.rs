@@ -29,6 +29,7 @@ use tiaojie_domain::permission::{self, Action, Asker};
 use tiaojie_domain::{AuditAction, AuditEntry, Grant, NewRoom, Role};
 use tiaojie_signaling::hub::SignalError;
 use tiaojie_signaling::live_room::Audience;
+use tiaojie_signaling::moderation::{Moderation, Moderator};
 use tiaojie_signaling::protocol::{ErrorCode, Event, SignalReason};
 use tiaojie_signaling::token::{Claims, TokenRequest};
 use tiaojie_store::{CaseSummary, MediatorRating, Minutes};
@@ -1112,18 +1113,15 @@ async fn move_person(
         })?;
     // Who may stand where, and when, is the case's admission rule, asked by the hub for every
     // move.
+    // The move and its audit entry (on the case) under one hold of the room.
+    let by = Moderator {
+        id: &s.claims.sub,
+        role: s.claims.role.as_str(),
+    };
     state
         .hub
-        .move_participant(&session.room, &person, b.to)
+        .moderate_room(by, &session.room, &person, Moderation::Move { place: b.to })
         .await?;
-    audit(
-        &state,
-        &s.claims,
-        AuditAction::PersonMove,
-        &target(&case_id),
-        &format!("{person} to {}", b.to),
-    )
-    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

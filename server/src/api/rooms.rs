@@ -17,7 +17,9 @@ use tiaojie_domain::{AuditAction, Grant, NewRoom, Participation, Role, Room};
 use tiaojie_media::ParticipantMediaStats;
 use tiaojie_media::sfu::{LayerStats, PublishedTrackStats, ReceivedTrackStats};
 use tiaojie_signaling::hub::SignalError;
+use tiaojie_signaling::moderation::{Moderation, Moderator};
 use tiaojie_signaling::protocol::{ErrorCode, MediaKind, MediaState, ParticipantInfo};
+use tiaojie_signaling::token::Claims;
 use tiaojie_signaling::token::{KeyError, TokenRequest};
 use utoipa::{OpenApi, ToSchema};
 
@@ -275,15 +277,15 @@ async fn remove_participant(
         } else {
             body.reason
         };
-        state.hub.remove(&room, &identity, &reason).await?;
-        audit_room(
-            &state,
-            &admin,
-            &room,
-            AuditAction::PersonRemove,
-            &format!("{identity}: {reason}"),
-        )
-        .await?;
+        state
+            .hub
+            .moderate_room(
+                moderator(&admin),
+                &room,
+                &identity,
+                Moderation::Remove { reason },
+            )
+            .await?;
         Ok(StatusCode::NO_CONTENT)
     }
     .await;
@@ -300,8 +302,10 @@ async fn readmit_participant(
     ApiPath((room, identity)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let result = async {
-        state.hub.readmit(&room, &identity).await?;
-        audit_room(&state, &admin, &room, AuditAction::PersonReadmit, &identity).await?;
+        state
+            .hub
+            .moderate_room(moderator(&admin), &room, &identity, Moderation::Readmit)
+            .await?;
         Ok(StatusCode::NO_CONTENT)
     }
     .await;
@@ -330,13 +334,15 @@ async fn mute_participant(
 ) -> Result<Json<ParticipantInfo>, ApiError> {
     let result = async {
         let ApiJson(body) = body?;
+        let mute = Moderation::Mute {
+            kind: body.kind,
+            muted: body.muted,
+        };
         let info = state
             .hub
-            .moderate_mute(&room, &identity, body.kind, body.muted)
+            .moderate_room(moderator(&admin), &room, &identity, mute)
             .await?;
-        let detail = tiaojie_signaling::hub::mute_detail(&identity, body.kind, body.muted);
-        audit_room(&state, &admin, &room, AuditAction::PersonMute, &detail).await?;
-        Ok(Json(info))
+        Ok(Json(present(info)?))
     }
     .await;
     counted(&state, result)
@@ -363,13 +369,12 @@ async fn move_participant(
 ) -> Result<Json<ParticipantInfo>, ApiError> {
     let result = async {
         let ApiJson(body) = body?;
+        let to = Moderation::Move { place: body.space };
         let info = state
             .hub
-            .move_participant(&room, &identity, body.space)
+            .moderate_room(moderator(&admin.0), &room, &identity, to)
             .await?;
-        let detail = format!("{identity} to {}", body.space);
-        audit_room(&state, &admin.0, &room, AuditAction::PersonMove, &detail).await?;
-        Ok(Json(info))
+        Ok(Json(present(info)?))
     }
     .await;
     counted(&state, result)
@@ -538,4 +543,19 @@ async fn create_token(
     }
     .await;
     counted(&state, result)
+}
+
+/// An admin as the audit log names them when they moderate.
+fn moderator(admin: &Claims) -> Moderator<'_> {
+    Moderator {
+        id: &admin.sub,
+        role: admin.role.as_str(),
+    }
+}
+
+/// The moderated person as everyone now sees them (a mute or a move always returns them).
+fn present(info: Option<ParticipantInfo>) -> Result<ParticipantInfo, ApiError> {
+    info.ok_or_else(|| {
+        SignalError::new(ErrorCode::ParticipantNotFound, "the participant left").into()
+    })
 }
