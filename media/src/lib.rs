@@ -1,13 +1,16 @@
 //! tiaojie's media plane: an SFU on str0m over one UDP port.
 //!
-//! Map of the crate (arrows point one way: `sfu` → `shard` → the leaf modules, `messages` and
+//! Map of the crate (arrows point one way: `sfu` → `shard_io` → `shard` → the leaf modules, `messages` and
 //! `stats` at the bottom):
 //! - [`sfu`]: the public handle — [`Sfu::start`], commands with replies (enter, offer, answer,
 //!   candidate, standing changes, leave, stats, tap) and the [`MediaEvent`] stream signaling relays.
 //! - `messages`: what passes between the handle and the task (config, errors, events, standing
 //!   changes, an offer's outcome); `stats`: per-participant statistics and `/metrics` counters.
-//! - `shard`: the media task. Owns the UDP socket, every participant's `Rtc`, the demux maps,
-//!   each room's policy and forwarding table; keyframes, simulcast layers, bandwidth, speaker.
+//! - `shard_io`: the media task's I/O shell — the UDP socket, the clock, batched sends — around
+//!   the shard.
+//! - `shard`: the media task's state machine, with no I/O and no clock reads: every
+//!   participant's `Rtc`, the demux maps, each room's policy and forwarding table; keyframes,
+//!   simulcast layers, bandwidth, speaker. Driven in memory by its tests.
 //! - [`policy`]: who receives whom — lobby, joint room, private rooms (背对背), moderator blocks,
 //!   observers, audio-only subscribers — as a plain state machine.
 //! - `demux`: which participant a datagram belongs to (source address, then STUN ufrag), O(1).
@@ -32,6 +35,9 @@ mod offer;
 mod outbox;
 mod payload;
 mod shard;
+mod shard_io;
+#[cfg(test)]
+mod sim;
 mod speaker;
 mod stats;
 

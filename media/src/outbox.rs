@@ -21,43 +21,30 @@ use crate::stats::SfuCounters;
 /// Datagrams per system call; also the queue length that triggers a send.
 pub(crate) const BATCH: usize = 64;
 
-/// Datagrams waiting for the next flush.
+/// The sending side: `sendmmsg` headers kept between batches.
 pub(crate) struct Outbox {
-    queue: Vec<(SockaddrStorage, DatagramSend)>,
     headers: MultiHeaders<SockaddrStorage>,
 }
 
 impl Outbox {
     pub(crate) fn new() -> Outbox {
         Outbox {
-            queue: Vec::with_capacity(BATCH),
             headers: MultiHeaders::preallocate(BATCH, None),
         }
     }
 
-    /// Queues a datagram; sends the batch once it is full.
-    pub(crate) fn push(
+    /// Sends everything in `queue` (emptying it), in order.
+    pub(crate) fn send(
         &mut self,
-        destination: SocketAddr,
-        contents: DatagramSend,
+        queue: &mut Vec<(SocketAddr, DatagramSend)>,
         socket: &UdpSocket,
         counters: &SfuCounters,
     ) {
-        self.queue
-            .push((SockaddrStorage::from(destination), contents));
-        if self.queue.len() >= BATCH {
-            self.flush(socket, counters);
+        if queue.is_empty() {
+            return;
         }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    /// Sends everything queued.
-    pub(crate) fn flush(&mut self, socket: &UdpSocket, counters: &SfuCounters) {
-        let (sent, failed) = send_all(&mut self.headers, &self.queue, socket.as_raw_fd());
-        self.queue.clear();
+        let (sent, failed) = send_all(&mut self.headers, queue, socket.as_raw_fd());
+        queue.clear();
         counters.datagrams_out.fetch_add(sent, Ordering::Relaxed);
         counters.send_failures.fetch_add(failed, Ordering::Relaxed);
     }
@@ -66,7 +53,7 @@ impl Outbox {
 /// Sends `queue` in chunks of [`BATCH`]; returns (sent, dropped).
 fn send_all(
     headers: &mut MultiHeaders<SockaddrStorage>,
-    queue: &[(SockaddrStorage, DatagramSend)],
+    queue: &[(SocketAddr, DatagramSend)],
     fd: std::os::fd::RawFd,
 ) -> (u64, u64) {
     let (mut sent, mut failed) = (0u64, 0u64);
@@ -74,7 +61,10 @@ fn send_all(
     while start < queue.len() {
         let chunk = &queue[start..queue.len().min(start + BATCH)];
         let slices: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(_, d)| [IoSlice::new(d)]).collect();
-        let addrs: Vec<Option<SockaddrStorage>> = chunk.iter().map(|(a, _)| Some(*a)).collect();
+        let addrs: Vec<Option<SockaddrStorage>> = chunk
+            .iter()
+            .map(|(a, _)| Some(SockaddrStorage::from(*a)))
+            .collect();
         match sendmmsg(fd, headers, &slices, &addrs, [], MsgFlags::empty()) {
             Ok(results) => {
                 let n = results.count();
@@ -117,14 +107,14 @@ mod tests {
         let mut outbox = Outbox::new();
         // More than one batch, alternating destinations.
         let total = BATCH + 10;
+        let mut queue = Vec::new();
         for i in 0..total {
             let to = if i % 2 == 0 { &a } else { &b };
             let addr = to.local_addr().expect("addr");
-            outbox.push(addr, vec![i as u8; 100].into(), &sender, &counters);
+            queue.push((addr, vec![i as u8; 100].into()));
         }
-        assert!(!outbox.is_empty(), "the tail waits for a flush");
-        outbox.flush(&sender, &counters);
-        assert!(outbox.is_empty());
+        outbox.send(&mut queue, &sender, &counters);
+        assert!(queue.is_empty());
         assert_eq!(counters.datagrams_out.load(Ordering::Relaxed), total as u64);
         let mut buf = [0u8; 200];
         for (socket, first) in [(&a, 0u8), (&b, 1u8)] {
@@ -146,19 +136,11 @@ mod tests {
         let counters = SfuCounters::default();
         let mut outbox = Outbox::new();
         // An IPv6 destination on an IPv4 socket is refused by the kernel.
-        outbox.push(
-            "[::1]:9".parse().expect("addr"),
-            vec![0; 10].into(),
-            &sender,
-            &counters,
-        );
-        outbox.push(
-            good.local_addr().expect("addr"),
-            vec![7; 10].into(),
-            &sender,
-            &counters,
-        );
-        outbox.flush(&sender, &counters);
+        let mut queue = vec![
+            ("[::1]:9".parse().expect("addr"), vec![0; 10].into()),
+            (good.local_addr().expect("addr"), vec![7; 10].into()),
+        ];
+        outbox.send(&mut queue, &sender, &counters);
         assert_eq!(counters.send_failures.load(Ordering::Relaxed), 1);
         assert_eq!(counters.datagrams_out.load(Ordering::Relaxed), 1);
         let mut buf = [0u8; 20];

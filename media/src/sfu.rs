@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use crate::messages::{MediaError, MediaEvent, OfferOutcome, SfuConfig, StandingChange};
 use crate::policy::{ParticipantId, Standing};
 use crate::shard::{Command, Shard};
+use crate::shard_io;
 pub use crate::stats::{
     FORWARD_DELAY_BUCKETS_US, LayerStats, ParticipantMediaStats, PublishedTrackStats,
     ReceivedTrackStats, SfuCounters,
@@ -80,14 +81,14 @@ impl Sfu {
                     match tokio::net::UdpSocket::from_std(socket) {
                         Ok(socket) => {
                             let shard = Shard::new(
-                                socket,
                                 local_addr,
                                 advertise,
                                 shard_config,
                                 events_tx,
-                                shard_counters,
+                                shard_counters.clone(),
+                                shard_io::clock(),
                             );
-                            shard.run(rx).await;
+                            shard_io::run(shard, socket, shard_counters, rx).await;
                         }
                         Err(e) => tracing::error!(error = %e, "cannot register the media socket"),
                     }
