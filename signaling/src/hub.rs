@@ -16,7 +16,7 @@ use crate::protocol::{
     ConnectionState, ErrorCode, ErrorDetails, Event, MAX_CHAT_CHARS, MediaKind, MediaState,
     PROTOCOL_VERSION, ParticipantInfo, Reply, RequestId, SignalReason, to_text,
 };
-use crate::recording::{Control, Recorders};
+use crate::recording::{Control, Presence, Recorders};
 use crate::token::{Claims, TokenError, TokenKeys};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -1396,12 +1396,12 @@ pub(crate) fn reply_to(state: &RoomState, identity: &str, reply: &Reply) {
 /// Tells the room's capture (if any) where someone now is.
 fn tell_recording_present(state: &RoomState, info: &ParticipantInfo) {
     if let Some(r) = &state.recording {
-        r.tell(Control::Present {
+        r.tell(Control::Present(Presence {
             identity: info.identity.clone(),
             name: info.name.clone(),
-            role: info.role.as_str().to_string(),
-            space: info.space.as_str().to_string(),
-        });
+            role: info.role,
+            place: info.space,
+        }));
     }
 }
 

@@ -14,7 +14,7 @@ use crate::live_room::{Audience, RoomState};
 use crate::protocol::{
     ErrorCode, Event, RecordAction, RecordingStatus, Reply, RequestId, SignalReason, to_text,
 };
-use crate::recording::{Control, Finished, Recorders};
+use crate::recording::{Control, Finished, Presence, Recorders};
 
 impl Hub {
     /// The recorder.
@@ -135,13 +135,11 @@ impl Hub {
                 let present = state
                     .members
                     .values()
-                    .map(|m| {
-                        (
-                            m.info.identity.clone(),
-                            m.info.name.clone(),
-                            m.info.role.as_str().to_string(),
-                            m.info.space.as_str().to_string(),
-                        )
+                    .map(|m| Presence {
+                        identity: m.info.identity.clone(),
+                        name: m.info.name.clone(),
+                        role: m.info.role,
+                        place: m.info.space,
                     })
                     .collect();
                 let recorders = self.recorders.clone();

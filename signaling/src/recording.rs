@@ -20,7 +20,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 use tiaojie_config::RecordingConfig;
-use tiaojie_domain::RecordingMode;
+use tiaojie_domain::mediation::Place;
+use tiaojie_domain::{RecordingMode, Role};
 use tiaojie_media::{Kind, TapPacket, TapReceiver};
 use tiaojie_recorder::{
     CaptureConfig, EventKind, Manifest, Packet, Recording, RecordingInfo, SigningKey, read_events,
@@ -54,16 +55,21 @@ pub enum RecorderSetupError {
     },
 }
 
+/// Someone in a recorded room, and where they are.
+#[derive(Debug, Clone)]
+pub(crate) struct Presence {
+    pub(crate) identity: String,
+    pub(crate) name: String,
+    pub(crate) role: Role,
+    pub(crate) place: Place,
+}
+
 /// What the hub tells a capture worker.
 #[derive(Debug, Clone)]
 pub(crate) enum Control {
-    /// Someone is present (start, join, move); `space` decides whether they are recorded.
-    Present {
-        identity: String,
-        name: String,
-        role: String,
-        space: String,
-    },
+    /// Someone is present (start, join, move); where they are decides whether they are
+    /// recorded.
+    Present(Presence),
     /// Someone left the room.
     Left { identity: String },
     /// Stop capturing for now.
@@ -116,8 +122,12 @@ impl LiveRecording {
 }
 
 /// Whether someone in `space` is recorded.
-pub(crate) fn recorded_in(space: &str, private_rooms: bool) -> bool {
-    space == "joint" || (private_rooms && space.starts_with("private:"))
+pub(crate) fn recorded_in(place: Place, private_rooms: bool) -> bool {
+    match place {
+        Place::Joint => true,
+        Place::Private(_) => private_rooms,
+        Place::Lobby => false,
+    }
 }
 
 /// A recording as the API lists it.
@@ -296,13 +306,13 @@ impl Recorders {
         &self.dir
     }
 
-    /// Starts capturing `room` from `tap`; `present` are (identity, name, role, space).
+    /// Starts capturing `room` from `tap`, with who is `present`.
     pub(crate) fn start(
         self: &Arc<Self>,
         room: &str,
         mode: RecordingMode,
         by: &str,
-        present: Vec<(String, String, String, String)>,
+        present: Vec<Presence>,
         tap: TapReceiver,
     ) -> Result<LiveRecording, tiaojie_recorder::RecorderError> {
         let started = std::time::SystemTime::now();
@@ -340,13 +350,8 @@ impl Recorders {
             dropped_seen: 0,
             failed: false,
         };
-        for (identity, name, role, space) in present {
-            worker.control(Control::Present {
-                identity,
-                name,
-                role,
-                space,
-            });
+        for presence in present {
+            worker.control(Control::Present(presence));
         }
         lock(&self.live).insert(id.clone(), (room.to_string(), false));
         let recorders = self.clone();
@@ -736,23 +741,24 @@ impl Worker {
 
     fn control(&mut self, c: Control) {
         match c {
-            Control::Present {
+            Control::Present(Presence {
                 identity,
                 name,
                 role,
-                space,
-            } => {
-                let recorded = recorded_in(&space, self.private_rooms);
+                place,
+            }) => {
+                let recorded = recorded_in(place, self.private_rooms);
                 if recorded {
                     self.recorded.insert(identity.clone());
                 } else {
                     self.recorded.remove(&identity);
                 }
+                // The record's own vocabulary: the wire texts of the role and the place.
                 self.event(EventKind::Present {
                     identity,
                     name,
-                    role,
-                    space,
+                    role: role.as_str().to_string(),
+                    space: place.as_str().to_string(),
                     recorded,
                 });
             }
@@ -911,5 +917,24 @@ impl Worker {
             tracing::error!(error = %e, "recording storage failed; capture stopped (sealed segments are kept)");
         }
         self.failed = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tiaojie_domain::mediation::Side;
+
+    #[test]
+    fn the_joint_room_is_recorded_the_lobby_never_and_private_rooms_only_if_configured() {
+        for (place, without, with) in [
+            (Place::Lobby, false, false),
+            (Place::Joint, true, true),
+            (Place::Private(Side::Applicant), false, true),
+            (Place::Private(Side::Respondent), false, true),
+        ] {
+            assert_eq!(recorded_in(place, false), without, "{place}");
+            assert_eq!(recorded_in(place, true), with, "{place}");
+        }
     }
 }
