@@ -258,6 +258,17 @@ impl TrackOut {
         }
     }
 
+    /// The subscriber's connection is gone: the line goes into the offer of their next one,
+    /// whose new stream has its retransmission history sized again at its first write (it was
+    /// left at str0m's default, three times ours, after every reconnection).
+    fn offer_again(&mut self) {
+        self.state = OutState::ToOpen;
+        self.layer = None;
+        self.last_out = None;
+        self.written = false;
+        self.restart_video();
+    }
+
     /// Video starts again at a keyframe (writes before a connection were dropped, a new line
     /// opened); a paused track starts so when it is unpaused anyway.
     fn restart_video(&mut self) {
@@ -1624,10 +1635,7 @@ impl Shard {
         p.tracks_out.retain_mut(|t| match t.state {
             OutState::ToStop(_) | OutState::Stopping(_) => false,
             _ => {
-                t.state = OutState::ToOpen;
-                t.layer = None;
-                t.last_out = None;
-                t.restart_video();
+                t.offer_again();
                 true
             }
         });
@@ -2001,6 +2009,29 @@ mod tests {
         assert_eq!(seq, 102);
         assert!((95_900..=96_100).contains(&time), "{time}");
         assert_eq!(out.map(8, 5_003_000).0, 103);
+    }
+
+    #[test]
+    fn a_line_offered_again_after_a_lost_connection_starts_afresh_but_stays_paused() {
+        let mut video = TrackOut::wanted(1, Mid::from("0"), Kind::Video);
+        video.state = OutState::Open(Mid::from("3"));
+        video.flow = Flow::Flowing;
+        video.written = true;
+        video.offer_again();
+        assert_eq!(video.state, OutState::ToOpen);
+        assert_eq!(
+            video.flow,
+            Flow::Starting,
+            "a new stream starts at a keyframe"
+        );
+        assert!(
+            !video.written,
+            "its retransmission history is sized at the first write"
+        );
+        let mut paused = TrackOut::wanted(1, Mid::from("1"), Kind::Video);
+        paused.flow = Flow::Paused;
+        paused.offer_again();
+        assert_eq!(paused.flow, Flow::Paused, "the policy still says no");
     }
 
     #[test]
