@@ -8,7 +8,7 @@
 //!   changes, an offer's outcome); `stats`: per-participant statistics and `/metrics` counters.
 //! - `shard_io`: the media task's I/O shell — the UDP socket, the clock, batched sends — around
 //!   the shard.
-//! - `shard`: the media task's state machine, with no I/O and no clock reads: every
+//! - `shard`: the media task's state machine, with no I/O and no clock of its own: every
 //!   participant's `Rtc`, the demux maps, each room's policy and forwarding table; keyframes,
 //!   simulcast layers, bandwidth, speaker. Driven in memory by its tests.
 //! - [`policy`]: who receives whom — lobby, joint room, private rooms (背对背), moderator blocks,

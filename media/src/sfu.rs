@@ -87,6 +87,7 @@ impl Sfu {
                                 events_tx,
                                 shard_counters.clone(),
                                 shard_io::clock(),
+                                std::time::Instant::now,
                             );
                             shard_io::run(shard, socket, shard_counters, rx).await;
                         }

@@ -1,6 +1,7 @@
 //! One media shard's state machine: every participant's str0m `Rtc`, the demux maps, and per
-//! room the forwarding policy and the forwarding table. It does no I/O and reads no clock, in
-//! str0m's own style: the caller feeds it inputs with the time they happened
+//! room the forwarding policy and the forwarding table. It does no I/O and reads no clock of
+//! its own, in str0m's style: the caller feeds it inputs with the time they happened, and gives
+//! it the clock to read while draining (see [`drain`]), the real one or a simulated one
 //! ([`Shard::handle_command`], [`Shard::handle_datagram`], [`Shard::handle_timeout`]) and takes
 //! its outputs (datagrams from [`Shard::transmits`], the next wake-up from
 //! [`Shard::poll_timeout`]; replies and [`MediaEvent`]s go out on their channels). The socket,
@@ -400,6 +401,7 @@ pub(crate) struct Shard {
     transmits: Vec<(SocketAddr, DatagramSend)>,
     /// The time of the input being handled, as the caller read it.
     now: Now,
+    clock: Clock,
     /// A packet of the current input went to at least one subscriber.
     forwarded: bool,
     /// A new source whose binding request is being handled: str0m answers it only if it
@@ -424,6 +426,10 @@ pub(crate) struct Now {
     pub(crate) at: Instant,
     pub(crate) wall: SystemTime,
 }
+
+/// The monotonic clock, as the caller keeps it: [`Instant::now`] in the IO loop, the simulated
+/// time in memory. Read only while draining an `Rtc` (see [`drain`]).
+pub(crate) type Clock = fn() -> Instant;
 
 /// Whether the shard goes on after a command.
 #[derive(Debug)]
@@ -452,6 +458,7 @@ impl Shard {
         events: mpsc::UnboundedSender<MediaEvent>,
         counters: Arc<SfuCounters>,
         now: Now,
+        clock: Clock,
     ) -> Shard {
         let candidates: Vec<SocketAddr> = advertise
             .iter()
@@ -469,6 +476,7 @@ impl Shard {
             work: VecDeque::new(),
             transmits: Vec::new(),
             now,
+            clock,
             forwarded: false,
             stun_watch: None,
             stun_answered: false,
@@ -608,6 +616,7 @@ impl Shard {
         };
         let sink = Sink {
             now: self.now.at,
+            clock: self.clock,
             transmits: &mut self.transmits,
             work: &mut self.work,
             stun_watch: self.stun_watch,
@@ -1945,6 +1954,7 @@ impl Shard {
 struct Sink<'a> {
     /// The time of the input.
     now: Instant,
+    clock: Clock,
     transmits: &'a mut Vec<(SocketAddr, DatagramSend)>,
     work: &'a mut VecDeque<(PeerKey, Event)>,
     stun_watch: Option<SocketAddr>,
@@ -1957,13 +1967,17 @@ struct Sink<'a> {
 ///
 /// A timeout already due is fed at once, up to [`IMMEDIATE_TIMEOUTS`] times: str0m's pacer asks
 /// for one after every paced packet, and a round trip through the timer index for each would
-/// cost more than the packet.
+/// cost more than the packet. "Due" is by the clock read again here, not by the input's time:
+/// the pacer asks for its next send microseconds ahead, and a timeout a few microseconds past
+/// the input's time would otherwise wait for the next turn of the timer index (a millisecond
+/// at least). Judged by the input's time alone, a fan-out to 30 showed video p99 of 50–63 ms in
+/// 2 of 6 `media-bench` runs (4–8 ms otherwise, as before).
 fn drain(rtc: &mut Rtc, sink: Sink<'_>) -> Result<Instant, RtcError> {
     let mut immediate = 0;
     loop {
         match rtc.poll_output()? {
             Output::Timeout(at) => {
-                let now = sink.now;
+                let now = (sink.clock)().max(sink.now);
                 if at > now || immediate == IMMEDIATE_TIMEOUTS {
                     return Ok(at);
                 }
@@ -2050,6 +2064,7 @@ mod tests {
             events,
             counters.clone(),
             now,
+            Instant::now,
         );
         let mut keys = Vec::new();
         for who in ["a", "b"] {

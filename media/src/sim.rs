@@ -25,6 +25,17 @@ const ROOM: &str = "r";
 /// Addresses exist only inside this file's queues; nothing is sent anywhere.
 const SFU: ([u8; 4], u16) = ([127, 0, 0, 1], 40_000);
 
+thread_local! {
+    /// The simulated time, for the shard's clock (each test runs on its own thread).
+    static SIM_NOW: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+fn sim_clock() -> Instant {
+    SIM_NOW
+        .with(|t| t.get())
+        .expect("a simulated network runs on this thread")
+}
+
 /// A participant: a str0m peer and what it got.
 struct Peer {
     who: ParticipantId,
@@ -56,6 +67,7 @@ impl Net {
         let (events, told) = mpsc::unbounded_channel();
         let counters = Arc::new(SfuCounters::default());
         let start = Instant::now();
+        SIM_NOW.with(|t| t.set(Some(start)));
         let sfu = SocketAddr::from(SFU);
         let shard = Shard::new(
             sfu,
@@ -67,6 +79,7 @@ impl Net {
                 at: start,
                 wall: SystemTime::UNIX_EPOCH,
             },
+            sim_clock,
         );
         Net {
             shard,
@@ -81,6 +94,7 @@ impl Net {
     }
 
     fn time(&self) -> Now {
+        SIM_NOW.with(|t| t.set(Some(self.now)));
         Now {
             at: self.now,
             wall: SystemTime::UNIX_EPOCH + (self.now - self.start),
@@ -212,6 +226,7 @@ impl Net {
                         }
                         Output::Transmit(t) => {
                             assert_eq!(t.destination, sfu, "peers talk only to the SFU");
+                            SIM_NOW.with(|t| t.set(Some(self.now)));
                             let now = Now {
                                 at: self.now,
                                 wall: SystemTime::UNIX_EPOCH + (self.now - self.start),
