@@ -42,6 +42,7 @@ const ASSETS: &[Asset] = assets! {
     "js/errors.js" => JS,
     "js/i18n.js" => JS,
     "js/media.js" => JS,
+    "js/place.js" => JS,
     "js/signaling.js" => JS,
     "js/ui.js" => JS,
 };

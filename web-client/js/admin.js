@@ -2,8 +2,9 @@
 // admin token as Bearer), with its actions: mute, remove, close; and every case with its time
 // limit, overdue ones first and flagged. The token stays in this tab.
 
-import { describe, placeKey } from './errors.js';
+import { describe } from './errors.js';
 import { dueText, t } from './i18n.js';
+import { placeKey } from './place.js';
 import { h, tr, wireLanguageSwitch } from './ui.js';
 
 wireLanguageSwitch();

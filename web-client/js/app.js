@@ -6,6 +6,7 @@ import { CasePanel } from './case.js';
 import { describe } from './errors.js';
 import { t } from './i18n.js';
 import { MediaSession } from './media.js';
+import { JOINT, LOBBY, isPrivate, placeLabel } from './place.js';
 import { FINAL_CLOSE_CODES, Signaling, SignalingError } from './signaling.js';
 import { ask, h, showScreen, tr, wireLanguageSwitch } from './ui.js';
 
@@ -385,10 +386,10 @@ async function resumeWithinGrace() {
 function render() {
   // Once out of the room, the page stays on what it says about the end.
   if (!state.you || state.leaving) return;
-  const inLobby = state.you.space === 'lobby';
+  const inLobby = state.you.space === LOBBY;
   showScreen(inLobby ? 'lobby' : 'room');
   const where = document.getElementById('where');
-  tr(where, ...spaceLabel(state.you.space));
+  tr(where, ...placeLabel(state.you.space));
   if (state.case) {
     document.getElementById(inLobby ? 'lobby-case' : 'room-case').append(state.case.root);
     state.case.render();
@@ -407,9 +408,9 @@ function render() {
 function renderAway() {
   const others = [...state.participants.values()];
   const mediatorAway =
-    state.you.space === 'joint' &&
+    state.you.space === JOINT &&
     state.you.role !== 'mediator' &&
-    others.some((p) => p.role === 'mediator' && p.space.startsWith('private:'));
+    others.some((p) => p.role === 'mediator' && isPrivate(p.space));
   document.getElementById('away-note').hidden = !mediatorAway;
   const alone = !others.some((p) => p.space === state.you.space);
   document.getElementById('chat-alone').hidden = !alone;
@@ -417,13 +418,6 @@ function renderAway() {
   document.querySelector('#chat-form button').disabled = alone;
 }
 
-/** The translation key (and values) naming a space. */
-function spaceLabel(space) {
-  if (space === 'private:applicant' || space === 'private:respondent') return [`room.${space.replace(':', '.')}`];
-  if (space?.startsWith('private:')) return ['room.private', { key: space.slice('private:'.length) }];
-  if (space === 'lobby') return ['lobby.title'];
-  return ['room.title'];
-}
 
 /** Where the people outside your part of the room are (they are neither seen nor heard). */
 function renderElsewhere() {
@@ -431,7 +425,7 @@ function renderElsewhere() {
   const list = document.getElementById('elsewhere');
   list.replaceChildren(
     ...others.map((p) =>
-      h('li', { dataset: { person: p.identity, space: p.space } }, `${p.name} · ${standingOf(p)} — `, tr(h('span', {}), ...spaceLabel(p.space))),
+      h('li', { dataset: { person: p.identity, space: p.space } }, `${p.name} · ${standingOf(p)} — `, tr(h('span', {}), ...placeLabel(p.space))),
     ),
   );
   document.getElementById('elsewhere-box').hidden = others.length === 0;
@@ -445,7 +439,7 @@ function renderRecording() {
   indicator.hidden = !on;
   indicator.classList.toggle('paused', rec.state === 'paused');
   if (on) {
-    const notHere = state.you?.space?.startsWith('private:') && !rec.private_rooms;
+    const notHere = isPrivate(state.you?.space) && !rec.private_rooms;
     const key =
       rec.state === 'paused'
         ? 'recording.paused'
@@ -507,7 +501,7 @@ function renderControls() {
 
 /** Anyone (you included) in a private room: screen sharing is stopped until all are back. */
 function roomsSplit() {
-  return [state.you, ...state.participants.values()].some((p) => p.space?.startsWith('private:'));
+  return [state.you, ...state.participants.values()].some((p) => isPrivate(p.space));
 }
 
 async function toggleScreen() {
@@ -623,7 +617,7 @@ function renderModeration() {
   const panel = document.getElementById('moderation');
   panel.hidden = !state.you.grants.includes('moderate');
   if (panel.hidden) return;
-  const waiting = [...state.participants.values()].filter((p) => p.space === 'lobby');
+  const waiting = [...state.participants.values()].filter((p) => p.space === LOBBY);
   const list = document.getElementById('waiting');
   list.replaceChildren(
     ...waiting.map((p) =>

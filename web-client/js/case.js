@@ -4,8 +4,9 @@
 // permission matrix; this page only shows what the server says (`GET /api/cases/current`,
 // refreshed on `case.updated` and `minutes.updated`).
 
-import { describe, placeKey } from './errors.js';
+import { describe } from './errors.js';
 import { dueText, t, timeText } from './i18n.js';
+import { JOINT, LOBBY, SIDES, STAFF_PLACES, placeKey, privateKey } from './place.js';
 import { ask, h, tr } from './ui.js';
 
 const SAVE_DELAY_MS = 800;
@@ -363,7 +364,7 @@ export class CasePanel {
     const p = this.presence().get(id) ?? (id === this.you()?.identity ? this.you() : null);
     if (!p) return ['case.where.absent', 'absent'];
     if (p.connection === 'reconnecting') return ['case.where.reconnecting', 'reconnecting'];
-    if (p.space === 'lobby') return ['case.where.waiting', 'waiting'];
+    if (p.space === LOBBY) return ['case.where.waiting', 'waiting'];
     return [placeKey(p.space), 'here'];
   }
 
@@ -489,13 +490,13 @@ export class CasePanel {
     box.append(tr(h('h3', {}), 'case.private.title'));
     const move = (side, priv) => () =>
       this.act(() => this.api('POST', `${this.sessionPath()}/sides/${side}/move`, { private: priv }));
-    for (const side of ['applicant', 'respondent']) {
+    for (const side of SIDES) {
       const where = session.sides[side];
       box.append(
-        h('p', {}, tr(h('span', {}), `case.side.${side}`), ': ', tr(h('strong', {}), where === 'joint' ? 'case.where.joint' : 'case.where.private')),
+        h('p', {}, tr(h('span', {}), `case.side.${side}`), ': ', tr(h('strong', {}), where === JOINT ? 'case.where.joint' : 'case.where.private')),
       );
       box.append(
-        where === 'joint'
+        where === JOINT
           ? tr(h('button', { type: 'button', 'data-action': `private-${side}`, onclick: move(side, true) }), `case.private.${side}`)
           : tr(h('button', { type: 'button', 'data-action': `joint-${side}`, onclick: move(side, false) }), 'case.private.back'),
         ' ',
@@ -507,8 +508,8 @@ export class CasePanel {
     const staff = this.view.members.filter((m) => m.role === 'mediator' || m.role === 'judge');
     for (const m of staff) {
       const row = h('p', { class: 'goto', dataset: { person: m.id } }, `${m.name} · ${t(`role.${m.role}`)}: `);
-      for (const to of ['joint', 'private:applicant', 'private:respondent']) {
-        const key = to === 'joint' ? 'case.go.joint' : `case.go.${to.slice('private:'.length)}`;
+      for (const to of STAFF_PLACES) {
+        const key = to === JOINT ? 'case.go.joint' : `case.go.${privateKey(to)}`;
         row.append(tr(h('button', { type: 'button', class: 'mod', 'data-action': `goto-${m.id}-${to}`, onclick: moveTo(m.id, to) }), key), ' ');
       }
       box.append(row);

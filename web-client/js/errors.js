@@ -3,6 +3,7 @@
 // the English `message`, which is for logs and programs.
 
 import { dueText, t } from './i18n.js';
+import { placeKey } from './place.js';
 
 /** A translation if the table has one for `key`. */
 function known(key, vars) {
@@ -10,12 +11,6 @@ function known(key, vars) {
   return text === key ? null : text;
 }
 
-/** The label of a place: the lobby, the joint room, or a side's private room. */
-export function placeKey(place) {
-  if (place === 'private:applicant' || place === 'private:respondent') return `room.${place.replace(':', '.')}`;
-  if (place === 'lobby') return 'lobby.title';
-  return 'room.title';
-}
 
 /**
  * The facts of `details` made readable: people named (the name the server sent, else the one
