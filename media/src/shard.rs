@@ -1,12 +1,12 @@
 //! One media shard's state machine: every participant's str0m `Rtc`, the demux maps, and per
-//! room the forwarding policy and the forwarding table. It does no I/O and reads no clock of
-//! its own, in str0m's style: the caller feeds it inputs with the time they happened, and gives
-//! it the clock to read while draining (see [`drain`]), the real one or a simulated one
+//! room the forwarding policy and the forwarding table. It does no I/O and has no clock of its
+//! own, in str0m's style: the caller feeds it inputs with the time they happened
 //! ([`Shard::handle_command`], [`Shard::handle_datagram`], [`Shard::handle_timeout`]) and takes
 //! its outputs (datagrams from [`Shard::transmits`], the next wake-up from
-//! [`Shard::poll_timeout`]; replies and [`MediaEvent`]s go out on their channels). The socket,
-//! batching and the real clock are [`crate::shard_io`]'s; a test drives it in memory with a
-//! simulated clock. One task owns it, so the packet path takes no lock.
+//! [`Shard::poll_timeout`]; replies and [`MediaEvent`]s go out on their channels), and gives it
+//! the clock it reads while draining (see [`drain`]). The socket, batching and the real clock
+//! are [`crate::shard_io`]'s; `sim.rs` drives it in memory with a simulated clock. One task
+//! owns it, so the packet path takes no lock.
 //!
 //! str0m's rule is kept in one place, [`Shard::mutate`]: every mutation of an `Rtc` (input, a
 //! write, an SDP change) is followed by draining its output until it yields a timeout, and that
