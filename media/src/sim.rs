@@ -30,6 +30,16 @@ thread_local! {
     static SIM_NOW: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
 }
 
+/// The time of an input at `now` (the wall clock starting at the epoch), which the shard's
+/// clock then reads too.
+fn sim_time(start: Instant, now: Instant) -> Now {
+    SIM_NOW.with(|t| t.set(Some(now)));
+    Now {
+        at: now,
+        wall: SystemTime::UNIX_EPOCH + (now - start),
+    }
+}
+
 fn sim_clock() -> Instant {
     SIM_NOW
         .with(|t| t.get())
@@ -94,11 +104,7 @@ impl Net {
     }
 
     fn time(&self) -> Now {
-        SIM_NOW.with(|t| t.set(Some(self.now)));
-        Now {
-            at: self.now,
-            wall: SystemTime::UNIX_EPOCH + (self.now - self.start),
-        }
+        sim_time(self.start, self.now)
     }
 
     /// A command, answered at once (the shard answers within the input).
@@ -226,11 +232,7 @@ impl Net {
                         }
                         Output::Transmit(t) => {
                             assert_eq!(t.destination, sfu, "peers talk only to the SFU");
-                            SIM_NOW.with(|t| t.set(Some(self.now)));
-                            let now = Now {
-                                at: self.now,
-                                wall: SystemTime::UNIX_EPOCH + (self.now - self.start),
-                            };
+                            let now = sim_time(self.start, self.now);
                             self.shard.handle_datagram(peer.addr, &t.contents, now);
                             moved = true;
                         }
