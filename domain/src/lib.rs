@@ -1,6 +1,8 @@
 //! tiaojie's domain: who takes part in a mediation and what is kept about it.
 //!
 //! Map of the crate:
+//! - [`ids`]: typed ids — [`RoomName`], [`PersonId`], [`CaseId`] — the same text on the wire
+//!   and in storage, distinct types in the code.
 //! - [`role`]: the roles a person holds in a room (mediator, party, agent, judge, observer, admin)
 //!   and the grants (publish, subscribe, moderate, record, admin) each role gets by default.
 //! - [`room`]: a room record (the place a session happens) and its lifecycle (open → closed).
@@ -18,6 +20,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod ids;
 pub mod mediation;
 pub mod participation;
 pub mod permission;
@@ -28,6 +31,7 @@ pub mod room;
 pub use audit::{
     AUDIT_GENESIS, AuditAction, AuditEntry, AuditProblem, AuditVerification, verify_audit,
 };
+pub use ids::{CaseId, PersonId, RoomName};
 pub use participation::{LeaveReason, Participation};
 pub use permission::{Action, Asker, Denied};
 pub use recording::RecordingMode;

@@ -1,6 +1,7 @@
 //! Participation records: the durable trace of who was in a room (全程留痕). One row per
 //! continuous presence: a resume within the grace period continues the same row.
 
+use crate::ids::{PersonId, RoomName};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -48,9 +49,9 @@ pub struct Participation {
     /// Row id.
     pub id: i64,
     /// Room name.
-    pub room: String,
+    pub room: RoomName,
     /// The person's identity (the token's subject).
-    pub identity: String,
+    pub identity: PersonId,
     /// Name shown to others.
     pub display_name: String,
     /// Role held.

@@ -6,6 +6,7 @@
 //! Signaling grants' defaults ([`default_grants`]) come from the same table, and
 //! `docs/permissions.md` is generated from it (a test keeps the two equal).
 
+use crate::ids::PersonId;
 use crate::role::{Grant, Role};
 use serde::Serialize;
 
@@ -167,9 +168,9 @@ pub struct Asker<'a> {
     /// Whether they are a member of the case the action is on (always true for admins).
     pub member: bool,
     /// The person the action is for, when it is for someone (`None`: not person-specific).
-    pub acting_for: Option<&'a str>,
+    pub acting_for: Option<&'a PersonId>,
     /// The asker's own person id.
-    pub person: &'a str,
+    pub person: &'a PersonId,
 }
 
 /// Why the matrix said no. Its wire form (an error's `details`) is tagged by `reason`, with
@@ -370,21 +371,22 @@ mod tests {
 
     #[test]
     fn scope_rules() {
+        let [p1, p2, ops] = ["p1", "p2", "ops"].map(PersonId::from);
         let party = |member, acting_for| Asker {
             role: Role::Party,
             member,
             acting_for,
-            person: "p1",
+            person: &p1,
         };
-        assert!(check(Action::AgreementSign, party(true, Some("p1"))).is_ok());
+        assert!(check(Action::AgreementSign, party(true, Some(&p1))).is_ok());
         assert_eq!(
-            check(Action::AgreementSign, party(true, Some("p2"))),
+            check(Action::AgreementSign, party(true, Some(&p2))),
             Err(Denied::NotSelf {
                 action: "agreement.sign"
             })
         );
         assert!(matches!(
-            check(Action::AgreementSign, party(false, Some("p1"))),
+            check(Action::AgreementSign, party(false, Some(&p1))),
             Err(Denied::NotMember { .. })
         ));
         assert!(matches!(
@@ -395,7 +397,7 @@ mod tests {
             role: Role::Admin,
             member: false,
             acting_for: None,
-            person: "ops",
+            person: &ops,
         };
         assert!(check(Action::CaseRead, admin).is_ok());
         assert!(check(Action::AgreementSign, admin).is_err());

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::RoomName;
 use crate::recording::RecordingMode;
 
 /// Longest room name accepted.
@@ -12,7 +13,7 @@ pub const MAX_NAME_LEN: usize = 128;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Room {
     /// Unique name, chosen by its creator (e.g. a case's session id); the join token names it.
-    pub name: String,
+    pub name: RoomName,
     /// Creation time, Unix milliseconds.
     pub created_at: i64,
     /// Close time, Unix milliseconds; `None` while open.
@@ -41,7 +42,7 @@ impl Room {
 #[serde(deny_unknown_fields)]
 pub struct NewRoom {
     /// Unique name: 1–128 characters of letters, digits, `-`, `_`, `.`, `:` (CJK letters allowed).
-    pub name: String,
+    pub name: RoomName,
     /// Room-specific participant cap.
     #[serde(default)]
     pub max_participants: Option<i64>,

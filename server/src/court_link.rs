@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tiaojie_confirmation::wire::{self, FromBridge, ResultOutcome, ToBridge};
 use tiaojie_confirmation::{Body, Envelope, PublicKey};
+use tiaojie_domain::CaseId;
 use tiaojie_store::Taken;
 
 /// Frames larger than this are refused (an application with a long agreement is far smaller).
@@ -234,8 +235,8 @@ const MAX_RUN: usize = 512;
 
 /// The court network has these cases' applications: whoever has one of them open hears of it
 /// (`case.updated`, change `confirmation_delivered`), off the link's path.
-fn announce_delivered(state: &AppState, cases: Vec<String>) {
-    let heard: Vec<String> = cases
+fn announce_delivered(state: &AppState, cases: Vec<CaseId>) {
+    let heard: Vec<CaseId> = cases
         .into_iter()
         .filter(|c| state.hub.anyone_hears(c))
         .collect();

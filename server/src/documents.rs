@@ -5,8 +5,8 @@
 
 use tiaojie_config::DocumentsConfig;
 use tiaojie_documents::{FontSpec, Fonts, agreement, minutes};
-use tiaojie_domain::Role;
 use tiaojie_domain::mediation::{CaseState, IdentityMethod, Member, Side};
+use tiaojie_domain::{PersonId, Role};
 
 /// The fonts the documents are set in: the configured ones, else the first installed of
 /// [`tiaojie_documents::SYSTEM_FONTS`]; none, and documents are unavailable (logged once).
@@ -50,7 +50,7 @@ pub fn standing(case: &CaseState, m: &Member) -> String {
         (Role::Party, Some(Side::Applicant)) => "申请人".into(),
         (Role::Party, Some(Side::Respondent)) => "被申请人".into(),
         (Role::Agent, _) => {
-            let party = m.represents.as_deref().map(|p| case.name_of(p));
+            let party = m.represents.as_ref().map(|p| case.name_of(p));
             format!("{}的委托代理人", party.unwrap_or_default())
         }
         (Role::Mediator, _) => "调解员".into(),
@@ -61,7 +61,7 @@ pub fn standing(case: &CaseState, m: &Member) -> String {
 }
 
 /// `person`'s latest passed identity check of any session, in words.
-fn identity_words(case: &CaseState, person: &str) -> String {
+fn identity_words(case: &CaseState, person: &PersonId) -> String {
     let latest = case
         .sessions
         .iter()
@@ -117,7 +117,10 @@ fn basis_words(case: &CaseState, basis: &str) -> String {
                 .parse::<i64>()
                 .map(tiaojie_documents::time::date_time)
                 .unwrap_or_default();
-            format!("{method}，{}核验，{when}", case.name_of(by))
+            format!(
+                "{method}，{}核验，{when}",
+                case.name_of(&PersonId::from(by))
+            )
         }
         _ if basis == "court staff login" => "法院工作人员账号登录".into(),
         _ => basis.to_string(),

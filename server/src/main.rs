@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use tiaojie_config::{Config, LogFormat};
-use tiaojie_domain::{Grant, Role};
+use tiaojie_domain::{Grant, PersonId, Role, RoomName};
 use tiaojie_signaling::token::{TokenKeys, TokenRequest, generate_ed25519_pem, write_private_file};
 use tracing_subscriber::EnvFilter;
 
@@ -101,10 +101,10 @@ enum TokenCommand {
         config: ConfigArg,
         /// Room the token admits to (omit only with --role admin).
         #[arg(long)]
-        room: Option<String>,
+        room: Option<RoomName>,
         /// The person's identity in the room.
         #[arg(long)]
-        identity: String,
+        identity: PersonId,
         /// Display name (default: the identity).
         #[arg(long, default_value = "")]
         name: String,

@@ -25,7 +25,7 @@ use tiaojie_config::SignalingConfig;
 use tiaojie_domain::clock::{Clock, now_millis};
 use tiaojie_domain::mediation::{Place, Refusal, RuleError, RuleKind};
 use tiaojie_domain::permission::Denied;
-use tiaojie_domain::{AuditAction, Grant, LeaveReason};
+use tiaojie_domain::{AuditAction, CaseId, Grant, LeaveReason, PersonId, RoomName};
 use tiaojie_media::StandingChange;
 use tiaojie_store::{Store, StoreError};
 use tokio::sync::mpsc;
@@ -147,14 +147,14 @@ pub struct ShutOut {
     /// Revoked token ids.
     pub revoked_tokens: Vec<String>,
     /// (room, person) removed and not let back.
-    pub removed: Vec<(String, String)>,
+    pub removed: Vec<(RoomName, PersonId)>,
 }
 
 /// One live room: its name and its locked state.
 #[derive(Debug)]
 pub struct LiveRoom {
     /// Room name.
-    pub name: String,
+    pub name: RoomName,
     pub(crate) state: Arc<tokio::sync::Mutex<RoomState>>,
 }
 
@@ -164,7 +164,7 @@ pub struct Session {
     /// The room.
     pub room: Arc<LiveRoom>,
     /// The member's identity.
-    pub identity: String,
+    pub identity: PersonId,
     /// The connection's generation.
     pub generation: u64,
 }
@@ -176,16 +176,16 @@ pub struct Hub {
     config: SignalingConfig,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
-    rooms: Mutex<HashMap<String, Arc<LiveRoom>>>,
+    rooms: Mutex<HashMap<RoomName, Arc<LiveRoom>>>,
     /// Resume token → (room, identity).
-    resume_index: Mutex<HashMap<String, (String, String)>>,
+    resume_index: Mutex<HashMap<String, (RoomName, PersonId)>>,
     /// Connections following a case from outside its rooms (`follow`), by case id.
-    followers: Mutex<HashMap<String, Vec<Follower>>>,
+    followers: Mutex<HashMap<CaseId, Vec<Follower>>>,
     /// Revoked token ids: the database's, kept in memory so a join costs no query for them.
     /// Only this server revokes, so the copy cannot go stale (multi-node will share it).
     pub(crate) revoked: Mutex<HashSet<String>>,
     /// (room, person) removed and not yet let back: every link of theirs for the room fails.
-    pub(crate) removed: Mutex<HashSet<(String, String)>>,
+    pub(crate) removed: Mutex<HashSet<(RoomName, PersonId)>>,
     next_generation: AtomicU64,
     shutting_down: AtomicBool,
     /// The media plane (the SFU; a fake in unit tests), when media is enabled.
@@ -274,11 +274,11 @@ impl Hub {
     pub async fn authenticate(
         &self,
         token: &str,
-        room: Option<&str>,
+        room: Option<&RoomName>,
     ) -> Result<Claims, SignalError> {
         let claims = self.keys.verify(token)?;
         if let Some(room) = room
-            && claims.room.as_deref() != Some(room)
+            && claims.room.as_ref() != Some(room)
         {
             return Err(TokenError::WrongRoom.into());
         }
@@ -299,8 +299,8 @@ impl Hub {
     /// case and session it is, if any (found by the join's membership check).
     async fn live_room(
         &self,
-        name: &str,
-        case: Option<(String, u32)>,
+        name: &RoomName,
+        case: Option<(CaseId, u32)>,
     ) -> Result<Arc<LiveRoom>, SignalError> {
         if let Some(room) = lock(&self.rooms).get(name) {
             return Ok(room.clone());
@@ -320,13 +320,13 @@ impl Hub {
             .map_or(self.config.max_participants_per_room, |n| n.max(1) as usize);
         let lobby = record.lobby;
         let mut rooms = lock(&self.rooms);
-        let room = rooms.entry(name.to_string()).or_insert_with(|| {
+        let room = rooms.entry(name.clone()).or_insert_with(|| {
             self.metrics.rooms_live.fetch_add(1, Ordering::Relaxed);
-            let mut state = RoomState::new(name.to_string(), capacity, self.config.resume_buffer);
+            let mut state = RoomState::new(name.clone(), capacity, self.config.resume_buffer);
             state.lobby = lobby;
             state.case = case;
             Arc::new(LiveRoom {
-                name: name.to_string(),
+                name: name.clone(),
                 state: Arc::new(tokio::sync::Mutex::new(state)),
             })
         });
@@ -334,12 +334,12 @@ impl Hub {
     }
 
     /// The live room if anyone is in it.
-    pub(crate) fn existing_room(&self, name: &str) -> Option<Arc<LiveRoom>> {
+    pub(crate) fn existing_room(&self, name: &RoomName) -> Option<Arc<LiveRoom>> {
         lock(&self.rooms).get(name).cloned()
     }
 
     /// Whether anyone is in `name` now (connected or within the resume grace period).
-    pub fn is_live(&self, name: &str) -> bool {
+    pub fn is_live(&self, name: &RoomName) -> bool {
         lock(&self.rooms).contains_key(name)
     }
 
@@ -366,7 +366,7 @@ impl Hub {
     pub async fn join(
         self: &Arc<Self>,
         id: Option<RequestId>,
-        room_name: &str,
+        room_name: &RoomName,
         token: &str,
         link: Link,
     ) -> Result<Session, SignalError> {
@@ -469,7 +469,7 @@ impl Hub {
                 to_text(&Reply::Joined {
                     id,
                     v: PROTOCOL_VERSION,
-                    room: room_name.to_string(),
+                    room: room_name.clone(),
                     you: info.clone(),
                     participants: others,
                     seq: seq_now,
@@ -500,11 +500,11 @@ impl Hub {
                 if let Some(old) = old_resume {
                     index.remove(&old);
                 }
-                index.insert(resume_token, (room_name.to_string(), claims.sub.clone()));
+                index.insert(resume_token, (room_name.clone(), claims.sub.clone()));
             }
             self.handle_stalled(&room, &mut state, stalled);
             self.metrics.joins.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(room = room_name, participant = %claims.sub, role = %claims.role, "joined");
+            tracing::info!(room = %room_name, participant = %claims.sub, role = %claims.role, "joined");
             return Ok(Session {
                 room: room.clone(),
                 identity: claims.sub,
@@ -616,9 +616,9 @@ impl Hub {
         &self,
         id: Option<RequestId>,
         token: &str,
-        case: Option<&str>,
+        case: Option<&CaseId>,
         link: &Link,
-    ) -> Result<String, SignalError> {
+    ) -> Result<CaseId, SignalError> {
         let claims = self.authenticate(token, None).await?;
         let case_id = match (&claims.room, case) {
             (Some(room), _) => self
@@ -627,7 +627,7 @@ impl Hub {
                 .await?
                 .map(|(case, _)| case)
                 .ok_or_else(|| SignalError::new(ErrorCode::NotFound, "this room is no case's"))?,
-            (None, Some(case)) => case.to_string(),
+            (None, Some(case)) => case.clone(),
             (None, None) => {
                 return Err(SignalError::new(
                     ErrorCode::InvalidMessage,
@@ -669,7 +669,7 @@ impl Hub {
     }
 
     /// The connection `generation` no longer follows `case`.
-    pub fn unfollow(&self, case: &str, generation: u64) {
+    pub fn unfollow(&self, case: &CaseId, generation: u64) {
         let mut followers = lock(&self.followers);
         if let Some(list) = followers.get_mut(case) {
             list.retain(|(g, _)| *g != generation);
@@ -682,16 +682,16 @@ impl Hub {
     /// Whether anyone would hear of a change to `case` now: a connection following it, or a
     /// live session room of it. Lets a change nobody sees (a delivery acknowledged while no
     /// page is open) skip reading the case to announce it.
-    pub fn anyone_hears(&self, case: &str) -> bool {
+    pub fn anyone_hears(&self, case: &CaseId) -> bool {
         lock(&self.followers).contains_key(case)
             || lock(&self.rooms)
                 .keys()
-                .any(|room| crate::ids::is_session_room_of(room, case))
+                .any(|room| room.is_session_room_of(case))
     }
 
     /// Tells the connections following `case` about `event`; one that stopped reading is
     /// dropped from the list (its page may follow again).
-    pub(crate) fn tell_followers(&self, case: &str, event: &Event) {
+    pub(crate) fn tell_followers(&self, case: &CaseId, event: &Event) {
         let text: Arc<str> = to_text(event).into();
         let mut followers = lock(&self.followers);
         if let Some(list) = followers.get_mut(case) {
@@ -705,7 +705,7 @@ impl Hub {
     pub(crate) async fn admitted(
         &self,
         state: &RoomState,
-        identity: &str,
+        identity: &PersonId,
         role: tiaojie_domain::Role,
         wanted: Place,
     ) -> Result<Place, SignalError> {
@@ -725,7 +725,7 @@ impl Hub {
     /// After a change to a case: everyone in its session room `room` who may no longer stand
     /// where they are (a failed identity check, a consent withdrawn) goes back to the lobby,
     /// and the move is audited.
-    pub async fn recheck_room(self: &Arc<Self>, room: &str) -> Result<(), SignalError> {
+    pub async fn recheck_room(self: &Arc<Self>, room: &RoomName) -> Result<(), SignalError> {
         let Some(live) = self.existing_room(room) else {
             return Ok(());
         };
@@ -745,7 +745,7 @@ impl Hub {
         }
         let withdrawn = {
             let state = live.state.lock().await;
-            let present: Vec<&str> = state.members.keys().map(String::as_str).collect();
+            let present: Vec<&PersonId> = state.members.keys().collect();
             if state.recording_now() {
                 case.recording_consent_missing(n, &present)
             } else {
@@ -759,25 +759,23 @@ impl Hub {
                 .recording_action(room, &by, crate::protocol::RecordAction::Pause, None)
                 .await
             {
-                tracing::warn!(room, error = %e.message, "could not pause the recording");
+                tracing::warn!(%room, error = %e.message, "could not pause the recording");
             }
         }
         let mut state = live.state.lock().await;
         let case = self.store.case(&case_id).await?;
-        let standing: Vec<(String, tiaojie_domain::Role, Place)> = state
+        let standing: Vec<(PersonId, tiaojie_domain::Role, Place)> = state
             .members
             .values()
             .map(|m| (m.info.identity.clone(), m.info.role, m.info.space))
             .collect();
         let leaving = case.must_leave(
             n,
-            standing
-                .iter()
-                .map(|(p, r, place)| (p.as_str(), *r, *place)),
+            standing.iter().map(|(p, r, place)| (p, *r, *place)),
             state.recording_now(),
         );
         for (person, why) in leaving {
-            tracing::info!(room, participant = %person, %why, "back to the lobby");
+            tracing::info!(%room, participant = %person, %why, "back to the lobby");
             self.place_member(&live, &mut state, &person, Place::Lobby)
                 .await?;
             self.audit_in_room(
@@ -811,10 +809,10 @@ impl Hub {
         self.handle_stalled(&session.room, &mut state, stalled);
     }
 
-    fn start_grace_timer(self: &Arc<Self>, room: &Arc<LiveRoom>, identity: &str, epoch: u64) {
+    fn start_grace_timer(self: &Arc<Self>, room: &Arc<LiveRoom>, identity: &PersonId, epoch: u64) {
         let hub = self.clone();
         let room = room.clone();
-        let identity = identity.to_string();
+        let identity = identity.clone();
         let grace = self.config.resume_grace;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
@@ -827,7 +825,7 @@ impl Hub {
     /// than waited for. `false` if the room is not live (nobody to tell).
     pub async fn announce(
         self: &Arc<Self>,
-        room: &str,
+        room: &RoomName,
         audience: Audience<'_>,
         event: impl FnOnce(u64) -> Event,
     ) -> bool {
@@ -846,7 +844,7 @@ impl Hub {
         self: &Arc<Self>,
         room: &Arc<LiveRoom>,
         state: &mut RoomState,
-        mut stalled: Vec<String>,
+        mut stalled: Vec<PersonId>,
     ) {
         while let Some(identity) = stalled.pop() {
             let Some(member) = state.members.get(&identity) else {
@@ -859,7 +857,12 @@ impl Hub {
         }
     }
 
-    async fn grace_expired(self: &Arc<Self>, room: &Arc<LiveRoom>, identity: &str, epoch: u64) {
+    async fn grace_expired(
+        self: &Arc<Self>,
+        room: &Arc<LiveRoom>,
+        identity: &PersonId,
+        epoch: u64,
+    ) {
         let mut state = room.state.lock().await;
         let expired = state
             .members
@@ -877,7 +880,7 @@ impl Hub {
         self: &Arc<Self>,
         room: &Arc<LiveRoom>,
         state: &mut RoomState,
-        identity: &str,
+        identity: &PersonId,
         reason: LeaveReason,
         detail: &str,
     ) {
@@ -888,7 +891,7 @@ impl Hub {
         lock(&self.resume_index).remove(&member.resume_token);
         if let Some(r) = &state.recording {
             r.tell(Control::Left {
-                identity: identity.to_string(),
+                identity: identity.clone(),
             });
         }
         self.media_leave(&room.name, identity).await;
@@ -903,7 +906,7 @@ impl Hub {
         let stalled = state.broadcast(
             &Event::ParticipantLeft {
                 seq,
-                identity: identity.to_string(),
+                identity: identity.clone(),
                 reason: reason.as_str().to_string(),
             },
             Audience::All,
@@ -986,7 +989,7 @@ impl Hub {
         session: &Session,
         id: Option<RequestId>,
         text: String,
-        to: Option<String>,
+        to: Option<PersonId>,
     ) -> Result<(), SignalError> {
         if text.trim().is_empty() || text.chars().count() > MAX_CHAT_CHARS {
             return Err(SignalError::because(
@@ -1030,7 +1033,7 @@ impl Hub {
             at,
         };
         // Who reads it: kept in each one's history (and the sender's), for a page that reloads.
-        let readers: Vec<String> = match &to {
+        let readers: Vec<PersonId> = match &to {
             Some(target) => vec![target.clone()],
             None => state
                 .members
@@ -1039,13 +1042,7 @@ impl Hub {
                 .map(|m| m.info.identity.clone())
                 .collect(),
         };
-        state.keep_chat(
-            &event,
-            readers
-                .iter()
-                .map(String::as_str)
-                .chain([session.identity.as_str()]),
-        );
+        state.keep_chat(&event, readers.iter().chain([&session.identity]));
         let stalled = match &to {
             Some(target) => state.broadcast(&event, Audience::Only(target)),
             None => state.broadcast(
@@ -1092,9 +1089,9 @@ impl Hub {
     /// Returns the case and session the room is, if it is one.
     async fn case_membership(
         &self,
-        room: &str,
+        room: &RoomName,
         claims: &Claims,
-    ) -> Result<Option<(String, u32)>, SignalError> {
+    ) -> Result<Option<(CaseId, u32)>, SignalError> {
         let Some((case_id, n)) = self.store.case_of_room(room).await? else {
             return Ok(None);
         };
@@ -1141,7 +1138,7 @@ impl Hub {
     /// Appends an audit entry for something done in `room` (see [`Hub::audit_entry`]).
     pub async fn audit_in_room(
         &self,
-        room: &str,
+        room: &RoomName,
         by: &str,
         role: &str,
         action: AuditAction,
@@ -1156,7 +1153,7 @@ impl Hub {
     /// room (beside the case API's entries), else on `room:<name>`.
     pub(crate) async fn audit_entry(
         &self,
-        room: &str,
+        room: &RoomName,
         by: &str,
         role: &str,
         action: AuditAction,
@@ -1180,7 +1177,7 @@ impl Hub {
         self: &Arc<Self>,
         room: &Arc<LiveRoom>,
         state: &mut RoomState,
-        identity: &str,
+        identity: &PersonId,
         change: impl FnOnce(&mut ParticipantInfo),
     ) -> Option<ParticipantInfo> {
         let member = state.members.get_mut(identity)?;
@@ -1197,7 +1194,7 @@ impl Hub {
             let inside: Vec<ParticipantInfo> = state
                 .members
                 .values()
-                .filter(|m| m.info.space == info.space && m.info.identity != identity)
+                .filter(|m| m.info.space == info.space && m.info.identity != *identity)
                 .map(|m| m.info.clone())
                 .collect();
             for participant in inside {
@@ -1235,7 +1232,10 @@ impl Hub {
     // ---- control API operations ----
 
     /// Participants present in a room (empty if nobody is; `RoomNotFound` if no such room).
-    pub async fn room_participants(&self, room: &str) -> Result<Vec<ParticipantInfo>, SignalError> {
+    pub async fn room_participants(
+        &self,
+        room: &RoomName,
+    ) -> Result<Vec<ParticipantInfo>, SignalError> {
         match self.existing_room(room) {
             Some(live) => Ok(live.state.lock().await.participants(None, false)),
             None => {
@@ -1246,7 +1246,7 @@ impl Hub {
     }
 
     /// How many participants each live room has.
-    pub async fn live_counts(&self) -> HashMap<String, usize> {
+    pub async fn live_counts(&self) -> HashMap<RoomName, usize> {
         let rooms: Vec<Arc<LiveRoom>> = lock(&self.rooms).values().cloned().collect();
         let mut counts = HashMap::new();
         for room in rooms {
@@ -1258,8 +1258,8 @@ impl Hub {
 
     pub(crate) async fn locked_member_room(
         &self,
-        room: &str,
-        identity: &str,
+        room: &RoomName,
+        identity: &PersonId,
     ) -> Result<(Arc<LiveRoom>, tokio::sync::OwnedMutexGuard<RoomState>), SignalError> {
         let not_found = || {
             SignalError::new(
@@ -1285,8 +1285,8 @@ impl Hub {
     /// Replaces a participant's grants, effective at once.
     pub async fn update_grants(
         self: &Arc<Self>,
-        room: &str,
-        identity: &str,
+        room: &RoomName,
+        identity: &PersonId,
         mut grants: Vec<Grant>,
     ) -> Result<ParticipantInfo, SignalError> {
         grants.sort();
@@ -1305,7 +1305,7 @@ impl Hub {
     /// disconnected with code 4003.
     pub async fn close_room(
         self: &Arc<Self>,
-        room: &str,
+        room: &RoomName,
         reason: &str,
     ) -> Result<tiaojie_domain::Room, SignalError> {
         let record = self.store.close_room(room, reason, now_millis()).await?;
@@ -1320,7 +1320,7 @@ impl Hub {
             )
             .await;
         }
-        tracing::info!(room, reason, "room closed");
+        tracing::info!(%room, reason, "room closed");
         Ok(record)
     }
 
@@ -1387,7 +1387,7 @@ impl Hub {
     }
 }
 
-pub(crate) fn reply_to(state: &RoomState, identity: &str, reply: &Reply) {
+pub(crate) fn reply_to(state: &RoomState, identity: &PersonId, reply: &Reply) {
     if let Some(member) = state.members.get(identity) {
         member.reply(to_text(reply).into());
     }

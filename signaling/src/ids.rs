@@ -1,8 +1,10 @@
-//! Unguessable identifiers (token ids, resume tokens, message ids) from the system's CSPRNG.
+//! Unguessable identifiers (token ids, resume tokens, message ids, new case ids and session
+//! room names) from the system's CSPRNG.
 
 use aws_lc_rs::rand::SecureRandom;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tiaojie_domain::{CaseId, RoomName};
 
 /// `bytes` random bytes as URL-safe base64.
 pub fn random_token(bytes: usize) -> String {
@@ -21,20 +23,14 @@ pub fn random_id() -> String {
 }
 
 /// A new case id: `c` and 22 characters, every one the same length.
-pub fn case_id() -> String {
-    format!("c{}", random_id().to_lowercase())
+pub fn case_id() -> CaseId {
+    CaseId::from(format!("c{}", random_id().to_lowercase()))
 }
 
 /// A new session room of `case`: `<case id>-<random>`, so that a case's live rooms are found
-/// by their names (see [`is_session_room_of`]).
-pub fn session_room(case: &str) -> String {
-    format!("{case}-{}", random_id().to_lowercase())
-}
-
-/// Whether `room` is one of `case`'s session rooms. Unambiguous: case ids have one length.
-pub fn is_session_room_of(room: &str, case: &str) -> bool {
-    room.strip_prefix(case)
-        .is_some_and(|rest| rest.starts_with('-'))
+/// by their names (see [`RoomName::is_session_room_of`]).
+pub fn session_room(case: &CaseId) -> RoomName {
+    RoomName::from(format!("{case}-{}", random_id().to_lowercase()))
 }
 
 #[cfg(test)]
@@ -44,11 +40,14 @@ mod tests {
     #[test]
     fn a_session_room_names_its_case_and_no_other() {
         let (a, b) = (case_id(), case_id());
-        assert_eq!(a.len(), b.len());
+        assert_eq!(a.as_str().len(), b.as_str().len());
         let room = session_room(&a);
-        assert!(is_session_room_of(&room, &a));
-        assert!(!is_session_room_of(&room, &b));
-        assert!(!is_session_room_of(&a, &a), "the case id itself is no room");
-        assert!(!is_session_room_of("s1", &a));
+        assert!(room.is_session_room_of(&a));
+        assert!(!room.is_session_room_of(&b));
+        assert!(
+            !RoomName::from(a.as_str()).is_session_room_of(&a),
+            "the case id itself is no room"
+        );
+        assert!(!RoomName::from("s1").is_session_room_of(&a));
     }
 }

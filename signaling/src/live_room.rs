@@ -10,6 +10,7 @@ use crate::recording::LiveRecording;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tiaojie_domain::mediation::Place;
+use tiaojie_domain::{CaseId, PersonId, RoomName};
 use tokio::sync::{Notify, mpsc};
 
 /// Something for a connection to write.
@@ -193,23 +194,23 @@ pub enum Audience<'a> {
     /// Everyone.
     All,
     /// Everyone but this identity.
-    AllBut(&'a str),
+    AllBut(&'a PersonId),
     /// Only this identity.
-    Only(&'a str),
+    Only(&'a PersonId),
     /// Those in one place (lobby, joint room, a private room), but `except`: what is said or
     /// typed in a private room reaches nobody outside it.
     Space {
         /// The place (`ParticipantInfo::space`).
         space: Place,
         /// Left out (the sender).
-        except: Option<&'a str>,
+        except: Option<&'a PersonId>,
     },
     /// Everyone not in `space` (and not `except`).
     Outside {
         /// The place left out.
         space: Place,
         /// Left out too.
-        except: Option<&'a str>,
+        except: Option<&'a PersonId>,
     },
 }
 
@@ -220,11 +221,11 @@ pub const CHAT_HISTORY: usize = 500;
 #[derive(Debug)]
 pub struct RoomState {
     /// Room name.
-    pub name: String,
+    pub name: RoomName,
     /// Most members this room holds.
     pub capacity: usize,
     /// Members by identity.
-    pub members: BTreeMap<String, Member>,
+    pub members: BTreeMap<PersonId, Member>,
     /// The last event sequence number used.
     pub seq: u64,
     /// Set when the room left the hub (closed, emptied, shut down): joins must look it up again.
@@ -233,21 +234,21 @@ pub struct RoomState {
     pub lobby: bool,
     /// The case and session this room is, if it is a case's session room: the admission
     /// rule decides where its people may stand.
-    pub case: Option<(String, u32)>,
+    pub case: Option<(CaseId, u32)>,
     /// The recording, while the room is recorded.
     pub recording: Option<LiveRecording>,
     /// The place of the last active speaker: "nobody speaks" goes only there too.
     pub speaker_space: Option<Place>,
     /// Per person, the chat messages they sent or received here, oldest first (at most
     /// [`CHAT_HISTORY`]): a page that reloads shows its conversation again, and nobody else's.
-    chats: BTreeMap<String, VecDeque<Event>>,
+    chats: BTreeMap<PersonId, VecDeque<Event>>,
     /// Events each member keeps for resuming.
     resume_buffer: usize,
 }
 
 impl RoomState {
     /// An empty room.
-    pub fn new(name: String, capacity: usize, resume_buffer: usize) -> RoomState {
+    pub fn new(name: RoomName, capacity: usize, resume_buffer: usize) -> RoomState {
         RoomState {
             name,
             capacity,
@@ -265,13 +266,17 @@ impl RoomState {
 
     /// The participant list, in identity order, as `viewer` may see it (everything, for the
     /// control API: `None`); `others_only` leaves the viewer out.
-    pub fn participants(&self, viewer: Option<&str>, others_only: bool) -> Vec<ParticipantInfo> {
+    pub fn participants(
+        &self,
+        viewer: Option<&PersonId>,
+        others_only: bool,
+    ) -> Vec<ParticipantInfo> {
         let from = viewer
             .and_then(|v| self.members.get(v))
             .map(|m| m.info.space);
         self.members
             .values()
-            .filter(|m| !(others_only && viewer == Some(m.info.identity.as_str())))
+            .filter(|m| !(others_only && viewer == Some(&m.info.identity)))
             .map(|m| match from {
                 Some(place) => m.info.seen_from(place),
                 None => m.info.clone(),
@@ -289,8 +294,8 @@ impl RoomState {
         &mut self,
         before: Option<&ParticipantInfo>,
         info: &ParticipantInfo,
-        except: Option<&str>,
-    ) -> Vec<String> {
+        except: Option<&PersonId>,
+    ) -> Vec<PersonId> {
         let seq = self.next_seq();
         let full = Event::ParticipantUpdated {
             seq,
@@ -314,9 +319,9 @@ impl RoomState {
     }
 
     /// Keeps a chat message in the history of each of `people` (its sender and recipients).
-    pub fn keep_chat<'a>(&mut self, event: &Event, people: impl IntoIterator<Item = &'a str>) {
+    pub fn keep_chat<'a>(&mut self, event: &Event, people: impl IntoIterator<Item = &'a PersonId>) {
         for person in people {
-            let log = self.chats.entry(person.to_string()).or_default();
+            let log = self.chats.entry(person.clone()).or_default();
             if log.len() == CHAT_HISTORY {
                 log.pop_front();
             }
@@ -325,7 +330,7 @@ impl RoomState {
     }
 
     /// The chat messages `person` sent or received here, oldest first.
-    pub fn chat_history(&self, person: &str) -> Vec<Event> {
+    pub fn chat_history(&self, person: &PersonId) -> Vec<Event> {
         self.chats
             .get(person)
             .map(|log| log.iter().cloned().collect())
@@ -358,7 +363,7 @@ impl RoomState {
     /// Serialises an event once and delivers it. Returns the identities whose queues overflowed:
     /// they have been cut off (killed, detached) and the caller must treat them as dropped.
     #[must_use = "members whose queue overflowed must be handled as dropped"]
-    pub fn broadcast(&mut self, event: &Event, audience: Audience<'_>) -> Vec<String> {
+    pub fn broadcast(&mut self, event: &Event, audience: Audience<'_>) -> Vec<PersonId> {
         let seq = event_seq(event);
         let text: Arc<str> = Arc::from(to_text(event));
         let keep = self.resume_buffer;
@@ -369,10 +374,10 @@ impl RoomState {
                 Audience::AllBut(skip) => identity != skip,
                 Audience::Only(target) => identity == target,
                 Audience::Space { space, except } => {
-                    member.info.space == space && except != Some(identity.as_str())
+                    member.info.space == space && except != Some(identity)
                 }
                 Audience::Outside { space, except } => {
-                    member.info.space != space && except != Some(identity.as_str())
+                    member.info.space != space && except != Some(identity)
                 }
             };
             if wanted && !member.deliver(seq, &text, keep) {
@@ -466,11 +471,14 @@ mod tests {
         );
         for _ in 0..5 {
             let seq = room.next_seq();
-            assert!(room.broadcast(&chat(seq), Audience::AllBut("a")).is_empty());
+            assert!(
+                room.broadcast(&chat(seq), Audience::AllBut(&PersonId::from("a")))
+                    .is_empty()
+            );
         }
         assert!(ra.try_recv().is_err(), "a excluded");
         assert!(matches!(rb.try_recv(), Ok(Outbound::Text(t)) if t.contains("\"seq\":1")));
-        let b = &room.members["b"];
+        let b = &room.members[&PersonId::from("b")];
         let (events, missed) = b.events_after(3);
         assert_eq!((events.len(), missed), (2, false));
         let (events, missed) = b.events_after(1);
@@ -497,10 +505,10 @@ mod tests {
             let seq = room.next_seq();
             cut.extend(room.broadcast(&chat(seq), Audience::All));
         }
-        assert_eq!(cut, vec!["slow".to_string()]);
-        assert!(room.members["slow"].link.is_none());
+        assert_eq!(cut, vec![PersonId::from("slow")]);
+        assert!(room.members[&PersonId::from("slow")].link.is_none());
         assert_eq!(
-            room.members["slow"].info.connection,
+            room.members[&PersonId::from("slow")].info.connection,
             ConnectionState::Reconnecting
         );
         assert_eq!(
@@ -513,7 +521,13 @@ mod tests {
         }
         assert_eq!(got, 10);
         // Everything is still kept for the slow member to replay on resume.
-        assert_eq!(room.members["slow"].events_after(0).0.len(), 10);
+        assert_eq!(
+            room.members[&PersonId::from("slow")]
+                .events_after(0)
+                .0
+                .len(),
+            10
+        );
     }
 
     #[test]

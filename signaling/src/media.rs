@@ -15,8 +15,8 @@
 
 use std::sync::Arc;
 
-use tiaojie_domain::Grant;
 use tiaojie_domain::mediation::Place;
+use tiaojie_domain::{Grant, PersonId, RoomName};
 use tiaojie_media::{MediaError, MediaEvent, ParticipantId, Space, Standing, StandingChange};
 use tokio::sync::mpsc;
 
@@ -35,6 +35,16 @@ pub fn media_space(place: Place) -> Space {
         Place::Joint => Space::Joint,
         Place::Private(side) => Space::Private(side.as_str().into()),
     }
+}
+
+/// A person as the media plane knows them: the same text, opaque to it.
+pub(crate) fn participant_of(person: &PersonId) -> ParticipantId {
+    ParticipantId(person.as_str().to_string())
+}
+
+/// The person behind a media plane's participant.
+pub(crate) fn person_of(participant: ParticipantId) -> PersonId {
+    PersonId::from(participant.0)
 }
 
 fn standing_of(info: &ParticipantInfo) -> Standing {
@@ -83,35 +93,34 @@ impl Hub {
     }
 
     /// Puts a (re)joined participant into the media plane with their standing.
-    pub(crate) async fn media_enter(&self, room: &str, info: &ParticipantInfo) {
+    pub(crate) async fn media_enter(&self, room: &RoomName, info: &ParticipantInfo) {
         if let Some(sfu) = &self.media
             && let Err(e) = sfu
-                .enter(
-                    room,
-                    ParticipantId(info.identity.clone()),
-                    standing_of(info),
-                )
+                .enter(room, participant_of(&info.identity), standing_of(info))
                 .await
         {
-            tracing::error!(room, participant = %info.identity, error = %e, "media plane refused a participant");
+            tracing::error!(%room, participant = %info.identity, error = %e, "media plane refused a participant");
         }
     }
 
     /// Takes a participant out of the media plane.
-    pub(crate) async fn media_leave(&self, room: &str, identity: &str) {
+    pub(crate) async fn media_leave(&self, room: &RoomName, identity: &PersonId) {
         if let Some(sfu) = &self.media {
-            let _ = sfu.leave(room, ParticipantId(identity.into())).await;
+            let _ = sfu.leave(room, participant_of(identity)).await;
         }
     }
 
     /// Hands a standing change to the media plane.
-    pub(crate) async fn media_update(&self, room: &str, identity: &str, change: StandingChange) {
+    pub(crate) async fn media_update(
+        &self,
+        room: &RoomName,
+        identity: &PersonId,
+        change: StandingChange,
+    ) {
         if let Some(sfu) = &self.media
-            && let Err(e) = sfu
-                .update(room, ParticipantId(identity.into()), change)
-                .await
+            && let Err(e) = sfu.update(room, participant_of(identity), change).await
         {
-            tracing::warn!(room, participant = identity, error = %e, "media standing not applied");
+            tracing::warn!(%room, participant = %identity, error = %e, "media standing not applied");
         }
     }
 
@@ -163,7 +172,7 @@ impl Hub {
         let outcome = sfu
             .offer(
                 &session.room.name,
-                ParticipantId(session.identity.clone()),
+                participant_of(&session.identity),
                 sdp,
                 screen.clone(),
             )
@@ -193,11 +202,7 @@ impl Hub {
     ) -> Result<(), SignalError> {
         let sfu = self.sfu()?;
         let next = sfu
-            .answer(
-                &session.room.name,
-                ParticipantId(session.identity.clone()),
-                sdp,
-            )
+            .answer(&session.room.name, participant_of(&session.identity), sdp)
             .await
             .map_err(media_error)?;
         self.reply_then_offer(session, &Reply::Ok { id }, next)
@@ -235,13 +240,9 @@ impl Hub {
     ) -> Result<(), SignalError> {
         let sfu = self.sfu()?;
         if let Some(c) = candidate {
-            sfu.candidate(
-                &session.room.name,
-                ParticipantId(session.identity.clone()),
-                c,
-            )
-            .await
-            .map_err(media_error)?;
+            sfu.candidate(&session.room.name, participant_of(&session.identity), c)
+                .await
+                .map_err(media_error)?;
         }
         let state = self.owned_state(session).await?;
         if let Some(m) = state.members.get(&session.identity) {
@@ -259,7 +260,7 @@ impl Hub {
         max_height: Option<u32>,
     ) -> Result<(), SignalError> {
         let sfu = self.sfu()?;
-        let who = ParticipantId(session.identity.clone());
+        let who = participant_of(&session.identity);
         if let Some(a) = audio_only {
             sfu.update(
                 &session.room.name,
@@ -289,8 +290,8 @@ impl Hub {
     /// of everyone sends them back).
     pub async fn move_participant(
         self: &Arc<Self>,
-        room: &str,
-        identity: &str,
+        room: &RoomName,
+        identity: &PersonId,
         place: Place,
     ) -> Result<ParticipantInfo, SignalError> {
         let (live, mut state) = self.locked_member_room(room, identity).await?;
@@ -303,7 +304,7 @@ impl Hub {
         self: &Arc<Self>,
         live: &Arc<crate::hub::LiveRoom>,
         state: &mut crate::live_room::RoomState,
-        identity: &str,
+        identity: &PersonId,
         place: Place,
     ) -> Result<ParticipantInfo, SignalError> {
         if let Some((case, n)) = state.case.clone() {
@@ -328,10 +329,10 @@ impl Hub {
         self: &Arc<Self>,
         live: &Arc<crate::hub::LiveRoom>,
         state: &mut crate::live_room::RoomState,
-        identity: &str,
+        identity: &PersonId,
         place: Place,
     ) -> Result<ParticipantInfo, SignalError> {
-        let room = live.name.as_str();
+        let room = &live.name;
         self.media_update(room, identity, StandingChange::Move(media_space(place)))
             .await;
         let info = self
@@ -340,7 +341,7 @@ impl Hub {
         // The rooms split: every screen share stops (the SFU already forwards none while split;
         // this ends the shares, so a return to the joint room does not bring them back).
         if state.rooms_split() {
-            let sharers: Vec<String> = state
+            let sharers: Vec<PersonId> = state
                 .members
                 .values()
                 .filter(|m| m.info.screen)
@@ -367,29 +368,33 @@ impl Hub {
                     participant,
                     sdp,
                 } => {
+                    let room = RoomName::from(room);
                     let Some(live) = self.existing_room(&room) else {
                         continue;
                     };
+                    let participant = person_of(participant);
                     let mut state = live.state.lock().await;
-                    if !state.members.contains_key(&participant.0) {
+                    if !state.members.contains_key(&participant) {
                         continue;
                     }
                     let seq = state.next_seq();
                     let stalled = state.broadcast(
                         &Event::MediaOffer { seq, sdp },
-                        Audience::Only(&participant.0),
+                        Audience::Only(&participant),
                     );
                     self.handle_stalled(&live, &mut state, stalled);
                 }
                 MediaEvent::ActiveSpeaker { room, participant } => {
+                    let room = RoomName::from(room);
                     let Some(live) = self.existing_room(&room) else {
                         continue;
                     };
                     let mut state = live.state.lock().await;
                     // Who speaks in a private room is not shown outside it, nor when they stop.
+                    let participant = participant.map(person_of);
                     let space = match participant
                         .as_ref()
-                        .and_then(|p| state.members.get(&p.0))
+                        .and_then(|p| state.members.get(p))
                         .map(|m| m.info.space)
                     {
                         Some(space) => {
@@ -401,7 +406,7 @@ impl Hub {
                     let seq = state.next_seq();
                     let event = Event::SpeakerActive {
                         seq,
-                        identity: participant.map(|p| p.0),
+                        identity: participant,
                     };
                     let audience = match space {
                         Some(space) => Audience::Space {
@@ -414,8 +419,12 @@ impl Hub {
                     self.handle_stalled(&live, &mut state, stalled);
                 }
                 MediaEvent::Connected { room, participant } => {
-                    self.set_media_state(&room, &participant.0, MediaState::Connected)
-                        .await;
+                    self.set_media_state(
+                        &room.into(),
+                        &person_of(participant),
+                        MediaState::Connected,
+                    )
+                    .await;
                 }
                 MediaEvent::Lost {
                     room,
@@ -423,14 +432,19 @@ impl Hub {
                     reason,
                 } => {
                     tracing::info!(%room, participant = %participant, reason, "media lost");
-                    self.set_media_state(&room, &participant.0, MediaState::Lost)
+                    self.set_media_state(&room.into(), &person_of(participant), MediaState::Lost)
                         .await;
                 }
             }
         }
     }
 
-    async fn set_media_state(self: &Arc<Self>, room: &str, identity: &str, media: MediaState) {
+    async fn set_media_state(
+        self: &Arc<Self>,
+        room: &RoomName,
+        identity: &PersonId,
+        media: MediaState,
+    ) {
         let Some(live) = self.existing_room(room) else {
             return;
         };

@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use tiaojie_domain::RoomName;
 
 use tiaojie_media::{
     MediaError, OfferOutcome, ParticipantId, ParticipantMediaStats, Sfu, SfuCounters, Standing,
@@ -24,14 +25,14 @@ pub trait MediaPlane: Send + Sync {
     /// theirs is dropped).
     fn enter<'a>(
         &'a self,
-        room: &'a str,
+        room: &'a RoomName,
         who: ParticipantId,
         standing: Standing,
     ) -> Pending<'a, ()>;
     /// The participant's SDP offer; `screen` is the line it shares its screen on.
     fn offer<'a>(
         &'a self,
-        room: &'a str,
+        room: &'a RoomName,
         who: ParticipantId,
         sdp: String,
         screen: Option<String>,
@@ -39,43 +40,43 @@ pub trait MediaPlane: Send + Sync {
     /// The participant's answer to a server offer; the next server offer, if any.
     fn answer<'a>(
         &'a self,
-        room: &'a str,
+        room: &'a RoomName,
         who: ParticipantId,
         sdp: String,
     ) -> Pending<'a, Option<String>>;
     /// A trickled ICE candidate.
     fn candidate<'a>(
         &'a self,
-        room: &'a str,
+        room: &'a RoomName,
         who: ParticipantId,
         candidate: String,
     ) -> Pending<'a, ()>;
     /// A change of standing: forwarding follows, connections stay.
     fn update<'a>(
         &'a self,
-        room: &'a str,
+        room: &'a RoomName,
         who: ParticipantId,
         change: StandingChange,
     ) -> Pending<'a, ()>;
     /// The largest video height this participant wants (`None`: no limit).
     fn set_max_height<'a>(
         &'a self,
-        room: &'a str,
+        room: &'a RoomName,
         who: ParticipantId,
         max_height: Option<u32>,
     ) -> Pending<'a, ()>;
     /// The participant left: their media stops.
-    fn leave<'a>(&'a self, room: &'a str, who: ParticipantId) -> Pending<'a, ()>;
+    fn leave<'a>(&'a self, room: &'a RoomName, who: ParticipantId) -> Pending<'a, ()>;
     /// Everyone's media in the room stops.
-    fn close_room<'a>(&'a self, room: &'a str) -> Pending<'a, ()>;
+    fn close_room<'a>(&'a self, room: &'a RoomName) -> Pending<'a, ()>;
     /// Per-participant statistics of a room.
-    fn stats<'a>(&'a self, room: &'a str) -> Pending<'a, Vec<ParticipantMediaStats>>;
+    fn stats<'a>(&'a self, room: &'a RoomName) -> Pending<'a, Vec<ParticipantMediaStats>>;
     /// Copies the room's media into a tap of `capacity` packets (for the recorder).
-    fn tap<'a>(&'a self, room: &'a str, capacity: usize) -> Pending<'a, TapReceiver>;
+    fn tap<'a>(&'a self, room: &'a RoomName, capacity: usize) -> Pending<'a, TapReceiver>;
     /// Stops the room's tap.
-    fn untap<'a>(&'a self, room: &'a str) -> Pending<'a, ()>;
+    fn untap<'a>(&'a self, room: &'a RoomName) -> Pending<'a, ()>;
     /// Asks every camera in the room for a keyframe.
-    fn request_keyframes<'a>(&'a self, room: &'a str) -> Pending<'a, ()>;
+    fn request_keyframes<'a>(&'a self, room: &'a RoomName) -> Pending<'a, ()>;
     /// Stops the plane (connections close).
     fn shutdown(&self) -> Pending<'_, ()>;
     /// Packet counters, for `/metrics`.
@@ -87,81 +88,81 @@ pub trait MediaPlane: Send + Sync {
 impl MediaPlane for Sfu {
     fn enter<'a>(
         &'a self,
-        room: &'a str,
+        room: &'a RoomName,
         who: ParticipantId,
         standing: Standing,
     ) -> Pending<'a, ()> {
-        Box::pin(Sfu::enter(self, room, who, standing))
+        Box::pin(Sfu::enter(self, room.as_str(), who, standing))
     }
 
     fn offer<'a>(
         &'a self,
-        room: &'a str,
+        room: &'a RoomName,
         who: ParticipantId,
         sdp: String,
         screen: Option<String>,
     ) -> Pending<'a, OfferOutcome> {
-        Box::pin(Sfu::offer(self, room, who, sdp, screen))
+        Box::pin(Sfu::offer(self, room.as_str(), who, sdp, screen))
     }
 
     fn answer<'a>(
         &'a self,
-        room: &'a str,
+        room: &'a RoomName,
         who: ParticipantId,
         sdp: String,
     ) -> Pending<'a, Option<String>> {
-        Box::pin(Sfu::answer(self, room, who, sdp))
+        Box::pin(Sfu::answer(self, room.as_str(), who, sdp))
     }
 
     fn candidate<'a>(
         &'a self,
-        room: &'a str,
+        room: &'a RoomName,
         who: ParticipantId,
         candidate: String,
     ) -> Pending<'a, ()> {
-        Box::pin(Sfu::candidate(self, room, who, candidate))
+        Box::pin(Sfu::candidate(self, room.as_str(), who, candidate))
     }
 
     fn update<'a>(
         &'a self,
-        room: &'a str,
+        room: &'a RoomName,
         who: ParticipantId,
         change: StandingChange,
     ) -> Pending<'a, ()> {
-        Box::pin(Sfu::update(self, room, who, change))
+        Box::pin(Sfu::update(self, room.as_str(), who, change))
     }
 
     fn set_max_height<'a>(
         &'a self,
-        room: &'a str,
+        room: &'a RoomName,
         who: ParticipantId,
         max_height: Option<u32>,
     ) -> Pending<'a, ()> {
-        Box::pin(Sfu::set_max_height(self, room, who, max_height))
+        Box::pin(Sfu::set_max_height(self, room.as_str(), who, max_height))
     }
 
-    fn leave<'a>(&'a self, room: &'a str, who: ParticipantId) -> Pending<'a, ()> {
-        Box::pin(Sfu::leave(self, room, who))
+    fn leave<'a>(&'a self, room: &'a RoomName, who: ParticipantId) -> Pending<'a, ()> {
+        Box::pin(Sfu::leave(self, room.as_str(), who))
     }
 
-    fn close_room<'a>(&'a self, room: &'a str) -> Pending<'a, ()> {
-        Box::pin(Sfu::close_room(self, room))
+    fn close_room<'a>(&'a self, room: &'a RoomName) -> Pending<'a, ()> {
+        Box::pin(Sfu::close_room(self, room.as_str()))
     }
 
-    fn stats<'a>(&'a self, room: &'a str) -> Pending<'a, Vec<ParticipantMediaStats>> {
-        Box::pin(Sfu::stats(self, room))
+    fn stats<'a>(&'a self, room: &'a RoomName) -> Pending<'a, Vec<ParticipantMediaStats>> {
+        Box::pin(Sfu::stats(self, room.as_str()))
     }
 
-    fn tap<'a>(&'a self, room: &'a str, capacity: usize) -> Pending<'a, TapReceiver> {
-        Box::pin(Sfu::tap(self, room, capacity))
+    fn tap<'a>(&'a self, room: &'a RoomName, capacity: usize) -> Pending<'a, TapReceiver> {
+        Box::pin(Sfu::tap(self, room.as_str(), capacity))
     }
 
-    fn untap<'a>(&'a self, room: &'a str) -> Pending<'a, ()> {
-        Box::pin(Sfu::untap(self, room))
+    fn untap<'a>(&'a self, room: &'a RoomName) -> Pending<'a, ()> {
+        Box::pin(Sfu::untap(self, room.as_str()))
     }
 
-    fn request_keyframes<'a>(&'a self, room: &'a str) -> Pending<'a, ()> {
-        Box::pin(Sfu::request_keyframes(self, room))
+    fn request_keyframes<'a>(&'a self, room: &'a RoomName) -> Pending<'a, ()> {
+        Box::pin(Sfu::request_keyframes(self, room.as_str()))
     }
 
     fn shutdown(&self) -> Pending<'_, ()> {

@@ -7,6 +7,7 @@
 //! never between them. Every act is audited before anyone is answered.
 
 use std::sync::Arc;
+use tiaojie_domain::{PersonId, RoomName};
 
 use tiaojie_domain::mediation::Place;
 use tiaojie_domain::{AuditAction, Grant, LeaveReason};
@@ -57,7 +58,7 @@ impl Moderation {
 pub fn decide(
     state: &RoomState,
     session: &Session,
-    target: &str,
+    target: &PersonId,
     action: &Moderation,
 ) -> Result<String, SignalError> {
     let moderator = state
@@ -78,7 +79,7 @@ pub fn decide(
             },
         ));
     }
-    if target == session.identity && !matches!(action, Moderation::Move { .. }) {
+    if *target == session.identity && !matches!(action, Moderation::Move { .. }) {
         return Err(SignalError::because(
             ErrorCode::InvalidMessage,
             SignalReason::ModerateSelf,
@@ -90,7 +91,7 @@ pub fn decide(
     Ok(moderator.info.role.as_str().to_string())
 }
 
-fn not_present(room: &str, identity: &str) -> SignalError {
+fn not_present(room: &RoomName, identity: &PersonId) -> SignalError {
     SignalError::new(
         ErrorCode::ParticipantNotFound,
         format!("{identity:?} is not in room {room:?}"),
@@ -98,7 +99,7 @@ fn not_present(room: &str, identity: &str) -> SignalError {
 }
 
 /// An audit detail for a moderator's mute: whose, what, on or off.
-pub fn mute_detail(target: &str, kind: MediaKind, muted: bool) -> String {
+pub fn mute_detail(target: &PersonId, kind: MediaKind, muted: bool) -> String {
     let state = if muted { "muted" } else { "unmuted" };
     format!("{target} {} {state}", kind.media().as_str())
 }
@@ -108,7 +109,7 @@ pub fn mute_detail(target: &str, kind: MediaKind, muted: bool) -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct Moderator<'a> {
     /// Their identity.
-    pub id: &'a str,
+    pub id: &'a PersonId,
     /// Their role.
     pub role: &'a str,
 }
@@ -121,7 +122,7 @@ impl Hub {
         self: &Arc<Self>,
         session: &Session,
         id: Option<RequestId>,
-        target: &str,
+        target: &PersonId,
         action: Moderation,
     ) -> Result<(), SignalError> {
         let live = session.room.clone();
@@ -132,7 +133,7 @@ impl Hub {
             role: &role,
         };
         self.act(&live, &mut state, by, target, &action).await?;
-        tracing::info!(room = %live.name, participant = %session.identity, target, ?action, "moderated");
+        tracing::info!(room = %live.name, participant = %session.identity, %target, ?action, "moderated");
         reply_to(&state, &session.identity, &Reply::Ok { id });
         Ok(())
     }
@@ -142,8 +143,8 @@ impl Hub {
     pub async fn moderate_room(
         self: &Arc<Self>,
         by: Moderator<'_>,
-        room: &str,
-        target: &str,
+        room: &RoomName,
+        target: &PersonId,
         action: Moderation,
     ) -> Result<Option<ParticipantInfo>, SignalError> {
         if action == Moderation::Readmit {
@@ -162,23 +163,35 @@ impl Hub {
         live: &Arc<LiveRoom>,
         state: &mut RoomState,
         by: Moderator<'_>,
-        target: &str,
+        target: &PersonId,
         action: &Moderation,
     ) -> Result<Option<ParticipantInfo>, SignalError> {
-        let room = live.name.as_str();
+        let room = &live.name;
         match action {
             Moderation::Mute { kind, muted } => {
                 let info = self.mute_member(live, state, target, *kind, *muted).await?;
                 let detail = mute_detail(target, *kind, *muted);
-                self.audit_in_room(room, by.id, by.role, AuditAction::PersonMute, &detail)
-                    .await?;
+                self.audit_in_room(
+                    room,
+                    by.id.as_str(),
+                    by.role,
+                    AuditAction::PersonMute,
+                    &detail,
+                )
+                .await?;
                 Ok(Some(info))
             }
             Moderation::Move { place } => {
                 let info = self.move_member(live, state, target, *place).await?;
                 let detail = format!("{target} to {place}");
-                self.audit_in_room(room, by.id, by.role, AuditAction::PersonMove, &detail)
-                    .await?;
+                self.audit_in_room(
+                    room,
+                    by.id.as_str(),
+                    by.role,
+                    AuditAction::PersonMove,
+                    &detail,
+                )
+                .await?;
                 Ok(Some(info))
             }
             Moderation::Remove { reason } => {
@@ -198,11 +211,17 @@ impl Hub {
     async fn readmit(
         &self,
         by: Moderator<'_>,
-        room: &str,
-        identity: &str,
+        room: &RoomName,
+        identity: &PersonId,
     ) -> Result<(), SignalError> {
         let entry = self
-            .audit_entry(room, by.id, by.role, AuditAction::PersonReadmit, identity)
+            .audit_entry(
+                room,
+                by.id.as_str(),
+                by.role,
+                AuditAction::PersonReadmit,
+                identity.as_str(),
+            )
             .await?;
         let Some(jtis) = self.store().lift_removal(room, identity, &entry).await? else {
             return Err(SignalError::new(
@@ -216,8 +235,8 @@ impl Hub {
                 revoked.remove(jti);
             }
         }
-        lock(&self.removed).remove(&(room.to_string(), identity.to_string()));
-        tracing::info!(room, participant = identity, "let back in");
+        lock(&self.removed).remove(&(room.clone(), identity.clone()));
+        tracing::info!(%room, participant = %identity, "let back in");
         Ok(())
     }
 
@@ -229,17 +248,23 @@ impl Hub {
         live: &Arc<LiveRoom>,
         state: &mut RoomState,
         by: Moderator<'_>,
-        identity: &str,
+        identity: &PersonId,
         reason: &str,
     ) -> Result<(), SignalError> {
-        let room = live.name.as_str();
+        let room = &live.name;
         let Some(member) = state.members.get(identity) else {
             return Err(not_present(room, identity));
         };
         let (jti, exp) = (member.jti.clone(), member.token_exp);
         let detail = format!("{identity}: {reason}");
         let entry = self
-            .audit_entry(room, by.id, by.role, AuditAction::PersonRemove, &detail)
+            .audit_entry(
+                room,
+                by.id.as_str(),
+                by.role,
+                AuditAction::PersonRemove,
+                &detail,
+            )
             .await?;
         let removal = Removal {
             room,
@@ -251,7 +276,7 @@ impl Hub {
         };
         self.store().record_removal(&removal, &entry).await?;
         lock(&self.revoked).insert(jti);
-        lock(&self.removed).insert((room.to_string(), identity.to_string()));
+        lock(&self.removed).insert((room.clone(), identity.clone()));
         let seq = state.next_seq();
         let _ = state.broadcast(
             &Event::Removed {
@@ -266,7 +291,7 @@ impl Hub {
                 reason: truncate_reason(reason),
             });
         }
-        tracing::info!(room, participant = identity, reason, "removed");
+        tracing::info!(%room, participant = %identity, reason, "removed");
         self.end_presence(live, state, identity, LeaveReason::Removed, reason)
             .await;
         Ok(())
@@ -278,7 +303,7 @@ impl Hub {
         self: &Arc<Self>,
         live: &Arc<LiveRoom>,
         state: &mut RoomState,
-        identity: &str,
+        identity: &PersonId,
         kind: MediaKind,
         muted: bool,
     ) -> Result<ParticipantInfo, SignalError> {
@@ -322,7 +347,7 @@ mod tests {
             kind: MediaKind::Audio,
             muted: true,
         };
-        hub.moderate(&mediator.session, None, "p", mute)
+        hub.moderate(&mediator.session, None, &PersonId::from("p"), mute)
             .await
             .expect("muted");
         let blocks: Vec<_> = media
@@ -362,7 +387,7 @@ mod tests {
             .moderate(
                 &party.session,
                 None,
-                "m",
+                &PersonId::from("m"),
                 Moderation::Mute {
                     kind: MediaKind::Audio,
                     muted: true,
@@ -394,15 +419,20 @@ mod tests {
                     kind: MediaKind::Video,
                     muted: true,
                 };
-                hub.moderate(&session, None, "p", mute).await
+                hub.moderate(&session, None, &PersonId::from("p"), mute)
+                    .await
             }
         });
         tokio::task::yield_now().await;
         let withdrawing = tokio::spawn({
             let hub = hub.clone();
             async move {
-                hub.update_grants("r1", "m", vec![Grant::Publish, Grant::Subscribe])
-                    .await
+                hub.update_grants(
+                    &RoomName::from("r1"),
+                    &PersonId::from("m"),
+                    vec![Grant::Publish, Grant::Subscribe],
+                )
+                .await
             }
         });
         tokio::task::yield_now().await;
@@ -439,7 +469,7 @@ mod tests {
             .moderate(
                 &mediator.session,
                 None,
-                "p",
+                &PersonId::from("p"),
                 Moderation::Mute {
                     kind: MediaKind::Video,
                     muted: false,
@@ -460,7 +490,7 @@ mod tests {
         let remove = Moderation::Remove {
             reason: "disorderly".into(),
         };
-        hub.moderate(&mediator.session, None, "p", remove)
+        hub.moderate(&mediator.session, None, &PersonId::from("p"), remove)
             .await
             .expect("removed");
         assert!(
@@ -472,10 +502,11 @@ mod tests {
         assert!(events_of(&told, "removed").next().is_some(), "{told:?}");
         let token_of_p = hub.store().revoked_token_ids().await.expect("revoked");
         assert_eq!(token_of_p.len(), 1, "the link they came in with");
+        let p = PersonId::from("p");
         let again = hub.moderate(
             &mediator.session,
             None,
-            "p",
+            &p,
             Moderation::Remove {
                 reason: "twice".into(),
             },
@@ -489,15 +520,20 @@ mod tests {
             .moderate(
                 &mediator.session,
                 None,
-                "m",
+                &PersonId::from("m"),
                 Moderation::Remove { reason: "x".into() },
             )
             .await
             .expect_err("not oneself");
         assert_eq!(own.code, ErrorCode::InvalidMessage);
-        hub.moderate(&mediator.session, None, "p", Moderation::Readmit)
-            .await
-            .expect("let back in");
+        hub.moderate(
+            &mediator.session,
+            None,
+            &PersonId::from("p"),
+            Moderation::Readmit,
+        )
+        .await
+        .expect("let back in");
         assert!(
             hub.store()
                 .revoked_token_ids()
@@ -509,7 +545,7 @@ mod tests {
         let actions: Vec<_> = log.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(actions, vec!["person.remove", "person.readmit"]);
         assert!(
-            hub.room_participants("r1")
+            hub.room_participants(&RoomName::from("r1"))
                 .await
                 .expect("room")
                 .iter()

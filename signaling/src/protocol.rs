@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tiaojie_domain::mediation::{Place, Refusal, RuleError};
 use tiaojie_domain::permission::Denied;
-use tiaojie_domain::{Grant, RecordingMode, Role};
+use tiaojie_domain::{CaseId, Grant, PersonId, RecordingMode, Role, RoomName};
 
 /// The protocol version this server speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -84,7 +84,7 @@ pub enum ClientMessage {
         /// Protocol version the client speaks (default 1).
         v: Option<u32>,
         /// The room to enter; must match the token's.
-        room: String,
+        room: RoomName,
         /// The join token.
         token: String,
     },
@@ -112,7 +112,7 @@ pub enum ClientMessage {
         token: String,
         /// The case, for a staff token.
         #[serde(default)]
-        case: Option<String>,
+        case: Option<CaseId>,
     },
     /// Leave the room for good.
     Leave {
@@ -137,7 +137,7 @@ pub enum ClientMessage {
         text: String,
         /// Recipient identity; the whole room if absent.
         #[serde(default)]
-        to: Option<String>,
+        to: Option<PersonId>,
     },
     /// Mute or unmute one's own audio or video.
     Mute {
@@ -173,7 +173,7 @@ pub enum ClientMessage {
         /// What to do.
         action: ModerateAction,
         /// The participant's identity.
-        target: String,
+        target: PersonId,
         /// `mute`: which media.
         #[serde(default)]
         kind: Option<MediaKind>,
@@ -386,7 +386,7 @@ pub enum ConnectionState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ParticipantInfo {
     /// Identity (the token's subject), unique in the room.
-    pub identity: String,
+    pub identity: PersonId,
     /// Display name.
     pub name: String,
     /// Role in this room.
@@ -457,7 +457,7 @@ pub enum Event {
         /// Room sequence number.
         seq: u64,
         /// Who.
-        identity: String,
+        identity: PersonId,
         /// Why: `left`, `connection_lost`, `removed`, ...
         reason: String,
     },
@@ -477,10 +477,10 @@ pub enum Event {
         /// Unique message id.
         message_id: String,
         /// Sender identity.
-        from: String,
+        from: PersonId,
         /// Recipient identity for a direct message.
         #[serde(skip_serializing_if = "Option::is_none")]
-        to: Option<String>,
+        to: Option<PersonId>,
         /// The text.
         text: String,
         /// Server time, Unix milliseconds.
@@ -500,7 +500,7 @@ pub enum Event {
         /// Room sequence number.
         seq: u64,
         /// Who is speaking.
-        identity: Option<String>,
+        identity: Option<PersonId>,
     },
     /// Recording started, paused, resumed or stopped: show it to everyone at once.
     #[serde(rename = "recording.updated")]
@@ -532,7 +532,7 @@ pub enum Event {
         /// Room sequence number.
         seq: u64,
         /// The case id.
-        case: String,
+        case: CaseId,
         /// The session this room is.
         session: u32,
         /// What changed: the kind of the last event appended (e.g. `agreement_signed`).
@@ -547,7 +547,7 @@ pub enum Event {
         /// Room sequence number.
         seq: u64,
         /// The case id.
-        case: String,
+        case: CaseId,
         /// The session.
         session: u32,
         /// Revision.
@@ -594,7 +594,7 @@ pub enum Reply {
         /// Protocol version in use.
         v: u32,
         /// The room.
-        room: String,
+        room: RoomName,
         /// You.
         you: ParticipantInfo,
         /// Everyone else present.
@@ -621,7 +621,7 @@ pub enum Reply {
         /// Protocol version in use.
         v: u32,
         /// The room.
-        room: String,
+        room: RoomName,
         /// You.
         you: ParticipantInfo,
         /// Everyone else present, now.
@@ -642,7 +642,7 @@ pub enum Reply {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<RequestId>,
         /// The case followed.
-        case: String,
+        case: CaseId,
     },
     /// `leave` done; the server closes the connection (code 1000).
     #[serde(rename = "left")]
@@ -753,7 +753,7 @@ pub enum SignalReason {
     #[error("{person:?} is not another participant in your part of the room")]
     NotWithYou {
         /// Who it was for.
-        person: String,
+        person: PersonId,
     },
     /// The request needs a grant the asker does not hold now.
     #[error("this needs the {} grant", grant.as_str())]
@@ -768,13 +768,13 @@ pub enum SignalReason {
     #[error("{person} is not a member of this room's case")]
     NotInCase {
         /// Who.
-        person: String,
+        person: PersonId,
     },
     /// A case's room: the token's role is not the person's role in the case.
     #[error("{person} is the case's {case_role}, not its {role}")]
     WrongRole {
         /// Who.
-        person: String,
+        person: PersonId,
         /// Their role in the case.
         case_role: Role,
         /// The role the token claims.

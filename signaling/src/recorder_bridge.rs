@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use tiaojie_domain::mediation::RuleError;
-use tiaojie_domain::{Grant, RecordingMode};
+use tiaojie_domain::{Grant, PersonId, RecordingMode, RoomName};
 
 use crate::hub::{Hub, Session, SignalError};
 use crate::live_room::{Audience, RoomState};
@@ -32,12 +32,12 @@ impl Hub {
     ) -> Result<(), SignalError> {
         self.require_grant(session, Grant::Record).await?;
         let status = self
-            .recording_action(&session.room.name, &session.identity, action, mode)
+            .recording_action(&session.room.name, session.identity.as_str(), action, mode)
             .await?;
         let role = self.role_of(session).await?;
         self.audit_in_room(
             &session.room.name,
-            &session.identity,
+            session.identity.as_str(),
             &role,
             action.audit_action(),
             &status.audit_detail(),
@@ -51,7 +51,7 @@ impl Hub {
     }
 
     /// The most `room` may record: the configuration's limit, lowered by the room's policy.
-    async fn recording_limit(&self, room: &str) -> Result<RecordingMode, SignalError> {
+    async fn recording_limit(&self, room: &RoomName) -> Result<RecordingMode, SignalError> {
         let record = self.store().room(room).await?;
         let server = self.recorders.allowed();
         Ok(record.recording.map_or(server, |r| r.min(server)))
@@ -61,7 +61,7 @@ impl Hub {
     /// told. `by` is who asked (an identity, or an admin's).
     pub async fn recording_action(
         self: &Arc<Self>,
-        room: &str,
+        room: &RoomName,
         by: &str,
         action: RecordAction,
         mode: Option<RecordingMode>,
@@ -90,7 +90,7 @@ impl Hub {
             return Err(state_error(SignalReason::RecordingEmptyRoom));
         }
         if let Some((case, n)) = &case {
-            let present: Vec<&str> = state.members.keys().map(String::as_str).collect();
+            let present: Vec<&PersonId> = state.members.keys().collect();
             let missing = case.recording_consent_missing(*n, &present);
             if !missing.is_empty() {
                 return Err(RuleError::ChecksMissing { missing }.into());
@@ -143,7 +143,7 @@ impl Hub {
                     })
                     .collect();
                 let recorders = self.recorders.clone();
-                let (room_name, by_name) = (room.to_string(), by.to_string());
+                let (room_name, by_name) = (room.clone(), by.to_string());
                 // Creating the directory and its first files fsyncs: off the async threads.
                 let started = tokio::task::spawn_blocking(move || {
                     recorders.start(&room_name, mode, &by_name, present, tap)
@@ -152,7 +152,7 @@ impl Hub {
                 .map_err(|e| SignalError::new(ErrorCode::Internal, e.to_string()))
                 .and_then(|r| {
                     r.map_err(|e| {
-                        tracing::error!(room, error = %e, "could not start a recording");
+                        tracing::error!(%room, error = %e, "could not start a recording");
                         SignalError::new(ErrorCode::Internal, "recording storage failed")
                     })
                 });
@@ -203,7 +203,7 @@ impl Hub {
             },
             None => state.recording_status(),
         };
-        tracing::info!(room, by, ?action, state = ?status.state, "recording changed");
+        tracing::info!(%room, by, ?action, state = ?status.state, "recording changed");
         let seq = state.next_seq();
         let stalled = state.broadcast(
             &Event::RecordingUpdated {
@@ -237,7 +237,7 @@ impl Hub {
     /// files. Returns the ended recording's id. Does not tell participants.
     pub(crate) fn stop_recording(
         &self,
-        room: &str,
+        room: &RoomName,
         state: &mut RoomState,
         by: &str,
         reason: &str,
@@ -251,7 +251,7 @@ impl Hub {
         // recorder has gone (a new recording's tap replaces it). No untap here: it could race
         // a new recording's tap.
         self.recorders.stopping(&recording.id);
-        tracing::info!(room, recording = %recording.id, by, reason, "recording stopped");
+        tracing::info!(%room, recording = %recording.id, by, reason, "recording stopped");
         Some(recording.id)
     }
 }

@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
+use tiaojie_domain::{PersonId, RoomName};
 
 use serde::Serialize;
 use tiaojie_config::RecordingConfig;
@@ -58,7 +59,7 @@ pub enum RecorderSetupError {
 /// Someone in a recorded room, and where they are.
 #[derive(Debug, Clone)]
 pub(crate) struct Presence {
-    pub(crate) identity: String,
+    pub(crate) identity: PersonId,
     pub(crate) name: String,
     pub(crate) role: Role,
     pub(crate) place: Place,
@@ -71,7 +72,7 @@ pub(crate) enum Control {
     /// recorded.
     Present(Presence),
     /// Someone left the room.
-    Left { identity: String },
+    Left { identity: PersonId },
     /// Stop capturing for now.
     Pause { by: String },
     /// Capture again.
@@ -136,14 +137,14 @@ pub struct RecordingView {
     /// Its id.
     pub id: String,
     /// The room recorded.
-    pub room: String,
+    pub room: RoomName,
     /// `audio` or `audio_video`.
     pub mode: String,
     /// `recording` (capturing now), `finishing` (making its files), `finished`, or
     /// `interrupted` (capture ended without a stop and has not been recovered yet).
     pub state: String,
     /// Who started it.
-    pub started_by: String,
+    pub started_by: PersonId,
     /// Start, Unix milliseconds.
     pub started_at: i64,
     /// End, Unix milliseconds, once finished.
@@ -186,7 +187,7 @@ pub struct RecordingFile {
     pub kind: String,
     /// Whose (absent for the mix).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identity: Option<String>,
+    pub identity: Option<PersonId>,
     /// Size.
     pub bytes: u64,
     /// SHA-256 (hex), as the signed manifest lists it.
@@ -197,7 +198,7 @@ pub struct RecordingFile {
 #[derive(Debug, Clone)]
 pub struct Finished {
     /// The room it recorded.
-    pub room: String,
+    pub room: RoomName,
     /// Its id.
     pub id: String,
     /// The chain head its manifest signs.
@@ -309,7 +310,7 @@ impl Recorders {
     /// Starts capturing `room` from `tap`, with who is `present`.
     pub(crate) fn start(
         self: &Arc<Self>,
-        room: &str,
+        room: &RoomName,
         mode: RecordingMode,
         by: &str,
         present: Vec<Presence>,
@@ -339,7 +340,7 @@ impl Recorders {
         })?;
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let mut worker = Worker {
-            room: room.to_string(),
+            room: room.clone(),
             recording: Some(recording),
             mode,
             private_rooms: self.config.private_rooms,
@@ -373,7 +374,7 @@ impl Recorders {
         let mut workers = lock(&self.workers);
         workers.retain(|w| !w.is_finished());
         workers.push(thread);
-        tracing::info!(room, recording = %id, mode = mode.as_str(), by, "recording started");
+        tracing::info!(%room, recording = %id, mode = mode.as_str(), by, "recording started");
         Ok(LiveRecording {
             id,
             mode,
@@ -460,10 +461,10 @@ impl Recorders {
         let manifest = manifest.filter(|_| live.is_none());
         Some(RecordingView {
             id: info.id,
-            room,
+            room: RoomName::from(room),
             mode,
             state: state.into(),
-            started_by,
+            started_by: PersonId::from(started_by),
             started_at: (info.created_us / 1000) as i64,
             ended_at: manifest.as_ref().map(|m| (m.ended_us / 1000) as i64),
             complete: manifest.as_ref().map(|m| m.complete),
@@ -475,7 +476,7 @@ impl Recorders {
                         .map(|d| RecordingFile {
                             file: d.file,
                             kind: d.kind,
-                            identity: d.identity,
+                            identity: d.identity.map(PersonId::from),
                             bytes: d.bytes,
                             sha256: d.sha256,
                         })
@@ -603,7 +604,7 @@ struct TrackState {
 
 /// A capture: runs on its own thread until stopped, then makes the files.
 struct Worker {
-    room: String,
+    room: RoomName,
     recording: Option<Recording>,
     mode: RecordingMode,
     private_rooms: bool,
@@ -748,14 +749,15 @@ impl Worker {
                 place,
             }) => {
                 let recorded = recorded_in(place, self.private_rooms);
+                // Packets name their person as the media plane does: by the id's text.
                 if recorded {
-                    self.recorded.insert(identity.clone());
+                    self.recorded.insert(identity.to_string());
                 } else {
-                    self.recorded.remove(&identity);
+                    self.recorded.remove(identity.as_str());
                 }
                 // The record's own vocabulary: the wire texts of the role and the place.
                 self.event(EventKind::Present {
-                    identity,
+                    identity: identity.into_string(),
                     name,
                     role: role.as_str().to_string(),
                     space: place.as_str().to_string(),
@@ -763,8 +765,10 @@ impl Worker {
                 });
             }
             Control::Left { identity } => {
-                self.recorded.remove(&identity);
-                self.event(EventKind::Left { identity });
+                self.recorded.remove(identity.as_str());
+                self.event(EventKind::Left {
+                    identity: identity.into_string(),
+                });
             }
             Control::Pause { by } => {
                 self.paused = true;

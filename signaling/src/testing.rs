@@ -2,6 +2,7 @@
 //! plane that records what the hub asked of it, in order.
 
 use std::sync::{Arc, Mutex};
+use tiaojie_domain::RoomName;
 
 use tiaojie_domain::{Grant, Role};
 use tiaojie_media::{
@@ -55,13 +56,18 @@ fn done<'a>() -> Pending<'a, ()> {
 }
 
 impl MediaPlane for FakeMedia {
-    fn enter<'a>(&'a self, _: &'a str, who: ParticipantId, standing: Standing) -> Pending<'a, ()> {
+    fn enter<'a>(
+        &'a self,
+        _: &'a RoomName,
+        who: ParticipantId,
+        standing: Standing,
+    ) -> Pending<'a, ()> {
         self.record(&who, Call::Enter(standing));
         done()
     }
     fn offer<'a>(
         &'a self,
-        _: &'a str,
+        _: &'a RoomName,
         _: ParticipantId,
         _: String,
         _: Option<String>,
@@ -70,18 +76,18 @@ impl MediaPlane for FakeMedia {
     }
     fn answer<'a>(
         &'a self,
-        _: &'a str,
+        _: &'a RoomName,
         _: ParticipantId,
         _: String,
     ) -> Pending<'a, Option<String>> {
         refused()
     }
-    fn candidate<'a>(&'a self, _: &'a str, _: ParticipantId, _: String) -> Pending<'a, ()> {
+    fn candidate<'a>(&'a self, _: &'a RoomName, _: ParticipantId, _: String) -> Pending<'a, ()> {
         refused()
     }
     fn update<'a>(
         &'a self,
-        _: &'a str,
+        _: &'a RoomName,
         who: ParticipantId,
         change: StandingChange,
     ) -> Pending<'a, ()> {
@@ -90,29 +96,29 @@ impl MediaPlane for FakeMedia {
     }
     fn set_max_height<'a>(
         &'a self,
-        _: &'a str,
+        _: &'a RoomName,
         _: ParticipantId,
         _: Option<u32>,
     ) -> Pending<'a, ()> {
         done()
     }
-    fn leave<'a>(&'a self, _: &'a str, who: ParticipantId) -> Pending<'a, ()> {
+    fn leave<'a>(&'a self, _: &'a RoomName, who: ParticipantId) -> Pending<'a, ()> {
         self.record(&who, Call::Leave);
         done()
     }
-    fn close_room<'a>(&'a self, _: &'a str) -> Pending<'a, ()> {
+    fn close_room<'a>(&'a self, _: &'a RoomName) -> Pending<'a, ()> {
         done()
     }
-    fn stats<'a>(&'a self, _: &'a str) -> Pending<'a, Vec<ParticipantMediaStats>> {
+    fn stats<'a>(&'a self, _: &'a RoomName) -> Pending<'a, Vec<ParticipantMediaStats>> {
         Box::pin(async { Ok(Vec::new()) })
     }
-    fn tap<'a>(&'a self, _: &'a str, _: usize) -> Pending<'a, TapReceiver> {
+    fn tap<'a>(&'a self, _: &'a RoomName, _: usize) -> Pending<'a, TapReceiver> {
         refused()
     }
-    fn untap<'a>(&'a self, _: &'a str) -> Pending<'a, ()> {
+    fn untap<'a>(&'a self, _: &'a RoomName) -> Pending<'a, ()> {
         done()
     }
-    fn request_keyframes<'a>(&'a self, _: &'a str) -> Pending<'a, ()> {
+    fn request_keyframes<'a>(&'a self, _: &'a RoomName) -> Pending<'a, ()> {
         done()
     }
     fn shutdown(&self) -> Pending<'_, ()> {
@@ -195,6 +201,9 @@ pub async fn join(
         })
         .expect("token");
     let Connection { link, rx } = hub.connect();
-    let session = hub.join(None, room, &token, link).await.expect("joined");
+    let session = hub
+        .join(None, &RoomName::from(room), &token, link)
+        .await
+        .expect("joined");
     Person { session, rx }
 }

@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 use tiaojie_config::{AuthConfig, TokenAlgorithm};
-use tiaojie_domain::{Grant, Role};
+use tiaojie_domain::{Grant, PersonId, Role, RoomName};
 
 /// Longest identity or display name a token may carry.
 pub const MAX_NAME_LEN: usize = 128;
@@ -25,12 +25,12 @@ pub struct Claims {
     /// Issuer; must equal `auth.issuer`.
     pub iss: String,
     /// The person's identity, unique within a room.
-    pub sub: String,
+    pub sub: PersonId,
     /// Name shown to others.
     pub name: String,
     /// The room this token admits to; `None` for admin tokens that are bound to no room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub room: Option<String>,
+    pub room: Option<RoomName>,
     /// The role held in that room.
     pub role: Role,
     /// What the bearer may do.
@@ -143,11 +143,11 @@ pub enum KeyError {
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
     /// The person's identity.
-    pub identity: String,
+    pub identity: PersonId,
     /// Name shown to others; the identity if empty.
     pub name: String,
     /// The room, or `None` for a room-less admin token.
-    pub room: Option<String>,
+    pub room: Option<RoomName>,
     /// The role.
     pub role: Role,
     /// Grants; the role's defaults if `None`.
@@ -228,15 +228,15 @@ impl TokenKeys {
     /// Issues a token; returns it with its claims.
     pub fn issue(&self, request: &TokenRequest) -> Result<(String, Claims), KeyError> {
         let encoding = self.encoding.as_ref().ok_or(KeyError::CannotIssue)?;
-        check_name("identity", &request.identity)?;
+        check_name("identity", request.identity.as_str())?;
         let name = if request.name.is_empty() {
-            request.identity.clone()
+            request.identity.to_string()
         } else {
             request.name.clone()
         };
         check_name("name", &name)?;
         if let Some(room) = &request.room {
-            tiaojie_domain::room::validate_name(room).map_err(KeyError::Invalid)?;
+            room.check().map_err(KeyError::Invalid)?;
         } else if !matches!(request.role, Role::Admin | Role::Mediator) {
             // A room-less mediator token is a staff token: it opens and runs the mediator's
             // own cases through the API and joins no room.
@@ -318,7 +318,8 @@ impl TokenKeys {
                 _ => TokenError::Malformed,
             })?;
         let claims = data.claims;
-        if check_name("identity", &claims.sub).is_err() || check_name("name", &claims.name).is_err()
+        if check_name("identity", claims.sub.as_str()).is_err()
+            || check_name("name", &claims.name).is_err()
         {
             return Err(TokenError::Malformed);
         }

@@ -25,6 +25,7 @@ use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
+use tiaojie_domain::CaseId;
 use tiaojie_domain::mediation::Place;
 use tracing::Instrument;
 
@@ -47,7 +48,7 @@ struct ConnectionState {
     link: Link,
     session: Option<Session>,
     /// The case this connection follows (`follow`), if it does.
-    following: Option<String>,
+    following: Option<CaseId>,
     left: bool,
     bucket: TokenBucket,
     last_rate_error: Option<Instant>,
@@ -371,7 +372,7 @@ impl ConnectionState {
                 self.check_not_joined(v)?;
                 let case = self
                     .hub
-                    .follow(id, &token, case.as_deref(), &self.link)
+                    .follow(id, &token, case.as_ref(), &self.link)
                     .await?;
                 self.following = Some(case);
                 Ok(Flow::Continue)

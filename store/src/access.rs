@@ -3,17 +3,19 @@
 
 use crate::audit::append_audit;
 use crate::error::StoreError;
+use crate::ids::text_id;
 use crate::pool::Store;
 use sqlx::Row;
 use tiaojie_domain::AuditEntry;
+use tiaojie_domain::{PersonId, RoomName};
 
 /// A person put out of a room, as recorded.
 #[derive(Debug, Clone, Copy)]
 pub struct Removal<'a> {
     /// The room.
-    pub room: &'a str,
+    pub room: &'a RoomName,
     /// Who.
-    pub identity: &'a str,
+    pub identity: &'a PersonId,
     /// The id of the link they came in with.
     pub jti: &'a str,
     /// When that link would have expired (Unix ms): its revocation is kept until then.
@@ -41,8 +43,8 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (jti) DO NOTHING",
         )
         .bind(removal.jti)
-        .bind(removal.room)
-        .bind(removal.identity)
+        .bind(removal.room.as_str())
+        .bind(removal.identity.as_str())
         .bind(removal.reason)
         .bind(removal.at)
         .bind(removal.token_expires_at)
@@ -52,8 +54,8 @@ impl Store {
             "INSERT INTO removals (room, identity, reason, removed_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (room, identity) DO NOTHING",
         )
-        .bind(removal.room)
-        .bind(removal.identity)
+        .bind(removal.room.as_str())
+        .bind(removal.identity.as_str())
         .bind(removal.reason)
         .bind(removal.at)
         .execute(&mut *tx)
@@ -68,16 +70,16 @@ impl Store {
     /// audit entry commits with the readmission.
     pub async fn lift_removal(
         &self,
-        room: &str,
-        identity: &str,
+        room: &RoomName,
+        identity: &PersonId,
         audit: &AuditEntry,
     ) -> Result<Option<Vec<String>>, StoreError> {
         let _audit = self.audit_lock.lock().await;
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM removals WHERE room = $1 AND identity = $2")
-            .bind(room)
-            .bind(identity)
+            .bind(room.as_str())
+            .bind(identity.as_str())
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
@@ -86,8 +88,8 @@ impl Store {
         let rows = sqlx::query(
             "DELETE FROM revoked_tokens WHERE room = $1 AND identity = $2 RETURNING jti",
         )
-        .bind(room)
-        .bind(identity)
+        .bind(room.as_str())
+        .bind(identity.as_str())
         .fetch_all(&mut *tx)
         .await?;
         let jtis = rows
@@ -100,12 +102,12 @@ impl Store {
     }
 
     /// Everyone removed from a room, as (room, identity), for an in-memory check.
-    pub async fn removals(&self) -> Result<Vec<(String, String)>, StoreError> {
+    pub async fn removals(&self) -> Result<Vec<(RoomName, PersonId)>, StoreError> {
         let rows = sqlx::query("SELECT room, identity FROM removals")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .map(|row| Ok((text_id(row, 0)?, text_id(row, 1)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
     }

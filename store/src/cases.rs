@@ -3,6 +3,7 @@
 use crate::append::{APPEND_ATTEMPTS, Alongside, write_alongside};
 use crate::audit::{append_audit, case_audit_detail};
 use crate::error::StoreError;
+use crate::ids::text_id;
 use crate::pool::Store;
 use serde::Serialize;
 use sqlx::Row;
@@ -10,6 +11,7 @@ use tiaojie_domain::audit::AuditEntry;
 use tiaojie_domain::mediation::agreement::text_hash;
 use tiaojie_domain::mediation::case::{NewCase, validate_new_case};
 use tiaojie_domain::mediation::{CaseEvent, CaseState, Recorded, RuleError};
+use tiaojie_domain::{CaseId, PersonId, RoomName};
 
 /// The stored minutes of one session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -65,9 +67,9 @@ impl Store {
     /// the event), in one transaction.
     pub async fn open_case(
         &self,
-        id: &str,
+        id: &CaseId,
         new: &NewCase,
-        actor: &str,
+        actor: &PersonId,
         now: i64,
         audit: &AuditEntry,
     ) -> Result<CaseState, StoreError> {
@@ -75,7 +77,7 @@ impl Store {
         let first = Recorded {
             seq: 1,
             at: now,
-            actor: actor.to_string(),
+            actor: actor.clone(),
             event: CaseEvent::Opened {
                 number: new.number.trim().to_string(),
                 case_type: new.case_type.trim().to_string(),
@@ -99,9 +101,9 @@ impl Store {
             "INSERT INTO cases (id, number, mediator, mediator_name, opened_at, due_at, seq) \
              VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT DO NOTHING",
         )
-        .bind(id)
+        .bind(id.as_str())
         .bind(&case.number)
-        .bind(&mediator)
+        .bind(mediator.as_str())
         .bind(&mediator_name)
         .bind(now)
         .bind(case.time_limit(now).due_at)
@@ -111,7 +113,7 @@ impl Store {
         if inserted == 0 {
             return Err(StoreError::CaseExists(case.number));
         }
-        insert_event(&mut tx, id, &first).await?;
+        insert_event(&mut tx, id.as_str(), &first).await?;
         append_audit(&mut tx, &entry).await?;
         tx.commit().await?;
         tiaojie_confirmation::failpoint::hit("server.case_committed");
@@ -119,11 +121,11 @@ impl Store {
     }
 
     /// A case's events, oldest first.
-    pub async fn case_events(&self, id: &str) -> Result<Vec<Recorded>, StoreError> {
+    pub async fn case_events(&self, id: &CaseId) -> Result<Vec<Recorded>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, at, actor, body FROM case_events WHERE case_id = $1 ORDER BY seq",
         )
-        .bind(id)
+        .bind(id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -135,7 +137,7 @@ impl Store {
                 Ok(Recorded {
                     seq: row.try_get("seq")?,
                     at: row.try_get("at")?,
-                    actor: row.try_get("actor")?,
+                    actor: text_id(row, "actor")?,
                     event,
                 })
             })
@@ -144,7 +146,7 @@ impl Store {
     }
 
     /// A case's current state.
-    pub async fn case(&self, id: &str) -> Result<CaseState, StoreError> {
+    pub async fn case(&self, id: &CaseId) -> Result<CaseState, StoreError> {
         let events = self.case_events(id).await?;
         CaseState::fold(id, &events).ok_or_else(|| StoreError::CaseNotFound(id.to_string()))
     }
@@ -155,8 +157,8 @@ impl Store {
     /// detail gets the events' range and kinds), so no action is ever without its entry.
     pub async fn case_command(
         &self,
-        id: &str,
-        actor: &str,
+        id: &CaseId,
+        actor: &PersonId,
         now: i64,
         decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
         audit: &AuditEntry,
@@ -171,8 +173,8 @@ impl Store {
     /// from the state after), and decide again if another command appended first.
     pub(crate) async fn command_loop(
         &self,
-        id: &str,
-        actor: &str,
+        id: &CaseId,
+        actor: &PersonId,
         now: i64,
         decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
         audit: Option<&AuditEntry>,
@@ -203,7 +205,7 @@ impl Store {
     pub(crate) async fn append(
         &self,
         before: &CaseState,
-        actor: &str,
+        actor: &PersonId,
         now: i64,
         events: Vec<CaseEvent>,
         audit: Option<&AuditEntry>,
@@ -215,7 +217,7 @@ impl Store {
             let r = Recorded {
                 seq: after.seq + 1,
                 at: now,
-                actor: actor.to_string(),
+                actor: actor.clone(),
                 event,
             };
             after.apply(&r);
@@ -243,7 +245,7 @@ impl Store {
         .bind(after.closed_at)
         .bind(limit.due_at)
         .bind(i64::from(limit.paused))
-        .bind(&after.id)
+        .bind(after.id.as_str())
         .bind(before.seq)
         .execute(&mut *tx)
         .await?
@@ -252,14 +254,14 @@ impl Store {
             return Err(StoreError::Conflict);
         }
         for r in &recorded {
-            insert_event(&mut tx, &after.id, r).await?;
+            insert_event(&mut tx, after.id.as_str(), r).await?;
             match &r.event {
                 CaseEvent::SessionScheduled { session, room, .. } => {
                     sqlx::query(
                         "INSERT INTO case_rooms (room, case_id, session) VALUES ($1, $2, $3)",
                     )
-                    .bind(room)
-                    .bind(&after.id)
+                    .bind(room.as_str())
+                    .bind(after.id.as_str())
                     .bind(i64::from(*session))
                     .execute(&mut *tx)
                     .await?;
@@ -274,9 +276,9 @@ impl Store {
                         "INSERT INTO ratings (case_id, session, person, mediator, score, \
                          comment, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
-                    .bind(&after.id)
+                    .bind(after.id.as_str())
                     .bind(i64::from(*session))
-                    .bind(person)
+                    .bind(person.as_str())
                     .bind(after.mediator().map(|m| m.id.as_str()).unwrap_or_default())
                     .bind(i32::from(*score))
                     .bind(comment)
@@ -287,7 +289,7 @@ impl Store {
                 _ => {}
             }
         }
-        write_alongside(&mut tx, &after.id, now, &alongside).await?;
+        write_alongside(&mut tx, after.id.as_str(), now, &alongside).await?;
         if let Some(entry) = &entry {
             append_audit(&mut tx, entry).await?;
         }
@@ -297,14 +299,14 @@ impl Store {
     }
 
     /// The case and session a room belongs to, if any.
-    pub async fn case_of_room(&self, room: &str) -> Result<Option<(String, u32)>, StoreError> {
+    pub async fn case_of_room(&self, room: &RoomName) -> Result<Option<(CaseId, u32)>, StoreError> {
         let row = sqlx::query("SELECT case_id, session FROM case_rooms WHERE room = $1")
-            .bind(room)
+            .bind(room.as_str())
             .fetch_optional(&self.pool)
             .await?;
         row.map(|row| {
             let session: i64 = row.try_get("session")?;
-            Ok((row.try_get("case_id")?, session as u32))
+            Ok((text_id(&row, "case_id")?, session as u32))
         })
         .transpose()
         .map_err(|e: sqlx::Error| e.into())
@@ -314,7 +316,7 @@ impl Store {
     /// page of `limit` after skipping `offset`.
     pub async fn cases(
         &self,
-        mediator: Option<&str>,
+        mediator: Option<&PersonId>,
         overdue_at: Option<i64>,
         (offset, limit): (i64, i64),
     ) -> Result<Vec<CaseSummary>, StoreError> {
@@ -325,7 +327,7 @@ impl Store {
              AND ($2 IS NULL OR (closed_at IS NULL AND paused = 0 AND due_at < $2)) \
              ORDER BY opened_at DESC, id LIMIT $3 OFFSET $4",
         )
-        .bind(mediator)
+        .bind(mediator.map(|x| x.as_str()))
         .bind(overdue_at)
         .bind(limit)
         .bind(offset)
@@ -362,12 +364,12 @@ impl Store {
     }
 
     /// A session's minutes (revision 0 and empty text if nothing was written).
-    pub async fn minutes(&self, case: &str, session: u32) -> Result<Minutes, StoreError> {
+    pub async fn minutes(&self, case: &CaseId, session: u32) -> Result<Minutes, StoreError> {
         let row = sqlx::query(
             "SELECT revision, text, sha256, updated_at, updated_by FROM minutes \
              WHERE case_id = $1 AND session = $2",
         )
-        .bind(case)
+        .bind(case.as_str())
         .bind(i64::from(session))
         .fetch_optional(&self.pool)
         .await?;
@@ -393,11 +395,11 @@ impl Store {
     /// revision is refused as stale, so two editors never overwrite each other silently.
     pub async fn save_minutes(
         &self,
-        case: &str,
+        case: &CaseId,
         session: u32,
         base: i64,
         text: &str,
-        by: &str,
+        by: &PersonId,
         now: i64,
     ) -> Result<Minutes, StoreError> {
         let sha256 = text_hash(text);
@@ -407,12 +409,12 @@ impl Store {
                 "INSERT INTO minutes (case_id, session, revision, text, sha256, updated_at, \
                  updated_by) VALUES ($1, $2, 1, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
-            .bind(case)
+            .bind(case.as_str())
             .bind(i64::from(session))
             .bind(text)
             .bind(&sha256)
             .bind(now)
-            .bind(by)
+            .bind(by.as_str())
             .execute(&self.pool)
             .await?
             .rows_affected()
@@ -425,8 +427,8 @@ impl Store {
             .bind(text)
             .bind(&sha256)
             .bind(now)
-            .bind(by)
-            .bind(case)
+            .bind(by.as_str())
+            .bind(case.as_str())
             .bind(i64::from(session))
             .bind(base)
             .execute(&self.pool)
@@ -497,7 +499,7 @@ async fn insert_event(
     .bind(case)
     .bind(r.seq)
     .bind(r.at)
-    .bind(&r.actor)
+    .bind(r.actor.as_str())
     .bind(r.event.kind())
     .bind(body)
     .execute(&mut **tx)

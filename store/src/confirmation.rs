@@ -8,12 +8,14 @@
 
 use crate::append::{APPEND_ATTEMPTS, Alongside};
 use crate::error::StoreError;
+use crate::ids::text_id;
 use crate::pool::{Backend, Store};
 use serde::Serialize;
 use sqlx::Row as _;
 use tiaojie_confirmation::{CourtUpdate, Envelope, Message, Signer};
 use tiaojie_domain::audit::AuditEntry;
 use tiaojie_domain::mediation::{CaseEvent, CaseState, Recorded, RuleError};
+use tiaojie_domain::{CaseId, PersonId};
 
 // The lease statement in parts (static SQL: sqlx 0.9 takes no strings built at run time):
 // what a lease sets, which messages it picks, and the guard on the rows it updates. $1 owner,
@@ -104,7 +106,7 @@ impl Store {
     /// The actor is the audit entry's.
     pub async fn case_command_with_outbox(
         &self,
-        id: &str,
+        id: &CaseId,
         now: i64,
         decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
         outbox: impl Fn(&CaseState, &[Recorded]) -> Vec<Message>,
@@ -113,7 +115,7 @@ impl Store {
     ) -> Result<(CaseState, Vec<Recorded>), StoreError> {
         self.command_loop(
             id,
-            &audit.actor,
+            &PersonId::from(audit.actor.as_str()),
             now,
             decide,
             Some(audit),
@@ -218,7 +220,7 @@ impl Store {
         &self,
         message_ids: &[String],
         now: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<CaseId>, StoreError> {
         if message_ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -241,7 +243,7 @@ impl Store {
         let rows = query.fetch_all(&self.pool).await?;
         let mut cases = rows
             .iter()
-            .map(|r| r.try_get::<String, _>("case_id"))
+            .map(|r| text_id::<CaseId, _>(r, "case_id"))
             .collect::<Result<Vec<_>, _>>()?;
         cases.sort();
         cases.dedup();
@@ -381,7 +383,7 @@ impl Store {
                     Taken::Duplicate
                 });
             }
-            let before = match self.case(&message.case_id).await {
+            let before = match self.case(&CaseId::from(message.case_id.as_str())).await {
                 Ok(c) => c,
                 Err(StoreError::CaseNotFound(_)) => {
                     let reason = format!("no case {}", message.case_id);
@@ -414,7 +416,14 @@ impl Store {
                 document,
             };
             match self
-                .append(&before, "court", now, events, None, |_, _| alongside)
+                .append(
+                    &before,
+                    &PersonId::from("court"),
+                    now,
+                    events,
+                    None,
+                    |_, _| alongside,
+                )
                 .await
             {
                 Ok((after, _)) => return Ok(Taken::Applied(Box::new(after))),
@@ -430,12 +439,12 @@ impl Store {
     }
 
     /// The latest document the court sent for `case` (its ruling's 民事裁定书), if any.
-    pub async fn court_document(&self, case: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub async fn court_document(&self, case: &CaseId) -> Result<Option<Vec<u8>>, StoreError> {
         let row = sqlx::query(
             "SELECT document FROM confirmation_inbox WHERE case_id = $1 AND document IS NOT NULL \
              ORDER BY received_at DESC LIMIT 1",
         )
-        .bind(case)
+        .bind(case.as_str())
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| r.try_get::<Vec<u8>, _>(0)).transpose()?)

@@ -17,6 +17,7 @@
 //! - `group_commit`: joins and leaves queue to one writer task that commits each batch in one
 //!   transaction; callers still wait for their own commit.
 //! - `room_rows`: a room's row, shared by the room methods and the writer.
+//! - `ids`: typed ids (room, person, case) read back from text columns.
 //! - `pool`: [`Store`] itself: connecting, migrations, pool settings, SQLite's writer turn.
 //! - `error`: [`StoreError`].
 //!
@@ -41,6 +42,7 @@ mod cases;
 mod confirmation;
 mod error;
 mod group_commit;
+mod ids;
 mod participations;
 mod pool;
 mod room_rows;
@@ -55,10 +57,10 @@ pub use pool::{Backend, Store};
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tiaojie_domain::AuditEntry;
     use tiaojie_domain::LeaveReason;
     use tiaojie_domain::recording::RecordingMode;
     use tiaojie_domain::room::NewRoom;
+    use tiaojie_domain::{AuditEntry, PersonId, RoomName};
 
     async fn temp_store(tag: &str) -> (Store, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("tiaojie-store-{tag}-{}", std::process::id()));
@@ -82,7 +84,7 @@ mod tests {
         assert!(room.lobby, "the lobby setting is stored");
         assert_eq!(room.recording, Some(RecordingMode::Audio));
         let room = store
-            .set_room_recording("case-1", None)
+            .set_room_recording(&RoomName::from("case-1"), None)
             .await
             .expect("policy");
         assert_eq!(room.recording, None);
@@ -121,22 +123,27 @@ mod tests {
             Err(StoreError::RoomExists(_))
         ));
         assert!(matches!(
-            store.room("nope").await,
+            store.room(&RoomName::from("nope")).await,
             Err(StoreError::RoomNotFound(_))
         ));
-        store.open_room("auto-1", 1002).await.expect("auto create");
+        store
+            .open_room(&RoomName::from("auto-1"), 1002)
+            .await
+            .expect("auto create");
         assert_eq!(store.rooms(false).await.expect("list").len(), 2);
         let closed = store
-            .close_room("case-1", "done", 2000)
+            .close_room(&RoomName::from("case-1"), "done", 2000)
             .await
             .expect("close");
         assert_eq!(closed.closed_at, Some(2000));
         assert!(matches!(
-            store.close_room("case-1", "again", 2001).await,
+            store
+                .close_room(&RoomName::from("case-1"), "again", 2001)
+                .await,
             Err(StoreError::RoomClosed(_))
         ));
         assert!(matches!(
-            store.open_room("case-1", 2002).await,
+            store.open_room(&RoomName::from("case-1"), 2002).await,
             Err(StoreError::RoomClosed(_))
         ));
         assert_eq!(store.rooms(false).await.expect("list").len(), 1);
@@ -160,7 +167,10 @@ mod tests {
     #[tokio::test]
     async fn participations_and_revocations_on_sqlite() {
         let (store, dir) = temp_store("parts").await;
-        store.open_room("r", 1).await.expect("room");
+        store
+            .open_room(&RoomName::from("r"), 1)
+            .await
+            .expect("room");
         store
             .create_room(
                 &NewRoom {
@@ -171,17 +181,40 @@ mod tests {
             )
             .await
             .expect("room");
-        store.close_room("shut", "done", 2).await.expect("close");
+        store
+            .close_room(&RoomName::from("shut"), "done", 2)
+            .await
+            .expect("close");
         assert!(matches!(
-            store.record_join("shut", "x", "X", "party", 3).await,
+            store
+                .record_join(
+                    &RoomName::from("shut"),
+                    &PersonId::from("x"),
+                    "X",
+                    "party",
+                    3
+                )
+                .await,
             Err(StoreError::RoomClosed(_))
         ));
         let a = store
-            .record_join("r", "alice", "Alice", "party", 10)
+            .record_join(
+                &RoomName::from("r"),
+                &PersonId::from("alice"),
+                "Alice",
+                "party",
+                10,
+            )
             .await
             .expect("join");
         let b = store
-            .record_join("r", "bob", "Bob", "mediator", 11)
+            .record_join(
+                &RoomName::from("r"),
+                &PersonId::from("bob"),
+                "Bob",
+                "mediator",
+                11,
+            )
             .await
             .expect("join");
         store
@@ -195,7 +228,10 @@ mod tests {
                 .expect("end"),
             1
         );
-        let rows = store.participations("r").await.expect("list");
+        let rows = store
+            .participations(&RoomName::from("r"))
+            .await
+            .expect("list");
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].id, a);
         assert_eq!(rows[0].leave_reason.as_deref(), Some("removed: disruptive"));
@@ -205,8 +241,8 @@ mod tests {
 
         assert!(store.revoked_token_ids().await.expect("ids").is_empty());
         let removal = Removal {
-            room: "r",
-            identity: "alice",
+            room: &RoomName::from("r"),
+            identity: &PersonId::from("alice"),
             jti: "j1",
             token_expires_at: 100,
             reason: "removed",
@@ -230,16 +266,24 @@ mod tests {
         );
         assert_eq!(
             store.removals().await.expect("removals"),
-            vec![("r".to_string(), "alice".to_string())]
+            vec![(RoomName::from("r"), PersonId::from("alice"))]
         );
         let lifted = store
-            .lift_removal("r", "alice", &entry(PersonReadmit, 52))
+            .lift_removal(
+                &RoomName::from("r"),
+                &PersonId::from("alice"),
+                &entry(PersonReadmit, 52),
+            )
             .await
             .expect("lift");
         assert_eq!(lifted, Some(vec!["j1".to_string()]));
         assert_eq!(
             store
-                .lift_removal("r", "alice", &entry(PersonReadmit, 53))
+                .lift_removal(
+                    &RoomName::from("r"),
+                    &PersonId::from("alice"),
+                    &entry(PersonReadmit, 53)
+                )
                 .await
                 .expect("lift"),
             None,

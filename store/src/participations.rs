@@ -3,17 +3,19 @@
 
 use crate::error::StoreError;
 use crate::group_commit::{Done, Op};
+use crate::ids::text_id;
 use crate::pool::Store;
 use sqlx::Row;
 use tiaojie_domain::participation::{LeaveReason, Participation};
+use tiaojie_domain::{PersonId, RoomName};
 
 impl Store {
     /// Records a presence starting; returns its row id. Fails with [`StoreError::RoomClosed`]
     /// if the room is not open at that instant, so no join slips past a concurrent close.
     pub async fn record_join(
         &self,
-        room: &str,
-        identity: &str,
+        room: &RoomName,
+        identity: &PersonId,
         display_name: &str,
         role: &str,
         now: i64,
@@ -65,21 +67,21 @@ impl Store {
     }
 
     /// A room's participation records, oldest first.
-    pub async fn participations(&self, room: &str) -> Result<Vec<Participation>, StoreError> {
+    pub async fn participations(&self, room: &RoomName) -> Result<Vec<Participation>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             participation_columns!(),
             " FROM participations WHERE room = $1 ORDER BY joined_at, id"
         ))
-        .bind(room)
+        .bind(room.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|row| {
                 Ok(Participation {
                     id: row.try_get("id")?,
-                    room: row.try_get("room")?,
-                    identity: row.try_get("identity")?,
+                    room: text_id(row, "room")?,
+                    identity: text_id(row, "identity")?,
                     display_name: row.try_get("display_name")?,
                     role: row.try_get("role")?,
                     joined_at: row.try_get("joined_at")?,

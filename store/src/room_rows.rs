@@ -1,6 +1,7 @@
 //! A room's row: reading it and inserting a default one. Shared by the room methods and the
 //! presence writer (which opens rooms on first join inside its batch).
 
+use crate::ids::text_id;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 use tiaojie_domain::room::Room;
@@ -39,7 +40,7 @@ pub(crate) async fn select_room<'c, E: Executor<'c, Database = Any>>(
 
 pub(crate) fn room_from_row(row: &AnyRow) -> Result<Room, sqlx::Error> {
     Ok(Room {
-        name: row.try_get("name")?,
+        name: text_id(row, "name")?,
         created_at: row.try_get("created_at")?,
         closed_at: row.try_get("closed_at")?,
         close_reason: row.try_get("close_reason")?,

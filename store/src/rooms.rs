@@ -4,13 +4,14 @@ use crate::error::StoreError;
 use crate::group_commit::{Done, Op};
 use crate::pool::Store;
 use crate::room_rows::{room_from_row, select_room};
+use tiaojie_domain::RoomName;
 use tiaojie_domain::recording::RecordingMode;
-use tiaojie_domain::room::{self, NewRoom, Room};
+use tiaojie_domain::room::{NewRoom, Room};
 
 impl Store {
     /// Creates a room; fails if the name is taken.
     pub async fn create_room(&self, new: &NewRoom, now: i64) -> Result<Room, StoreError> {
-        room::validate_name(&new.name).map_err(StoreError::Invalid)?;
+        new.name.check().map_err(StoreError::Invalid)?;
         if matches!(new.max_participants, Some(n) if n < 1) {
             return Err(StoreError::Invalid(
                 "max_participants must be at least 1".into(),
@@ -20,7 +21,7 @@ impl Store {
             "INSERT INTO rooms (name, created_at, max_participants, metadata, lobby, recording) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
         )
-        .bind(&new.name)
+        .bind(new.name.as_str())
         .bind(now)
         .bind(new.max_participants)
         .bind(&new.metadata)
@@ -30,14 +31,14 @@ impl Store {
         .await?
         .rows_affected();
         if inserted == 0 {
-            return Err(StoreError::RoomExists(new.name.clone()));
+            return Err(StoreError::RoomExists(new.name.clone().into_string()));
         }
         self.room(&new.name).await
     }
 
     /// The room, creating it with defaults if absent (auto-created rooms); fails if it is closed.
-    pub async fn open_room(&self, name: &str, now: i64) -> Result<Room, StoreError> {
-        room::validate_name(name).map_err(StoreError::Invalid)?;
+    pub async fn open_room(&self, name: &RoomName, now: i64) -> Result<Room, StoreError> {
+        name.check().map_err(StoreError::Invalid)?;
         match self
             .writer
             .write(Op::OpenRoom {
@@ -52,8 +53,8 @@ impl Store {
     }
 
     /// One room.
-    pub async fn room(&self, name: &str) -> Result<Room, StoreError> {
-        select_room(&self.pool, name)
+    pub async fn room(&self, name: &RoomName) -> Result<Room, StoreError> {
+        select_room(&self.pool, name.as_str())
             .await?
             .ok_or_else(|| StoreError::RoomNotFound(name.to_string()))
     }
@@ -75,11 +76,16 @@ impl Store {
     }
 
     /// Closes a room. Closing a closed room is an error so that the caller's reason is not lost.
-    pub async fn close_room(&self, name: &str, reason: &str, now: i64) -> Result<Room, StoreError> {
+    pub async fn close_room(
+        &self,
+        name: &RoomName,
+        reason: &str,
+        now: i64,
+    ) -> Result<Room, StoreError> {
         let closed = sqlx::query("UPDATE rooms SET closed_at = $1, close_reason = $2 WHERE name = $3 AND closed_at IS NULL")
             .bind(now)
             .bind(reason)
-            .bind(name)
+            .bind(name.as_str())
             .execute(&self.pool)
             .await?
             .rows_affected();
@@ -93,12 +99,12 @@ impl Store {
     /// Sets a room's recording policy (`None`: the server's).
     pub async fn set_room_recording(
         &self,
-        name: &str,
+        name: &RoomName,
         mode: Option<RecordingMode>,
     ) -> Result<Room, StoreError> {
         sqlx::query("UPDATE rooms SET recording = $1 WHERE name = $2")
             .bind(mode.map(RecordingMode::as_str))
-            .bind(name)
+            .bind(name.as_str())
             .execute(&self.pool)
             .await?;
         self.room(name).await

@@ -326,7 +326,7 @@ fn issue(server: &Server, room: Option<&str>, identity: &str, role: Role) -> Str
         .issue(&TokenRequest {
             identity: identity.into(),
             name: format!("{identity} name"),
-            room: room.map(str::to_string),
+            room: room.map(tiaojie_domain::RoomName::from),
             role,
             grants: None,
             ttl: None,

@@ -465,7 +465,10 @@ async fn graceful_shutdown_tells_clients_and_records_every_leave(backend: Backen
     let reopened = tiaojie_store::Store::connect(&url, 1)
         .await
         .expect("reopen");
-    let records = reopened.participations("r").await.expect("records");
+    let records = reopened
+        .participations(&tiaojie_domain::RoomName::from("r"))
+        .await
+        .expect("records");
     assert_eq!(records.len(), 2);
     assert!(
         records.iter().all(|p| p.left_at.is_some()
@@ -491,7 +494,7 @@ async fn participation_records_survive_a_restart(backend: Backend) {
         .state
         .hub
         .store()
-        .participations("r")
+        .participations(&tiaojie_domain::RoomName::from("r"))
         .await
         .expect("records");
     assert_eq!(records.len(), 1);

@@ -22,6 +22,7 @@ use super::checks::MissingCheck;
 use super::phase::Phase;
 use super::place::Place;
 use super::state::CaseState;
+use crate::ids::PersonId;
 use crate::role::Role;
 use serde::Serialize;
 
@@ -33,14 +34,14 @@ pub enum Refusal {
     #[error("{person} is not a member of this case")]
     NotAMember {
         /// Who.
-        person: String,
+        person: PersonId,
     },
     /// Not their place: a party or agent in the other side's private room, or anyone but the
     /// mediator, a judge, or that side's people in a private room.
     #[error("{person} ({role}) may not enter {place}")]
     NotTheirRoom {
         /// Who.
-        person: String,
+        person: PersonId,
         /// Their name.
         name: String,
         /// Their role.
@@ -76,7 +77,7 @@ impl CaseState {
     pub fn admission(
         &self,
         n: u32,
-        person: &str,
+        person: &PersonId,
         role: Role,
         place: Place,
         recording: bool,
@@ -95,13 +96,13 @@ impl CaseState {
             return match (role, place) {
                 (Role::Admin, Place::Joint) => Ok(()),
                 (Role::Admin, _) => Err(Refusal::NotTheirRoom {
-                    person: person.to_string(),
+                    person: person.clone(),
                     name: person.to_string(),
                     role,
                     place,
                 }),
                 _ => Err(Refusal::NotAMember {
-                    person: person.to_string(),
+                    person: person.clone(),
                 }),
             };
         };
@@ -113,7 +114,7 @@ impl CaseState {
             };
             if !theirs {
                 return Err(Refusal::NotTheirRoom {
-                    person: person.to_string(),
+                    person: person.clone(),
                     name: member.name.clone(),
                     role: member.role,
                     place,
@@ -134,7 +135,7 @@ impl CaseState {
             .missing(member.role, recording)
             .into_iter()
             .map(|check| MissingCheck {
-                person: person.to_string(),
+                person: person.clone(),
                 name: member.name.clone(),
                 role: member.role,
                 check,
@@ -152,15 +153,15 @@ impl CaseState {
     pub fn must_leave<'a>(
         &self,
         n: u32,
-        standing: impl IntoIterator<Item = (&'a str, Role, Place)>,
+        standing: impl IntoIterator<Item = (&'a PersonId, Role, Place)>,
         recording: bool,
-    ) -> Vec<(String, Refusal)> {
+    ) -> Vec<(PersonId, Refusal)> {
         standing
             .into_iter()
             .filter_map(|(person, role, place)| {
                 self.admission(n, person, role, place, recording)
                     .err()
-                    .map(|why| (person.to_string(), why))
+                    .map(|why| (person.clone(), why))
             })
             .collect()
     }
@@ -173,6 +174,7 @@ mod tests {
     use crate::mediation::checks::Check;
     use crate::mediation::event::{CaseEvent, ConsentSubject, IdentityMethod, Recorded};
     use crate::mediation::state::RuleError;
+    use crate::{CaseId, RoomName};
     use std::collections::BTreeMap;
 
     const A: Place = Place::Private(Side::Applicant);
@@ -184,7 +186,9 @@ mod tests {
             name: format!("{id}-name"),
             role,
             side,
-            represents: (role == Role::Agent).then(|| "a".to_string()),
+            represents: (role == Role::Agent)
+                .then(|| "a".to_string())
+                .map(PersonId::from),
         }
     }
 
@@ -229,11 +233,11 @@ mod tests {
                     },
                 }],
             };
-            case.try_push(|c| c.schedule("r", 2_000));
+            case.try_push(|c| c.schedule(&RoomName::from("r"), 2_000));
             case
         }
         fn state(&self) -> CaseState {
-            CaseState::fold("c", &self.events).expect("folds")
+            CaseState::fold(&CaseId::from("c"), &self.events).expect("folds")
         }
         /// Appends what the rules allow; a refusal changes nothing.
         fn try_push(
@@ -259,11 +263,17 @@ mod tests {
         fn check_everything(&mut self, people: &[&str]) {
             for p in people {
                 self.try_push(|c| {
-                    c.verify_identity(1, p, IdentityMethod::IdDocumentVideo, true, "")
+                    c.verify_identity(
+                        1,
+                        &PersonId::from(*p),
+                        IdentityMethod::IdDocumentVideo,
+                        true,
+                        "",
+                    )
                 });
-                self.try_push(|c| c.acknowledge_warning(1, p));
+                self.try_push(|c| c.acknowledge_warning(1, &PersonId::from(*p)));
                 for subject in [ConsentSubject::OnlineMediation, ConsentSubject::Recording] {
-                    self.try_push(|c| c.consent(1, p, subject, true));
+                    self.try_push(|c| c.consent(1, &PersonId::from(*p), subject, true));
                 }
             }
         }
@@ -291,11 +301,11 @@ mod tests {
         // Before check-in nobody can have been checked: the lobby only.
         let s = case.state();
         assert_eq!(
-            s.admission(1, "a", Role::Party, Place::Lobby, false),
+            s.admission(1, &PersonId::from("a"), Role::Party, Place::Lobby, false),
             Ok(())
         );
         assert_eq!(
-            missing_of(s.admission(1, "a", Role::Party, Place::Joint, false)),
+            missing_of(s.admission(1, &PersonId::from("a"), Role::Party, Place::Joint, false)),
             vec![
                 Check::IdentityNotVerified,
                 Check::WarningNotAcknowledged,
@@ -306,32 +316,56 @@ mod tests {
         // The mediator and a judge are staff; an admin watches the joint room only.
         for staff in ["m", "j"] {
             assert_eq!(
-                s.admission(1, staff, role(staff), Place::Joint, true),
+                s.admission(1, &PersonId::from(staff), role(staff), Place::Joint, true),
                 Ok(())
             );
         }
         assert_eq!(
-            s.admission(1, "ops", Role::Admin, Place::Joint, true),
+            s.admission(1, &PersonId::from("ops"), Role::Admin, Place::Joint, true),
             Ok(())
         );
         assert!(matches!(
-            s.admission(1, "ops", Role::Admin, A, false),
+            s.admission(1, &PersonId::from("ops"), Role::Admin, A, false),
             Err(Refusal::NotTheirRoom { .. })
         ));
         assert!(matches!(
-            s.admission(1, "stranger", Role::Party, Place::Joint, false),
+            s.admission(
+                1,
+                &PersonId::from("stranger"),
+                Role::Party,
+                Place::Joint,
+                false
+            ),
             Err(Refusal::NotAMember { .. })
         ));
         // Check-in: each check counts; a failed identity check is named as such.
         case.try_push(|c| c.open_lobby(1));
-        case.try_push(|c| c.verify_identity(1, "a", IdentityMethod::FaceRecognition, false, ""));
-        case.try_push(|c| c.acknowledge_warning(1, "a"));
-        case.try_push(|c| c.consent(1, "a", ConsentSubject::OnlineMediation, false));
+        case.try_push(|c| {
+            c.verify_identity(
+                1,
+                &PersonId::from("a"),
+                IdentityMethod::FaceRecognition,
+                false,
+                "",
+            )
+        });
+        case.try_push(|c| c.acknowledge_warning(1, &PersonId::from("a")));
+        case.try_push(|c| {
+            c.consent(
+                1,
+                &PersonId::from("a"),
+                ConsentSubject::OnlineMediation,
+                false,
+            )
+        });
         assert_eq!(
-            missing_of(
-                case.state()
-                    .admission(1, "a", Role::Party, Place::Joint, false)
-            ),
+            missing_of(case.state().admission(
+                1,
+                &PersonId::from("a"),
+                Role::Party,
+                Place::Joint,
+                false
+            )),
             vec![
                 Check::IdentityFailed,
                 Check::OnlineMediationRefused,
@@ -341,31 +375,31 @@ mod tests {
         case.check_everything(&["a", "l", "o"]);
         let s = case.state();
         assert_eq!(
-            s.admission(1, "a", Role::Party, Place::Joint, false),
+            s.admission(1, &PersonId::from("a"), Role::Party, Place::Joint, false),
             Ok(())
         );
         assert_eq!(
-            s.admission(1, "l", Role::Agent, Place::Joint, false),
+            s.admission(1, &PersonId::from("l"), Role::Agent, Place::Joint, false),
             Ok(())
         );
         assert_eq!(
-            s.admission(1, "o", Role::Observer, Place::Joint, false),
+            s.admission(1, &PersonId::from("o"), Role::Observer, Place::Joint, false),
             Ok(())
         );
         // A refusal of recording keeps a party out only while the room is being recorded.
-        case.try_push(|c| c.consent(1, "a", ConsentSubject::Recording, false));
+        case.try_push(|c| c.consent(1, &PersonId::from("a"), ConsentSubject::Recording, false));
         let s = case.state();
         assert_eq!(
-            s.admission(1, "a", Role::Party, Place::Joint, false),
+            s.admission(1, &PersonId::from("a"), Role::Party, Place::Joint, false),
             Ok(())
         );
         assert_eq!(
-            missing_of(s.admission(1, "a", Role::Party, Place::Joint, true)),
+            missing_of(s.admission(1, &PersonId::from("a"), Role::Party, Place::Joint, true)),
             vec![Check::RecordingNotConsented]
         );
         // b was never checked: the missing checks name b, with b's name.
         let Err(Refusal::ChecksMissing { missing }) =
-            s.admission(1, "b", Role::Party, Place::Joint, false)
+            s.admission(1, &PersonId::from("b"), Role::Party, Place::Joint, false)
         else {
             panic!("b is unchecked")
         };
@@ -383,13 +417,13 @@ mod tests {
         case.check_everything(&["a", "b", "l", "o"]);
         let s = case.state();
         assert!(matches!(
-            s.admission(1, "a", Role::Party, A, false),
+            s.admission(1, &PersonId::from("a"), Role::Party, A, false),
             Err(Refusal::PrivateRoomsClosed {
                 phase: Phase::LobbyOpen,
                 ..
             })
         ));
-        let present: Vec<String> = ["m", "a", "b", "l"].map(String::from).to_vec();
+        let present: Vec<PersonId> = ["m", "a", "b", "l"].map(PersonId::from).to_vec();
         assert!(case.try_push(|c| c.start(1, &present)));
         let s = case.state();
         for (person, place, ok) in [
@@ -403,7 +437,7 @@ mod tests {
             ("m", R, true),
             ("j", A, true),
         ] {
-            let r = s.admission(1, person, role(person), place, false);
+            let r = s.admission(1, &PersonId::from(person), role(person), place, false);
             assert_eq!(r.is_ok(), ok, "{person} in {place}: {r:?}");
             if !ok {
                 assert!(matches!(r, Err(Refusal::NotTheirRoom { .. })), "{r:?}");
@@ -413,7 +447,7 @@ mod tests {
         case.try_push(|c| c.end(1));
         assert_eq!(
             case.state()
-                .admission(1, "m", Role::Mediator, Place::Joint, false),
+                .admission(1, &PersonId::from("m"), Role::Mediator, Place::Joint, false),
             Err(Refusal::SessionEnded { session: 1 })
         );
     }
@@ -423,13 +457,22 @@ mod tests {
         let mut case = Case::new();
         case.try_push(|c| c.open_lobby(1));
         case.check_everything(&["a", "b"]);
+        let [m, a, b] = ["m", "a", "b"].map(PersonId::from);
         let standing = [
-            ("m", Role::Mediator, Place::Joint),
-            ("a", Role::Party, Place::Joint),
-            ("b", Role::Party, Place::Joint),
+            (&m, Role::Mediator, Place::Joint),
+            (&a, Role::Party, Place::Joint),
+            (&b, Role::Party, Place::Joint),
         ];
         assert!(case.state().must_leave(1, standing, false).is_empty());
-        case.try_push(|c| c.verify_identity(1, "b", IdentityMethod::Offline, false, "证件不符"));
+        case.try_push(|c| {
+            c.verify_identity(
+                1,
+                &PersonId::from("b"),
+                IdentityMethod::Offline,
+                false,
+                "证件不符",
+            )
+        });
         let leaving = case.state().must_leave(1, standing, false);
         assert_eq!(leaving.len(), 1);
         assert_eq!(leaving[0].0, "b");
@@ -468,8 +511,12 @@ mod tests {
             if s.phase == Phase::Ended {
                 return Err(format!("{person} in {place} of an ended session"));
             }
-            let m = case.member(person).ok_or("a stranger")?;
-            let c = s.checks.get(*person).cloned().unwrap_or_default();
+            let m = case.member(&PersonId::from(*person)).ok_or("a stranger")?;
+            let c = s
+                .checks
+                .get(&PersonId::from(*person))
+                .cloned()
+                .unwrap_or_default();
             let identity = c.identity.as_ref().is_some_and(|i| i.passed);
             let warned = c.warning_acknowledged_at.is_some();
             let online = c.online_mediation.is_some_and(|a| a.given);
@@ -519,9 +566,11 @@ mod tests {
                         let passed = rng.below(4) != 0;
                         let method =
                             rng.pick(&[IdentityMethod::IdDocumentVideo, IdentityMethod::Offline]);
-                        case.try_push(|c| c.verify_identity(1, person, method, passed, ""))
+                        case.try_push(|c| {
+                            c.verify_identity(1, &PersonId::from(person), method, passed, "")
+                        })
                     }
-                    2 => case.try_push(|c| c.acknowledge_warning(1, person)),
+                    2 => case.try_push(|c| c.acknowledge_warning(1, &PersonId::from(person))),
                     3 => {
                         let subject = rng.pick(&[
                             ConsentSubject::OnlineMediation,
@@ -529,7 +578,8 @@ mod tests {
                             ConsentSubject::RecordingReplacesMinutes,
                         ]);
                         let given = rng.below(3) != 0;
-                        let done = case.try_push(|c| c.consent(1, person, subject, given));
+                        let done = case
+                            .try_push(|c| c.consent(1, &PersonId::from(person), subject, given));
                         // The live room pauses a recording when a consent to it is withdrawn.
                         if done && subject == ConsentSubject::Recording && !given {
                             recording = false;
@@ -542,7 +592,7 @@ mod tests {
                         if where_.contains_key(person)
                             && case
                                 .state()
-                                .admission(1, person, role(person), to, recording)
+                                .admission(1, &PersonId::from(person), role(person), to, recording)
                                 .is_ok()
                         {
                             where_.insert(person, to);
@@ -560,21 +610,28 @@ mod tests {
                         });
                         let ok = case
                             .state()
-                            .admission(1, person, role(person), kept, recording)
+                            .admission(1, &PersonId::from(person), role(person), kept, recording)
                             .is_ok();
                         where_.insert(person, if ok { kept } else { Place::Lobby });
                         false
                     }
                     7 => {
                         // The start: the lobby empties into the joint room, person by person.
-                        let present: Vec<String> = where_.keys().map(|p| p.to_string()).collect();
+                        let present: Vec<PersonId> =
+                            where_.keys().map(|p| PersonId::from(*p)).collect();
                         let started = case.try_push(|c| c.start(1, &present));
                         if started {
                             let state = case.state();
                             for (p, place) in where_.iter_mut() {
                                 if *place == Place::Lobby
                                     && state
-                                        .admission(1, p, role(p), Place::Joint, recording)
+                                        .admission(
+                                            1,
+                                            &PersonId::from(*p),
+                                            role(p),
+                                            Place::Joint,
+                                            recording,
+                                        )
                                         .is_ok()
                                 {
                                     *place = Place::Joint;
@@ -585,7 +642,9 @@ mod tests {
                     }
                     8 => {
                         // Recording starts (or resumes) only with every party present consenting.
-                        let present: Vec<&str> = where_.keys().copied().collect();
+                        let present: Vec<PersonId> =
+                            where_.keys().map(|p| PersonId::from(*p)).collect();
+                        let present: Vec<&PersonId> = present.iter().collect();
                         if case
                             .state()
                             .recording_consent_missing(1, &present)
@@ -610,9 +669,11 @@ mod tests {
                 if changed_case {
                     // The live room re-asks the rule for everyone after any case change.
                     let state = case.state();
-                    let standing: Vec<(&str, Role, Place)> = where_
+                    let ids: Vec<PersonId> = where_.keys().map(|p| PersonId::from(*p)).collect();
+                    let standing: Vec<(&PersonId, Role, Place)> = ids
                         .iter()
-                        .map(|(p, place)| (*p, role(p), *place))
+                        .zip(where_.iter())
+                        .map(|(id, (p, place))| (id, role(p), *place))
                         .collect();
                     for (p, _) in state.must_leave(1, standing, recording) {
                         if let Some(place) = where_.get_mut(p.as_str()) {

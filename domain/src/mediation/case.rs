@@ -2,6 +2,7 @@
 
 use super::error::{Field, RuleError};
 pub use super::place::Side;
+use crate::ids::PersonId;
 use crate::role::Role;
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +23,7 @@ pub enum Stage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Member {
     /// Stable id within the case (the token subject).
-    pub id: String,
+    pub id: PersonId,
     /// Full name as shown in documents.
     pub name: String,
     /// Role in this case.
@@ -32,7 +33,7 @@ pub struct Member {
     pub side: Option<Side>,
     /// For an agent: the party represented.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub represents: Option<String>,
+    pub represents: Option<PersonId>,
 }
 
 /// What opening a case needs.
@@ -66,15 +67,13 @@ pub fn validate_person_id(id: &str) -> Result<(), RuleError> {
     if ok {
         Ok(())
     } else {
-        Err(RuleError::BadPersonId {
-            person: id.to_string(),
-        })
+        Err(RuleError::BadPersonId { person: id.into() })
     }
 }
 
 /// Checks a member on its own (not against the case).
 pub fn validate_member(m: &Member) -> Result<(), RuleError> {
-    validate_person_id(&m.id)?;
+    m.id.check()?;
     if m.name.trim().is_empty() || m.name.chars().count() > MAX_TEXT {
         return Err(RuleError::TextLength {
             field: Field::Name,
@@ -197,7 +196,7 @@ mod tests {
             name: format!("{id} 名"),
             role,
             side,
-            represents: represents.map(str::to_string),
+            represents: represents.map(str::to_string).map(PersonId::from),
         }
     }
 

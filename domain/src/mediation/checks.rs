@@ -1,6 +1,7 @@
 //! The start-of-session checks a person may lack (ODR-Lit 7, ODR-Med 4 and 17): named by type,
 //! so a refusal says exactly which, for whom, and a page can say it in the person's language.
 
+use crate::ids::PersonId;
 use crate::role::Role;
 use serde::Serialize;
 use std::fmt;
@@ -49,7 +50,7 @@ impl Check {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MissingCheck {
     /// The person's id in the case.
-    pub person: String,
+    pub person: PersonId,
     /// Their name, as the case records it.
     pub name: String,
     /// Their role in the case.

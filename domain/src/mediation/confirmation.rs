@@ -7,6 +7,7 @@ use super::error::{Act, RuleError};
 use super::event::CaseEvent;
 pub use super::record::{ConfirmationState, Submitted};
 use super::state::CaseState;
+use crate::ids::PersonId;
 use crate::role::Role;
 use tiaojie_confirmation::application::{self as pkg, Application, RecordingHead};
 use tiaojie_confirmation::court::{CourtStatus, CourtUpdate};
@@ -39,7 +40,7 @@ impl CaseState {
     /// has, the application is submitted as `message_id` (its outbox message).
     pub fn apply_for_confirmation(
         &self,
-        person: &str,
+        person: &PersonId,
         now: i64,
         message_id: &str,
     ) -> Result<Vec<CaseEvent>, RuleError> {
@@ -57,7 +58,7 @@ impl CaseState {
             });
         }
         let m = self.member(person).ok_or_else(|| RuleError::NotAMember {
-            person: person.to_string(),
+            person: person.clone(),
         })?;
         if m.role != Role::Party {
             return Err(party_only(m));
@@ -73,11 +74,11 @@ impl CaseState {
             });
         }
         let mut events = vec![CaseEvent::ConfirmationApplied {
-            person: person.to_string(),
+            person: person.clone(),
         }];
         let all = self
             .parties()
-            .all(|m| m.id == person || c.applicants.iter().any(|(p, _)| *p == m.id));
+            .all(|m| m.id == *person || c.applicants.iter().any(|(p, _)| *p == m.id));
         if all {
             events.push(CaseEvent::ConfirmationSubmitted {
                 message_id: message_id.to_string(),
@@ -92,7 +93,7 @@ impl CaseState {
     /// court as `message_id`.
     pub fn withdraw_confirmation(
         &self,
-        person: &str,
+        person: &PersonId,
         message_id: &str,
     ) -> Result<Vec<CaseEvent>, RuleError> {
         let c = &self.confirmation;
@@ -106,14 +107,14 @@ impl CaseState {
             return Err(RuleError::CourtDecided);
         }
         let m = self.member(person).ok_or_else(|| RuleError::NotAMember {
-            person: person.to_string(),
+            person: person.clone(),
         })?;
         if m.role != Role::Party {
             return Err(party_only(m));
         }
         Ok(vec![CaseEvent::ConfirmationWithdrawn {
             message_id: message_id.to_string(),
-            person: person.to_string(),
+            person: person.clone(),
         }])
     }
 
@@ -171,7 +172,7 @@ impl CaseState {
         minutes: &[(u32, SessionText)],
     ) -> Application {
         let person = |m: &super::Member| pkg::Person {
-            id: m.id.clone(),
+            id: m.id.to_string(),
             name: m.name.clone(),
         };
         let current = self.agreement.current();
@@ -188,11 +189,11 @@ impl CaseState {
                 .iter()
                 .filter(|m| matches!(m.role, Role::Party | Role::Agent))
                 .map(|m| pkg::Member {
-                    id: m.id.clone(),
+                    id: m.id.to_string(),
                     name: m.name.clone(),
                     role: m.role.as_str().to_string(),
                     side: m.side.map(|s| s.as_str().to_string()).unwrap_or_default(),
-                    represents: m.represents.clone(),
+                    represents: m.represents.as_ref().map(ToString::to_string),
                 })
                 .collect(),
             agreement: pkg::Agreement {
@@ -206,7 +207,7 @@ impl CaseState {
                 .agreement
                 .valid_signatures()
                 .map(|s| pkg::Signature {
-                    person: s.person.clone(),
+                    person: s.person.to_string(),
                     name: s.name.clone(),
                     role: s.role.as_str().to_string(),
                     at: s.at,
@@ -221,10 +222,10 @@ impl CaseState {
                     s.checks.iter().filter_map(move |(p, c)| {
                         c.identity.as_ref().map(|i| pkg::IdentityCheck {
                             session: s.number,
-                            person: p.clone(),
+                            person: p.to_string(),
                             method: i.method.as_str().to_string(),
                             passed: i.passed,
-                            by: i.by.clone(),
+                            by: i.by.to_string(),
                             at: i.at,
                             note: i.note.clone(),
                         })
@@ -247,7 +248,7 @@ impl CaseState {
                             .minutes_confirmations
                             .iter()
                             .map(|c| pkg::MinutesConfirmation {
-                                person: c.person.clone(),
+                                person: c.person.to_string(),
                                 revision: c.revision,
                                 at: c.at,
                             })
@@ -263,7 +264,7 @@ impl CaseState {
                         let answer = |subject: &str, a: Option<super::state::Answer>| {
                             a.map(|a| pkg::ConsentRecord {
                                 session: s.number,
-                                person: person.clone(),
+                                person: person.to_string(),
                                 subject: subject.to_string(),
                                 given: a.given,
                                 at: a.at,
@@ -275,7 +276,7 @@ impl CaseState {
                             answer("recording_replaces_minutes", c.recording_replaces_minutes),
                             c.warning_acknowledged_at.map(|at| pkg::ConsentRecord {
                                 session: s.number,
-                                person: person.clone(),
+                                person: person.to_string(),
                                 subject: "warning_acknowledged".into(),
                                 given: true,
                                 at,
@@ -291,7 +292,7 @@ impl CaseState {
                 .applicants
                 .iter()
                 .map(|(p, at)| pkg::Applicant {
-                    person: p.clone(),
+                    person: p.to_string(),
                     at: *at,
                 })
                 .collect(),

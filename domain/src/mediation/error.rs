@@ -6,6 +6,7 @@
 use super::checks::MissingCheck;
 use super::outcome::Outcome;
 use super::phase::Phase;
+use crate::ids::PersonId;
 use crate::role::Role;
 use serde::Serialize;
 
@@ -136,7 +137,7 @@ pub enum RuleError {
     #[error("{person} is not a member of this case")]
     NotAMember {
         /// The id given.
-        person: String,
+        person: PersonId,
     },
 
     // ---- not now ----
@@ -181,7 +182,7 @@ pub enum RuleError {
     #[error("{person} already signed this version")]
     AlreadySigned {
         /// Who.
-        person: String,
+        person: PersonId,
         /// Their name.
         name: String,
     },
@@ -189,7 +190,7 @@ pub enum RuleError {
     #[error("{person}'s identity has not been verified in any session")]
     IdentityNeverVerified {
         /// Who.
-        person: String,
+        person: PersonId,
         /// Their name.
         name: String,
     },
@@ -244,7 +245,7 @@ pub enum RuleError {
     #[error("{person} has already applied")]
     AlreadyApplied {
         /// Who.
-        person: String,
+        person: PersonId,
         /// Their name.
         name: String,
     },
@@ -302,7 +303,7 @@ pub enum RuleError {
     #[error("{person} ({role}) may not {}", act.as_str())]
     RoleMayNot {
         /// Who.
-        person: String,
+        person: PersonId,
         /// Their name.
         name: String,
         /// Their role.
@@ -353,13 +354,13 @@ pub enum RuleError {
     #[error("person id {person:?}: 1-64 letters, digits, _ - . @")]
     BadPersonId {
         /// The id given.
-        person: String,
+        person: PersonId,
     },
     /// A party without a side.
     #[error("party {person} needs a side")]
     PartyNeedsSide {
         /// Who.
-        person: String,
+        person: PersonId,
         /// Their name.
         name: String,
     },
@@ -367,7 +368,7 @@ pub enum RuleError {
     #[error("agent {person} needs a side and the party it represents")]
     AgentNeedsParty {
         /// Who.
-        person: String,
+        person: PersonId,
         /// Their name.
         name: String,
     },
@@ -378,7 +379,7 @@ pub enum RuleError {
     #[error("{person} is already a member of this case")]
     AlreadyAMember {
         /// Who.
-        person: String,
+        person: PersonId,
         /// Their name.
         name: String,
     },
@@ -389,21 +390,21 @@ pub enum RuleError {
     #[error("agent {person} must be on {party}'s side")]
     AgentOtherSide {
         /// The agent.
-        person: String,
+        person: PersonId,
         /// The agent's name.
         name: String,
         /// The party named.
-        party: String,
+        party: PersonId,
     },
     /// An agent naming someone who is not a party.
     #[error("agent {person}: {party} is not a party")]
     RepresentsNoParty {
         /// The agent.
-        person: String,
+        person: PersonId,
         /// The agent's name.
         name: String,
         /// The id named.
-        party: String,
+        party: PersonId,
     },
     /// A case needs a party on each side.
     #[error("a case needs at least one {} party", side.as_str())]

@@ -3,6 +3,7 @@
 use super::case::{Member, Side, Stage};
 use super::outcome::Outcome;
 use super::place::Place;
+use crate::ids::{PersonId, RoomName};
 use crate::role::Role;
 use serde::{Deserialize, Serialize};
 
@@ -71,7 +72,7 @@ pub enum CaseEvent {
         /// Session number within the case, from 1.
         session: u32,
         /// The room's name.
-        room: String,
+        room: RoomName,
         /// Planned start, Unix ms.
         scheduled_at: i64,
     },
@@ -80,7 +81,7 @@ pub enum CaseEvent {
         /// Session.
         session: u32,
         /// For whom.
-        person: String,
+        person: PersonId,
         /// With which role.
         role: Role,
         /// Token id (for revocation).
@@ -98,7 +99,7 @@ pub enum CaseEvent {
         /// Session.
         session: u32,
         /// Whose identity.
-        person: String,
+        person: PersonId,
         /// How.
         method: IdentityMethod,
         /// Whether it matched.
@@ -112,7 +113,7 @@ pub enum CaseEvent {
         /// Session.
         session: u32,
         /// Who.
-        person: String,
+        person: PersonId,
         /// To what.
         subject: ConsentSubject,
         /// Yes or no.
@@ -123,14 +124,14 @@ pub enum CaseEvent {
         /// Session.
         session: u32,
         /// Who.
-        person: String,
+        person: PersonId,
     },
     /// Checks done for everyone present: the session is in session.
     SessionStarted {
         /// Session.
         session: u32,
         /// Who was present.
-        present: Vec<String>,
+        present: Vec<PersonId>,
     },
     /// One side was moved (into its private room or back to the joint room).
     SideMoved {
@@ -151,7 +152,7 @@ pub enum CaseEvent {
         /// Session.
         session: u32,
         /// Who.
-        person: String,
+        person: PersonId,
         /// The revision confirmed.
         revision: i64,
         /// SHA-256 of its canonical text.
@@ -178,7 +179,7 @@ pub enum CaseEvent {
         /// Hash signed.
         sha256: String,
         /// Signer.
-        person: String,
+        person: PersonId,
         /// Signer's role.
         role: Role,
         /// How the signer's identity was confirmed.
@@ -189,7 +190,7 @@ pub enum CaseEvent {
         /// Version refused.
         version: u32,
         /// Who.
-        person: String,
+        person: PersonId,
         /// Why (optional).
         #[serde(default)]
         reason: String,
@@ -207,7 +208,7 @@ pub enum CaseEvent {
     /// A party answered the pending proposal (a refusal withdraws it).
     ExtensionAnswered {
         /// Who.
-        person: String,
+        person: PersonId,
         /// Agreed or not.
         agreed: bool,
     },
@@ -216,7 +217,7 @@ pub enum CaseEvent {
         /// Days added.
         days: i64,
         /// The parties who consented (all of them).
-        consented_by: Vec<String>,
+        consented_by: Vec<PersonId>,
     },
     /// The time limit stopped (an appraisal started).
     DeadlinePaused {
@@ -230,7 +231,7 @@ pub enum CaseEvent {
         /// Session.
         session: u32,
         /// Who.
-        person: String,
+        person: PersonId,
         /// 1–5.
         score: u8,
         /// Free text.
@@ -240,7 +241,7 @@ pub enum CaseEvent {
     /// A party applied for judicial confirmation (司法确认) of the agreement in effect.
     ConfirmationApplied {
         /// Who.
-        person: String,
+        person: PersonId,
     },
     /// Every party applied: the application went into the outbox for the court.
     ConfirmationSubmitted {
@@ -256,7 +257,7 @@ pub enum CaseEvent {
         /// The withdrawal's outbox message id.
         message_id: String,
         /// Who.
-        person: String,
+        person: PersonId,
     },
     /// The court's update on the application, taken from the court bridge.
     CourtUpdated {
@@ -311,7 +312,7 @@ pub struct Recorded {
     /// When, Unix ms.
     pub at: i64,
     /// Who did it (person id; `system` for the server).
-    pub actor: String,
+    pub actor: PersonId,
     /// What.
     pub event: CaseEvent,
 }

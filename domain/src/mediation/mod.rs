@@ -54,6 +54,7 @@ pub use state::CaseState;
 mod tests {
     use super::*;
     use crate::role::Role;
+    use crate::{CaseId, PersonId, RoomName};
 
     struct Log {
         events: Vec<Recorded>,
@@ -62,7 +63,7 @@ mod tests {
 
     impl Log {
         fn state(&self) -> CaseState {
-            CaseState::fold("c1", &self.events).expect("folds")
+            CaseState::fold(&CaseId::from("c1"), &self.events).expect("folds")
         }
         fn push(&mut self, actor: &str, events: Result<Vec<CaseEvent>, RuleError>) {
             for event in events.expect("allowed") {
@@ -84,7 +85,9 @@ mod tests {
             name: id.to_uppercase(),
             role,
             side,
-            represents: (role == Role::Agent).then(|| "a".to_string()),
+            represents: (role == Role::Agent)
+                .then(|| "a".to_string())
+                .map(PersonId::from),
         }
     }
 
@@ -112,31 +115,37 @@ mod tests {
         }
     }
 
-    fn present() -> Vec<String> {
-        ["m", "a", "b", "l"].map(String::from).to_vec()
+    fn present() -> Vec<PersonId> {
+        ["m", "a", "b", "l"].map(PersonId::from).to_vec()
     }
 
     fn checked_in_session() -> Log {
         let mut log = opened();
-        log.push("m", log.state().schedule("r1", 5_000));
+        log.push("m", log.state().schedule(&RoomName::from("r1"), 5_000));
         log.push("m", log.state().open_lobby(1));
         for p in ["a", "b", "l"] {
             log.push(
                 "m",
-                log.state()
-                    .verify_identity(1, p, IdentityMethod::IdDocumentVideo, true, ""),
+                log.state().verify_identity(
+                    1,
+                    &PersonId::from(p),
+                    IdentityMethod::IdDocumentVideo,
+                    true,
+                    "",
+                ),
             );
-            log.push(p, log.state().acknowledge_warning(1, p));
+            log.push(p, log.state().acknowledge_warning(1, &PersonId::from(p)));
         }
         for p in ["a", "b"] {
             log.push(
                 p,
                 log.state()
-                    .consent(1, p, ConsentSubject::OnlineMediation, true),
+                    .consent(1, &PersonId::from(p), ConsentSubject::OnlineMediation, true),
             );
             log.push(
                 p,
-                log.state().consent(1, p, ConsentSubject::Recording, true),
+                log.state()
+                    .consent(1, &PersonId::from(p), ConsentSubject::Recording, true),
             );
         }
         log.push("m", log.state().start(1, &present()));
@@ -146,7 +155,7 @@ mod tests {
     #[test]
     fn a_session_starts_only_when_everyone_present_is_checked() {
         let mut log = opened();
-        log.push("m", log.state().schedule("r1", 5_000));
+        log.push("m", log.state().schedule(&RoomName::from("r1"), 5_000));
         assert!(matches!(
             log.state().start(1, &present()),
             Err(RuleError::WrongPhase { .. })
@@ -162,29 +171,44 @@ mod tests {
         // Offline verification counts, and is recorded as such.
         log.push(
             "m",
-            log.state()
-                .verify_identity(1, "a", IdentityMethod::Offline, true, "窗口核验"),
+            log.state().verify_identity(
+                1,
+                &PersonId::from("a"),
+                IdentityMethod::Offline,
+                true,
+                "窗口核验",
+            ),
         );
-        log.push("a", log.state().acknowledge_warning(1, "a"));
+        log.push(
+            "a",
+            log.state().acknowledge_warning(1, &PersonId::from("a")),
+        );
+        log.push(
+            "a",
+            log.state().consent(
+                1,
+                &PersonId::from("a"),
+                ConsentSubject::OnlineMediation,
+                true,
+            ),
+        );
         log.push(
             "a",
             log.state()
-                .consent(1, "a", ConsentSubject::OnlineMediation, true),
-        );
-        log.push(
-            "a",
-            log.state()
-                .consent(1, "a", ConsentSubject::Recording, false),
+                .consent(1, &PersonId::from("a"), ConsentSubject::Recording, false),
         );
         // Only a and the mediator present: a refusal of recording does not block mediation.
-        let two = ["m", "a"].map(String::from).to_vec();
+        let two = ["m", "a"].map(PersonId::from).to_vec();
         log.push("m", log.state().start(1, &two));
         let s = log.state();
         assert_eq!(s.session(1).map(|s| s.phase), Ok(Phase::InSession));
-        let check = s.session(1).ok().and_then(|s| s.checks.get("a").cloned());
+        let check = s
+            .session(1)
+            .ok()
+            .and_then(|s| s.checks.get(&PersonId::from("a")).cloned());
         assert_eq!(
             check.and_then(|c| c.identity).map(|i| (i.method, i.by)),
-            Some((IdentityMethod::Offline, "m".to_string()))
+            Some((IdentityMethod::Offline, PersonId::from("m")))
         );
         // The recording cannot replace the minutes: a refused recording; and never without a
         // recording of the session.
@@ -203,7 +227,7 @@ mod tests {
         let mut log = checked_in_session();
         log.push("m", log.state().draft("第一条 甲付乙一万元。"));
         let v1 = log.state().agreement.current().cloned().expect("v1");
-        log.push("a", log.state().sign("a", 1, &v1.sha256));
+        log.push("a", log.state().sign(&PersonId::from("a"), 1, &v1.sha256));
         assert_eq!(log.state().unsigned().len(), 2);
         // An edit after a signature: new version, a's signature void.
         log.push("m", log.state().draft("第一条 甲付乙八千元。"));
@@ -213,15 +237,15 @@ mod tests {
         assert_eq!(s.agreement.valid_signatures().count(), 0);
         // Replaying the old signature onto the new version is refused.
         assert!(matches!(
-            s.sign("a", 1, &v1.sha256),
+            s.sign(&PersonId::from("a"), 1, &v1.sha256),
             Err(RuleError::AgreementStale { version: 2, .. })
         ));
         assert!(matches!(
-            s.sign("a", 2, &v1.sha256),
+            s.sign(&PersonId::from("a"), 2, &v1.sha256),
             Err(RuleError::AgreementStale { .. })
         ));
         assert!(matches!(
-            s.sign("l", 2, &v2.sha256),
+            s.sign(&PersonId::from("l"), 2, &v2.sha256),
             Err(RuleError::RoleMayNot { act: Act::Sign, .. })
         ));
         assert!(matches!(
@@ -229,7 +253,7 @@ mod tests {
             Err(RuleError::SuccessNeedsAgreement)
         ));
         for p in ["a", "b", "m"] {
-            log.push(p, log.state().sign(p, 2, &v2.sha256));
+            log.push(p, log.state().sign(&PersonId::from(p), 2, &v2.sha256));
         }
         let s = log.state();
         assert!(s.agreement.effective_at.is_some());
@@ -244,13 +268,13 @@ mod tests {
         let s = log.state();
         assert_eq!(s.outcome, Some(Outcome::Success));
         assert_eq!(s.session(1).map(|s| s.phase), Ok(Phase::Ended));
-        log.push("a", log.state().rate(1, "a", 5, "很好"));
+        log.push("a", log.state().rate(1, &PersonId::from("a"), 5, "很好"));
         assert!(matches!(
-            log.state().rate(1, "a", 4, ""),
+            log.state().rate(1, &PersonId::from("a"), 4, ""),
             Err(RuleError::AlreadyRated)
         ));
         assert!(matches!(
-            log.state().rate(1, "b", 6, ""),
+            log.state().rate(1, &PersonId::from("b"), 6, ""),
             Err(RuleError::OutOfRange { .. })
         ));
     }
@@ -259,7 +283,10 @@ mod tests {
     fn a_refusal_to_sign_ends_the_mediation_on_ground_seven() {
         let mut log = checked_in_session();
         log.push("m", log.state().draft("协议"));
-        log.push("b", log.state().refuse("b", 1, "不同意金额"));
+        log.push(
+            "b",
+            log.state().refuse(&PersonId::from("b"), 1, "不同意金额"),
+        );
         let s = log.state();
         assert!(matches!(
             s.outcome,
@@ -279,22 +306,38 @@ mod tests {
     fn extensions_need_every_party_and_pauses_stop_the_clock() {
         let mut log = opened();
         assert!(
-            log.state().answer_extension("a", true).is_err(),
+            log.state()
+                .answer_extension(&PersonId::from("a"), true)
+                .is_err(),
             "nothing proposed"
         );
         log.push("m", log.state().propose_extension(5));
-        log.push("a", log.state().answer_extension("a", true));
+        log.push(
+            "a",
+            log.state().answer_extension(&PersonId::from("a"), true),
+        );
         assert_eq!(log.state().extension_days, 0, "b has not agreed");
         assert!(
-            log.state().answer_extension("l", true).is_err(),
+            log.state()
+                .answer_extension(&PersonId::from("l"), true)
+                .is_err(),
             "agents do not consent"
         );
         // A refusal withdraws the proposal; a new one starts over.
-        log.push("b", log.state().answer_extension("b", false));
+        log.push(
+            "b",
+            log.state().answer_extension(&PersonId::from("b"), false),
+        );
         assert!(log.state().pending_extension.is_none());
         log.push("m", log.state().propose_extension(5));
-        log.push("b", log.state().answer_extension("b", true));
-        log.push("a", log.state().answer_extension("a", true));
+        log.push(
+            "b",
+            log.state().answer_extension(&PersonId::from("b"), true),
+        );
+        log.push(
+            "a",
+            log.state().answer_extension(&PersonId::from("a"), true),
+        );
         let day = super::deadline::DAY_MS;
         let s = log.state();
         assert_eq!(s.extension_days, 5);
@@ -315,7 +358,10 @@ mod tests {
         log.push("m", log.state().draft("一、A 付 B 一百元。"));
         let v = log.state().agreement.current().cloned().expect("drafted");
         for p in ["a", "b", "m"] {
-            log.push(p, log.state().sign(p, v.version, &v.sha256));
+            log.push(
+                p,
+                log.state().sign(&PersonId::from(p), v.version, &v.sha256),
+            );
         }
         log
     }
@@ -325,39 +371,50 @@ mod tests {
         use super::confirmation::apply_by;
         use tiaojie_confirmation::period::{DAY_MS, end_of_day_after};
         let s = checked_in_session().state();
-        assert!(s.apply_for_confirmation("a", s.opened_at, "m1").is_err());
+        assert!(
+            s.apply_for_confirmation(&PersonId::from("a"), s.opened_at, "m1")
+                .is_err()
+        );
         let mut log = agreed();
         let effective = log.state().agreement.effective_at.expect("in effect");
         // CPL 85: the day it took effect does not count; the 30th day ends at 24:00.
         let last = apply_by(effective);
         assert_eq!(last, end_of_day_after(effective, 30));
         assert!(last > effective + 30 * DAY_MS && last <= effective + 31 * DAY_MS);
-        assert!(log.state().apply_for_confirmation("a", last, "m1").is_ok());
-        let late = log.state().apply_for_confirmation("a", last + 1, "m1");
+        assert!(
+            log.state()
+                .apply_for_confirmation(&PersonId::from("a"), last, "m1")
+                .is_ok()
+        );
+        let late = log
+            .state()
+            .apply_for_confirmation(&PersonId::from("a"), last + 1, "m1");
         assert_eq!(late, Err(RuleError::ApplyWindowPassed { apply_by: last }));
         assert!(
             log.state()
-                .apply_for_confirmation("l", effective, "m1")
+                .apply_for_confirmation(&PersonId::from("l"), effective, "m1")
                 .is_err()
         );
         assert!(
             log.state()
-                .apply_for_confirmation("m", effective, "m1")
+                .apply_for_confirmation(&PersonId::from("m"), effective, "m1")
                 .is_err()
         );
         log.push(
             "a",
-            log.state().apply_for_confirmation("a", effective, "m1"),
+            log.state()
+                .apply_for_confirmation(&PersonId::from("a"), effective, "m1"),
         );
         assert!(log.state().confirmation.submitted.is_none());
         assert!(
             log.state()
-                .apply_for_confirmation("a", effective, "m1")
+                .apply_for_confirmation(&PersonId::from("a"), effective, "m1")
                 .is_err()
         );
         log.push(
             "b",
-            log.state().apply_for_confirmation("b", effective, "m1"),
+            log.state()
+                .apply_for_confirmation(&PersonId::from("b"), effective, "m1"),
         );
         let s = log.state();
         let submitted = s.confirmation.submitted.clone().expect("submitted");
@@ -382,7 +439,11 @@ mod tests {
         let mut log = agreed();
         let effective = log.state().agreement.effective_at.expect("in effect");
         for p in ["a", "b"] {
-            log.push(p, log.state().apply_for_confirmation(p, effective, "m1"));
+            log.push(
+                p,
+                log.state()
+                    .apply_for_confirmation(&PersonId::from(p), effective, "m1"),
+            );
         }
         let sha = log
             .state()
@@ -445,6 +506,6 @@ mod tests {
         let s = log.state();
         assert_eq!(s.confirmation.status(), Some(CourtStatus::Confirmed));
         assert_eq!(s.confirmation.updates.len(), 2);
-        assert!(s.withdraw_confirmation("a", "w1").is_err());
+        assert!(s.withdraw_confirmation(&PersonId::from("a"), "w1").is_err());
     }
 }

@@ -3,6 +3,7 @@
 //! [`super::confirmation`]; this is the record they and [`super::state::CaseState`] fold into.
 
 use super::event::CaseEvent;
+use crate::ids::PersonId;
 use serde::Serialize;
 use tiaojie_confirmation::court::{CourtStatus, CourtUpdate, Docket};
 
@@ -23,11 +24,11 @@ pub struct Submitted {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ConfirmationState {
     /// Parties who applied, with when (Unix ms).
-    pub applicants: Vec<(String, i64)>,
+    pub applicants: Vec<(PersonId, i64)>,
     /// The joint application, once every party applied.
     pub submitted: Option<Submitted>,
     /// A party withdrew (message id of the withdrawal, who, when).
-    pub withdrawal: Option<(String, String, i64)>,
+    pub withdrawal: Option<(String, PersonId, i64)>,
     /// The court's record as far as its updates tell.
     #[schema(value_type = Option<Object>)]
     pub docket: Option<Docket>,

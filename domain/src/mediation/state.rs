@@ -8,6 +8,7 @@ use super::deadline::{TimeLimit, time_limit};
 use super::event::{CaseEvent, ConsentSubject, IdentityMethod, Recorded};
 use super::outcome::{Outcome, REFUSED_TO_SIGN};
 use super::place::Place;
+use crate::ids::{CaseId, PersonId, RoomName};
 use crate::role::Role;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ pub struct IdentityCheck {
     /// Whether it matched.
     pub passed: bool,
     /// Who verified.
-    pub by: String,
+    pub by: PersonId,
     /// When, Unix ms.
     pub at: i64,
     /// Free text.
@@ -91,7 +92,7 @@ impl PersonChecks {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Invitation {
     /// For whom.
-    pub person: String,
+    pub person: PersonId,
     /// Token id.
     pub token_id: String,
     /// Issued, Unix ms.
@@ -99,14 +100,14 @@ pub struct Invitation {
     /// Expires, Unix ms.
     pub expires_at: i64,
     /// Issued by.
-    pub by: String,
+    pub by: PersonId,
 }
 
 /// A party's confirmation of the minutes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MinutesConfirmation {
     /// Who.
-    pub person: String,
+    pub person: PersonId,
     /// Revision confirmed.
     pub revision: i64,
     /// Its hash.
@@ -119,7 +120,7 @@ pub struct MinutesConfirmation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Rating {
     /// Who.
-    pub person: String,
+    pub person: PersonId,
     /// 1–5.
     pub score: u8,
     /// Free text.
@@ -134,7 +135,7 @@ pub struct SessionState {
     /// Number within the case, from 1.
     pub number: u32,
     /// The room it meets in.
-    pub room: String,
+    pub room: RoomName,
     /// Planned start.
     pub scheduled_at: i64,
     /// Phase.
@@ -144,14 +145,14 @@ pub struct SessionState {
     /// When it ended.
     pub ended_at: Option<i64>,
     /// Who was present at the start.
-    pub present_at_start: Vec<String>,
+    pub present_at_start: Vec<PersonId>,
     /// Where each side is now: the joint room or its private room.
     #[schema(value_type = std::collections::BTreeMap<String, Place>)]
     pub sides: BTreeMap<Side, Place>,
     /// Join links issued.
     pub invitations: Vec<Invitation>,
     /// Start-of-session checks per person.
-    pub checks: BTreeMap<String, PersonChecks>,
+    pub checks: BTreeMap<PersonId, PersonChecks>,
     /// Confirmations of the minutes.
     pub minutes_confirmations: Vec<MinutesConfirmation>,
     /// Whether the recording stands for the minutes.
@@ -172,7 +173,7 @@ pub struct AgreementVersion {
     /// When.
     pub at: i64,
     /// Who drafted it.
-    pub by: String,
+    pub by: PersonId,
 }
 
 /// A signature, bound to one version's hash.
@@ -183,7 +184,7 @@ pub struct Signature {
     /// Hash signed.
     pub sha256: String,
     /// Signer.
-    pub person: String,
+    pub person: PersonId,
     /// Signer's name.
     pub name: String,
     /// Signer's role.
@@ -200,7 +201,7 @@ pub struct Refusal {
     /// Version refused.
     pub version: u32,
     /// Who.
-    pub person: String,
+    pub person: PersonId,
     /// Why.
     pub reason: String,
     /// When.
@@ -243,14 +244,14 @@ pub struct PendingExtension {
     /// When, Unix ms.
     pub proposed_at: i64,
     /// Parties who agreed so far.
-    pub agreed: Vec<String>,
+    pub agreed: Vec<PersonId>,
 }
 
 /// A whole case.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CaseState {
     /// Case id (server-assigned).
-    pub id: String,
+    pub id: CaseId,
     /// Case number.
     pub number: String,
     /// Cause of action.
@@ -285,7 +286,7 @@ pub struct CaseState {
 
 impl CaseState {
     /// Folds a case's events, oldest first; `None` if the first is not `opened`.
-    pub fn fold(id: &str, events: &[Recorded]) -> Option<CaseState> {
+    pub fn fold(id: &CaseId, events: &[Recorded]) -> Option<CaseState> {
         let (first, rest) = events.split_first()?;
         let CaseEvent::Opened {
             number,
@@ -298,7 +299,7 @@ impl CaseState {
             return None;
         };
         let mut case = CaseState {
-            id: id.to_string(),
+            id: id.clone(),
             number: number.clone(),
             case_type: case_type.clone(),
             claim_amount: *claim_amount,
@@ -476,7 +477,7 @@ impl CaseState {
             } => {
                 let name = self
                     .member(person)
-                    .map_or_else(|| person.clone(), |m| m.name.clone());
+                    .map_or_else(|| person.to_string(), |m| m.name.clone());
                 self.agreement.signatures.push(Signature {
                     version: *version,
                     sha256: sha256.clone(),
@@ -570,25 +571,24 @@ impl CaseState {
     }
 
     /// The session meeting in `room`.
-    pub fn session_in_room(&self, room: &str) -> Option<&SessionState> {
-        self.sessions.iter().find(|s| s.room == room)
+    pub fn session_in_room(&self, room: &RoomName) -> Option<&SessionState> {
+        self.sessions.iter().find(|s| s.room == *room)
     }
 
     /// A member.
-    pub fn member(&self, id: &str) -> Option<&Member> {
-        self.members.iter().find(|m| m.id == id)
+    pub fn member(&self, id: &PersonId) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == *id)
     }
 
     /// A member's name, or the id itself for someone not in the case.
-    pub fn name_of(&self, id: &str) -> String {
+    pub fn name_of(&self, id: &PersonId) -> String {
         self.member(id)
             .map_or_else(|| id.to_string(), |m| m.name.clone())
     }
 
-    fn known_member(&self, id: &str) -> Result<&Member, RuleError> {
-        self.member(id).ok_or_else(|| RuleError::NotAMember {
-            person: id.to_string(),
-        })
+    fn known_member(&self, id: &PersonId) -> Result<&Member, RuleError> {
+        self.member(id)
+            .ok_or_else(|| RuleError::NotAMember { person: id.clone() })
     }
 
     /// `m` may not do `act` in its role.
@@ -697,7 +697,11 @@ impl CaseState {
     }
 
     /// Schedules a session meeting in `room`.
-    pub fn schedule(&self, room: &str, scheduled_at: i64) -> Result<Vec<CaseEvent>, RuleError> {
+    pub fn schedule(
+        &self,
+        room: &RoomName,
+        scheduled_at: i64,
+    ) -> Result<Vec<CaseEvent>, RuleError> {
         self.require_open()?;
         if let Some(running) = self
             .sessions
@@ -710,7 +714,7 @@ impl CaseState {
         }
         Ok(vec![CaseEvent::SessionScheduled {
             session: self.next_session_number(),
-            room: room.to_string(),
+            room: room.clone(),
             scheduled_at,
         }])
     }
@@ -719,7 +723,7 @@ impl CaseState {
     pub fn invite(
         &self,
         n: u32,
-        person: &str,
+        person: &PersonId,
         token_id: &str,
         expires_at: i64,
     ) -> Result<Vec<CaseEvent>, RuleError> {
@@ -730,7 +734,7 @@ impl CaseState {
         let m = self.known_member(person)?;
         Ok(vec![CaseEvent::InvitationIssued {
             session: n,
-            person: person.to_string(),
+            person: person.clone(),
             role: m.role,
             token_id: token_id.to_string(),
             expires_at,
@@ -754,7 +758,7 @@ impl CaseState {
     pub fn verify_identity(
         &self,
         n: u32,
-        person: &str,
+        person: &PersonId,
         method: IdentityMethod,
         passed: bool,
         note: &str,
@@ -772,7 +776,7 @@ impl CaseState {
         }
         Ok(vec![CaseEvent::IdentityVerified {
             session: n,
-            person: person.to_string(),
+            person: person.clone(),
             method,
             passed,
             note: note.to_string(),
@@ -783,7 +787,7 @@ impl CaseState {
     pub fn consent(
         &self,
         n: u32,
-        person: &str,
+        person: &PersonId,
         subject: ConsentSubject,
         given: bool,
     ) -> Result<Vec<CaseEvent>, RuleError> {
@@ -809,14 +813,18 @@ impl CaseState {
         }
         Ok(vec![CaseEvent::ConsentRecorded {
             session: n,
-            person: person.to_string(),
+            person: person.clone(),
             subject,
             given,
         }])
     }
 
     /// Records that `person` read the false-mediation warning.
-    pub fn acknowledge_warning(&self, n: u32, person: &str) -> Result<Vec<CaseEvent>, RuleError> {
+    pub fn acknowledge_warning(
+        &self,
+        n: u32,
+        person: &PersonId,
+    ) -> Result<Vec<CaseEvent>, RuleError> {
         self.checked_in_session(n)?;
         let m = self.known_member(person)?;
         if !matches!(m.role, Role::Party | Role::Agent) {
@@ -832,7 +840,7 @@ impl CaseState {
         }
         Ok(vec![CaseEvent::WarningAcknowledged {
             session: n,
-            person: person.to_string(),
+            person: person.clone(),
         }])
     }
 
@@ -842,7 +850,7 @@ impl CaseState {
     pub fn missing_checks(
         &self,
         n: u32,
-        present: &[String],
+        present: &[PersonId],
     ) -> Result<Vec<MissingCheck>, RuleError> {
         let s = self.session(n)?;
         let mut missing = Vec::new();
@@ -868,10 +876,10 @@ impl CaseState {
 
     /// Parties among `present` who have not consented to recording in session `n` (refused or
     /// not asked): the session must not be recorded while they are there.
-    pub fn recording_consent_missing(&self, n: u32, present: &[&str]) -> Vec<MissingCheck> {
+    pub fn recording_consent_missing(&self, n: u32, present: &[&PersonId]) -> Vec<MissingCheck> {
         let checks = self.session(n).ok().map(|s| &s.checks);
         self.parties()
-            .filter(|p| present.contains(&p.id.as_str()))
+            .filter(|p| present.contains(&&p.id))
             .filter(|p| {
                 !checks
                     .and_then(|c| c.get(&p.id))
@@ -888,7 +896,7 @@ impl CaseState {
     }
 
     /// Starts session `n` if everyone present has passed the checks.
-    pub fn start(&self, n: u32, present: &[String]) -> Result<Vec<CaseEvent>, RuleError> {
+    pub fn start(&self, n: u32, present: &[PersonId]) -> Result<Vec<CaseEvent>, RuleError> {
         let s = self.live_session(n)?;
         if s.phase != Phase::LobbyOpen {
             return Err(RuleError::WrongPhase {
@@ -953,7 +961,7 @@ impl CaseState {
     pub fn confirm_minutes(
         &self,
         n: u32,
-        person: &str,
+        person: &PersonId,
         revision: i64,
         current: (i64, &str),
     ) -> Result<Vec<CaseEvent>, RuleError> {
@@ -973,7 +981,7 @@ impl CaseState {
         }
         Ok(vec![CaseEvent::MinutesConfirmed {
             session: n,
-            person: person.to_string(),
+            person: person.clone(),
             revision,
             sha256: current.1.to_string(),
         }])
@@ -1041,7 +1049,7 @@ impl CaseState {
     }
 
     /// How `person`'s identity was confirmed, for a signature record.
-    pub fn identity_basis(&self, person: &str) -> String {
+    pub fn identity_basis(&self, person: &PersonId) -> String {
         let latest = self
             .sessions
             .iter()
@@ -1058,7 +1066,7 @@ impl CaseState {
     /// `person` signs `version` whose hash they were shown as `sha256`.
     pub fn sign(
         &self,
-        person: &str,
+        person: &PersonId,
         version: u32,
         sha256: &str,
     ) -> Result<Vec<CaseEvent>, RuleError> {
@@ -1077,7 +1085,7 @@ impl CaseState {
         if self
             .agreement
             .valid_signatures()
-            .any(|s| s.person == person)
+            .any(|s| s.person == *person)
         {
             return Err(RuleError::AlreadySigned {
                 person: m.id.clone(),
@@ -1094,7 +1102,7 @@ impl CaseState {
         Ok(vec![CaseEvent::AgreementSigned {
             version,
             sha256: sha256.to_string(),
-            person: person.to_string(),
+            person: person.clone(),
             role: m.role,
             identity,
         }])
@@ -1103,7 +1111,7 @@ impl CaseState {
     /// A party refuses to sign: recorded, and the mediation ends (ODR-Med 25(7)).
     pub fn refuse(
         &self,
-        person: &str,
+        person: &PersonId,
         version: u32,
         reason: &str,
     ) -> Result<Vec<CaseEvent>, RuleError> {
@@ -1131,7 +1139,7 @@ impl CaseState {
         // The mediation ends here (ODR-Med 25(7)): its sessions end with it.
         let mut events = vec![CaseEvent::SigningRefused {
             version,
-            person: person.to_string(),
+            person: person.clone(),
             reason: reason.to_string(),
         }];
         events.extend(self.end_open_sessions());
@@ -1193,7 +1201,7 @@ impl CaseState {
     /// withdraws the proposal.
     pub fn answer_extension(
         &self,
-        person: &str,
+        person: &PersonId,
         agreed: bool,
     ) -> Result<Vec<CaseEvent>, RuleError> {
         self.require_open()?;
@@ -1209,13 +1217,13 @@ impl CaseState {
             return Err(RuleError::AlreadyAgreedToExtension);
         }
         let mut events = vec![CaseEvent::ExtensionAnswered {
-            person: person.to_string(),
+            person: person.clone(),
             agreed,
         }];
         let all_agreed = agreed
             && self
                 .parties()
-                .all(|p| p.id == person || pending.agreed.contains(&p.id));
+                .all(|p| p.id == *person || pending.agreed.contains(&p.id));
         if all_agreed {
             events.push(CaseEvent::DeadlineExtended {
                 days: pending.days,
@@ -1249,7 +1257,7 @@ impl CaseState {
     pub fn rate(
         &self,
         n: u32,
-        person: &str,
+        person: &PersonId,
         score: u8,
         comment: &str,
     ) -> Result<Vec<CaseEvent>, RuleError> {
@@ -1278,12 +1286,12 @@ impl CaseState {
                 max: 2000,
             });
         }
-        if s.ratings.iter().any(|r| r.person == person) {
+        if s.ratings.iter().any(|r| r.person == *person) {
             return Err(RuleError::AlreadyRated);
         }
         Ok(vec![CaseEvent::Rated {
             session: n,
-            person: person.to_string(),
+            person: person.clone(),
             score,
             comment: comment.to_string(),
         }])

@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use crate::state::AppState;
 use tiaojie_domain::clock::now_millis;
-use tiaojie_domain::{AuditAction, AuditEntry};
+use tiaojie_domain::{AuditAction, AuditEntry, RoomName};
 use tiaojie_signaling::token::Claims;
 
 /// Writes an audit entry; the read it records does not happen if this fails.
@@ -17,7 +17,7 @@ pub(crate) async fn audit(
 ) -> Result<(), ApiError> {
     let entry = AuditEntry::new(
         now_millis(),
-        &claims.sub,
+        claims.sub.as_str(),
         claims.role.as_str(),
         action,
         target,
@@ -31,13 +31,19 @@ pub(crate) async fn audit(
 pub(crate) async fn audit_room(
     state: &AppState,
     admin: &Claims,
-    room: &str,
+    room: &RoomName,
     action: AuditAction,
     detail: &str,
 ) -> Result<(), ApiError> {
     state
         .hub
-        .audit_in_room(room, &admin.sub, admin.role.as_str(), action, detail)
+        .audit_in_room(
+            room,
+            admin.sub.as_str(),
+            admin.role.as_str(),
+            action,
+            detail,
+        )
         .await?;
     Ok(())
 }

@@ -26,7 +26,7 @@ use tiaojie_domain::mediation::{
     Place, Recorded, RuleError, Side,
 };
 use tiaojie_domain::permission::{self, Action, Asker};
-use tiaojie_domain::{AuditAction, AuditEntry, Grant, NewRoom, Role};
+use tiaojie_domain::{AuditAction, AuditEntry, CaseId, Grant, NewRoom, PersonId, Role, RoomName};
 use tiaojie_signaling::hub::SignalError;
 use tiaojie_signaling::live_room::Audience;
 use tiaojie_signaling::moderation::{Moderation, Moderator};
@@ -220,9 +220,9 @@ struct Standing {
 async fn authorize(
     state: &AppState,
     claims: Claims,
-    case_id: &str,
+    case_id: &CaseId,
     action: Action,
-    acting_for: Option<&str>,
+    acting_for: Option<&PersonId>,
 ) -> Result<Standing, ApiError> {
     let case = state.hub.store().case(case_id).await?;
     let role = role_of(&claims);
@@ -250,7 +250,7 @@ async fn authorize(
     Ok(Standing { claims, case })
 }
 
-fn target(case: &str) -> String {
+fn target(case: &CaseId) -> String {
     format!("case:{case}")
 }
 
@@ -288,7 +288,7 @@ async fn refuse(
 /// Who a view is for: what they may see of the case.
 struct Viewer {
     role: Role,
-    person: String,
+    person: PersonId,
 }
 
 impl Viewer {
@@ -305,9 +305,9 @@ impl Viewer {
 async fn command(
     state: &AppState,
     claims: Claims,
-    case_id: &str,
+    case_id: &CaseId,
     action: Action,
-    acting_for: Option<&str>,
+    acting_for: Option<&PersonId>,
     detail: String,
     decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
 ) -> Result<(CaseState, Viewer), ApiError> {
@@ -324,10 +324,10 @@ async fn command(
 
 /// The audit entry of a case action; the store writes it with the action (and adds the events
 /// the action recorded to its detail).
-fn audit_entry(claims: &Claims, action: Action, case_id: &str, detail: &str) -> AuditEntry {
+fn audit_entry(claims: &Claims, action: Action, case_id: &CaseId, detail: &str) -> AuditEntry {
     AuditEntry::new(
         tiaojie_domain::clock::now_millis(),
-        &claims.sub,
+        claims.sub.as_str(),
         claims.role.as_str(),
         AuditAction::Act(action),
         &target(case_id),
@@ -341,9 +341,9 @@ fn audit_entry(claims: &Claims, action: Action, case_id: &str, detail: &str) -> 
 async fn command_with_outbox(
     state: &AppState,
     claims: Claims,
-    case_id: &str,
+    case_id: &CaseId,
     action: Action,
-    acting_for: Option<&str>,
+    acting_for: Option<&PersonId>,
     detail: String,
     decide: impl Fn(&CaseState) -> Result<Vec<CaseEvent>, RuleError>,
     outbox: impl Fn(&CaseState, &[Recorded]) -> Vec<tiaojie_confirmation::Message>,
@@ -394,7 +394,7 @@ pub struct CaseView {
     /// The time limit now.
     pub time_limit: TimeLimit,
     /// Required signers who have not signed the current agreement version.
-    pub unsigned: Vec<String>,
+    pub unsigned: Vec<PersonId>,
     /// Per live session (scheduled, checking in or in session): who is present, where, and
     /// what each still lacks.
     pub missing_checks: Vec<SessionMissing>,
@@ -412,9 +412,10 @@ pub struct SessionMissing {
     /// Session number.
     pub session: u32,
     /// Who is present in its room now (connected, or reconnecting within the grace period).
-    pub present: Vec<String>,
+    pub present: Vec<PersonId>,
     /// Where each of them stands.
-    pub places: std::collections::BTreeMap<String, Place>,
+    #[schema(value_type = std::collections::BTreeMap<String, Place>)]
+    pub places: std::collections::BTreeMap<PersonId, Place>,
     /// What each member still lacks to take part in this session (to leave the lobby; the
     /// start needs it of everyone present).
     pub missing: Vec<MissingCheck>,
@@ -461,9 +462,9 @@ async fn view(
             .room_participants(&s.room)
             .await
             .unwrap_or_default();
-        let present: Vec<String> = people.iter().map(|p| p.identity.clone()).collect();
+        let present: Vec<PersonId> = people.iter().map(|p| p.identity.clone()).collect();
         // Everyone's, present or not: a page shows what each still lacks before they come.
-        let everyone: Vec<String> = case.members.iter().map(|m| m.id.clone()).collect();
+        let everyone: Vec<PersonId> = case.members.iter().map(|m| m.id.clone()).collect();
         let missing = case.missing_checks(s.number, &everyone).unwrap_or_default();
         missing_checks.push(SessionMissing {
             session: s.number,
@@ -494,7 +495,7 @@ async fn view(
     })
 }
 
-async fn present_in(state: &AppState, room: &str) -> Vec<String> {
+async fn present_in(state: &AppState, room: &RoomName) -> Vec<PersonId> {
     state
         .hub
         .room_participants(room)
@@ -558,7 +559,7 @@ async fn list_cases(
     }
     let limit = page_limit(query.limit, 100, MAX_CASE_PAGE)?;
     let now = state.hub.clock.now();
-    let mediator = (role == Role::Mediator).then_some(claims.sub.as_str());
+    let mediator = (role == Role::Mediator).then_some(&claims.sub);
     let cases = state
         .hub
         .store()
@@ -622,7 +623,7 @@ async fn open_case(
     let now = state.hub.clock.now();
     let entry = AuditEntry::new(
         tiaojie_domain::clock::now_millis(),
-        &claims.sub,
+        claims.sub.as_str(),
         claims.role.as_str(),
         AuditAction::Act(Action::CaseCreate),
         &target(&id),
@@ -641,7 +642,11 @@ async fn open_case(
 
 /// Authorizes a read of the whole case and audits it. The view carries the agreement's text,
 /// so the entry names the version shown: a read of the case is a read of that version.
-async fn read_case(state: &AppState, claims: Claims, case_id: &str) -> Result<Standing, ApiError> {
+async fn read_case(
+    state: &AppState,
+    claims: Claims,
+    case_id: &CaseId,
+) -> Result<Standing, ApiError> {
     let s = authorize(state, claims, case_id, Action::CaseRead, None).await?;
     let shown = s
         .case
@@ -665,7 +670,7 @@ async fn read_case(state: &AppState, claims: Claims, case_id: &str) -> Result<St
 async fn get_case(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath(case_id): ApiPath<String>,
+    ApiPath(case_id): ApiPath<CaseId>,
 ) -> Result<Json<CaseView>, ApiError> {
     let s = read_case(&state, claims, &case_id).await?;
     let viewer = Viewer::of(&s.claims);
@@ -712,7 +717,7 @@ async fn current_case(
 async fn case_events(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath(case_id): ApiPath<String>,
+    ApiPath(case_id): ApiPath<CaseId>,
 ) -> Result<Json<Vec<Recorded>>, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::CaseEventsRead, None).await?;
     audit(
@@ -731,7 +736,7 @@ async fn case_events(
 async fn add_member(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath(case_id): ApiPath<String>,
+    ApiPath(case_id): ApiPath<CaseId>,
     body: Result<ApiJson<Member>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(member) = body?;
@@ -762,7 +767,7 @@ pub struct Schedule {
 async fn schedule_session(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath(case_id): ApiPath<String>,
+    ApiPath(case_id): ApiPath<CaseId>,
     body: Result<ApiJson<Schedule>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(schedule) = body?;
@@ -814,7 +819,7 @@ async fn schedule_session(
 #[serde(deny_unknown_fields)]
 pub struct InvitationRequest {
     /// For whom (a member of the case).
-    pub person: String,
+    pub person: PersonId,
     /// Validity in seconds (default: the server's token lifetime).
     #[serde(default)]
     pub ttl_secs: Option<u64>,
@@ -824,9 +829,9 @@ pub struct InvitationRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvitationView {
     /// For whom.
-    pub person: String,
+    pub person: PersonId,
     /// The room.
-    pub room: String,
+    pub room: RoomName,
     /// The token (role- and person-bound, expiring).
     pub token: String,
     /// The link to send (path; prefix the server's public address).
@@ -840,7 +845,7 @@ pub struct InvitationView {
 async fn invite(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, n)): ApiPath<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(CaseId, u32)>,
     body: Result<ApiJson<InvitationRequest>, ApiError>,
 ) -> Result<Json<InvitationView>, ApiError> {
     let ApiJson(request) = body?;
@@ -907,7 +912,7 @@ async fn invite(
 async fn open_lobby(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, n)): ApiPath<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(CaseId, u32)>,
 ) -> Result<Json<CaseView>, ApiError> {
     let (case, viewer) = command(
         &state,
@@ -927,12 +932,13 @@ async fn open_lobby(
 async fn start_session(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, n)): ApiPath<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(CaseId, u32)>,
 ) -> Result<Json<CaseView>, ApiError> {
     let s = authorize(&state, claims.clone(), &case_id, Action::SessionRun, None).await?;
     let room = s.case.session(n)?.room.clone();
     let present = present_in(&state, &room).await;
-    let detail = format!("session {n} present {}", present.join(","));
+    let names: Vec<&str> = present.iter().map(PersonId::as_str).collect();
+    let detail = format!("session {n} present {}", names.join(","));
     let (case, viewer) = command(
         &state,
         claims,
@@ -944,7 +950,7 @@ async fn start_session(
     )
     .await?;
     // Everyone checked comes out of the lobby into the joint room.
-    let waiting: Vec<String> = state
+    let waiting: Vec<PersonId> = state
         .hub
         .room_participants(&room)
         .await
@@ -960,7 +966,7 @@ async fn start_session(
             .move_participant(&room, &identity, Place::Joint)
             .await
         {
-            tracing::warn!(room, participant = %identity, error = %e.message, "stays in the lobby");
+            tracing::warn!(%room, participant = %identity, error = %e.message, "stays in the lobby");
         }
     }
     Ok(Json(view(&state, case, &viewer).await?))
@@ -971,7 +977,7 @@ async fn start_session(
 async fn end_session(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, n)): ApiPath<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(CaseId, u32)>,
 ) -> Result<Json<CaseView>, ApiError> {
     let (case, viewer) = command(
         &state,
@@ -1013,7 +1019,7 @@ pub struct IdentityBody {
 async fn verify_identity(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, n, person)): ApiPath<(String, u32, String)>,
+    ApiPath((case_id, n, person)): ApiPath<(CaseId, u32, PersonId)>,
     body: Result<ApiJson<IdentityBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1046,7 +1052,7 @@ pub struct ConsentBody {
 async fn give_consent(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, n, person)): ApiPath<(String, u32, String)>,
+    ApiPath((case_id, n, person)): ApiPath<(CaseId, u32, PersonId)>,
     body: Result<ApiJson<ConsentBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1072,7 +1078,7 @@ async fn give_consent(
 async fn acknowledge_warning(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, n, person)): ApiPath<(String, u32, String)>,
+    ApiPath((case_id, n, person)): ApiPath<(CaseId, u32, PersonId)>,
 ) -> Result<Json<CaseView>, ApiError> {
     let (case, viewer) = command(
         &state,
@@ -1080,7 +1086,7 @@ async fn acknowledge_warning(
         &case_id,
         Action::WarningAcknowledge,
         Some(&person),
-        person.clone(),
+        person.to_string(),
         |c| c.acknowledge_warning(n, &person),
     )
     .await?;
@@ -1100,7 +1106,7 @@ pub struct MoveBody {
 async fn move_person(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, n, person)): ApiPath<(String, u32, String)>,
+    ApiPath((case_id, n, person)): ApiPath<(CaseId, u32, PersonId)>,
     body: Result<ApiJson<MoveBody>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
     let ApiJson(b) = body?;
@@ -1145,7 +1151,7 @@ fn yes() -> bool {
 async fn move_side(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, n, side)): ApiPath<(String, u32, Side)>,
+    ApiPath((case_id, n, side)): ApiPath<(CaseId, u32, Side)>,
     body: Result<ApiJson<SideMoveBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1177,7 +1183,7 @@ async fn move_side(
             && p.space != Place::Lobby
             && let Err(e) = state.hub.move_participant(&room, &p.identity, place).await
         {
-            tracing::warn!(room, participant = %p.identity, error = %e.message, "side move skipped");
+            tracing::warn!(%room, participant = %p.identity, error = %e.message, "side move skipped");
         }
     }
     Ok(Json(view(&state, case, &viewer).await?))
@@ -1188,7 +1194,7 @@ async fn move_side(
 async fn read_minutes(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, n)): ApiPath<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(CaseId, u32)>,
 ) -> Result<Json<Minutes>, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::MinutesRead, None).await?;
     s.case.session(n)?;
@@ -1222,7 +1228,7 @@ const MAX_MINUTES_CHARS: usize = 200_000;
 async fn save_minutes(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, n)): ApiPath<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(CaseId, u32)>,
     body: Result<ApiJson<MinutesBody>, ApiError>,
 ) -> Result<Json<Minutes>, ApiError> {
     let ApiJson(b) = body?;
@@ -1281,7 +1287,7 @@ pub struct ConfirmBody {
 async fn confirm_minutes(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, n, person)): ApiPath<(String, u32, String)>,
+    ApiPath((case_id, n, person)): ApiPath<(CaseId, u32, PersonId)>,
     body: Result<ApiJson<ConfirmBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1305,7 +1311,7 @@ async fn confirm_minutes(
 async fn replace_minutes(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, n)): ApiPath<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(CaseId, u32)>,
 ) -> Result<Json<CaseView>, ApiError> {
     // A recording of the session's room (live or finished) must exist to stand for the minutes.
     // (Read quietly: a missing case or a caller who may not act gets the command's own error.)
@@ -1347,7 +1353,7 @@ pub struct RatingBody {
 async fn rate_session(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, n, person)): ApiPath<(String, u32, String)>,
+    ApiPath((case_id, n, person)): ApiPath<(CaseId, u32, PersonId)>,
     body: Result<ApiJson<RatingBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1372,7 +1378,7 @@ pub struct AgreementView {
     #[serde(flatten)]
     pub agreement: AgreementState,
     /// Required signers who have not signed the current version.
-    pub unsigned: Vec<String>,
+    pub unsigned: Vec<PersonId>,
 }
 
 #[utoipa::path(get, path = "/api/cases/{case}/agreement", params(("case" = String, Path)), responses(
@@ -1380,7 +1386,7 @@ pub struct AgreementView {
 async fn read_agreement(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath(case_id): ApiPath<String>,
+    ApiPath(case_id): ApiPath<CaseId>,
 ) -> Result<Json<AgreementView>, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::AgreementRead, None).await?;
     let version = s.case.agreement.current().map_or(0, |v| v.version);
@@ -1410,11 +1416,11 @@ struct DocumentQuery {
 async fn agreement_document(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath(case_id): ApiPath<String>,
+    ApiPath(case_id): ApiPath<CaseId>,
     ApiQuery(query): ApiQuery<DocumentQuery>,
 ) -> Result<Response, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::AgreementRead, None).await?;
-    let rooms: Vec<String> = s.case.sessions.iter().map(|x| x.room.clone()).collect();
+    let rooms: Vec<RoomName> = s.case.sessions.iter().map(|x| x.room.clone()).collect();
     let recordings = recording_heads(&state, &rooms)
         .into_iter()
         .map(|r| r.chain_head)
@@ -1453,7 +1459,7 @@ async fn agreement_document(
 async fn minutes_document(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, n)): ApiPath<(String, u32)>,
+    ApiPath((case_id, n)): ApiPath<(CaseId, u32)>,
 ) -> Result<Response, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::MinutesRead, None).await?;
     let room = s.case.session(n)?.room.clone();
@@ -1487,7 +1493,7 @@ async fn minutes_document(
 async fn ruling_document(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath(case_id): ApiPath<String>,
+    ApiPath(case_id): ApiPath<CaseId>,
 ) -> Result<Response, ApiError> {
     let s = authorize(&state, claims, &case_id, Action::CaseRead, None).await?;
     let Some(pdf) = state.hub.store().court_document(&case_id).await? else {
@@ -1571,7 +1577,7 @@ pub struct DraftBody {
 async fn draft_agreement(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath(case_id): ApiPath<String>,
+    ApiPath(case_id): ApiPath<CaseId>,
     body: Result<ApiJson<DraftBody>, ApiError>,
 ) -> Result<Json<AgreementView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1622,7 +1628,7 @@ pub struct SignBody {
 async fn sign_agreement(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, person)): ApiPath<(String, String)>,
+    ApiPath((case_id, person)): ApiPath<(CaseId, PersonId)>,
     body: Result<ApiJson<SignBody>, ApiError>,
 ) -> Result<Json<AgreementView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1659,7 +1665,7 @@ pub struct RefuseBody {
 async fn refuse_agreement(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, person)): ApiPath<(String, String)>,
+    ApiPath((case_id, person)): ApiPath<(CaseId, PersonId)>,
     body: Result<ApiJson<RefuseBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1696,7 +1702,7 @@ async fn close_session_rooms(state: &AppState, case: &CaseState, reason: &str) {
 async fn record_outcome(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath(case_id): ApiPath<String>,
+    ApiPath(case_id): ApiPath<CaseId>,
     body: Result<ApiJson<Outcome>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(outcome) = body?;
@@ -1733,7 +1739,7 @@ pub struct ExtendBody {
 async fn extend_deadline(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath(case_id): ApiPath<String>,
+    ApiPath(case_id): ApiPath<CaseId>,
     body: Result<ApiJson<ExtendBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1764,7 +1770,7 @@ pub struct ExtensionAnswer {
 async fn answer_extension(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, person)): ApiPath<(String, String)>,
+    ApiPath((case_id, person)): ApiPath<(CaseId, PersonId)>,
     body: Result<ApiJson<ExtensionAnswer>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1798,7 +1804,7 @@ pub struct PauseBody {
 async fn pause_deadline(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath(case_id): ApiPath<String>,
+    ApiPath(case_id): ApiPath<CaseId>,
     body: Result<ApiJson<PauseBody>, ApiError>,
 ) -> Result<Json<CaseView>, ApiError> {
     let ApiJson(b) = body?;
@@ -1873,14 +1879,14 @@ fn confirmation_messages(
                             .as_ref()
                             .map(|s| s.message_id.clone())
                             .unwrap_or_default(),
-                        by: person.clone(),
+                        by: person.to_string(),
                     },
                 ),
                 _ => return None,
             };
             Some(Message {
                 message_id: message_id.clone(),
-                case_id: case.id.clone(),
+                case_id: case.id.to_string(),
                 seq: case.confirmation.messages_sent,
                 created_at: r.at,
                 body,
@@ -1892,7 +1898,7 @@ fn confirmation_messages(
 /// The signed manifest heads of the recordings made in the case's session rooms.
 fn recording_heads(
     state: &AppState,
-    rooms: &[String],
+    rooms: &[RoomName],
 ) -> Vec<tiaojie_confirmation::application::RecordingHead> {
     state
         .hub
@@ -1904,7 +1910,7 @@ fn recording_heads(
             Some(tiaojie_confirmation::application::RecordingHead {
                 chain_head: r.chain_head?,
                 recording: r.id,
-                room: r.room,
+                room: r.room.into_string(),
             })
         })
         .collect()
@@ -1916,10 +1922,10 @@ fn recording_heads(
 async fn apply_for_confirmation(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, person)): ApiPath<(String, String)>,
+    ApiPath((case_id, person)): ApiPath<(CaseId, PersonId)>,
 ) -> Result<Json<CaseView>, ApiError> {
     let before = state.hub.store().case(&case_id).await?;
-    let rooms: Vec<String> = before.sessions.iter().map(|s| s.room.clone()).collect();
+    let rooms: Vec<RoomName> = before.sessions.iter().map(|s| s.room.clone()).collect();
     let recordings = recording_heads(&state, &rooms);
     // The minutes go to the court as they stand (their text is kept beside the case's events).
     let mut minutes = Vec::new();
@@ -1942,7 +1948,7 @@ async fn apply_for_confirmation(
         &case_id,
         Action::ConfirmationApply,
         Some(&person),
-        person.clone(),
+        person.to_string(),
         |c| c.apply_for_confirmation(&person, now, &message_id),
         |c, recorded| confirmation_messages(c, recorded, &recordings, &minutes),
     )
@@ -1956,7 +1962,7 @@ async fn apply_for_confirmation(
 async fn withdraw_confirmation(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    ApiPath((case_id, person)): ApiPath<(String, String)>,
+    ApiPath((case_id, person)): ApiPath<(CaseId, PersonId)>,
 ) -> Result<Json<CaseView>, ApiError> {
     let message_id = tiaojie_signaling::ids::random_id();
     let (case, viewer) = command_with_outbox(
@@ -1965,7 +1971,7 @@ async fn withdraw_confirmation(
         &case_id,
         Action::ConfirmationApply,
         Some(&person),
-        person.clone(),
+        person.to_string(),
         |c| c.withdraw_confirmation(&person, &message_id),
         |c, recorded| confirmation_messages(c, recorded, &[], &[]),
     )

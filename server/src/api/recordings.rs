@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tiaojie_config::RecordingConfig;
 use tiaojie_domain::{
-    Action, AuditAction, AuditEntry, AuditVerification, Grant, RecordingMode, Role, Room,
+    Action, AuditAction, AuditEntry, AuditVerification, Grant, RecordingMode, Role, Room, RoomName,
 };
 use utoipa::ToSchema;
 
@@ -73,11 +73,11 @@ pub(crate) struct RecordingsDoc;
 
 /// Whether `claims` may read a recording of `room` that may (`private`) or does not hold a
 /// private room by its own record ([`RecordingView::private_rooms`]).
-fn may_read(claims: &Claims, room: &str, private: bool, recording: &RecordingConfig) -> bool {
+fn may_read(claims: &Claims, room: &RoomName, private: bool, recording: &RecordingConfig) -> bool {
     if claims.has(Grant::Admin) {
         return true;
     }
-    if claims.room.as_deref() != Some(room) {
+    if claims.room.as_ref() != Some(room) {
         return false;
     }
     // The permission matrix's `recording.read`, widened to parties and agents by
@@ -373,20 +373,20 @@ pub struct ControlRecording {
 pub(crate) async fn control_recording(
     State(state): State<AppState>,
     Admin(claims): Admin,
-    ApiPath(room): ApiPath<String>,
+    ApiPath(room): ApiPath<RoomName>,
     body: Result<ApiJson<ControlRecording>, ApiError>,
 ) -> Result<Json<RecordingStatus>, ApiError> {
     let result = async {
         let ApiJson(body) = body?;
         let status = state
             .hub
-            .recording_action(&room, &claims.sub, body.action, body.mode)
+            .recording_action(&room, claims.sub.as_str(), body.action, body.mode)
             .await?;
         state
             .hub
             .audit_in_room(
                 &room,
-                &claims.sub,
+                claims.sub.as_str(),
                 claims.role.as_str(),
                 body.action.audit_action(),
                 &status.audit_detail(),
@@ -413,7 +413,7 @@ pub struct RecordingPolicy {
 pub(crate) async fn set_policy(
     State(state): State<AppState>,
     Admin(claims): Admin,
-    ApiPath(room): ApiPath<String>,
+    ApiPath(room): ApiPath<RoomName>,
     body: Result<ApiJson<RecordingPolicy>, ApiError>,
 ) -> Result<Json<Room>, ApiError> {
     let result = async {
@@ -511,13 +511,22 @@ mod tests {
         let mut config = RecordingConfig::default();
         let party = claims(Role::Party, "r1");
         let judge = claims(Role::Judge, "r1");
-        assert!(may_read(&judge, "r1", false, &config) && !may_read(&judge, "r2", false, &config));
-        assert!(!may_read(&party, "r1", false, &config), "off by default");
+        assert!(
+            may_read(&judge, &RoomName::from("r1"), false, &config)
+                && !may_read(&judge, &RoomName::from("r2"), false, &config)
+        );
+        assert!(
+            !may_read(&party, &RoomName::from("r1"), false, &config),
+            "off by default"
+        );
         config.participant_download = true;
-        assert!(may_read(&party, "r1", false, &config) && !may_read(&party, "r2", false, &config));
+        assert!(
+            may_read(&party, &RoomName::from("r1"), false, &config)
+                && !may_read(&party, &RoomName::from("r2"), false, &config)
+        );
         // A recording that may hold the other side's caucus, whatever today's configuration.
-        assert!(!may_read(&party, "r1", true, &config));
-        assert!(may_read(&judge, "r1", true, &config));
+        assert!(!may_read(&party, &RoomName::from("r1"), true, &config));
+        assert!(may_read(&judge, &RoomName::from("r1"), true, &config));
     }
 
     fn event(what: tiaojie_recorder::EventKind) -> tiaojie_recorder::RecordingEvent {

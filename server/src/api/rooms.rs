@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tiaojie_domain::clock::now_millis;
 use tiaojie_domain::mediation::Place;
-use tiaojie_domain::{AuditAction, Grant, NewRoom, Participation, Role, Room};
+use tiaojie_domain::{AuditAction, Grant, NewRoom, Participation, PersonId, Role, Room, RoomName};
 use tiaojie_media::ParticipantMediaStats;
 use tiaojie_media::sfu::{LayerStats, PublishedTrackStats, ReceivedTrackStats};
 use tiaojie_signaling::hub::SignalError;
@@ -173,7 +173,7 @@ async fn create_room(
 async fn get_room(
     State(state): State<AppState>,
     _admin: Admin,
-    ApiPath(room): ApiPath<String>,
+    ApiPath(room): ApiPath<RoomName>,
 ) -> Result<Json<RoomView>, ApiError> {
     let result = async {
         let record = state.hub.store().room(&room).await?;
@@ -202,7 +202,7 @@ pub struct CloseRoom {
 async fn close_room(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    ApiPath(room): ApiPath<String>,
+    ApiPath(room): ApiPath<RoomName>,
     body: Result<ApiJson<CloseRoom>, ApiError>,
 ) -> Result<Json<RoomView>, ApiError> {
     let result = async {
@@ -229,7 +229,7 @@ async fn close_room(
 async fn list_participants(
     State(state): State<AppState>,
     _admin: Admin,
-    ApiPath(room): ApiPath<String>,
+    ApiPath(room): ApiPath<RoomName>,
 ) -> Result<Json<Vec<ParticipantInfo>>, ApiError> {
     let result = async { Ok(Json(state.hub.room_participants(&room).await?)) }.await;
     counted(&state, result)
@@ -241,7 +241,7 @@ async fn list_participants(
 async fn list_participations(
     State(state): State<AppState>,
     _admin: Admin,
-    ApiPath(room): ApiPath<String>,
+    ApiPath(room): ApiPath<RoomName>,
 ) -> Result<Json<Vec<Participation>>, ApiError> {
     let result = async {
         state.hub.store().room(&room).await?;
@@ -267,7 +267,7 @@ pub struct RemoveParticipant {
 async fn remove_participant(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    ApiPath((room, identity)): ApiPath<(String, String)>,
+    ApiPath((room, identity)): ApiPath<(RoomName, PersonId)>,
     body: Result<ApiJson<RemoveParticipant>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
     let result = async {
@@ -299,7 +299,7 @@ async fn remove_participant(
 async fn readmit_participant(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    ApiPath((room, identity)): ApiPath<(String, String)>,
+    ApiPath((room, identity)): ApiPath<(RoomName, PersonId)>,
 ) -> Result<StatusCode, ApiError> {
     let result = async {
         state
@@ -329,7 +329,7 @@ pub struct MuteParticipant {
 async fn mute_participant(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    ApiPath((room, identity)): ApiPath<(String, String)>,
+    ApiPath((room, identity)): ApiPath<(RoomName, PersonId)>,
     body: Result<ApiJson<MuteParticipant>, ApiError>,
 ) -> Result<Json<ParticipantInfo>, ApiError> {
     let result = async {
@@ -364,7 +364,7 @@ pub struct MoveParticipant {
 async fn move_participant(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath((room, identity)): ApiPath<(String, String)>,
+    ApiPath((room, identity)): ApiPath<(RoomName, PersonId)>,
     body: Result<ApiJson<MoveParticipant>, ApiError>,
 ) -> Result<Json<ParticipantInfo>, ApiError> {
     let result = async {
@@ -387,7 +387,7 @@ async fn move_participant(
 async fn room_media(
     State(state): State<AppState>,
     _admin: Admin,
-    ApiPath(room): ApiPath<String>,
+    ApiPath(room): ApiPath<RoomName>,
 ) -> Result<Json<Vec<ParticipantMediaStats>>, ApiError> {
     let result = async {
         state.hub.room_participants(&room).await?;
@@ -422,7 +422,7 @@ pub struct UpdateGrants {
 async fn update_grants(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    ApiPath((room, identity)): ApiPath<(String, String)>,
+    ApiPath((room, identity)): ApiPath<(RoomName, PersonId)>,
     body: Result<ApiJson<UpdateGrants>, ApiError>,
 ) -> Result<Json<ParticipantInfo>, ApiError> {
     let result = async {
@@ -446,9 +446,9 @@ async fn update_grants(
 pub struct CreateToken {
     /// The room; omit only for an admin token.
     #[serde(default)]
-    pub room: Option<String>,
+    pub room: Option<RoomName>,
     /// The person's identity in the room.
-    pub identity: String,
+    pub identity: PersonId,
     /// Display name (default: the identity).
     #[serde(default)]
     pub name: String,
