@@ -10,8 +10,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::mediation::RuleError;
-
 macro_rules! text_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -98,9 +96,30 @@ text_id! {
 }
 
 impl RoomName {
-    /// Whether it is a name a room may have (see [`crate::room::validate_name`]).
+    /// Longest room name accepted.
+    pub const MAX_LEN: usize = 128;
+
+    /// Whether it is a name a room may have: 1–128 letters (CJK too), digits, `-`, `_`, `.`,
+    /// `:`, not starting with `.` — names appear in URLs, logs and file paths, so they stay
+    /// plain. The error says why, in English, for the operator who typed it.
     pub fn check(&self) -> Result<(), String> {
-        crate::room::validate_name(&self.0)
+        let name = self.as_str();
+        if name.is_empty() || name.chars().count() > Self::MAX_LEN {
+            return Err(format!(
+                "room name must be 1 to {} characters",
+                Self::MAX_LEN
+            ));
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+        {
+            return Err(format!("room name may not contain {c:?}"));
+        }
+        if name.starts_with('.') {
+            return Err("room name may not start with '.'".into());
+        }
+        Ok(())
     }
 
     /// Whether this is one of `case`'s session rooms (`<case id>-…`). Unambiguous while case
@@ -113,9 +132,15 @@ impl RoomName {
 }
 
 impl PersonId {
-    /// Whether it is an id a person may have (1–64 characters of letters, digits, `_ - . @`).
-    pub fn check(&self) -> Result<(), RuleError> {
-        crate::mediation::case::validate_person_id(&self.0)
+    /// Whether it is an id a person may have: 1–64 characters of ASCII letters, digits, `_`,
+    /// `-`, `.`, `@`.
+    pub fn is_well_formed(&self) -> bool {
+        let id = self.as_str();
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
     }
 }
 
@@ -133,10 +158,16 @@ mod tests {
 
     #[test]
     fn typed_text_is_checked_where_people_type_it() {
-        assert!(RoomName::from("调解室1").check().is_ok());
-        assert!(RoomName::from("../etc").check().is_err());
-        assert!(PersonId::from("alice@court").check().is_ok());
-        assert!(PersonId::from("a b").check().is_err());
+        for good in ["case-2026-0012.s1", "调解室1"] {
+            assert!(RoomName::from(good).check().is_ok(), "{good}");
+        }
+        for bad in ["", "../etc", "a b", ".hidden", &"x".repeat(129)] {
+            assert!(RoomName::from(bad).check().is_err(), "{bad}");
+        }
+        assert!(PersonId::from("alice@court").is_well_formed());
+        assert!(!PersonId::from("a b").is_well_formed());
+        assert!(!PersonId::from("").is_well_formed());
+        assert!(!PersonId::from("x".repeat(65)).is_well_formed());
     }
 
     #[test]

@@ -6,9 +6,6 @@ use serde::{Deserialize, Serialize};
 use crate::ids::RoomName;
 use crate::recording::RecordingMode;
 
-/// Longest room name accepted.
-pub const MAX_NAME_LEN: usize = 128;
-
 /// A stored room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Room {
@@ -56,36 +53,4 @@ pub struct NewRoom {
     /// server's `recording.allowed`, and a room never allows more than that.
     #[serde(default)]
     pub recording: Option<RecordingMode>,
-}
-
-/// Checks a room name; names appear in URLs, logs and file paths, so they stay plain.
-pub fn validate_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
-        return Err(format!("room name must be 1 to {MAX_NAME_LEN} characters"));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
-    {
-        return Err(format!("room name may not contain {c:?}"));
-    }
-    if name.starts_with('.') {
-        return Err("room name may not start with '.'".into());
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        assert!(validate_name("case-2026-0012.s1").is_ok());
-        assert!(validate_name("调解室1").is_ok());
-        assert!(validate_name("").is_err());
-        assert!(validate_name("../etc").is_err());
-        assert!(validate_name("a b").is_err());
-        assert!(validate_name(&"x".repeat(129)).is_err());
-    }
 }

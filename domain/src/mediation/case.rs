@@ -57,23 +57,18 @@ pub struct NewCase {
 /// Longest free-text field accepted in a case.
 pub const MAX_TEXT: usize = 200;
 
-/// Checks a person id: 1–64 characters of letters, digits, `_ - . @`.
-pub fn validate_person_id(id: &str) -> Result<(), RuleError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
-    if ok {
+/// Checks a person id ([`PersonId::is_well_formed`]).
+pub fn validate_person_id(id: &PersonId) -> Result<(), RuleError> {
+    if id.is_well_formed() {
         Ok(())
     } else {
-        Err(RuleError::BadPersonId { person: id.into() })
+        Err(RuleError::BadPersonId { person: id.clone() })
     }
 }
 
 /// Checks a member on its own (not against the case).
 pub fn validate_member(m: &Member) -> Result<(), RuleError> {
-    m.id.check()?;
+    validate_person_id(&m.id)?;
     if m.name.trim().is_empty() || m.name.chars().count() > MAX_TEXT {
         return Err(RuleError::TextLength {
             field: Field::Name,
