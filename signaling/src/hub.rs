@@ -8,13 +8,12 @@
 //! A dropped connection only detaches a member; a grace timer ends the presence later unless
 //! the member resumes ([`Hub::resume`]) or joins again with its token (taking over its session).
 
-use crate::ids;
-use crate::live_room::{Audience, KillSwitch, Link, Member, Outbound, RoomState, close_code};
+use crate::live_room::{Audience, KillSwitch, Link, Outbound, RoomState, close_code};
 use crate::media_plane::MediaPlane;
 use crate::metrics::Metrics;
 use crate::protocol::{
-    ConnectionState, ErrorCode, ErrorDetails, Event, MAX_CHAT_CHARS, MediaKind, MediaState,
-    PROTOCOL_VERSION, ParticipantInfo, Reply, RequestId, SignalReason, to_text,
+    ErrorCode, ErrorDetails, Event, MediaKind, ParticipantInfo, Reply, RequestId, SignalReason,
+    to_text,
 };
 use crate::recording::{Control, Presence, Recorders};
 use crate::token::{Claims, TokenError, TokenKeys};
@@ -26,7 +25,6 @@ use tiaojie_domain::clock::{Clock, now_millis};
 use tiaojie_domain::mediation::{Place, Refusal, RuleError, RuleKind};
 use tiaojie_domain::permission::Denied;
 use tiaojie_domain::{AuditAction, CaseId, Grant, LeaveReason, PersonId, RoomName};
-use tiaojie_media::StandingChange;
 use tiaojie_store::{Store, StoreError};
 use tokio::sync::mpsc;
 
@@ -178,7 +176,7 @@ pub struct Hub {
     pub metrics: Arc<Metrics>,
     rooms: Mutex<HashMap<RoomName, Arc<LiveRoom>>>,
     /// Resume token → (room, identity).
-    resume_index: Mutex<HashMap<String, (RoomName, PersonId)>>,
+    pub(crate) resume_index: Mutex<HashMap<String, (RoomName, PersonId)>>,
     /// Connections following a case from outside its rooms (`follow`), by case id.
     followers: Mutex<HashMap<CaseId, Vec<Follower>>>,
     /// Revoked token ids: the database's, kept in memory so a join costs no query for them.
@@ -187,7 +185,7 @@ pub struct Hub {
     /// (room, person) removed and not yet let back: every link of theirs for the room fails.
     pub(crate) removed: Mutex<HashSet<(RoomName, PersonId)>>,
     next_generation: AtomicU64,
-    shutting_down: AtomicBool,
+    pub(crate) shutting_down: AtomicBool,
     /// The media plane (the SFU; a fake in unit tests), when media is enabled.
     pub(crate) media: Option<Arc<dyn MediaPlane>>,
     /// The recorder.
@@ -297,7 +295,7 @@ impl Hub {
 
     /// The live room, loading (or, if configured, creating) it from the store; `case` is the
     /// case and session it is, if any (found by the join's membership check).
-    async fn live_room(
+    pub(crate) async fn live_room(
         &self,
         name: &RoomName,
         case: Option<(CaseId, u32)>,
@@ -344,7 +342,7 @@ impl Hub {
     }
 
     /// Takes an emptied room out of the hub.
-    fn retire_if_empty(&self, room: &Arc<LiveRoom>, state: &mut RoomState) {
+    pub(crate) fn retire_if_empty(&self, room: &Arc<LiveRoom>, state: &mut RoomState) {
         if state.members.is_empty() && !state.retired {
             self.retire(room, state);
         }
@@ -358,254 +356,6 @@ impl Hub {
             rooms.remove(&room.name);
             self.metrics.rooms_live.fetch_sub(1, Ordering::Relaxed);
         }
-    }
-
-    /// Enters a room with a join token. The `joined` reply is queued on `link` in order with
-    /// the room's events. A member already present under this identity is taken over: its old
-    /// connection is closed and the others see an update, not a leave and a join.
-    pub async fn join(
-        self: &Arc<Self>,
-        id: Option<RequestId>,
-        room_name: &RoomName,
-        token: &str,
-        link: Link,
-    ) -> Result<Session, SignalError> {
-        if self.shutting_down.load(Ordering::Relaxed) {
-            return Err(SignalError::because(
-                ErrorCode::Internal,
-                SignalReason::ShuttingDown,
-            ));
-        }
-        // Room-less admin tokens fail the room check too: they are for the API, not for rooms.
-        let claims = self.authenticate(token, Some(room_name)).await?;
-        let case = self.case_membership(room_name, &claims).await?;
-        loop {
-            let room = self.live_room(room_name, case.clone()).await?;
-            let mut state = room.state.lock().await;
-            if state.retired {
-                continue;
-            }
-            let generation = link.generation;
-            let resume_token = ids::random_token(32);
-            let now = now_millis();
-            // Where they stand: a takeover keeps its place, a newcomer without the moderate
-            // grant waits in a lobby room's lobby — each only if the admission rule allows.
-            let wanted = match state.members.get(&claims.sub) {
-                Some(member) => member.info.space,
-                None if state.lobby && !claims.grants.contains(&Grant::Moderate) => Place::Lobby,
-                None => Place::Joint,
-            };
-            let place = self
-                .admitted(&state, &claims.sub, claims.role, wanted)
-                .await?;
-            let (event, old_resume) = if let Some(member) = state.members.get_mut(&claims.sub) {
-                member.attach(link);
-                member.info.name = claims.name.clone();
-                member.info.role = claims.role;
-                member.info.grants = claims.grants.clone();
-                member.info.space = place;
-                member.jti = claims.jti.clone();
-                member.token_exp = claims.exp;
-                let old = std::mem::replace(&mut member.resume_token, resume_token.clone());
-                (None, Some(old))
-            } else {
-                if state.members.len() >= state.capacity {
-                    return Err(SignalError::because(
-                        ErrorCode::RoomFull,
-                        SignalReason::RoomFull {
-                            capacity: state.capacity,
-                        },
-                    ));
-                }
-                let participation_id = match self
-                    .store
-                    .record_join(
-                        room_name,
-                        &claims.sub,
-                        &claims.name,
-                        claims.role.as_str(),
-                        now,
-                    )
-                    .await
-                {
-                    Ok(pid) => pid,
-                    Err(e) => {
-                        self.retire_if_empty(&room, &mut state);
-                        return Err(e.into());
-                    }
-                };
-                let info = ParticipantInfo {
-                    identity: claims.sub.clone(),
-                    name: claims.name.clone(),
-                    role: claims.role,
-                    grants: claims.grants.clone(),
-                    audio_muted: false,
-                    video_muted: false,
-                    joined_at: now,
-                    connection: ConnectionState::Connected,
-                    space: place,
-                    media: MediaState::None,
-                    screen: false,
-                };
-                let member = Member::new(
-                    info,
-                    participation_id,
-                    claims.jti.clone(),
-                    claims.exp,
-                    resume_token.clone(),
-                    link,
-                );
-                state.members.insert(claims.sub.clone(), member);
-                self.metrics.participants.fetch_add(1, Ordering::Relaxed);
-                (Some(()), None)
-            };
-            let others = state.participants(Some(&claims.sub), true);
-            let seq_now = state.seq;
-            let Some(me) = state.members.get(&claims.sub) else {
-                return Err(SignalError::new(ErrorCode::Internal, "member vanished"));
-            };
-            let info = me.info.clone();
-            me.reply(
-                to_text(&Reply::Joined {
-                    id,
-                    v: PROTOCOL_VERSION,
-                    room: room_name.clone(),
-                    you: info.clone(),
-                    participants: others,
-                    seq: seq_now,
-                    resume_token: resume_token.clone(),
-                    resume_grace_ms: self.config.resume_grace.as_millis() as u64,
-                    recording: state.recording_status(),
-                    chat: state.chat_history(&claims.sub),
-                })
-                .into(),
-            );
-            let entered = info.clone();
-            let stalled = match event {
-                Some(()) => {
-                    let seq = state.next_seq();
-                    let event = Event::ParticipantJoined {
-                        seq,
-                        participant: info,
-                    };
-                    state.broadcast(&event, Audience::AllBut(&claims.sub))
-                }
-                // A takeover: the same person, perhaps in a private room.
-                None => state.broadcast_presence(None, &info, Some(&claims.sub)),
-            };
-            tell_recording_present(&state, &entered);
-            self.media_enter(room_name, &entered).await;
-            {
-                let mut index = lock(&self.resume_index);
-                if let Some(old) = old_resume {
-                    index.remove(&old);
-                }
-                index.insert(resume_token, (room_name.clone(), claims.sub.clone()));
-            }
-            self.handle_stalled(&room, &mut state, stalled);
-            self.metrics.joins.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(room = %room_name, participant = %claims.sub, role = %claims.role, "joined");
-            return Ok(Session {
-                room: room.clone(),
-                identity: claims.sub,
-                generation,
-            });
-        }
-    }
-
-    /// Continues a dropped session: re-attaches the member, replies `resumed`, then replays
-    /// the events after `last_seq`.
-    pub async fn resume(
-        self: &Arc<Self>,
-        id: Option<RequestId>,
-        resume_token: &str,
-        last_seq: u64,
-        link: Link,
-    ) -> Result<Session, SignalError> {
-        let failed = || {
-            SignalError::new(
-                ErrorCode::ResumeFailed,
-                "this session can no longer be resumed; join again",
-            )
-        };
-        let (room_name, identity) = lock(&self.resume_index)
-            .get(resume_token)
-            .cloned()
-            .ok_or_else(failed)?;
-        let room = self.existing_room(&room_name).ok_or_else(failed)?;
-        let mut state = room.state.lock().await;
-        let generation = link.generation;
-        let new_token = ids::random_token(32);
-        let seq_now = state.seq;
-        let Some(member) = state
-            .members
-            .get(&identity)
-            .filter(|m| m.resume_token == resume_token)
-        else {
-            return Err(failed());
-        };
-        // The link they joined with still has to be good: an expired or revoked one may carry a
-        // session to its end, but not back into it.
-        if !self
-            .keys
-            .still_valid(member.token_exp, crate::token::now_secs())
-        {
-            return Err(TokenError::Expired.into());
-        }
-        if lock(&self.revoked).contains(&member.jti) {
-            return Err(TokenError::Revoked.into());
-        }
-        // The case may have changed while they were away: they come back where the admission
-        // rule lets them stand (the move is among the events they get next).
-        let (role, place) = (member.info.role, member.info.space);
-        if self.admitted(&state, &identity, role, place).await? != place {
-            self.place_member(&room, &mut state, &identity, Place::Lobby)
-                .await?;
-        }
-        let Some(member) = state.members.get_mut(&identity) else {
-            return Err(failed());
-        };
-        let was_reconnecting = member.link.is_none();
-        member.attach(link);
-        member.resume_token = new_token.clone();
-        let (events, missed) = member.events_after(last_seq);
-        let info = member.info.clone();
-        {
-            let mut index = lock(&self.resume_index);
-            index.remove(resume_token);
-            index.insert(new_token.clone(), (room_name.clone(), identity.clone()));
-        }
-        let participants = state.participants(Some(&identity), true);
-        if let Some(member) = state.members.get(&identity) {
-            member.reply(
-                to_text(&Reply::Resumed {
-                    id,
-                    v: PROTOCOL_VERSION,
-                    room: room_name.clone(),
-                    you: info.clone(),
-                    participants,
-                    seq: seq_now,
-                    missed_events: missed,
-                    resume_token: new_token,
-                    recording: state.recording_status(),
-                })
-                .into(),
-            );
-            for event in events {
-                member.reply(event);
-            }
-        }
-        if was_reconnecting {
-            let stalled = state.broadcast_presence(None, &info, Some(&identity));
-            self.handle_stalled(&room, &mut state, stalled);
-        }
-        self.metrics.resumes.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(room = %room_name, participant = %identity, last_seq, missed, "resumed");
-        Ok(Session {
-            room: room.clone(),
-            identity,
-            generation,
-        })
     }
 
     /// `follow`: the connection on `link` hears of the case's changes from now on. A session
@@ -983,90 +733,6 @@ impl Hub {
         Ok(())
     }
 
-    /// `chat`: to the room, or to one participant present.
-    pub async fn chat(
-        self: &Arc<Self>,
-        session: &Session,
-        id: Option<RequestId>,
-        text: String,
-        to: Option<PersonId>,
-    ) -> Result<(), SignalError> {
-        if text.trim().is_empty() || text.chars().count() > MAX_CHAT_CHARS {
-            return Err(SignalError::because(
-                ErrorCode::InvalidMessage,
-                SignalReason::ChatLength {
-                    max: MAX_CHAT_CHARS,
-                },
-            ));
-        }
-        let mut state = self.owned_state(session).await?;
-        // Chat stays in the sender's space: a private room's chat reaches nobody outside it,
-        // and a direct message only someone in the same space (the server decides, not the
-        // client).
-        let space = state
-            .members
-            .get(&session.identity)
-            .map_or(Place::Lobby, |m| m.info.space);
-        if let Some(target) = &to
-            && (target == &session.identity
-                || state
-                    .members
-                    .get(target)
-                    .is_none_or(|m| m.info.space != space))
-        {
-            return Err(SignalError::because(
-                ErrorCode::ParticipantNotFound,
-                SignalReason::NotWithYou {
-                    person: target.clone(),
-                },
-            ));
-        }
-        let seq = state.next_seq();
-        let at = now_millis();
-        let message_id = ids::random_id();
-        let event = Event::Chat {
-            seq,
-            message_id: message_id.clone(),
-            from: session.identity.clone(),
-            to: to.clone(),
-            text,
-            at,
-        };
-        // Who reads it: kept in each one's history (and the sender's), for a page that reloads.
-        let readers: Vec<PersonId> = match &to {
-            Some(target) => vec![target.clone()],
-            None => state
-                .members
-                .values()
-                .filter(|m| m.info.space == space && m.info.identity != session.identity)
-                .map(|m| m.info.identity.clone())
-                .collect(),
-        };
-        state.keep_chat(&event, readers.iter().chain([&session.identity]));
-        let stalled = match &to {
-            Some(target) => state.broadcast(&event, Audience::Only(target)),
-            None => state.broadcast(
-                &event,
-                Audience::Space {
-                    space,
-                    except: Some(&session.identity),
-                },
-            ),
-        };
-        reply_to(
-            &state,
-            &session.identity,
-            &Reply::ChatSent {
-                id,
-                message_id,
-                seq,
-                at,
-            },
-        );
-        self.handle_stalled(&session.room, &mut state, stalled);
-        Ok(())
-    }
-
     /// `mute` from the participant itself.
     pub async fn self_mute(
         self: &Arc<Self>,
@@ -1087,7 +753,7 @@ impl Hub {
     /// (an admin anywhere): a token issued around the case API cannot bring in someone else.
     /// An ended session's room admits nobody (its links are follow-up links to the case).
     /// Returns the case and session the room is, if it is one.
-    async fn case_membership(
+    pub(crate) async fn case_membership(
         &self,
         room: &RoomName,
         claims: &Claims,
@@ -1282,25 +948,6 @@ impl Hub {
         Ok((live, guard))
     }
 
-    /// Replaces a participant's grants, effective at once.
-    pub async fn update_grants(
-        self: &Arc<Self>,
-        room: &RoomName,
-        identity: &PersonId,
-        mut grants: Vec<Grant>,
-    ) -> Result<ParticipantInfo, SignalError> {
-        grants.sort();
-        grants.dedup();
-        let (live, mut state) = self.locked_member_room(room, identity).await?;
-        let change = StandingChange::Grants {
-            publish: grants.contains(&Grant::Publish),
-            subscribe: grants.contains(&Grant::Subscribe),
-        };
-        self.media_update(room, identity, change).await;
-        self.update_member(&live, &mut state, identity, |info| info.grants = grants)
-            .ok_or_else(|| SignalError::new(ErrorCode::ParticipantNotFound, "gone"))
-    }
-
     /// Closes a room: recorded first (no join gets in after), then everyone is told and
     /// disconnected with code 4003.
     pub async fn close_room(
@@ -1394,7 +1041,7 @@ pub(crate) fn reply_to(state: &RoomState, identity: &PersonId, reply: &Reply) {
 }
 
 /// Tells the room's capture (if any) where someone now is.
-fn tell_recording_present(state: &RoomState, info: &ParticipantInfo) {
+pub(crate) fn tell_recording_present(state: &RoomState, info: &ParticipantInfo) {
     if let Some(r) = &state.recording {
         r.tell(Control::Present(Presence {
             identity: info.identity.clone(),

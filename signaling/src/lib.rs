@@ -5,14 +5,18 @@
 //!
 //! Map of the crate (every module imports only modules listed after it):
 //! - [`ws`]: one WebSocket connection's task: rate limit, size limit, parse, dispatch, write.
-//! - The hub's parts, each adding operations to [`hub::Hub`]: [`moderation`] (mute, remove,
-//!   move, readmit: a pure check, then the act and its audit entry under one hold of the room),
+//! - The hub's parts, each adding operations to [`hub::Hub`] — where a rule decides, a pure
+//!   function of the room's state decides it, and the act follows under the same hold of the
+//!   room: [`entry`] (join and resume: where someone comes in, a full room, a resumable
+//!   session), [`chat`] (who may be written to, who reads it), [`grants`] (an admin replaces
+//!   someone's grants), [`moderation`] (mute, remove, move, readmit, each with its audit entry),
 //!   [`media`] (the bridge to the media plane: standings, SDP and candidates in, server offers /
 //!   speaker / lost media out), [`recorder_bridge`] (`record` requests, the room's recording
 //!   policy, `recording.updated`), [`case_news`] (a case's changes announced to its live rooms
 //!   and followers).
-//! - [`hub`]: every live room and the operations on them (join, resume, leave, chat, grants,
-//!   close, shutdown); keeps rooms' order of events and the database in step.
+//! - [`hub`]: every live room and the operations on them (authenticate, leave, self-mute,
+//!   close, shutdown, and the helpers its parts share); keeps rooms' order of events and the
+//!   database in step.
 //! - [`live_room`]: one room's in-memory state; delivery that never blocks; resume buffers.
 //! - [`media_plane`]: the port the hub drives the media plane through, implemented by the SFU
 //!   (`tiaojie-media`) and, in unit tests, by a fake that records what it was told (`testing`,
@@ -25,6 +29,9 @@
 //! - [`rate_limit`], [`ids`]: small helpers.
 
 pub mod case_news;
+pub mod chat;
+pub mod entry;
+pub mod grants;
 pub mod hub;
 pub mod ids;
 pub mod live_room;

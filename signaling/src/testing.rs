@@ -188,6 +188,19 @@ pub async fn join(
     role: Role,
     grants: Option<Vec<Grant>>,
 ) -> Person {
+    try_join(hub, room, identity, role, grants)
+        .await
+        .expect("joined")
+}
+
+/// Like [`join`], with the hub's answer.
+pub async fn try_join(
+    hub: &Arc<Hub>,
+    room: &str,
+    identity: &str,
+    role: Role,
+    grants: Option<Vec<Grant>>,
+) -> Result<Person, crate::hub::SignalError> {
     let (token, _) = hub
         .keys()
         .issue(&TokenRequest {
@@ -201,9 +214,6 @@ pub async fn join(
         })
         .expect("token");
     let Connection { link, rx } = hub.connect();
-    let session = hub
-        .join(None, &RoomName::from(room), &token, link)
-        .await
-        .expect("joined");
-    Person { session, rx }
+    let session = hub.join(None, &RoomName::from(room), &token, link).await?;
+    Ok(Person { session, rx })
 }
