@@ -7,10 +7,9 @@
 //! never between them. Every act is audited before anyone is answered.
 
 use std::sync::Arc;
-use tiaojie_domain::{PersonId, RoomName};
 
 use tiaojie_domain::mediation::Place;
-use tiaojie_domain::{AuditAction, Grant, LeaveReason};
+use tiaojie_domain::{AuditAction, Grant, LeaveReason, PersonId, RoomName};
 use tiaojie_media::StandingChange;
 use tiaojie_store::Removal;
 

@@ -17,12 +17,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
-use tiaojie_domain::{PersonId, RoomName};
+use tiaojie_domain::{PersonId, RecordingMode, Role, RoomName};
 
 use serde::Serialize;
 use tiaojie_config::RecordingConfig;
 use tiaojie_domain::mediation::Place;
-use tiaojie_domain::{RecordingMode, Role};
 use tiaojie_media::{Kind, TapPacket, TapReceiver};
 use tiaojie_recorder::{
     CaptureConfig, EventKind, Manifest, Packet, Recording, RecordingInfo, SigningKey, read_events,

@@ -2,9 +2,8 @@
 //! plane that records what the hub asked of it, in order.
 
 use std::sync::{Arc, Mutex};
-use tiaojie_domain::RoomName;
+use tiaojie_domain::{Grant, Role, RoomName};
 
-use tiaojie_domain::{Grant, Role};
 use tiaojie_media::{
     MediaError, OfferOutcome, ParticipantId, ParticipantMediaStats, SfuCounters, Standing,
     StandingChange, TapReceiver,

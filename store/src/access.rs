@@ -6,8 +6,7 @@ use crate::error::StoreError;
 use crate::ids::text_id;
 use crate::pool::Store;
 use sqlx::Row;
-use tiaojie_domain::AuditEntry;
-use tiaojie_domain::{PersonId, RoomName};
+use tiaojie_domain::{AuditEntry, PersonId, RoomName};
 
 /// A person put out of a room, as recorded.
 #[derive(Debug, Clone, Copy)]
