@@ -368,37 +368,34 @@ async fn take_result(
         return refused("not a court update".into());
     };
     let now = state.hub.clock.now();
+    let detail = format!(
+        "{} {} {}",
+        update.action.name(),
+        update.status.as_str(),
+        message.message_id
+    );
+    // Committed with the update: a ruling on the case is never without its entry.
+    let entry = tiaojie_domain::AuditEntry::new(
+        now,
+        &update.judge,
+        "court",
+        tiaojie_domain::AuditAction::CourtUpdate,
+        &format!("case:{}", message.case_id),
+        &detail,
+    );
     match state
         .hub
         .store()
-        .take_court_update(&message, update, now)
+        .take_court_update(&message, update, now, &entry)
         .await?
     {
         Taken::Applied(case) => {
             tracing::info!(case = %case.id, status = update.status.as_str(), "court update applied");
-            let detail = format!(
-                "{} {} {}",
-                update.action.name(),
-                update.status.as_str(),
-                message.message_id
-            );
-            let entry = tiaojie_domain::AuditEntry::new(
-                now,
-                &update.judge,
-                "court",
-                tiaojie_domain::AuditAction::CourtUpdate,
-                &format!("case:{}", case.id),
-                &detail,
-            );
-            // The update and its inbox row are committed; the announcement and the audit
-            // entry (chained, one at a time) follow off the link's path, so a run of rulings
-            // is not serialized behind the audit chain's lock, nor the parties behind it.
+            // The announcement follows off the link's path: the bridge's next update does not
+            // wait for the parties' connections.
             let state = state.clone();
             tokio::spawn(async move {
                 state.hub.announce_case_change(&case, "court_updated").await;
-                if let Err(e) = state.hub.store().audit(&entry).await {
-                    tracing::error!(error = %e, "audit of a court update failed");
-                }
             });
             Ok((message.message_id, ResultOutcome::Applied, None))
         }

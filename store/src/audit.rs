@@ -87,8 +87,8 @@ impl Store {
     }
 
     /// Case events recorded by an action without that action's audit entry. Every event of a
-    /// case comes from an API action, which writes its entry with it (naming the events), or
-    /// from the court (the confirmation inbox records those).
+    /// case comes from an API action or a court update, each writing its entry in the same
+    /// transaction (naming the events).
     async fn unaudited_case_events(
         &self,
         entries: &[AuditEntry],
@@ -101,12 +101,9 @@ impl Store {
                 covered.entry(case).or_default().push(range);
             }
         }
-        let rows = sqlx::query(
-            "SELECT case_id, seq, actor FROM case_events WHERE actor <> 'court' \
-             ORDER BY case_id, seq",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT case_id, seq FROM case_events ORDER BY case_id, seq")
+            .fetch_all(&self.pool)
+            .await?;
         let mut problems = Vec::new();
         for row in rows {
             let case: String = row.try_get("case_id")?;

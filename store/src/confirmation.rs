@@ -366,14 +366,15 @@ impl Store {
         })
     }
 
-    /// Takes a court update, verified by the caller: its inbox row and its effect on the case
-    /// in one transaction. A message id seen before changes nothing; one the case's rules
-    /// refuse is recorded as refused.
+    /// Takes a court update, verified by the caller: its inbox row, its effect on the case and
+    /// its `audit` entry in one transaction. A message id seen before changes nothing; one the
+    /// case's rules refuse is recorded as refused (the inbox row is its record).
     pub async fn take_court_update(
         &self,
         message: &Message,
         update: &CourtUpdate,
         now: i64,
+        audit: &AuditEntry,
     ) -> Result<Taken, StoreError> {
         for attempt in 0..APPEND_ATTEMPTS {
             if let Some((outcome, reason)) = self.inbox_outcome(&message.message_id).await? {
@@ -421,7 +422,7 @@ impl Store {
                     &PersonId::from("court"),
                     now,
                     events,
-                    None,
+                    Some(audit),
                     |_, _| alongside,
                 )
                 .await

@@ -595,7 +595,30 @@ impl Rig {
                     .count()
             });
             assert_eq!(court, Some(2), "two court updates in the record");
+            // Each committed with its audit entry, whatever was killed when.
+            let (_, audit) = self
+                .call_api(
+                    &admin,
+                    Method::GET,
+                    &format!("/api/audit?target=case:{}", case.id),
+                    None,
+                )
+                .await;
+            let audited = audit.as_array().map(|e| {
+                e.iter()
+                    .filter(|e| e["action"] == "confirmation.court_update")
+                    .count()
+            });
+            assert_eq!(audited, Some(2), "each court update audited once: {audit}");
         }
+        let (_, verified) = self
+            .call_api(&admin, Method::GET, "/api/audit/verify", None)
+            .await;
+        assert_eq!(
+            verified["problems"],
+            json!([]),
+            "the chain holds and every case event, the court's too, has its entry"
+        );
     }
 
     /// Kills both and removes the data (and the PostgreSQL database).
