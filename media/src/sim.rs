@@ -2,7 +2,8 @@
 //! participants, a network of in-process queues, a simulated clock, no socket and no sleeping.
 //! What the real-socket tests (`tests/tests/media.rs`) show with webrtc-rs and Chromium, these
 //! show for the shard's decisions alone, fast and repeatable: forwarding, keyframe requests,
-//! and policy changes that pause and resume a track without renegotiating.
+//! simulcast layer switches, and policy changes that pause and resume a track without
+//! renegotiating.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +12,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::{
+    Direction, Frequency, KeyframeRequest, MediaKind, MediaTime, Mid, Rid, Simulcast,
+    SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::sync::{mpsc, oneshot};
@@ -119,6 +123,11 @@ impl Net {
 
     /// `who` enters the joint room and offers to publish `publish`; returns its index.
     fn join(&mut self, who: &str, port: u16, publish: &[MediaKind]) -> usize {
+        self.join_with(who, port, publish, &[])
+    }
+
+    /// Like [`Net::join`], each video line sent as simulcast layers `rids` (none: one layer).
+    fn join_with(&mut self, who: &str, port: u16, publish: &[MediaKind], rids: &[&str]) -> usize {
         let participant = ParticipantId::from(who);
         self.ask(|reply| Command::Enter {
             room: ROOM.into(),
@@ -132,7 +141,16 @@ impl Net {
         let mut api = rtc.sdp_api();
         let publishing: Vec<Mid> = publish
             .iter()
-            .map(|kind| api.add_media(*kind, Direction::SendOnly, None, None, None))
+            .map(|kind| {
+                let simulcast = (*kind == MediaKind::Video && !rids.is_empty()).then(|| {
+                    let mut layers = Simulcast::new();
+                    for rid in rids {
+                        layers.add_send_layer(SimulcastLayer::new(rid));
+                    }
+                    layers
+                });
+                api.add_media(*kind, Direction::SendOnly, None, None, simulcast)
+            })
             .collect();
         let (offer, pending) = api.apply().expect("an offer");
         let outcome = self
@@ -324,6 +342,53 @@ impl Net {
         writer.write(pt, now, time, data.to_vec()).expect("written");
     }
 
+    /// Writes one frame of simulcast layer `rid` on a peer's `line`-th publishing line (VP8).
+    fn write_layer(&mut self, who: usize, line: usize, rid: &str, time: MediaTime, data: &[u8]) {
+        let now = self.now;
+        let peer = &mut self.peers[who];
+        let mid = peer.publishing[line];
+        let writer = peer.rtc.writer(mid).expect("a writer");
+        let pt = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::Vp8)
+            .map(|p| p.pt())
+            .expect("VP8 was negotiated");
+        writer
+            .rid(Rid::from(rid))
+            .write(pt, now, time, data.to_vec())
+            .expect("written");
+    }
+
+    /// The largest picture height a subscriber asks for (`None`: any).
+    fn max_height(&mut self, who: usize, max_height: Option<u32>) {
+        let participant = self.peers[who].who.clone();
+        self.ask(|reply| Command::MaxHeight {
+            room: ROOM.into(),
+            participant,
+            max_height,
+            reply,
+        })
+        .expect("applied");
+        self.relay_events();
+    }
+
+    /// The simulcast layers a peer was asked for keyframes of so far (and forgets the asks).
+    fn keyframe_requests_by_layer(&mut self, who: usize) -> Vec<Option<String>> {
+        let events = std::mem::take(&mut self.peers[who].events);
+        let (asks, rest): (Vec<Event>, Vec<Event>) = events
+            .into_iter()
+            .partition(|e| matches!(e, Event::KeyframeRequest(_)));
+        self.peers[who].events = rest;
+        asks.into_iter()
+            .filter_map(|e| match e {
+                Event::KeyframeRequest(KeyframeRequest { rid, .. }) => {
+                    Some(rid.map(|r| r.to_string()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The frames a peer received so far (and forgets them).
     fn received(&mut self, who: usize) -> Vec<Arc<[u8]>> {
         let events = std::mem::take(&mut self.peers[who].events);
@@ -362,6 +427,19 @@ fn vp8(n: u8, keyframe: bool) -> Vec<u8> {
         vec![0x51, 0x02, 0x00]
     };
     frame.extend(std::iter::repeat_n(n, 200));
+    frame
+}
+
+/// A VP8 frame of a simulcast layer: a keyframe carries its picture size; every byte after the
+/// header is `tag` (which layer), `len` of them (the layers' bitrates differ as an encoder's do).
+fn vp8_layer(keyframe: bool, (width, height): (u16, u16), tag: u8, len: usize) -> Vec<u8> {
+    let mut frame = if keyframe {
+        let (w, h) = (width.to_le_bytes(), height.to_le_bytes());
+        vec![0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, w[0], w[1], h[0], h[1]]
+    } else {
+        vec![0x51, 0x02, 0x00]
+    };
+    frame.extend(std::iter::repeat_n(tag, len));
     frame
 }
 
@@ -463,4 +541,69 @@ fn a_move_to_the_lobby_pauses_a_track_and_the_return_resumes_it_without_renegoti
     assert!(frames.len() >= 8, "heard again: {} frames", frames.len());
     assert_eq!(frames.last().map(|f| f[1]), Some(29));
     assert_eq!(net.offers, offers_before, "the lines stayed: no new offers");
+}
+
+#[test]
+fn a_subscriber_asking_for_a_smaller_picture_switches_to_the_lower_layer_at_its_keyframe() {
+    let mut net = Net::new();
+    let a = net.join_with("a", 50_031, &[MediaKind::Video], &["h", "l"]);
+    let b = net.join("b", 50_032, &[MediaKind::Audio]);
+    net.relay_events();
+    net.connect();
+    // Both layers, a keyframe on each every second (30 frames).
+    let mut n = 0u64;
+    let mut send = |net: &mut Net, frames: u64, keyframes: bool| {
+        for _ in 0..frames {
+            let key = keyframes && n.is_multiple_of(30);
+            let t = video_time(n);
+            net.write_layer(a, 0, "h", t, &vp8_layer(key, (640, 480), b'H', 1000));
+            net.write_layer(a, 0, "l", t, &vp8_layer(key, (320, 240), b'L', 200));
+            net.run(Duration::from_millis(33));
+            n += 1;
+        }
+    };
+    let layer_of = |f: &Arc<[u8]>| f.last().copied();
+    send(&mut net, 90, true);
+    let frames = net.received(b);
+    assert!(frames.len() >= 30, "b sees a: {} frames", frames.len());
+    assert_eq!(
+        frames.last().and_then(layer_of),
+        Some(b'H'),
+        "with no limit, the best layer"
+    );
+    net.keyframe_requests_by_layer(a);
+    let offers_before = net.offers.clone();
+
+    // b asks for at most 240 lines: the shard wants the lower layer and asks for its keyframe;
+    // until one comes, b keeps the picture it has (no frozen gap, no undecodable delta).
+    net.max_height(b, Some(240));
+    send(&mut net, 10, false);
+    assert!(
+        net.keyframe_requests_by_layer(a)
+            .contains(&Some("l".to_string())),
+        "the publisher is asked for a keyframe of the lower layer"
+    );
+    let waiting = net.received(b);
+    assert!(
+        waiting.iter().all(|f| layer_of(f) == Some(b'H')),
+        "no frame of the new layer before its keyframe"
+    );
+    assert!(!waiting.is_empty(), "the old layer goes on meanwhile");
+
+    // The lower layer's keyframe: the switch happens on it, and only that layer follows.
+    send(&mut net, 30, true);
+    let after = net.received(b);
+    let first_low = after
+        .iter()
+        .position(|f| layer_of(f) == Some(b'L'))
+        .expect("switched to the lower layer");
+    assert_eq!(after[first_low][0], 0x50, "the switch starts at a keyframe");
+    assert!(
+        after[first_low..].iter().all(|f| layer_of(f) == Some(b'L')),
+        "only the lower layer after the switch"
+    );
+    assert_eq!(
+        net.offers, offers_before,
+        "a layer switch needs no renegotiation"
+    );
 }
