@@ -10,7 +10,9 @@
 //!   the shard.
 //! - `shard`: the media task's state machine, with no I/O and no clock of its own: every
 //!   participant's `Rtc`, the demux maps, each room's policy and forwarding table; keyframes,
-//!   simulcast layers, bandwidth, speaker. Driven in memory by its tests.
+//!   simulcast layers, bandwidth, speaker. Driven in memory by `sim` (tests only): str0m
+//!   peers on in-process queues and a simulated clock — forwarding, keyframe requests, layer
+//!   switches, policy changes.
 //! - [`policy`]: who receives whom — lobby, joint room, private rooms (背对背), moderator blocks,
 //!   observers, audio-only subscribers — as a plain state machine.
 //! - `demux`: which participant a datagram belongs to (source address, then STUN ufrag), O(1).
