@@ -330,33 +330,38 @@ impl Net {
 
     /// Writes one frame on a peer's `line`-th publishing line, with the codec `codec`.
     fn write(&mut self, who: usize, line: usize, codec: Codec, time: MediaTime, data: &[u8]) {
+        self.write_on(who, line, codec, None, time, data);
+    }
+
+    /// Writes one frame of simulcast layer `rid` on a peer's `line`-th publishing line (VP8).
+    fn write_layer(&mut self, who: usize, line: usize, rid: &str, time: MediaTime, data: &[u8]) {
+        self.write_on(who, line, Codec::Vp8, Some(rid), time, data);
+    }
+
+    /// Writes one frame on a peer's `line`-th publishing line with `codec`, as layer `rid`
+    /// when it sends simulcast.
+    fn write_on(
+        &mut self,
+        who: usize,
+        line: usize,
+        codec: Codec,
+        rid: Option<&str>,
+        time: MediaTime,
+        data: &[u8],
+    ) {
         let now = self.now;
         let peer = &mut self.peers[who];
         let mid = peer.publishing[line];
-        let writer = peer.rtc.writer(mid).expect("a writer");
+        let mut writer = peer.rtc.writer(mid).expect("a writer");
         let pt = writer
             .payload_params()
             .find(|p| p.spec().codec == codec)
             .map(|p| p.pt())
             .expect("the codec was negotiated");
+        if let Some(rid) = rid {
+            writer = writer.rid(Rid::from(rid));
+        }
         writer.write(pt, now, time, data.to_vec()).expect("written");
-    }
-
-    /// Writes one frame of simulcast layer `rid` on a peer's `line`-th publishing line (VP8).
-    fn write_layer(&mut self, who: usize, line: usize, rid: &str, time: MediaTime, data: &[u8]) {
-        let now = self.now;
-        let peer = &mut self.peers[who];
-        let mid = peer.publishing[line];
-        let writer = peer.rtc.writer(mid).expect("a writer");
-        let pt = writer
-            .payload_params()
-            .find(|p| p.spec().codec == Codec::Vp8)
-            .map(|p| p.pt())
-            .expect("VP8 was negotiated");
-        writer
-            .rid(Rid::from(rid))
-            .write(pt, now, time, data.to_vec())
-            .expect("written");
     }
 
     /// The largest picture height a subscriber asks for (`None`: any).
@@ -403,13 +408,7 @@ impl Net {
 
     /// Keyframe requests a peer received so far (and forgets them).
     fn keyframe_requests(&mut self, who: usize) -> usize {
-        let events = &mut self.peers[who].events;
-        let n = events
-            .iter()
-            .filter(|e| matches!(e, Event::KeyframeRequest(_)))
-            .count();
-        events.retain(|e| !matches!(e, Event::KeyframeRequest(_)));
-        n
+        self.keyframe_requests_by_layer(who).len()
     }
 }
 
